@@ -1,0 +1,3 @@
+from cesres_ctl.cli import main
+
+main()

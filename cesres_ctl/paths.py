@@ -1,0 +1,42 @@
+"""Where things live: the project (playbooks, roles), the user's state, the sandbox."""
+
+import os
+from pathlib import Path
+
+from cesres_ctl.errors import CesresError
+
+DEFAULT_SANDBOX_ROOT = Path("/var/lib/cesres-sandbox")
+
+
+def project_dir() -> Path:
+    """The checkout that holds ansible.cfg, playbooks/ and roles/.
+
+    The package is installed in editable mode from the checkout, so the project is the
+    package's parent; CESRES_CTL_PROJECT overrides it for unusual installs.
+    """
+    override = os.environ.get("CESRES_CTL_PROJECT")
+    root = Path(override) if override else Path(__file__).resolve().parent.parent
+    if not (root / "playbooks").is_dir() or not (root / "ansible.cfg").is_file():
+        raise CesresError(
+            f"cannot find the cesres-ctl project (playbooks/, ansible.cfg) in {root}; set CESRES_CTL_PROJECT"
+        )
+    return root
+
+
+def state_dir() -> Path:
+    """Per-user state (run registry, logs), following the XDG base directory spec."""
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    path = Path(base) / "cesres-ctl"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def logs_dir() -> Path:
+    path = state_dir() / "logs"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def sandbox_root() -> Path:
+    """The single directory that holds every piece of sandbox state."""
+    return Path(os.environ.get("CESRES_SANDBOX_ROOT") or DEFAULT_SANDBOX_ROOT)
