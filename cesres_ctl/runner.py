@@ -1,0 +1,449 @@
+"""Run one of the project's playbooks through ansible-runner, with live progress and a kept log.
+
+Every call gets a fresh private data dir: runner never rewrites the env/* files of a reused one, so a
+second run would silently see the first run's extravars (ansible-runner #172). The event handler only
+enqueues (a slow handler makes runner time out, #1343); a consumer thread writes the log and drives the
+display.
+"""
+
+import json
+import os
+import queue
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+from typing import Any, TextIO
+
+import ansible_runner
+
+from cesres_ctl import paths
+from cesres_ctl.errors import CesresError
+from cesres_ctl.progress import ProgressDisplay, task_label
+
+MAX_FAILURE_CHARS = 300
+
+# HostStats field -> key of the playbook_on_stats event data.
+_STATS_KEYS = {
+    "ok": "ok",
+    "changed": "changed",
+    "failed": "failures",
+    "unreachable": "dark",
+    "skipped": "skipped",
+    "rescued": "rescued",
+    "ignored": "ignored",
+}
+
+_ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+@dataclass(frozen=True)
+class HostStats:
+    ok: int
+    changed: int
+    failed: int
+    unreachable: int
+    skipped: int
+    rescued: int
+    ignored: int
+
+
+@dataclass(frozen=True)
+class PlaybookResult:
+    status: str  # runner status: successful / failed / canceled / timeout
+    rc: int
+    hosts: dict[str, HostStats]
+    log_path: Path  # full Ansible output of this run, kept after the run
+    failure: str | None  # one line describing the first failure, None when successful
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "successful" and self.rc == 0
+
+
+# --- pure helpers: events in, display text out --------------------------------------------------
+
+
+def parse_stats(event_data: Mapping[str, Any]) -> dict[str, HostStats]:
+    """Per-host counters from a playbook_on_stats event's data (hosts absent from a counter have 0)."""
+    hosts: set[str] = set()
+    for key in (*_STATS_KEYS.values(), "processed"):
+        hosts.update(event_data.get(key) or {})
+    return {
+        host: HostStats(
+            **{name: int((event_data.get(key) or {}).get(host, 0)) for name, key in _STATS_KEYS.items()}
+        )
+        for host in sorted(hosts)
+    }
+
+
+def format_summary(result: PlaybookResult) -> str:
+    """One line per host, e.g. `sandbox: ok=12 changed=0 failed=0 unreachable=0`."""
+    return "\n".join(
+        f"{host}: ok={s.ok} changed={s.changed} failed={s.failed} unreachable={s.unreachable}"
+        for host, s in result.hosts.items()
+    )
+
+
+def is_failure_event(event: Mapping[str, Any]) -> bool:
+    name = event.get("event")
+    if name == "runner_on_unreachable":
+        return True
+    return name == "runner_on_failed" and not (event.get("event_data") or {}).get("ignore_errors")
+
+
+def first_failure(events: Iterable[Mapping[str, Any]]) -> str | None:
+    """The failure line of the first unreachable host or non-ignored failed task, if any."""
+    for event in events:
+        if is_failure_event(event):
+            return describe_failure(event)
+    return None
+
+
+def describe_failure(event: Mapping[str, Any]) -> str:
+    """`<host>: <task>: <message>` for a runner_on_failed / runner_on_unreachable event."""
+    data = event.get("event_data") or {}
+    host = str(data.get("host") or "?")
+    unreachable = event.get("event") == "runner_on_unreachable"
+    message = _failure_message(host, data.get("res") or {}, unreachable=unreachable)
+    return _one_line(f"{host}: {task_label(data)}: {message}")
+
+
+def failure_from_output(text: str) -> str | None:
+    """Failure line of a run that failed outside any task (syntax error, ansible-playbook missing, …)."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    # Ansible prints the reason on the [ERROR] line; what follows is context (origin, source excerpt).
+    for line in lines:
+        if line.startswith("[ERROR]:"):
+            return _one_line(line.removeprefix("[ERROR]:"))
+    return _one_line(lines[-1]) if lines else None
+
+
+def _failure_message(host: str, res: Mapping[str, Any], *, unreachable: bool) -> str:
+    if "censored" in res:
+        # no_log: the result holds nothing we may show.
+        return "failed (output hidden by no_log)"
+    msg = _first_line(res.get("msg")).removeprefix("Task failed: ")
+    results = res.get("results")
+    if isinstance(results, list) and (not msg or msg.startswith("One or more items failed")):
+        # A loop: the reason is in the first failed item.
+        failed_items = [item for item in results if isinstance(item, Mapping) and item.get("failed")]
+        if failed_items:
+            return _failure_message(host, failed_items[0], unreachable=unreachable)
+    outputs = [_text(res.get(key)) for key in ("msg", "stderr", "stdout", "module_stderr", "module_stdout")]
+    if any("Disk quota exceeded" in text for text in outputs):
+        return "disk quota exceeded on the cluster (free some space; `quota` shows your usage)"
+    if unreachable:
+        explanation = _explain_unreachable(host, msg)
+        if explanation:
+            return explanation
+    if msg.startswith("MODULE FAILURE"):
+        # The module crashed: its own stderr says why, "MODULE FAILURE" does not.
+        detail = _last_line(res.get("module_stderr")) or _last_line(res.get("module_stdout"))
+        return f"module failure: {detail}" if detail else msg
+    if msg == "non-zero return code":
+        detail = _last_line(res.get("stderr")) or _last_line(res.get("stdout"))
+        rc = res.get("rc")
+        return f"command failed (rc={rc}): {detail}" if detail else f"command failed (rc={rc})"
+    return msg or _last_line(res.get("stderr")) or _last_line(res.get("stdout")) or "failed without a message"
+
+
+def _explain_unreachable(host: str, msg: str) -> str | None:
+    if "Permission denied (publickey" in msg:
+        return "the SSH key was refused (Permission denied (publickey))"
+    if "Could not resolve hostname" in msg:
+        return f"cannot reach {host}: its address does not resolve (check ansible_host, your network or VPN)"
+    if "Connection refused" in msg:
+        return f"cannot reach {host}: connection refused (wrong port, or no SSH server listening)"
+    if "timed out" in msg:
+        return f"cannot reach {host}: the connection timed out (check your network, VPN or SSH gateway)"
+    if "Host key verification failed" in msg:
+        return (
+            f"the host key of {host} does not match known_hosts (or is not in it yet): "
+            "check the key, then fix ~/.ssh/known_hosts"
+        )
+    return None
+
+
+def _text(value: object) -> str:
+    if value is None:
+        return ""
+    return value if isinstance(value, str) else json.dumps(value, default=str)
+
+
+def _first_line(value: object) -> str:
+    return next((line.strip() for line in _text(value).splitlines() if line.strip()), "")
+
+
+def _last_line(value: object) -> str:
+    return next((line.strip() for line in reversed(_text(value).splitlines()) if line.strip()), "")
+
+
+def _one_line(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= MAX_FAILURE_CHARS else text[: MAX_FAILURE_CHARS - 1] + "…"
+
+
+def event_output(event: Mapping[str, Any]) -> list[str]:
+    """The Ansible output lines an event carries, as the terminal would show them, without colours."""
+    stdout = event.get("stdout")
+    # Verbose events are raw output lines, so an empty one is a real blank line; for the others an
+    # empty stdout (runner_on_start, …) means the event printed nothing.
+    if not stdout and event.get("event") != "verbose":
+        return []
+    return _ANSI_ESCAPE.sub("", stdout or "").replace("\r\n", "\n").replace("\r", "\n").split("\n")
+
+
+# --- the run ------------------------------------------------------------------------------------
+
+
+class _Recorder:
+    """Consumer side of the event queue: log file, display, first failure and final stats."""
+
+    def __init__(self, log: TextIO, display: ProgressDisplay | None, cancel: threading.Event) -> None:
+        self.log = log
+        self.display = display
+        self.cancel = cancel
+        self.failure: str | None = None
+        self.hosts: dict[str, HostStats] = {}
+
+    def consume(self, events: "queue.Queue[Mapping[str, Any] | None]", task_count: "_TaskCount") -> None:
+        cancel_shown = False
+        while True:
+            try:
+                event = events.get(timeout=0.2)
+            except queue.Empty:
+                event = {}
+            if event is None:
+                return
+            if self.display is not None:
+                total = task_count.poll()
+                if total is not None:
+                    self.display.set_total(total)
+                if self.cancel.is_set() and not cancel_shown:
+                    cancel_shown = True
+                    self.display.cancelling()
+            if event:
+                self.record(event)
+
+    def record(self, event: Mapping[str, Any]) -> None:
+        lines = event_output(event)
+        if lines:
+            self.log.write("\n".join(lines) + "\n")
+            # Flushed per event so the log is complete up to a crash of cesres-ctl itself.
+            self.log.flush()
+        if self.failure is None and is_failure_event(event):
+            self.failure = describe_failure(event)
+        if event.get("event") == "playbook_on_stats":
+            self.hosts = parse_stats(event.get("event_data") or {})
+        if self.display is not None:
+            self.display.handle(event, lines)
+
+
+class _TaskCount:
+    """`ansible-playbook --list-tasks`, run alongside the playbook to size the progress bar (~1 s)."""
+
+    def __init__(self, command: list[str] | None, env: Mapping[str, str], cwd: Path, out: Path) -> None:
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._out = out
+        self._done = False
+        if command is None:
+            return
+        # A file rather than a pipe: nobody reads the pipe while the child runs, a big listing would block.
+        with out.open("wb") as sink:
+            try:
+                self._proc = subprocess.Popen(
+                    command,
+                    stdout=sink,
+                    stderr=subprocess.DEVNULL,
+                    stdin=subprocess.DEVNULL,
+                    env=env,
+                    cwd=cwd,
+                )
+            except OSError:
+                self._proc = None
+
+    def poll(self) -> int | None:
+        """The number of listed tasks, once, as soon as the listing is done (None before and after)."""
+        if self._done or self._proc is None or self._proc.poll() is None:
+            return None
+        self._done = True
+        if self._proc.returncode != 0:
+            return None
+        listing = self._out.read_text(encoding="utf-8", errors="replace")
+        # Task lines are indented under "    tasks:" and end with a TAB-separated tag list.
+        return sum(1 for line in listing.splitlines() if line.startswith("      ") and "\tTAGS:" in line)
+
+    def stop(self) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait()
+
+
+def _list_tasks_command(
+    env: Mapping[str, str],
+    playbook: str,
+    *,
+    inventory: str | None,
+    limit: str | None,
+    extravars: Mapping[str, Any],
+    tags: Sequence[str],
+    skip_tags: Sequence[str],
+) -> list[str] | None:
+    executable = shutil.which("ansible-playbook", path=env["PATH"])
+    if executable is None:
+        return None
+    command = [executable, "--list-tasks", playbook]
+    if inventory:
+        command += ["-i", inventory]
+    if limit:
+        command += ["--limit", limit]
+    if extravars:
+        command += ["-e", json.dumps(extravars)]
+    if tags:
+        command += ["--tags", ",".join(tags)]
+    if skip_tags:
+        command += ["--skip-tags", ",".join(skip_tags)]
+    return command
+
+
+def run_playbook(
+    playbook: str,
+    *,
+    limit: str | None = None,
+    extravars: dict | None = None,
+    tags: Sequence[str] = (),
+    skip_tags: Sequence[str] = (),
+    verbose: bool = False,
+    title: str | None = None,
+    inventory: str | None = None,
+    quiet: bool = False,
+) -> PlaybookResult:
+    """Run `playbook` (relative to the project) and return its outcome; never raises on a failed run."""
+    project = paths.project_dir()
+    if not (project / playbook).is_file():
+        raise CesresError(f"no playbook {playbook} in {project}")
+    inventory_path: str | None = None
+    if inventory is not None:
+        resolved = Path(inventory) if Path(inventory).is_absolute() else project / inventory
+        if not resolved.exists():
+            raise CesresError(f"inventory {inventory} not found")
+        inventory_path = str(resolved)
+    extravars = dict(extravars or {})
+    stem = Path(playbook).stem
+    ident = f"{stem}-{datetime.now(UTC):%Y%m%dT%H%M%S.%fZ}"
+    log_path = paths.logs_dir() / f"{ident}.log"
+    envvars = {
+        "ANSIBLE_CONFIG": str(project / "ansible.cfg"),
+        # Runner forces host key checking off unless it is set explicitly; we always check.
+        "ANSIBLE_HOST_KEY_CHECKING": "True",
+        # Ansible runs under runner's pty and would colour its output: keep the log plain text.
+        "ANSIBLE_FORCE_COLOR": "0",
+        "ANSIBLE_NOCOLOR": "1",
+        # The ansible-playbook of the venv cesres-ctl runs from, even if that venv is not activated.
+        "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", os.defpath)]),
+    }
+    events: queue.Queue[Mapping[str, Any] | None] = queue.Queue()
+    cancel = threading.Event()
+
+    def on_event(event: Mapping[str, Any]) -> bool:
+        events.put(event)
+        return True
+
+    kwargs: dict[str, Any] = {
+        "project_dir": str(project),
+        "playbook": playbook,
+        "ident": ident,
+        "envvars": envvars,
+        "extravars": extravars,
+        "suppress_env_files": True,
+        "quiet": True,
+        "event_handler": on_event,
+        "cancel_callback": cancel.is_set,
+        # Cancel is polled once per pexpect wait: 1 s instead of 5 s keeps Ctrl-C responsive.
+        # idle_timeout stays unset: quiet tasks (pip install, sbatch --wait) must not be killed.
+        "settings": {"pexpect_timeout": 1},
+    }
+    if inventory_path:
+        kwargs["inventory"] = inventory_path
+    if limit:
+        kwargs["limit"] = limit
+    if tags:
+        kwargs["tags"] = ",".join(tags)
+    if skip_tags:
+        kwargs["skip_tags"] = ",".join(skip_tags)
+    display = None if quiet else ProgressDisplay(title or stem, verbose=verbose)
+    # The task count only sizes the animated bar: not worth a second ansible-playbook otherwise.
+    list_tasks = (
+        None
+        if display is None or not display.animated
+        else _list_tasks_command(
+            envvars,
+            playbook,
+            inventory=inventory_path,
+            limit=limit,
+            extravars=extravars,
+            tags=tags,
+            skip_tags=skip_tags,
+        )
+    )
+
+    with log_path.open("w", encoding="utf-8") as log, ExitStack() as cleanup:
+        # In /tmp and short: runner puts ssh-agent's unix socket in it (path length limit, runner #136).
+        private_dir = Path(tempfile.mkdtemp(prefix="cesres-"))
+        cleanup.callback(shutil.rmtree, private_dir, ignore_errors=True)
+        kwargs["private_data_dir"] = str(private_dir)
+        if display is not None:
+            cleanup.enter_context(display)
+        cleanup.enter_context(_ctrl_c_cancels(cancel))
+        task_count = _TaskCount(list_tasks, {**os.environ, **envvars}, project, private_dir / "tasks.txt")
+        cleanup.callback(task_count.stop)
+        recorder = _Recorder(log, display, cancel)
+        consumer = threading.Thread(target=recorder.consume, args=(events, task_count), daemon=True)
+        consumer.start()
+        # Runs last on the way out: every queued event is logged and shown before the display closes.
+        cleanup.callback(consumer.join)
+        cleanup.callback(events.put, None)
+        runner = ansible_runner.run(**kwargs)
+
+    status = str(runner.status)
+    rc = runner.rc if isinstance(runner.rc, int) else -1
+    failure = None
+    if status != "successful" or rc != 0:
+        if status == "canceled":
+            failure = "canceled (Ctrl-C)"
+        else:
+            failure = recorder.failure or failure_from_output(log_path.read_text(encoding="utf-8"))
+            failure = failure or f"ansible-playbook ended with status {status} (rc={rc})"
+    return PlaybookResult(status=status, rc=rc, hosts=recorder.hosts, log_path=log_path, failure=failure)
+
+
+@contextmanager
+def _ctrl_c_cancels(cancel: threading.Event) -> Iterator[None]:
+    """Turn Ctrl-C into a cancel request for the duration of the run.
+
+    Ansible runs in its own session under runner's pty, so it does not get the terminal's SIGINT: runner
+    kills it once cancel_callback says so. Signal handlers can only be set from the main thread.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_sigint(signum: int, frame: FrameType | None) -> None:
+        # Only set a flag: a signal handler must not take locks (queue, console) the main thread may hold.
+        cancel.set()
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
