@@ -1,0 +1,74 @@
+"""``cesres-ctl sandbox up | down | status``."""
+
+import json
+from pathlib import Path
+
+import typer
+
+from cesres_ctl import paths
+from cesres_ctl.console import out
+from cesres_ctl.sandbox import lifecycle
+
+app = typer.Typer(help="The local sandbox cluster that imitates CÉCI dragon2.", no_args_is_help=True)
+
+RootOption = typer.Option(
+    None, "--root", help="Sandbox root directory (default: $CESRES_SANDBOX_ROOT or /var/lib/cesres-sandbox)."
+)
+
+
+def _root(root: Path | None) -> Path:
+    return root or paths.sandbox_root()
+
+
+@app.command()
+def up(
+    root: Path | None = RootOption,
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show Ansible's own output."),
+) -> None:
+    """Build the sandbox (idempotent) and start its daemons."""
+    manifest = lifecycle.up(_root(root), verbose=verbose)
+    out.print(f"sandbox up: ssh -F {manifest.ssh_config} {manifest.login_alias}", markup=False)
+
+
+@app.command()
+def down(
+    root: Path | None = RootOption,
+    purge: bool = typer.Option(False, "--purge", help="Also remove the sandbox's state, user and configuration."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show Ansible's own output."),
+) -> None:
+    """Stop every daemon the sandbox started (by pid file)."""
+    stopped = lifecycle.down(_root(root), purge=purge, verbose=verbose)
+    what = ", ".join(stopped) if stopped else "nothing was running"
+    out.print(f"sandbox down: stopped {what}{'; state purged' if purge else ''}", markup=False)
+
+
+@app.command()
+def status(
+    root: Path | None = RootOption,
+    as_json: bool = typer.Option(False, "--json", help="Print the status as JSON."),
+) -> None:
+    """Report the daemons, the login node through the gateway, and the partitions.
+
+    Exits 0 when everything is up, 1 otherwise.
+    """
+    report = lifecycle.status(_root(root))
+    if as_json:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        _print_status(report)
+    raise typer.Exit(0 if report.healthy else 1)
+
+
+def _print_status(report: lifecycle.SandboxStatus) -> None:
+    if not report.built:
+        out.print(f"no sandbox at {report.root}: run 'cesres-ctl sandbox up'", markup=False)
+        return
+    for name, daemon in report.daemons.items():
+        state = f"running (pid {daemon['pid']})" if daemon["running"] else "stopped"
+        out.print(f"{name:14} {state}", markup=False)
+    gateway = "answers" if report.login_via_gateway else "does not answer"
+    out.print(f"login node through the gateway: {gateway}", markup=False)
+    for partition in report.partitions:
+        default = " (default)" if partition.default else ""
+        out.print(f"partition {partition.name:6} {partition.available:4} max {partition.max_time}{default}", markup=False)
+    out.print(f"connect with: ssh -F {report.ssh_config} {report.host_alias}", markup=False)

@@ -1,0 +1,174 @@
+"""Bring the sandbox cluster up and down, and report on it."""
+
+import os
+import shutil
+import subprocess
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from cesres_ctl.errors import CesresError
+from cesres_ctl.runner import PlaybookResult, run_playbook
+from cesres_ctl.sandbox import daemons, netns
+from cesres_ctl.sandbox.manifest import Manifest, load
+
+SSH_TIMEOUT_SECONDS = 20
+
+
+def require_root() -> None:
+    if os.geteuid() != 0:
+        raise CesresError("the sandbox cluster is built and run as root on this machine: run with sudo")
+
+
+def _run_build_playbook(playbook: str, *, verbose: bool, quiet: bool) -> PlaybookResult:
+    result = run_playbook(playbook, verbose=verbose, title="sandbox", quiet=quiet)
+    if not result.ok:
+        raise CesresError(result.failure or f"{playbook} failed", log_path=str(result.log_path))
+    return result
+
+
+def up(root: Path, *, verbose: bool = False, quiet: bool = False) -> Manifest:
+    """Build (idempotently) and start the sandbox; return its manifest."""
+    require_root()
+    _run_build_playbook("playbooks/sandbox.yml", verbose=verbose, quiet=quiet)
+    manifest = load(root)
+    _ensure_run_dirs()
+    # First of all: the controller and accounting addresses live on the veth pair, and
+    # without it traffic to them would leave the machine by the default route.
+    netns.ensure(manifest.netns)
+    for daemon in manifest.daemons:
+        daemons.start(daemon, manifest.netns)
+    _ensure_accounting(manifest)
+    return manifest
+
+
+def _ensure_run_dirs() -> None:
+    """/run may be a fresh tmpfs after a reboot: recreate what sshd and munged need there."""
+    Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
+    munge_run = Path("/run/munge")
+    munge_run.mkdir(mode=0o755, exist_ok=True)
+    shutil.chown(munge_run, user="munge", group="munge")
+
+
+def _sacctmgr(*args: str) -> str:
+    done = subprocess.run(["sacctmgr", *args], capture_output=True, text=True, timeout=60, check=False)
+    if done.returncode != 0:
+        reason = (done.stderr.strip().splitlines() or [f"exit code {done.returncode}"])[-1]
+        raise CesresError(f"sacctmgr {' '.join(args)} failed: {reason}")
+    return done.stdout
+
+
+def _ensure_accounting(manifest: Manifest) -> None:
+    """Give the cluster user an account, as CÉCI users have (sacct, fair share)."""
+    if not _sacctmgr("--noheader", "--parsable2", "show", "account", manifest.account, "format=account").strip():
+        _sacctmgr("--immediate", "add", "account", manifest.account, "Description=cesres-ctl sandbox",
+                  "Organization=cesres")
+    if not _sacctmgr("--noheader", "--parsable2", "show", "user", manifest.user, "format=user").strip():
+        _sacctmgr("--immediate", "add", "user", manifest.user, f"Account={manifest.account}",
+                  f"DefaultAccount={manifest.account}")
+
+
+def down(root: Path, *, purge: bool = False, verbose: bool = False, quiet: bool = False) -> list[str]:
+    """Stop every daemon of the sandbox by pid file; with purge, remove its state too.
+
+    Returns the names of the daemons that were stopped.
+    """
+    require_root()
+    stopped: list[str] = []
+    try:
+        manifest: Manifest | None = load(root)
+    except CesresError:
+        manifest = None
+    if manifest is not None:
+        for daemon in reversed(manifest.daemons):
+            if daemons.stop(daemon):
+                stopped.append(daemon.name)
+        netns.remove(manifest.netns)
+    if purge:
+        _run_build_playbook("playbooks/sandbox_purge.yml", verbose=verbose, quiet=quiet)
+        if root.exists():
+            shutil.rmtree(root)
+    return stopped
+
+
+@dataclass
+class Partition:
+    name: str
+    available: str
+    max_time: str
+    default: bool
+
+
+@dataclass
+class SandboxStatus:
+    root: str
+    built: bool
+    daemons: dict[str, dict[str, object]] = field(default_factory=dict)
+    login_via_gateway: bool = False
+    partitions: list[Partition] = field(default_factory=list)
+    ssh_config: str | None = None
+    host_alias: str | None = None
+    gateway_alias: str | None = None
+    user: str | None = None
+
+    @property
+    def healthy(self) -> bool:
+        return self.built and self.login_via_gateway and all(d["running"] for d in self.daemons.values())
+
+    def to_dict(self) -> dict[str, object]:
+        data = asdict(self)
+        data["healthy"] = self.healthy
+        return data
+
+
+def ssh_command(manifest: Manifest, *remote: str) -> list[str]:
+    """An ssh command line that reaches the login node through the gateway."""
+    return ["ssh", "-F", str(manifest.ssh_config), manifest.login_alias, *remote]
+
+
+def _login_answers(manifest: Manifest) -> bool:
+    try:
+        done = subprocess.run(
+            [*ssh_command(manifest, "true")], capture_output=True, timeout=SSH_TIMEOUT_SECONDS, check=False
+        )
+    except subprocess.TimeoutExpired:
+        return False
+    return done.returncode == 0
+
+
+def _partitions() -> list[Partition]:
+    try:
+        done = subprocess.run(
+            ["sinfo", "--noheader", "--format=%P|%a|%l"], capture_output=True, text=True, timeout=10, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    if done.returncode != 0:
+        return []
+    partitions = []
+    for line in done.stdout.splitlines():
+        name, available, max_time = line.split("|")
+        partitions.append(Partition(name.rstrip("*"), available, max_time, name.endswith("*")))
+    return partitions
+
+
+def status(root: Path) -> SandboxStatus:
+    try:
+        manifest = load(root)
+    except CesresError:
+        return SandboxStatus(root=str(root), built=False)
+    report = SandboxStatus(
+        root=str(root),
+        built=True,
+        ssh_config=str(manifest.ssh_config),
+        host_alias=manifest.login_alias,
+        gateway_alias=manifest.gateway_alias,
+        user=manifest.user,
+    )
+    for daemon in manifest.daemons:
+        current = daemons.state(daemon)
+        report.daemons[daemon.name] = {"running": current.running, "pid": current.pid}
+    if report.daemons.get("sshd-gateway", {}).get("running") and report.daemons.get("sshd-login", {}).get("running"):
+        report.login_via_gateway = _login_answers(manifest)
+    if report.daemons.get("slurmctld", {}).get("running"):
+        report.partitions = _partitions()
+    return report
