@@ -33,7 +33,9 @@ def up(
 @app.command()
 def down(
     root: Path | None = RootOption,
-    purge: bool = typer.Option(False, "--purge", help="Also remove the sandbox's state, user and configuration."),
+    purge: bool = typer.Option(
+        False, "--purge", help="Also remove the sandbox's state, user and configuration."
+    ),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show Ansible's own output."),
 ) -> None:
     """Stop every daemon the sandbox started (by pid file)."""
@@ -70,5 +72,8 @@ def _print_status(report: lifecycle.SandboxStatus) -> None:
     out.print(f"login node through the gateway: {gateway}", markup=False)
     for partition in report.partitions:
         default = " (default)" if partition.default else ""
-        out.print(f"partition {partition.name:6} {partition.available:4} max {partition.max_time}{default}", markup=False)
+        out.print(
+            f"partition {partition.name:6} {partition.available:4} max {partition.max_time}{default}",
+            markup=False,
+        )
     out.print(f"connect with: ssh -F {report.ssh_config} {report.host_alias}", markup=False)

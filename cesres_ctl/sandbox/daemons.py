@@ -48,7 +48,7 @@ def _is_alive(pid: int) -> bool:
 
 def _runs_program(pid: int, exe: str) -> bool:
     try:
-        target = os.readlink(f"/proc/{pid}/exe")
+        target = str(Path(f"/proc/{pid}/exe").readlink())
     except OSError:
         return False
     # Debian installs some daemons behind symlinks (slurmctld -> slurmctld-wlm), and
@@ -140,7 +140,9 @@ def wait_ready(daemon: Daemon, *, timeout: float) -> None:
         time.sleep(POLL_SECONDS)
     detail = _last_log_line(daemon.log)
     suffix = f": {detail}" if detail else ""
-    raise CesresError(f"{daemon.name} did not become ready within {timeout:.0f} s{suffix} (log: {daemon.log})")
+    raise CesresError(
+        f"{daemon.name} did not become ready within {timeout:.0f} s{suffix} (log: {daemon.log})"
+    )
 
 
 def stop(daemon: Daemon, *, timeout: float = 15.0) -> bool:

@@ -59,12 +59,26 @@ def _sacctmgr(*args: str) -> str:
 
 def _ensure_accounting(manifest: Manifest) -> None:
     """Give the cluster user an account, as CÉCI users have (sacct, fair share)."""
-    if not _sacctmgr("--noheader", "--parsable2", "show", "account", manifest.account, "format=account").strip():
-        _sacctmgr("--immediate", "add", "account", manifest.account, "Description=cesres-ctl sandbox",
-                  "Organization=cesres")
+    if not _sacctmgr(
+        "--noheader", "--parsable2", "show", "account", manifest.account, "format=account"
+    ).strip():
+        _sacctmgr(
+            "--immediate",
+            "add",
+            "account",
+            manifest.account,
+            "Description=cesres-ctl sandbox",
+            "Organization=cesres",
+        )
     if not _sacctmgr("--noheader", "--parsable2", "show", "user", manifest.user, "format=user").strip():
-        _sacctmgr("--immediate", "add", "user", manifest.user, f"Account={manifest.account}",
-                  f"DefaultAccount={manifest.account}")
+        _sacctmgr(
+            "--immediate",
+            "add",
+            "user",
+            manifest.user,
+            f"Account={manifest.account}",
+            f"DefaultAccount={manifest.account}",
+        )
 
 
 def down(root: Path, *, purge: bool = False, verbose: bool = False, quiet: bool = False) -> list[str]:
@@ -138,7 +152,11 @@ def _login_answers(manifest: Manifest) -> bool:
 def _partitions() -> list[Partition]:
     try:
         done = subprocess.run(
-            ["sinfo", "--noheader", "--format=%P|%a|%l"], capture_output=True, text=True, timeout=10, check=False
+            ["sinfo", "--noheader", "--format=%P|%a|%l"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
         )
     except (OSError, subprocess.TimeoutExpired):
         return []
@@ -167,7 +185,9 @@ def status(root: Path) -> SandboxStatus:
     for daemon in manifest.daemons:
         current = daemons.state(daemon)
         report.daemons[daemon.name] = {"running": current.running, "pid": current.pid}
-    if report.daemons.get("sshd-gateway", {}).get("running") and report.daemons.get("sshd-login", {}).get("running"):
+    if report.daemons.get("sshd-gateway", {}).get("running") and report.daemons.get("sshd-login", {}).get(
+        "running"
+    ):
         report.login_via_gateway = _login_answers(manifest)
     if report.daemons.get("slurmctld", {}).get("running"):
         report.partitions = _partitions()

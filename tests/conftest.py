@@ -1,0 +1,78 @@
+"""Shared fixtures: the sandbox cluster that integration tests run against."""
+
+import json
+import os
+import shlex
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+PROJECT = Path(__file__).resolve().parent.parent
+CESRES_CTL = [sys.executable, "-m", "cesres_ctl"]
+
+
+@dataclass(frozen=True)
+class Sandbox:
+    """How tests reach the sandbox cluster: an ssh command line and its facts."""
+
+    root: Path
+    ssh_config: Path
+    alias: str
+    gateway_alias: str
+    user: str
+
+    @property
+    def home(self) -> Path:
+        return self.root / "home" / self.user
+
+    def ssh_argv(self, command: str, *options: str) -> list[str]:
+        return ["ssh", "-F", str(self.ssh_config), *options, self.alias, command]
+
+    def ssh(self, command: str, *options: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        """Run a command on the login node (a plain, non-login shell, as ssh does)."""
+        return subprocess.run(
+            self.ssh_argv(command, *options), capture_output=True, text=True, timeout=timeout, check=False
+        )
+
+    def login_shell(self, script: str, *, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        """Run a script in a login shell on the login node, where `module` is defined."""
+        return self.ssh(f"bash -lc {shlex.quote(script)}", timeout=timeout)
+
+
+def run_cli(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*CESRES_CTL, *args], capture_output=True, text=True, timeout=timeout, check=False, cwd=PROJECT
+    )
+
+
+def _sandbox_status() -> dict:
+    done = run_cli("sandbox", "status", "--json", timeout=120)
+    return json.loads(done.stdout)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # Tests that stop the sandbox run last, so that the others share one running cluster.
+    items.sort(key=lambda item: item.get_closest_marker("disruptive") is not None)
+
+
+@pytest.fixture(scope="session")
+def sandbox() -> Sandbox:
+    """The running sandbox cluster, brought up once per session if it is not up."""
+    if os.geteuid() != 0:
+        pytest.fail("the sandbox tests run as root (the sandbox is built and started as root)")
+    status = _sandbox_status()
+    if not status.get("healthy"):
+        done = run_cli("sandbox", "up", timeout=1800)
+        assert done.returncode == 0, f"sandbox up failed:\n{done.stdout}\n{done.stderr}"
+        status = _sandbox_status()
+        assert status["healthy"], status
+    return Sandbox(
+        root=Path(status["root"]),
+        ssh_config=Path(status["ssh_config"]),
+        alias=status["host_alias"],
+        gateway_alias=status["gateway_alias"],
+        user=status["user"],
+    )

@@ -1,0 +1,65 @@
+"""`cesres-ctl sandbox down` stops every daemon of ours; `up` brings the cluster back."""
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run_cli
+
+pytestmark = [pytest.mark.sandbox, pytest.mark.disruptive]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_down_stops_every_daemon_and_up_restarts_them(sandbox):
+    before = json.loads(run_cli("sandbox", "status", "--json").stdout)
+    pids = [d["pid"] for d in before["daemons"].values()]
+    assert all(pids), before
+
+    down = run_cli("sandbox", "down")
+    assert down.returncode == 0, down.stderr
+    assert not [pid for pid in pids if _alive(pid)], "daemons still running after down"
+    stopped = json.loads(run_cli("sandbox", "status", "--json").stdout)
+    assert not any(d["running"] for d in stopped["daemons"].values())
+    assert not stopped["healthy"]
+    assert run_cli("sandbox", "status").returncode == 1
+    assert not Path("/run/netns/cesres-compute").exists()
+
+    up = run_cli("sandbox", "up", timeout=1800)
+    assert up.returncode == 0, up.stdout[-2000:] + up.stderr
+    after = json.loads(run_cli("sandbox", "status", "--json").stdout)
+    assert after["healthy"], after
+    assert after["login_via_gateway"]
+    assert sandbox.ssh("sinfo --noheader --format=%T").stdout.strip() in {"idle", "mixed"}
+
+
+def test_sandbox_commands_need_root():
+    if os.geteuid() != 0:
+        pytest.skip("runs as root to drop to an ordinary user")
+    done = run_cli_as_nobody("sandbox", "up")
+    assert done.returncode == 1
+    assert "run with sudo" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def run_cli_as_nobody(*args: str):
+    import subprocess
+    import sys
+
+    return subprocess.run(
+        ["runuser", "-u", "nobody", "--", sys.executable, "-m", "cesres_ctl", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "HOME": "/tmp", "XDG_STATE_HOME": "/tmp/cesres-nobody-state"},
+        cwd="/",
+    )
