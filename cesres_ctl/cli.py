@@ -27,30 +27,21 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version."
+    ),
 ) -> None:
     """cesres-ctl: CESReS on CÉCI clusters."""
 
 
 def main() -> None:
-    """Entry point: expected failures become one line on stderr and a non-zero exit."""
+    """Entry point: expected failures become one line on stderr and a non-zero exit.
+
+    Usage errors are typer's (exit 2); typer lets other exceptions through, so a
+    CesresError raised by any command is turned into one line here.
+    """
     try:
-        app(standalone_mode=False)
+        app()
     except CesresError as exc:
         err.print(f"cesres-ctl: error: {exc}", markup=False, soft_wrap=True)
         sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        err.print("cesres-ctl: interrupted", markup=False)
-        sys.exit(130)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except typer.Abort:
-        err.print("cesres-ctl: aborted", markup=False)
-        sys.exit(1)
-    except Exception as exc:  # noqa: BLE001 - click usage errors and the like
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise
