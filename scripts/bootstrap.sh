@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Prepare a fresh Debian 12 machine (as root) to run cesres-ctl from this checkout:
+# the few Debian packages the controller needs, then a virtualenv in .venv with the
+# project and its development tools. Idempotent; sourced by demo.sh and test.sh.
+set -euo pipefail
+
+project_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+venv="$project_dir/.venv"
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "bootstrap: run as root (the sandbox cluster is built with Debian packages): sudo $0" >&2
+    exit 1
+fi
+
+controller_packages=(python3 python3-venv python3-pip openssh-client rsync git iproute2 util-linux)
+missing=()
+for package in "${controller_packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+    echo "bootstrap: installing ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if [ ! -x "$venv/bin/python" ]; then
+    echo "bootstrap: creating $venv"
+    /usr/bin/python3 -m venv "$venv"
+fi
+stamp="$venv/.cesres-ctl-installed"
+if [ ! -f "$stamp" ] || [ "$project_dir/pyproject.toml" -nt "$stamp" ]; then
+    echo "bootstrap: installing cesres-ctl and its development tools into $venv"
+    "$venv/bin/python" -m pip install --quiet --upgrade pip
+    "$venv/bin/python" -m pip install --quiet -e "$project_dir[dev]"
+    touch "$stamp"
+fi
+export PATH="$venv/bin:$PATH"
