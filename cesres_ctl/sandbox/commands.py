@@ -33,9 +33,7 @@ def up(
 @app.command()
 def down(
     root: Path | None = RootOption,
-    purge: bool = typer.Option(
-        False, "--purge", help="Also remove the sandbox's state, user and configuration."
-    ),
+    purge: bool = typer.Option(False, "--purge", help="Also remove the sandbox's state, user and configuration."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show Ansible's own output."),
 ) -> None:
     """Stop every daemon the sandbox started (by pid file)."""

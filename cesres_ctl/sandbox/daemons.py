@@ -140,9 +140,7 @@ def wait_ready(daemon: Daemon, *, timeout: float) -> None:
         time.sleep(POLL_SECONDS)
     detail = _last_log_line(daemon.log)
     suffix = f": {detail}" if detail else ""
-    raise CesresError(
-        f"{daemon.name} did not become ready within {timeout:.0f} s{suffix} (log: {daemon.log})"
-    )
+    raise CesresError(f"{daemon.name} did not become ready within {timeout:.0f} s{suffix} (log: {daemon.log})")
 
 
 def stop(daemon: Daemon, *, timeout: float = 15.0) -> bool:

@@ -59,9 +59,7 @@ def _sacctmgr(*args: str) -> str:
 
 def _ensure_accounting(manifest: Manifest) -> None:
     """Give the cluster user an account, as CÉCI users have (sacct, fair share)."""
-    if not _sacctmgr(
-        "--noheader", "--parsable2", "show", "account", manifest.account, "format=account"
-    ).strip():
+    if not _sacctmgr("--noheader", "--parsable2", "show", "account", manifest.account, "format=account").strip():
         _sacctmgr(
             "--immediate",
             "add",
@@ -185,9 +183,7 @@ def status(root: Path) -> SandboxStatus:
     for daemon in manifest.daemons:
         current = daemons.state(daemon)
         report.daemons[daemon.name] = {"running": current.running, "pid": current.pid}
-    if report.daemons.get("sshd-gateway", {}).get("running") and report.daemons.get("sshd-login", {}).get(
-        "running"
-    ):
+    if report.daemons.get("sshd-gateway", {}).get("running") and report.daemons.get("sshd-login", {}).get("running"):
         report.login_via_gateway = _login_answers(manifest)
     if report.daemons.get("slurmctld", {}).get("running"):
         report.partitions = _partitions()

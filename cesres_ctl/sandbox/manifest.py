@@ -88,6 +88,4 @@ def load(root: Path) -> Manifest:
             ],
         )
     except (KeyError, TypeError) as exc:
-        raise CesresError(
-            f"the sandbox manifest {path} is incomplete ({exc}): run 'cesres-ctl sandbox up'"
-        ) from None
+        raise CesresError(f"the sandbox manifest {path} is incomplete ({exc}): run 'cesres-ctl sandbox up'") from None

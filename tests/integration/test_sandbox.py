@@ -66,7 +66,10 @@ def test_login_by_key_through_the_gateway(sandbox):
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == sandbox.user
     config = subprocess.run(
-        ["ssh", "-F", str(sandbox.ssh_config), "-G", sandbox.alias], capture_output=True, text=True, check=True
+        ["ssh", "-F", str(sandbox.ssh_config), "-G", sandbox.alias],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     assert f"proxyjump {sandbox.gateway_alias}" in config
     assert "stricthostkeychecking true" in config
@@ -90,10 +93,29 @@ def test_unknown_key_is_refused(sandbox, tmp_path, port, alias_attr):
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
     # Only this key: no ssh config file, so the sandbox's client key is not offered.
     done = subprocess.run(
-        ["ssh", "-F", "/dev/null", "-i", str(key), "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
-         "-o", f"UserKnownHostsFile={sandbox.root}/ssh/known_hosts",
-         "-o", f"HostKeyAlias={getattr(sandbox, alias_attr)}", "-p", str(port), f"{sandbox.user}@127.0.0.1", "true"],
-        capture_output=True, text=True, timeout=30, check=False,
+        [
+            "ssh",
+            "-F",
+            "/dev/null",
+            "-i",
+            str(key),
+            "-o",
+            "IdentitiesOnly=yes",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            f"UserKnownHostsFile={sandbox.root}/ssh/known_hosts",
+            "-o",
+            f"HostKeyAlias={getattr(sandbox, alias_attr)}",
+            "-p",
+            str(port),
+            f"{sandbox.user}@127.0.0.1",
+            "true",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
     )
     assert done.returncode == 255
     assert "Permission denied (publickey)" in done.stderr
@@ -170,7 +192,8 @@ def test_python_module_needs_the_release_first(sandbox):
 def test_every_dragon2_module_loads_and_sets_its_root(sandbox, module):
     name = module.split("/")[0].upper().replace("-", "")
     done = sandbox.login_shell(
-        f"module purge && module load {RELEASE} && module load {module} && printenv EBROOT{name} && module help {module}"
+        f"module purge && module load {RELEASE} && module load {module} && "
+        f"printenv EBROOT{name} && module help {module}"
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().startswith(str(sandbox.root / "sw"))
@@ -234,7 +257,9 @@ def test_gpu_job_sees_its_gpu_and_a_private_localscratch(sandbox):
 
 
 def test_batch_job_has_no_gpu(sandbox):
-    _, output = submit_and_wait(sandbox, '#!/bin/bash -l\necho "gpus=${CUDA_VISIBLE_DEVICES:-none}"\n', "--time=00:02:00")
+    _, output = submit_and_wait(
+        sandbox, '#!/bin/bash -l\necho "gpus=${CUDA_VISIBLE_DEVICES:-none}"\n', "--time=00:02:00"
+    )
     assert "gpus=none" in output
 
 
@@ -326,7 +351,11 @@ ANSIBLE_PLAYBOOK = str(Path(sys.executable).parent / "ansible-playbook")
 
 def build_sandbox() -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [ANSIBLE_PLAYBOOK, "playbooks/sandbox.yml"], cwd=PROJECT, capture_output=True, text=True, timeout=900,
+        [ANSIBLE_PLAYBOOK, "playbooks/sandbox.yml"],
+        cwd=PROJECT,
+        capture_output=True,
+        text=True,
+        timeout=900,
         check=False,
     )
 
