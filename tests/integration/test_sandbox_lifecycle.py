@@ -38,3 +38,19 @@ def test_down_stops_every_daemon_and_up_restarts_them(sandbox):
     assert after["healthy"], after
     assert after["login_via_gateway"]
     assert sandbox.ssh("sinfo --noheader --format=%T").stdout.strip() in {"idle", "mixed"}
+
+
+def test_purge_removes_everything_and_up_rebuilds_from_nothing(sandbox):
+    down = run_cli("sandbox", "down", "--purge", timeout=600)
+    assert down.returncode == 0, down.stdout[-2000:] + down.stderr
+    assert not sandbox.root.exists()
+    assert not Path("/etc/slurm/slurm.conf").exists()
+    assert not Path("/etc/profile.d/cesres-sandbox.sh").exists()
+    assert sandbox.user not in Path("/etc/passwd").read_text()
+    assert str(sandbox.root) not in Path("/etc/lmod/modulespath").read_text()
+
+    up = run_cli("sandbox", "up", timeout=1800)
+    assert up.returncode == 0, up.stdout[-2000:] + up.stderr
+    after = json.loads(run_cli("sandbox", "status", "--json").stdout)
+    assert after["healthy"], after
+    assert sandbox.ssh("id -un").stdout.strip() == sandbox.user
