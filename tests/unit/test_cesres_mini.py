@@ -19,8 +19,7 @@ _missing = subprocess.run(
 )
 pytestmark = pytest.mark.skipif(
     _missing.returncode != 0,
-    reason=f"cesres-mini needs numpy, PyYAML and tabulate in {sys.executable}: "
-    f"{_missing.stderr.strip()[-200:]}",
+    reason=f"cesres-mini needs numpy, PyYAML and tabulate in {sys.executable}: {_missing.stderr.strip()[-200:]}",
 )
 
 

@@ -44,9 +44,7 @@ def test_unreachable_publickey_is_explained():
             "jdoe@lemaitre4.cism.ucl.ac.be: Permission denied (publickey,gssapi-keyex).",
         },
     )
-    assert describe_failure(ev) == (
-        "sandbox: Gathering Facts: the SSH key was refused (Permission denied (publickey))"
-    )
+    assert describe_failure(ev) == ("sandbox: Gathering Facts: the SSH key was refused (Permission denied (publickey))")
 
 
 @pytest.mark.parametrize(
@@ -82,27 +80,19 @@ def test_quota_exceeded_in_stderr():
             "[Errno 122] Disk quota exceeded: '/home/ucl/jdoe/.venv/lib'\n",
         },
     )
-    assert describe_failure(ev).startswith(
-        "sandbox: venv | Create the virtualenv: disk quota exceeded on the cluster"
-    )
+    assert describe_failure(ev).startswith("sandbox: venv | Create the virtualenv: disk quota exceeded on the cluster")
 
 
 def test_failed_task_uses_msg_with_role_prefix():
     ev = event("runner_on_failed", role="cesres_venv", res={"msg": "Destination /scratch not writable"})
     assert (
-        describe_failure(ev)
-        == "sandbox: cesres_venv : venv | Create the virtualenv: Destination /scratch not writable"
+        describe_failure(ev) == "sandbox: cesres_venv : venv | Create the virtualenv: Destination /scratch not writable"
     )
 
 
 def test_failed_command_shows_its_stderr():
-    ev = event(
-        "runner_on_failed", res={"msg": "non-zero return code", "rc": 2, "stderr": "a\nsbatch: error: bad\n"}
-    )
-    assert (
-        describe_failure(ev)
-        == "sandbox: venv | Create the virtualenv: command failed (rc=2): sbatch: error: bad"
-    )
+    ev = event("runner_on_failed", res={"msg": "non-zero return code", "rc": 2, "stderr": "a\nsbatch: error: bad\n"})
+    assert describe_failure(ev) == "sandbox: venv | Create the virtualenv: command failed (rc=2): sbatch: error: bad"
 
 
 def test_multiline_message_reduced_to_one_line():
@@ -144,9 +134,7 @@ def test_loop_failure_reports_the_failed_item():
 
 
 def test_failure_from_output_prefers_the_error_line():
-    text = (
-        "\n[ERROR]: YAML parsing failed: did not find expected ','\nOrigin: x.yml:4:1\n\n(source not shown)\n"
-    )
+    text = "\n[ERROR]: YAML parsing failed: did not find expected ','\nOrigin: x.yml:4:1\n\n(source not shown)\n"
     assert failure_from_output(text) == "YAML parsing failed: did not find expected ','"
     assert failure_from_output("\nThe command was not found: ansible-playbook.\n\n") == (
         "The command was not found: ansible-playbook."
@@ -169,9 +157,7 @@ def test_parse_stats_fills_missing_counters():
         "processed": {"sandbox": 1, "login": 1, "idle": 1},
     }
     stats = parse_stats(data)
-    assert stats["sandbox"] == HostStats(
-        ok=12, changed=2, failed=0, unreachable=0, skipped=3, rescued=0, ignored=1
-    )
+    assert stats["sandbox"] == HostStats(ok=12, changed=2, failed=0, unreachable=0, skipped=3, rescued=0, ignored=1)
     assert stats["login"].failed == 1
     assert stats["idle"] == HostStats(0, 0, 0, 0, 0, 0, 0)
     result = PlaybookResult("failed", 2, stats, Path("x.log"), "login: t: m")
@@ -197,9 +183,7 @@ def test_event_output_strips_colour_and_carriage_returns():
 
 def test_progress_state_counts_results():
     state = ProgressState("setup")
-    line = state.apply(
-        {"event": "playbook_on_task_start", "event_data": {"task": "venv | X", "role": "cesres_venv"}}
-    )
+    line = state.apply({"event": "playbook_on_task_start", "event_data": {"task": "venv | X", "role": "cesres_venv"}})
     assert line == "[setup] TASK cesres_venv : venv | X"
     state.apply(event("runner_on_start"))
     state.apply(event("runner_on_ok", res={"changed": True}))
@@ -215,9 +199,7 @@ def test_display_without_tty_prints_one_plain_line_per_task():
     console = Console(file=out, force_terminal=False, width=200)
     with ProgressDisplay("setup", console=console) as display:
         display.set_total(5)
-        display.handle(
-            {"event": "playbook_on_task_start", "event_data": {"task": "[brackets] kept"}}, ["TASK ..."]
-        )
+        display.handle({"event": "playbook_on_task_start", "event_data": {"task": "[brackets] kept"}}, ["TASK ..."])
         display.handle(event("runner_on_ok", res={}), ["ok: [sandbox]"])
     assert out.getvalue() == "[setup] TASK [brackets] kept\n"
 
@@ -257,9 +239,7 @@ def project(tmp_path, monkeypatch):
     root = tmp_path / "project"
     (root / "playbooks").mkdir(parents=True)
     (root / "inventory").mkdir()
-    (root / "ansible.cfg").write_text(
-        "[defaults]\ninventory = inventory/hosts\nretry_files_enabled = false\n"
-    )
+    (root / "ansible.cfg").write_text("[defaults]\ninventory = inventory/hosts\nretry_files_enabled = false\n")
     (root / "inventory" / "hosts").write_text(
         f"localhost ansible_connection=local ansible_python_interpreter={sys.executable}\n"
     )
