@@ -79,9 +79,7 @@ def parse_stats(event_data: Mapping[str, Any]) -> dict[str, HostStats]:
     for key in (*_STATS_KEYS.values(), "processed"):
         hosts.update(event_data.get(key) or {})
     return {
-        host: HostStats(
-            **{name: int((event_data.get(key) or {}).get(host, 0)) for name, key in _STATS_KEYS.items()}
-        )
+        host: HostStats(**{name: int((event_data.get(key) or {}).get(host, 0)) for name, key in _STATS_KEYS.items()})
         for host in sorted(hosts)
     }
 

@@ -154,8 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--no_loop",
         action="store_true",
         default=None,
-        help="do not train: load the weights from --load_model or SERIALIZATION_DIR/best.th "
-        "(as the real model)",
+        help="do not train: load the weights from --load_model or SERIALIZATION_DIR/best.th (as the real model)",
     )
     add(
         "-ne",
@@ -253,9 +252,7 @@ def load_config(path: str | None) -> dict[str, dict[str, Any]]:
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"cannot read configuration file {path}: {exc}") from None
     if not isinstance(raw, dict):
-        raise UsageError(
-            f"configuration file {path} must be a YAML mapping of sections {', '.join(SECTIONS)}"
-        )
+        raise UsageError(f"configuration file {path} must be a YAML mapping of sections {', '.join(SECTIONS)}")
     missing = [s for s in SECTIONS if s not in raw]
     if missing:
         raise UsageError(
@@ -269,9 +266,7 @@ def load_config(path: str | None) -> dict[str, dict[str, Any]]:
     for name, sec in config.items():
         for key in sec:
             if key in KEYS_COMPAT[name]:
-                note(
-                    f"{name}.{key} is accepted for compatibility with CESReS but has no effect in cesres-mini"
-                )
+                note(f"{name}.{key} is accepted for compatibility with CESReS but has no effect in cesres-mini")
             elif key not in KEYS_USED[name]:
                 note(f"unknown key {name}.{key} ignored")
     return config
@@ -334,9 +329,7 @@ def resolve(args: argparse.Namespace, config: dict[str, dict[str, Any]]) -> Sett
         value = pick(key)
         if value is None:
             if needed:
-                flag = {"training": "-t", "validation": "-v", "evaluation": "-e", "serialization_dir": "-s"}[
-                    key
-                ]
+                flag = {"training": "-t", "validation": "-v", "evaluation": "-e", "serialization_dir": "-s"}[key]
                 raise UsageError(f"no {key} path: set CONFIG.{key} in the configuration or give {flag}")
             return None
         return _str(value, where(key))
@@ -416,9 +409,7 @@ def resolve(args: argparse.Namespace, config: dict[str, dict[str, Any]]) -> Sett
         head_sizes = [embedding_size]
     elif head.get("name") == "mult_dense":
         if len(head_arg) < 2:
-            raise UsageError(
-                "MODEL.classification_head mult_dense needs arg [number, hidden_sizes, num_labels]"
-            )
+            raise UsageError("MODEL.classification_head mult_dense needs arg [number, hidden_sizes, num_labels]")
         number = _int(head_arg[0], "MODEL.classification_head.arg[0]", minimum=0)
         hidden = head_arg[1]
         if isinstance(hidden, list):
@@ -429,34 +420,25 @@ def resolve(args: argparse.Namespace, config: dict[str, dict[str, Any]]) -> Sett
             sizes = [_int(hidden, "MODEL.classification_head.arg[1]")] * (number + 1)
         if sizes[0] != embedding_size:
             raise UsageError(
-                f"MODEL.classification_head: first hidden size {sizes[0]} "
-                f"!= MODEL.embedding_size {embedding_size}"
+                f"MODEL.classification_head: first hidden size {sizes[0]} != MODEL.embedding_size {embedding_size}"
             )
         head_sizes = sizes
         act = head_kwargs.get("activation") or {"name": "gelu"}
         activation = act.get("name") if isinstance(act, dict) else act
         if activation not in ACTIVATIONS:
-            raise UsageError(
-                f"activation must be one of {', '.join(sorted(ACTIVATIONS))}, got {activation!r}"
-            )
+            raise UsageError(f"activation must be one of {', '.join(sorted(ACTIVATIONS))}, got {activation!r}")
         if head_kwargs.get("norm"):
             note("classification_head norm (BatchNorm) is not implemented in cesres-mini; ignored")
     else:
-        raise UsageError(
-            f"MODEL.classification_head.name must be simple or mult_dense, got {head.get('name')!r}"
-        )
+        raise UsageError(f"MODEL.classification_head.name must be simple or mult_dense, got {head.get('name')!r}")
 
     loss = md.get("loss") or {"name": "multilabel_soft_margin_loss" if multi_label else "cross_entropy"}
     loss_name = loss.get("name") if isinstance(loss, dict) else None
     expected = "multilabel_soft_margin_loss" if multi_label else "cross_entropy"
     if loss_name not in ("multilabel_soft_margin_loss", "cross_entropy"):
-        raise UsageError(
-            f"MODEL.loss.name must be cross_entropy or multilabel_soft_margin_loss, got {loss_name!r}"
-        )
+        raise UsageError(f"MODEL.loss.name must be cross_entropy or multilabel_soft_margin_loss, got {loss_name!r}")
     if loss_name != expected:
-        raise UsageError(
-            f"MODEL.loss.name {loss_name} does not fit MODEL.multi_label={multi_label} (use {expected})"
-        )
+        raise UsageError(f"MODEL.loss.name {loss_name} does not fit MODEL.multi_label={multi_label} (use {expected})")
     accuracy = md.get("accuracy")
     use_accuracy = accuracy is not None
     if use_accuracy and multi_label:
@@ -687,9 +669,7 @@ ACTIVATIONS = {
 class Net:
     """x -> dense(embedding_size) + pooler activation -> [dense + activation]* -> dense(labels)."""
 
-    def __init__(
-        self, sizes: list[int], activations: list[str], multi_label: bool, rng: np.random.Generator
-    ) -> None:
+    def __init__(self, sizes: list[int], activations: list[str], multi_label: bool, rng: np.random.Generator) -> None:
         self.sizes = sizes
         self.activations = activations
         self.multi_label = multi_label
@@ -828,9 +808,7 @@ def prf(tp: float, predicted: float, gold: float) -> tuple[float, float, float]:
     return precision, recall, f1
 
 
-def summarize(
-    loss_sum: float, batches: int, cnt: np.ndarray, correct: int, n: int, s: Settings
-) -> dict[str, float]:
+def summarize(loss_sum: float, batches: int, cnt: np.ndarray, correct: int, n: int, s: Settings) -> dict[str, float]:
     precision, recall, fscore = prf(*cnt.sum(axis=1))
     out = {"loss": loss_sum / max(batches, 1), "precision": precision, "recall": recall, "fscore": fscore}
     if s.use_accuracy:
@@ -958,9 +936,7 @@ def train(
     return net, summary
 
 
-def evaluate(
-    net: Net, labels: list[str], data: list[Snippet], s: Settings, out: Path, path: str
-) -> dict[str, float]:
+def evaluate(net: Net, labels: list[str], data: list[Snippet], s: Settings, out: Path, path: str) -> dict[str, float]:
     x, y = featurize(data, s), encode_labels(data, labels, s, "evaluation")
     metrics, probs = run_epoch(net, x, y, s.evaluation_batch_size, s, None, None)
     pred = net.predict(probs)
@@ -1056,9 +1032,7 @@ def run(argv: list[str] | None) -> int:
         eval_data = read_snippets(s.evaluation, s, "evaluation")
 
     if s.no_loop and not Path(s.load_model).is_file():
-        raise RunError(
-            f"no_loop is set but there is no weights file {s.load_model} (train first, or give -lm)"
-        )
+        raise RunError(f"no_loop is set but there is no weights file {s.load_model} (train first, or give -lm)")
 
     out = Path(s.serialization_dir)
     try:
@@ -1122,8 +1096,7 @@ def main(argv: list[str] | None = None) -> int:
             raise
         msg = str(exc).splitlines()[0] if str(exc) else ""
         sys.stderr.write(
-            f"{PROG}: error: internal error {type(exc).__name__}: {msg} "
-            "(set CESRES_MINI_DEBUG=1 for a traceback)\n"
+            f"{PROG}: error: internal error {type(exc).__name__}: {msg} (set CESRES_MINI_DEBUG=1 for a traceback)\n"
         )
         return EXIT_RUNTIME
 

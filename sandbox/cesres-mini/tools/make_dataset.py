@@ -95,9 +95,7 @@ class Ctx:
 
 def t_sum(c: Ctx) -> str:
     if c.rng.random() < 0.5:
-        body = (
-            f"    {c.acc} = 0\n    for {c.i} in range(len({c.l})):\n        {c.add(c.acc, f'{c.l}[{c.i}]')}\n"
-        )
+        body = f"    {c.acc} = 0\n    for {c.i} in range(len({c.l})):\n        {c.add(c.acc, f'{c.l}[{c.i}]')}\n"
     else:
         body = f"    {c.acc} = 0\n    for {c.x} in {c.l}:\n        {c.add(c.acc, c.x)}\n"
     return c.demo(f"def {c.f}({c.l}):\n{body}    return {c.acc}\n", f"{c.f}([1, 2, 3])")
@@ -133,8 +131,7 @@ def t_fib(c: Ctx) -> str:
 
 def t_digits(c: Ctx) -> str:
     return c.demo(
-        f"def {c.f}({c.n}):\n    if {c.n} < 10:\n        return {c.n}\n"
-        f"    return {c.n} % 10 + {c.f}({c.n} // 10)\n",
+        f"def {c.f}({c.n}):\n    if {c.n} < 10:\n        return {c.n}\n    return {c.n} % 10 + {c.f}({c.n} // 10)\n",
         f"{c.f}(1234)",
     )
 
@@ -142,8 +139,7 @@ def t_digits(c: Ctx) -> str:
 def t_power(c: Ctx) -> str:
     b = c.rng.choice(["base", "a", "b"])
     return c.demo(
-        f"def {c.f}({b}, {c.n}):\n    if {c.n} == 0:\n        return 1\n"
-        f"    return {b} * {c.f}({b}, {c.n} - 1)\n",
+        f"def {c.f}({b}, {c.n}):\n    if {c.n} == 0:\n        return 1\n    return {b} * {c.f}({b}, {c.n} - 1)\n",
         f"{c.f}(2, 8)",
     )
 
@@ -237,8 +233,7 @@ def t_vowels(c: Ctx) -> str:
 
 def t_snake(c: Ctx) -> str:
     return c.demo(
-        f"def {c.f}({c.s}):\n    {c.s} = {c.s}.strip()\n"
-        f'    {c.s} = {c.s}.replace(" ", "_")\n    return {c.s}\n',
+        f'def {c.f}({c.s}):\n    {c.s} = {c.s}.strip()\n    {c.s} = {c.s}.replace(" ", "_")\n    return {c.s}\n',
         f'{c.f}("hello world")',
     )
 
