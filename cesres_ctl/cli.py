@@ -7,6 +7,8 @@ import typer
 from cesres_ctl import __version__
 from cesres_ctl.console import err
 from cesres_ctl.errors import CesresError
+from cesres_ctl.provision.commands import app as provision_app
+from cesres_ctl.runs.commands import register as register_run_commands
 from cesres_ctl.sandbox.commands import app as sandbox_app
 
 app = typer.Typer(
@@ -17,6 +19,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(sandbox_app, name="sandbox")
+register_run_commands(app)
+app.add_typer(provision_app)  # setup, doctor: top-level commands
 
 
 def _version(value: bool) -> None:

@@ -1,0 +1,1 @@
+"""Provisioning: ``cesres-ctl setup`` (playbooks/setup.yml) and ``cesres-ctl doctor``."""

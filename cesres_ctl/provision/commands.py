@@ -1,0 +1,99 @@
+"""``cesres-ctl setup`` and ``cesres-ctl doctor``: registered at the top level of the CLI."""
+
+import json
+
+import typer
+from rich.table import Table
+
+from cesres_ctl.console import err, out
+from cesres_ctl.errors import CesresError
+from cesres_ctl.provision import doctor as doctor_checks
+from cesres_ctl.provision.settings import SETUP_PLAYBOOK, Inventory, parse_extra_vars, validate_setup_vars
+from cesres_ctl.runner import PlaybookResult, format_summary, run_playbook
+
+app = typer.Typer()
+
+DEFAULT_CLUSTER = "dragon2"
+# Exit codes of setup: 0 success, 1 a task failed, 3 the cluster was unreachable, 130 Ctrl-C.
+EXIT_FAILED = 1
+EXIT_UNREACHABLE = 3
+EXIT_CANCELED = 130
+
+ClusterOption = typer.Option(
+    DEFAULT_CLUSTER, "--cluster", "-c", help="Inventory host of the cluster (dragon2, sandbox, …)."
+)
+
+
+@app.command()
+def setup(
+    cluster: str = ClusterOption,
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show Ansible's own output."),
+    extra_vars: list[str] = typer.Option(  # noqa: B008 - typer's way of declaring a repeatable option
+        [],
+        "--extra-vars",
+        "-e",
+        help="Set a variable as with ansible-playbook: key=value, a JSON mapping, or @file.yml. Repeatable.",
+    ),
+) -> None:
+    """Provision CESReS on a cluster: modules, code, virtualenv, components, offline models.
+
+    Runs playbooks/setup.yml. A re-run with nothing changed changes nothing (and does not run pip).
+    Exit codes: 0 success, 1 a step failed, 3 cluster unreachable, 130 interrupted.
+    """
+    extravars = parse_extra_vars(extra_vars)
+    problems = validate_setup_vars(cluster, extravars)
+    if problems:
+        raise CesresError(f"invalid settings for {cluster}: " + "; ".join(problems))
+    result = run_playbook(SETUP_PLAYBOOK, limit=cluster, extravars=extravars, verbose=verbose, title=f"setup {cluster}")
+    _summarise(result)
+    if not result.ok:
+        raise CesresError(result.failure or "setup failed", log_path=str(result.log_path), exit_code=exit_code(result))
+    out.print(f"setup of {cluster} done (log: {result.log_path})", markup=False)
+
+
+def exit_code(result: PlaybookResult) -> int:
+    if result.ok:
+        return 0
+    if result.status == "canceled":
+        return EXIT_CANCELED
+    if any(stats.unreachable for stats in result.hosts.values()):
+        return EXIT_UNREACHABLE
+    return EXIT_FAILED
+
+
+def _summarise(result: PlaybookResult) -> None:
+    summary = format_summary(result)
+    if summary:
+        err.print(summary, markup=False)
+
+
+@app.command()
+def doctor(
+    cluster: str = ClusterOption,
+    as_json: bool = typer.Option(False, "--json", help="Print the checks as JSON."),
+) -> None:
+    """Check that a cluster is ready for setup (ssh, Python, Lmod, modules, partitions, space).
+
+    Checks ssh through the gateway, the Python version, Lmod and every configured module, the partitions,
+    free space and quota of $HOME and $GLOBALSCRATCH. Uses only Ansible's raw module (no Python needed
+    on the cluster). Exits 1 if any check fails.
+    """
+    checks = doctor_checks.diagnose(cluster, inventory=Inventory())
+    failed = any(check.failed for check in checks)
+    if as_json:
+        print(
+            json.dumps(
+                {"cluster": cluster, "ok": not failed, "checks": doctor_checks.checks_as_dicts(checks)}, indent=2
+            )
+        )
+    else:
+        table = Table(title=f"cesres-ctl doctor: {cluster}", title_justify="left")
+        table.add_column("check", no_wrap=True)
+        table.add_column("result")
+        table.add_column("detail / hint", overflow="fold")
+        styles = {"pass": "green", "fail": "bold red", "warn": "yellow"}
+        for check in checks:
+            text = check.detail + (f"\n→ {check.hint}" if check.hint else "")
+            table.add_row(check.id, f"[{styles.get(check.status, '')}]{check.status}[/]", text)
+        out.print(table)
+    raise typer.Exit(1 if failed else 0)

@@ -1,0 +1,204 @@
+"""``cesres-ctl doctor``: is this cluster ready for ``setup``? One raw command, a table of checks.
+
+Only Ansible's ``raw`` module is used: it needs no Python on the cluster, so the doctor also works where
+the login node's Python is too old for ansible-core 2.19 (and says so).
+"""
+
+import os
+import shlex
+import shutil
+import sys
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from cesres_ctl import paths
+from cesres_ctl.errors import CesresError
+from cesres_ctl.provision.settings import Inventory
+
+# ansible-core 2.19 runs modules with Python >= 3.8 on the managed node.
+MIN_PYTHON = (3, 8)
+MIN_FREE_GIB = 2.0
+
+# Runs in a login shell (bash -lc), where Lmod's "module" is defined. Prints one line per check:
+# CHECK <TAB> id <TAB> pass|fail|warn <TAB> detail. Always exits 0: the lines carry the result.
+DOCTOR_SCRIPT = r"""
+ck() { printf 'CHECK\t%s\t%s\t%s\n' "$1" "$2" "$3"; }
+py=$1 release=$2 partitions=$3 min_gib=$4 min_py=$5
+shift 5
+if v=$("$py" -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])' 2>/dev/null); then
+  if [ "$(printf '%s\n%s\n' "$min_py" "$v" | sort -V | head -1)" = "$min_py" ]; then ck python pass "$py is $v"
+  else ck python fail "$py is $v, older than $min_py"; fi
+else ck python fail "$py not found"; fi
+if type module >/dev/null 2>&1; then
+  ck lmod pass "$(module --version 2>&1 | grep -o 'Version [^ ]*' | head -1)"
+  module purge >/dev/null 2>&1
+  if module load "$release" >/dev/null 2>&1; then
+    ck "module:$release" pass "loads"
+    for m in "$@"; do
+      if module is-avail "$m" >/dev/null 2>&1; then ck "module:$m" pass "available"
+      else ck "module:$m" fail "not available in $release"; fi
+    done
+  else
+    ck "module:$release" fail "cannot be loaded"
+    for m in "$@"; do ck "module:$m" fail "not checked: $release does not load"; done
+  fi
+else
+  ck lmod fail "module is not defined in a login shell"
+fi
+if command -v sinfo >/dev/null 2>&1; then
+  info=$(sinfo -h -o '%P %a %l' 2>&1)
+  for p in $partitions; do
+    line=$(awk -v p="$p" '{n=$1; sub(/\*$/, "", n)} n == p {print; exit}' <<<"$info")
+    if [ -z "$line" ]; then ck "partition:$p" fail "not in sinfo"
+    elif [ "$(cut -d' ' -f2 <<<"$line")" = up ]; then
+      ck "partition:$p" pass "up, time limit $(cut -d' ' -f3 <<<"$line")"
+    else ck "partition:$p" fail "state $(cut -d' ' -f2 <<<"$line")"; fi
+  done
+else
+  ck partitions fail "sinfo not found"
+fi
+for var in HOME GLOBALSCRATCH; do
+  dir=${!var-}
+  if [ -z "$dir" ]; then ck "space:\$$var" fail "\$$var is not set in a login shell"; continue; fi
+  avail=$(df -Pk "$dir" 2>/dev/null | awk 'NR == 2 {print $4}')
+  if [ -z "$avail" ]; then ck "space:\$$var" fail "df $dir failed"; continue; fi
+  gib=$(awk -v k="$avail" 'BEGIN {printf "%.1f", k / 1048576}')
+  if awk -v g="$gib" -v m="$min_gib" 'BEGIN {exit !(g >= m)}'; then ck "space:\$$var" pass "$gib GiB free in $dir"
+  else ck "space:\$$var" fail "$gib GiB free in $dir (less than $min_gib)"; fi
+done
+if command -v quota >/dev/null 2>&1; then
+  q=$(quota -s 2>&1)
+  if grep -q '\*' <<<"$q"; then ck quota fail "$(grep '\*' <<<"$q" | head -1 | tr -s ' ')"
+  else ck quota pass "$(tail -1 <<<"$q" | tr -s ' ')"; fi
+else
+  ck quota warn "no quota command on the login node: check the usage with the cluster's own tool"
+fi
+"""
+
+HINTS = {
+    "reach": "check `ssh CLUSTER` by hand: the CÉCI ssh config (gateway, ProxyJump, IdentityFile) in ~/.ssh/config",
+    "python": "set ansible_python_interpreter in group_vars/cluster_CLUSTER.yml to a Python >= 3.8 on the cluster",
+    "lmod": "this does not look like a CÉCI login node: is ansible_host right?",
+    "module": "fix the name in group_vars (cesres_cluster_modules); find it with `module spider NAME` on the cluster",
+    "partition": "fix cesres_cluster_partitions in group_vars/cluster_CLUSTER.yml (see `sinfo` on the cluster)",
+    "partitions": "Slurm's sinfo is missing from a login shell: is this a login node?",
+    "space": "free some space, or move cesres_venv / cesres_root (group_vars/ceci.yml) to $GLOBALSCRATCH",
+    "quota": "you are over quota: free space before running setup",
+}
+
+
+@dataclass(frozen=True)
+class Check:
+    id: str
+    status: str  # pass / fail / warn / skip
+    detail: str
+    hint: str = ""
+
+    @property
+    def failed(self) -> bool:
+        return self.status == "fail"
+
+
+def doctor_command(host_vars: Mapping[str, Any], min_free_gib: float = MIN_FREE_GIB) -> str:
+    """The raw command: the script and its arguments, for the cluster's own shell."""
+    modules = [*host_vars.get("cesres_cluster_modules", [])]
+    git_module = host_vars.get("cesres_cluster_git_module") or ""
+    if git_module:
+        modules.append(git_module)
+    python = str(host_vars.get("ansible_python_interpreter") or "python3")
+    args = [
+        python,
+        str(host_vars.get("cesres_cluster_modules_release", "")),
+        " ".join(host_vars.get("cesres_cluster_partitions", {}) or {}),
+        str(min_free_gib),
+        ".".join(map(str, MIN_PYTHON)),
+        *map(str, modules),
+    ]
+    return shlex.join(["bash", "-lc", DOCTOR_SCRIPT, "cesres-doctor", *args])
+
+
+def parse_checks(stdout: str, cluster: str) -> list[Check]:
+    checks = []
+    for line in stdout.splitlines():
+        parts = line.rstrip("\r").split("\t", 3)
+        if len(parts) != 4 or parts[0] != "CHECK":
+            continue
+        _, check_id, status, detail = parts
+        hint = HINTS.get(check_id.split(":", 1)[0], "") if status == "fail" else ""
+        checks.append(Check(check_id, status, detail, hint.replace("CLUSTER", cluster)))
+    return checks
+
+
+def unreachable_hint(message: str) -> str:
+    if "Permission denied" in message:
+        return "the key was refused: check IdentityFile in ~/.ssh/config and that the key is registered with CÉCI"
+    if "Could not resolve hostname" in message:
+        return "the name does not resolve: check the Host alias in ~/.ssh/config (CÉCI ssh wizard)"
+    if "Host key verification failed" in message:
+        return "unknown or changed host key: connect once with ssh by hand and check the fingerprint"
+    if "timed out" in message or "Connection refused" in message:
+        return "the gateway or login node does not answer: check your network, VPN and ProxyJump gateway"
+    return HINTS["reach"]
+
+
+def run_raw(cluster: str, command: str, *, timeout: int = 120) -> tuple[str, dict[str, Any]]:
+    """Run one raw command on ``cluster`` through ansible-runner; (event name, result) of its outcome."""
+    import ansible_runner
+
+    project = paths.project_dir()
+    envvars = {
+        "ANSIBLE_CONFIG": str(project / "ansible.cfg"),
+        "ANSIBLE_HOST_KEY_CHECKING": "True",
+        "ANSIBLE_NOCOLOR": "1",
+        "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", os.defpath)]),
+    }
+    outcome: dict[str, Any] = {}
+
+    def on_event(event: Mapping[str, Any]) -> bool:
+        if event.get("event") in ("runner_on_ok", "runner_on_failed", "runner_on_unreachable"):
+            outcome["event"] = event["event"]
+            outcome["res"] = (event.get("event_data") or {}).get("res") or {}
+        return False
+
+    private_dir = tempfile.mkdtemp(prefix="cesres-")
+    try:
+        runner = ansible_runner.run(
+            private_data_dir=private_dir,
+            project_dir=str(project),
+            inventory=str(project / "inventory"),
+            host_pattern=cluster,
+            module="raw",
+            module_args=command,
+            envvars=envvars,
+            suppress_env_files=True,
+            quiet=True,
+            event_handler=on_event,
+            timeout=timeout,
+        )
+    finally:
+        shutil.rmtree(private_dir, ignore_errors=True)
+    if "event" not in outcome:
+        raise CesresError(f"doctor: ansible did not run on {cluster} (status {runner.status}, rc {runner.rc})")
+    return outcome["event"], outcome["res"]
+
+
+def diagnose(cluster: str, *, inventory: Inventory | None = None) -> list[Check]:
+    inventory = inventory or Inventory()
+    host_vars = inventory.host_vars(cluster)
+    where = host_vars.get("ansible_host", cluster)
+    event, res = run_raw(cluster, doctor_command(host_vars))
+    if event == "runner_on_unreachable":
+        message = " ".join(str(res.get("msg", "")).split())
+        return [Check("reach", "fail", f"{where}: {message[:200]}", unreachable_hint(message))]
+    reach = Check("reach", "pass", f"ssh {where} answers")
+    if event == "runner_on_failed":
+        detail = " ".join(str(res.get("stderr") or res.get("msg") or "").split())[:200]
+        return [reach, Check("script", "fail", f"the checks did not run: {detail}", "is bash the login shell?")]
+    return [reach, *parse_checks(str(res.get("stdout", "")), cluster)]
+
+
+def checks_as_dicts(checks: Sequence[Check]) -> list[dict[str, Any]]:
+    return [asdict(check) for check in checks]

@@ -1,0 +1,187 @@
+"""The variables of a setup run, checked against the roles' own argument_specs before any SSH.
+
+One source of truth: the specs in ``roles/*/meta/argument_specs.yml`` are the ones Ansible validates at
+role entry; here they are fed to ansible-core's public ``ArgumentSpecValidator`` with the values Ansible
+would see (role defaults < inventory group_vars < ``-e`` extra vars), templated by Ansible's own Templar.
+"""
+
+import difflib
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from cesres_ctl import paths
+from cesres_ctl.errors import CesresError
+
+SETUP_PLAYBOOK = "playbooks/setup.yml"
+# The roles of playbooks/setup.yml, in play order.
+SETUP_ROLES = ("cesres_modules", "cesres_repo", "cesres_venv", "cesres_data", "cesres_hf_cache")
+CLUSTER_GROUP = "ceci"
+
+
+def parse_extra_vars(items: Sequence[str]) -> dict[str, Any]:
+    """``-e`` values as ansible-playbook reads them: ``key=value`` (a string), a JSON/YAML mapping, or ``@file``."""
+    result: dict[str, Any] = {}
+    for item in items:
+        text = item.strip()
+        if text.startswith("@"):
+            path = Path(text[1:]).expanduser()
+            try:
+                loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+            except (OSError, yaml.YAMLError) as exc:
+                raise CesresError(f"-e {item}: cannot read {path}: {' '.join(str(exc).split())}") from None
+            if not isinstance(loaded, dict):
+                raise CesresError(f"-e {item}: {path} does not hold a mapping of variables")
+            result.update(loaded)
+        elif text.startswith("{"):
+            try:
+                loaded = yaml.safe_load(text)
+            except yaml.YAMLError as exc:
+                problem = getattr(exc, "problem", None) or "parse error"
+                raise CesresError(f"-e {item}: not valid JSON/YAML ({problem})") from None
+            if not isinstance(loaded, dict):
+                raise CesresError(f"-e {item}: not a mapping")
+            result.update(loaded)
+        elif "=" in text:
+            # Several key=value pairs may share one -e, as with ansible-playbook.
+            for pair in text.split():
+                key, sep, value = pair.partition("=")
+                if not sep or not key:
+                    raise CesresError(f"-e {item}: expected key=value")
+                result[key] = value
+        else:
+            raise CesresError(f"-e {item}: expected key=value, a JSON mapping or @file")
+    for key in result:
+        if not isinstance(key, str) or not key.isidentifier():
+            raise CesresError(f"-e: {key!r} is not a valid variable name")
+    return result
+
+
+@dataclass(frozen=True)
+class RoleSpec:
+    role: str
+    options: dict[str, Any]
+    defaults_file: Path
+
+
+@cache
+def role_specs(project: Path | None = None) -> tuple[RoleSpec, ...]:
+    project = project or paths.project_dir()
+    specs = []
+    for role in SETUP_ROLES:
+        role_dir = project / "roles" / role
+        data = yaml.safe_load((role_dir / "meta" / "argument_specs.yml").read_text(encoding="utf-8"))
+        options = data["argument_specs"]["main"].get("options") or {}
+        specs.append(RoleSpec(role, options, role_dir / "defaults" / "main.yml"))
+    return tuple(specs)
+
+
+@cache
+def _ansible() -> Any:
+    """Import ansible with the project's configuration (it reads ansible.cfg at import time), once."""
+    os.environ.setdefault("ANSIBLE_CONFIG", str(paths.project_dir() / "ansible.cfg"))
+    from ansible.plugins.loader import init_plugin_loader
+
+    init_plugin_loader()
+    import ansible.inventory.manager
+    import ansible.parsing.dataloader
+    import ansible.template
+    import ansible.vars.manager
+
+    return ansible
+
+
+class Inventory:
+    """The project's inventory as Ansible reads it (group_vars included), without connecting anywhere."""
+
+    def __init__(self, project: Path | None = None) -> None:
+        ansible = _ansible()
+        self.project = project or paths.project_dir()
+        self.loader = ansible.parsing.dataloader.DataLoader()
+        self.loader.set_basedir(str(self.project))
+        self.inventory = ansible.inventory.manager.InventoryManager(
+            loader=self.loader, sources=[str(self.project / "inventory")]
+        )
+        self.variables = ansible.vars.manager.VariableManager(loader=self.loader, inventory=self.inventory)
+
+    def clusters(self) -> list[str]:
+        return [host.name for host in self.inventory.get_hosts(CLUSTER_GROUP)]
+
+    def require_cluster(self, cluster: str) -> None:
+        known = self.clusters()
+        if cluster not in known:
+            hint = difflib.get_close_matches(cluster, known, n=1)
+            did_you_mean = f" (did you mean {hint[0]}?)" if hint else ""
+            raise CesresError(f"unknown cluster {cluster!r}{did_you_mean}; known clusters: {', '.join(known)}")
+
+    def host_vars(self, cluster: str) -> dict[str, Any]:
+        self.require_cluster(cluster)
+        host = self.inventory.get_host(cluster)
+        return dict(self.variables.get_vars(host=host, include_hostvars=False))
+
+    def resolve(
+        self, cluster: str, extravars: Mapping[str, Any], names: Sequence[str], defaults: Path | None = None
+    ) -> tuple[dict[str, Any], list[str]]:
+        """The values of ``names`` for ``cluster``: role defaults < inventory < extra vars, templated."""
+        import ansible.template
+
+        merged: dict[str, Any] = {}
+        if defaults is not None and defaults.is_file():
+            merged.update(self.loader.load_from_file(str(defaults), trusted_as_template=True) or {})
+        merged.update(self.host_vars(cluster))
+        # Extra vars are trusted templates for ansible-playbook too.
+        merged.update({k: _trust(v, ansible.template.trust_as_template) for k, v in extravars.items()})
+        templar = ansible.template.Templar(loader=self.loader, variables=merged)
+        values: dict[str, Any] = {}
+        errors: list[str] = []
+        for name in names:
+            if name not in merged:
+                continue
+            try:
+                values[name] = _plain(templar.template(merged[name]))
+            except Exception as exc:  # any templating error becomes one line
+                errors.append(f"{name}: {' '.join(str(exc).split())[:200]}")
+        return values, errors
+
+
+def _trust(value: Any, trust: Any) -> Any:
+    if isinstance(value, str):
+        return trust(value)
+    if isinstance(value, list):
+        return [_trust(v, trust) for v in value]
+    if isinstance(value, dict):
+        return {k: _trust(v, trust) for k, v in value.items()}
+    return value
+
+
+def _plain(value: Any) -> Any:
+    """Ansible's tagged containers and strings as plain Python values."""
+    return json.loads(json.dumps(value, default=str))
+
+
+def validate_setup_vars(cluster: str, extravars: Mapping[str, Any], inventory: Inventory | None = None) -> list[str]:
+    """Every problem, one line each, that the roles' argument_specs would report for this run."""
+    from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+
+    inventory = inventory or Inventory()
+    inventory.require_cluster(cluster)
+    problems: list[str] = []
+    specs = role_specs(inventory.project)
+    known = {name for spec in specs for name in spec.options}
+    prefixes = tuple(f"{spec.role}_" for spec in specs)
+    for key in extravars:
+        if key.startswith(prefixes) and key not in known:
+            close = difflib.get_close_matches(key, sorted(known), n=1)
+            problems.append(f"unknown variable {key}" + (f" (did you mean {close[0]}?)" if close else ""))
+    for spec in specs:
+        values, errors = inventory.resolve(cluster, extravars, list(spec.options), spec.defaults_file)
+        problems += [f"{spec.role}: {error}" for error in errors]
+        result = ArgumentSpecValidator(spec.options).validate(values)
+        problems += [f"{spec.role}: {message}" for message in result.error_messages]
+    return problems

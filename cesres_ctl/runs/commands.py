@@ -1,0 +1,341 @@
+"""``cesres-ctl train | runs | status | logs | fetch | cancel | plot`` (registered on the main app)."""
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from cesres_ctl.console import err, out
+from cesres_ctl.errors import CesresError
+from cesres_ctl.runs import cluster as clusters
+from cesres_ctl.runs import plot as plots
+from cesres_ctl.runs import remote
+from cesres_ctl.runs.registry import Registry, Run
+from cesres_ctl.runs.submit import dry_run_text, prepare, submit
+
+DEFAULT_FETCH_ROOT = Path("cesres-runs")
+ClusterOption = typer.Option(
+    None, "--cluster", "-C", help="Cluster of the inventory (default: $CESRES_CLUSTER or dragon2)."
+)
+RunClusterOption = typer.Option(None, "--cluster", "-C", help="Only look for the run on this cluster.")
+JsonOption = typer.Option(False, "--json", help="Print JSON (fields: docs/runs.md).")
+ConfigArgument = typer.Argument(..., help="CESReS config file (the model's YAML format).")
+SetOption = typer.Option(
+    [], "--set", help="Cluster path for this run: root, venv, hf_home or entry_point (KEY=VALUE); repeatable."
+)
+SbatchOption = typer.Option([], "--sbatch", help="Extra sbatch option (--option=value); repeatable.")
+DestOption = typer.Option(None, "--dest", "-d", help="Local directory (default: ./cesres-runs/RUN).")
+OutputOption = typer.Option(None, "--output", "-o", help="PNG file (default: <fetched run>/training_curves.png).")
+RunArgument = typer.Argument(..., help="Run id, a unique prefix of it, its job id, or its name (latest run).")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the run commands to the main app."""
+    app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(train)
+    for command in (runs, status, logs, fetch, cancel, plot):
+        app.command()(command)
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def train(
+    ctx: typer.Context,
+    config: Path = ConfigArgument,
+    cluster: str | None = ClusterOption,
+    partition: str | None = typer.Option(None, "--partition", "-p", help="Slurm partition."),
+    gpus: int | None = typer.Option(None, "--gpus", help="GPUs (--gres=gpu:N)."),
+    time_limit: str | None = typer.Option(None, "--time", "-t", help="Time limit, HH:MM:SS or D-HH:MM:SS."),
+    cpus: int | None = typer.Option(None, "--cpus", help="CPUs per task."),
+    mem: str | None = typer.Option(None, "--mem", help="Memory per node, e.g. 16G."),
+    account: str | None = typer.Option(None, "--account", help="Slurm account."),
+    qos: str | None = typer.Option(None, "--qos", help="Slurm QoS."),
+    mail: str | None = typer.Option(None, "--mail", help="Mail address for job notifications."),
+    sbatch: list[str] = SbatchOption,
+    settings: list[str] = SetOption,
+    name: str | None = typer.Option(None, "--name", "-n", help="Run name (default: the config file's name)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the job script and the copies; submit nothing."),
+    wait: bool = typer.Option(False, "--wait", "-w", help="Follow the job until it ends, then fetch its results."),
+    new: bool = typer.Option(False, "--new", help="Submit a new run even if one with the same inputs exists."),
+    as_json: bool = JsonOption,
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show Ansible's own output."),
+) -> None:
+    """Submit a CESReS training run; model options go after `--` (e.g. `-- -l 3 -r 7`).
+
+    The same inputs (config, data, code version, resources) give the same run: while its job is
+    pending, running or completed, `train` returns it instead of submitting again (unless --new).
+    """
+    overrides = {
+        "partition": partition,
+        "gpus": gpus,
+        "time": time_limit,
+        "cpus_per_task": cpus,
+        "mem": mem,
+        "account": account,
+        "qos": qos,
+        "mail_user": mail,
+        "extra_sbatch": list(sbatch) or None,
+    }
+    prepared = prepare(
+        config,
+        cluster=cluster or clusters.default_name(),
+        name=name,
+        overrides=overrides,
+        model_args=list(ctx.args),
+        new=new,
+        settings=settings,
+    )
+    if dry_run:
+        text = dry_run_text(prepared)
+        if as_json:
+            _print_json({"dry_run": True, "cluster": prepared.cluster.name, "text": text})
+        else:
+            sys.stdout.write(text)
+        return
+    outcome = submit(prepared, verbose=verbose, quiet=as_json)
+    run = outcome.run
+    if not as_json:
+        if outcome.submitted:
+            again = f" (again; job {outcome.previous_job_id} did not complete)" if outcome.previous_job_id else ""
+            out.print(f"submitted {run.run_id}: job {run.job_id} on {run.cluster}{again}", markup=False, soft_wrap=True)
+        else:
+            out.print(
+                f"existing run {run.run_id}: job {run.job_id} is {run.state} (use --new for another run)", markup=False
+            )
+        out.print(f"run directory: {run.cluster}:{run.remote_dir}", markup=False, soft_wrap=True)
+    if wait:
+        run = _wait(run, quiet=as_json)
+        dest = _fetch(run, None, quiet=as_json)
+        run = Registry().get(run.cluster, run.run_id) or run
+        if as_json:
+            _print_json({**run.to_dict(), "submitted": outcome.submitted, "fetched_to": str(dest)})
+        if run.state != "COMPLETED":
+            raise typer.Exit(1)
+        return
+    if as_json:
+        _print_json({**run.to_dict(), "submitted": outcome.submitted, "previous_job_id": outcome.previous_job_id})
+
+
+def runs(cluster: str | None = RunClusterOption, as_json: bool = JsonOption) -> None:
+    """List the recorded runs (the state is the last one seen; `status` refreshes it)."""
+    recorded = Registry().list(cluster)
+    if as_json:
+        _print_json([run.to_dict() for run in recorded])
+        return
+    if not recorded:
+        out.print("no runs recorded yet: cesres-ctl train CONFIG.yaml", markup=False, soft_wrap=True)
+        return
+    table = Table(box=None, pad_edge=False)
+    for column in ("RUN", "CLUSTER", "JOB", "STATE", "EXIT", "SUBMITTED", "PARTITION", "GPUS", "TIME"):
+        table.add_column(column, no_wrap=True)
+    for run in recorded:
+        res = run.resources
+        table.add_row(
+            run.run_id,
+            run.cluster,
+            run.job_id,
+            run.state,
+            run.exit_code,
+            run.submitted_at,
+            str(res.get("partition", "")),
+            str(res.get("gpus", "")),
+            str(res.get("time", "")),
+        )
+    # Not a terminal (a pipe, a file): no width to fit, print whole lines.
+    console = out if out.is_terminal else Console(width=250, highlight=False)
+    console.print(table)
+
+
+def _settings(run: Run) -> clusters.SshSettings:
+    return clusters.load(run.cluster).ssh
+
+
+def refresh(run: Run, *, tail_lines: int = 0, registry: Registry | None = None) -> remote.JobStatus:
+    """Ask the cluster (unless the registry already has a final state) and record what it says."""
+    registry = registry or Registry()
+    if run.final and not tail_lines:
+        return remote.JobStatus(run.state, run.reason, run.elapsed, "", run.exit_code, "registry")
+    job = remote.status(_settings(run), run, tail_lines=tail_lines)
+    if job.state != "UNKNOWN":
+        registry.update(
+            run.cluster, run.run_id, state=job.state, exit_code=job.exit_code, reason=job.reason, elapsed=job.elapsed
+        )
+    return job
+
+
+def status(run_ref: str = RunArgument, cluster: str | None = RunClusterOption, as_json: bool = JsonOption) -> None:
+    """State of a run's job: squeue, then sacct (after squeue forgot it); final only when terminal."""
+    registry = Registry()
+    run = registry.find(run_ref, cluster)
+    job = refresh(run, registry=registry)
+    if as_json:
+        _print_json(
+            {
+                "run_id": run.run_id,
+                "cluster": run.cluster,
+                "job_id": run.job_id,
+                "state": job.state,
+                "final": job.final,
+                "reason": job.reason,
+                "elapsed": job.elapsed,
+                "time_limit": job.time_limit,
+                "exit_code": job.exit_code,
+                "source": job.source,
+                "remote_dir": run.remote_dir,
+                "log": run.log_path,
+            }
+        )
+        return
+    out.print(f"{run.run_id} (job {run.job_id} on {run.cluster}): {_describe(job)}", markup=False, soft_wrap=True)
+    out.print(f"log: {run.cluster}:{run.log_path}", markup=False, soft_wrap=True)
+
+
+def _describe(job: remote.JobStatus) -> str:
+    text = job.state
+    if job.reason:
+        text += f" ({job.reason})"
+    if job.elapsed:
+        text += f", elapsed {job.elapsed}"
+        if job.time_limit:
+            text += f" of {job.time_limit}"
+    if job.final and job.exit_code:
+        text += f", exit code {job.exit_code}"
+    if job.state == "UNKNOWN":
+        text += " (neither squeue nor sacct knows the job)"
+    return text
+
+
+def logs(
+    run_ref: str = RunArgument,
+    follow: bool = typer.Option(False, "--follow", "-f", help="Follow the log until the job ends."),
+    lines: int | None = typer.Option(None, "--lines", "-n", help="Only the last N lines."),
+    cluster: str | None = RunClusterOption,
+) -> None:
+    """Print the job's Slurm log (stdout and stderr of the job), or follow it."""
+    run = Registry().find(run_ref, cluster)
+    argv = remote.logs_argv(_settings(run), run, follow=follow, lines=lines)
+    try:
+        done = subprocess.run(argv, check=False)
+    except KeyboardInterrupt:
+        return
+    if done.returncode == 255:
+        raise CesresError(f"cannot reach {run.cluster} to read {run.log_path}")
+    if done.returncode != 0 and not follow:
+        raise CesresError(f"no log yet at {run.cluster}:{run.log_path} (is the job still pending?)")
+
+
+def _default_dest(run: Run) -> Path:
+    return DEFAULT_FETCH_ROOT / run.run_id
+
+
+def _fetch(run: Run, dest: Path | None, *, quiet: bool = False) -> Path:
+    target = (dest or (Path(run.local_dir) if run.local_dir else _default_dest(run))).resolve()
+    changed, _ = remote.fetch(_settings(run), run, target)
+    Registry().update(run.cluster, run.run_id, local_dir=str(target))
+    if not quiet:
+        err.print(f"fetched {run.run_id} into {target} ({changed} file(s) changed)", markup=False, soft_wrap=True)
+    return target
+
+
+def fetch(
+    run_ref: str = RunArgument,
+    dest: Path | None = DestOption,
+    cluster: str | None = RunClusterOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Bring results/ and the Slurm log back (rsync: only what changed moves)."""
+    run = Registry().find(run_ref, cluster)
+    target = _fetch(run, dest, quiet=as_json)
+    if as_json:
+        _print_json({"run_id": run.run_id, "dest": str(target)})
+    else:
+        out.print(str(target), markup=False, soft_wrap=True)
+
+
+def cancel(run_ref: str = RunArgument, cluster: str | None = RunClusterOption, as_json: bool = JsonOption) -> None:
+    """Cancel the run's job (scancel) and record it."""
+    registry = Registry()
+    run = registry.find(run_ref, cluster)
+    if run.final:
+        raise CesresError(f"{run.run_id} already ended ({run.state}): nothing to cancel")
+    settings = _settings(run)
+    done = remote.cancel(settings, run)
+    if done.returncode != 0:
+        raise CesresError(f"scancel {run.job_id} failed: {(done.stderr.strip().splitlines() or ['?'])[-1]}")
+    job = remote.status(settings, run)
+    for _ in range(10):
+        if job.final:
+            break
+        time.sleep(0.5)
+        job = remote.status(settings, run)
+    state = job.state if job.final else "CANCELLED"
+    registry.update(
+        run.cluster, run.run_id, state=state, exit_code=job.exit_code, reason=job.reason, elapsed=job.elapsed
+    )
+    if as_json:
+        _print_json({"run_id": run.run_id, "job_id": run.job_id, "state": state, "cancelled": True})
+    else:
+        out.print(f"cancelled {run.run_id} (job {run.job_id}): {state}", markup=False, soft_wrap=True)
+
+
+def plot(
+    run_ref: str = RunArgument,
+    output: Path | None = OutputOption,
+    no_fetch: bool = typer.Option(False, "--no-fetch", help="Use the results fetched earlier as they are."),
+    cluster: str | None = RunClusterOption,
+) -> None:
+    """Write a PNG of the training curves (loss and metrics per epoch)."""
+    run = Registry().find(run_ref, cluster)
+    local = Path(run.local_dir) if no_fetch and run.local_dir else _fetch(run, None)
+    target = output or local / "training_curves.png"
+    plots.plot(local / "results", target, f"{run.run_id} ({run.cluster}, job {run.job_id})")
+    out.print(str(target), markup=False, soft_wrap=True)
+
+
+def _wait(run: Run, *, quiet: bool = False, poll: float = 5.0) -> Run:
+    """Follow the job with a live line (state, elapsed, last log line) until it reaches a final state."""
+    registry = Registry()
+    started = time.monotonic()
+    live_view = err.is_terminal and not quiet
+    last_line = ""
+
+    def view(job: remote.JobStatus) -> Text:
+        tail = job.log_tail[-1] if job.log_tail else ""
+        text = Text(f"{run.run_id} job {run.job_id}: {_describe(job)}", style="bold")
+        if tail:
+            text.append(f"\n  {tail[:150]}", style="dim")
+        return text
+
+    job = remote.JobStatus("PENDING")
+    with Live(view(job), console=err, transient=False, auto_refresh=False) if live_view else _nothing() as live:
+        while True:
+            job = refresh(run, tail_lines=1, registry=registry)
+            if live is not None:
+                live.update(view(job), refresh=True)
+            elif not quiet:
+                line = f"{run.run_id} job {run.job_id}: {_describe(job)}"
+                if line != last_line:
+                    err.print(line, markup=False, soft_wrap=True)
+                    last_line = line
+            if job.final:
+                break
+            # Quick polls at first (a short job), then every `poll` seconds.
+            time.sleep(1.0 if time.monotonic() - started < 20 else poll)
+    return registry.get(run.cluster, run.run_id) or run
+
+
+class _nothing:  # a stand-in for Live when there is no terminal
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None

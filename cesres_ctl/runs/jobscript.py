@@ -1,0 +1,59 @@
+"""Render the job role's template on this machine, with Ansible's own templating, for --dry-run and
+tests. The playbook renders the same file on submission; only the cluster-side paths differ: here
+they are shown as configured (unexpanded), the playbook writes them expanded."""
+
+from collections.abc import Mapping
+from typing import Any
+
+from cesres_ctl import paths
+from cesres_ctl.errors import CesresError
+from cesres_ctl.runs import _ansible
+
+TEMPLATE = ("roles", "cesres_job", "templates", "job.sbatch.j2")
+RUN_ID_PLACEHOLDER = "<run id: set on submission from the code version>"
+
+
+def role_constants() -> dict[str, Any]:
+    import yaml
+
+    path = paths.project_dir().joinpath("roles", "cesres_job", "vars", "main.yml")
+    return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+
+
+def render(variables: Mapping[str, Any]) -> str:
+    """Render job.sbatch.j2 with `variables` (cesres_job_* inputs plus the internal __cesres_job_*)."""
+    _ansible.init()
+    from ansible.parsing.dataloader import DataLoader
+    from ansible.template import Templar, trust_as_template
+
+    source = paths.project_dir().joinpath(*TEMPLATE).read_text(encoding="utf-8")
+    all_vars = {"ansible_managed": "Ansible managed", **role_constants(), **variables}
+    templar = Templar(loader=DataLoader(), variables=all_vars)
+    try:
+        # The same call as the template action (trim_blocks on, no backslash escaping).
+        rendered = templar.template(
+            trust_as_template(source),
+            escape_backslashes=False,
+            overrides={"trim_blocks": True, "lstrip_blocks": False},
+        )
+        return str(rendered)
+    except Exception as exc:  # templating errors are shown as one line
+        raise CesresError(f"cannot render the job script: {exc}") from None
+
+
+def preview_variables(
+    extravars: Mapping[str, Any], job_vars: Mapping[str, Any], partition: str, signal_grace: int
+) -> dict[str, Any]:
+    """What the playbook would have after its probe, with the configured (unexpanded) paths."""
+    return {
+        **job_vars,
+        **extravars,
+        "__cesres_job_run_id": RUN_ID_PLACEHOLDER,
+        "__cesres_job_partition": partition,
+        "__cesres_job_signal_grace": signal_grace,
+        "__cesres_job_paths": {
+            "root": job_vars.get("cesres_job_root", "~/cesres"),
+            "venv": job_vars.get("cesres_job_venv", "~/cesres_env"),
+            "hf_home": job_vars.get("cesres_job_hf_home", "~/.cache/huggingface"),
+        },
+    }

@@ -1,0 +1,74 @@
+"""`cesres-ctl plot`: the training curves of a run, from its metrics_epoch_N.json files, as a PNG."""
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from cesres_ctl.errors import CesresError
+
+_EPOCH_FILE = re.compile(r"^metrics_epoch_(\d+)\.json$")
+
+
+def read_epochs(results: Path) -> list[dict[str, Any]]:
+    """The per-epoch metrics, sorted by epoch; unreadable files are skipped (a run still writing)."""
+    epochs = []
+    for path in results.glob("metrics_epoch_*.json"):
+        match = _EPOCH_FILE.match(path.name)
+        if not match:
+            continue
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(data, dict):
+            data.setdefault("epoch", int(match.group(1)))
+            epochs.append(data)
+    return sorted(epochs, key=lambda item: int(item["epoch"]))
+
+
+def series(epochs: list[dict[str, Any]]) -> dict[str, list[tuple[int, float]]]:
+    """Numeric training_*/validation_* series by name (loss and metrics)."""
+    found: dict[str, list[tuple[int, float]]] = {}
+    for item in epochs:
+        for key, value in item.items():
+            if not key.startswith(("training_", "validation_")) or key == "training_duration":
+                continue
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                continue
+            found.setdefault(key, []).append((int(item["epoch"]), float(value)))
+    return found
+
+
+def plot(results: Path, output: Path, title: str) -> Path:
+    epochs = read_epochs(results)
+    if not epochs:
+        raise CesresError(f"no metrics_epoch_N.json in {results}: has the run finished an epoch?")
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise CesresError("plot needs matplotlib: pip install matplotlib") from None
+    data = series(epochs)
+    losses = {k: v for k, v in data.items() if k.endswith("_loss")}
+    metrics = {k: v for k, v in data.items() if not k.endswith("_loss") and not k.endswith("_MB")}
+    fig, (ax_loss, ax_metric) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for name, points in sorted(losses.items()):
+        ax_loss.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=name)
+    ax_loss.set_title("loss")
+    for name, points in sorted(metrics.items()):
+        ax_metric.plot([p[0] for p in points], [p[1] for p in points], marker=".", label=name)
+    ax_metric.set_title("metrics")
+    for axis in (ax_loss, ax_metric):
+        axis.set_xlabel("epoch")
+        axis.grid(alpha=0.3)
+        if axis.lines:
+            axis.legend(fontsize=7)
+    fig.suptitle(title)
+    fig.tight_layout()
+    output.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(output, format="png", dpi=100)
+    plt.close(fig)
+    return output

@@ -1,0 +1,238 @@
+"""The local run registry: one SQLite file in the user's state directory.
+
+Several cesres-ctl processes may use it at once (a `train --wait` in one terminal, `status` in
+another): WAL journal, a busy timeout, and every write in a BEGIN IMMEDIATE transaction.
+"""
+
+import json
+import sqlite3
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from cesres_ctl import paths
+from cesres_ctl.errors import CesresError
+
+SCHEMA_VERSION = 1
+BUSY_TIMEOUT_MS = 15000
+# Slurm states after which a job never changes again.
+TERMINAL_STATES = frozenset(
+    {
+        "COMPLETED",
+        "FAILED",
+        "CANCELLED",
+        "TIMEOUT",
+        "OUT_OF_MEMORY",
+        "NODE_FAIL",
+        "PREEMPTED",
+        "BOOT_FAIL",
+        "DEADLINE",
+        "REVOKED",
+    }
+)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    cluster TEXT NOT NULL,
+    run_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    job_id TEXT NOT NULL,
+    remote_dir TEXT NOT NULL,
+    config TEXT NOT NULL DEFAULT '',
+    resources TEXT NOT NULL DEFAULT '{}',
+    code_version TEXT NOT NULL DEFAULT '',
+    submitted_at TEXT NOT NULL,
+    state TEXT NOT NULL,
+    exit_code TEXT NOT NULL DEFAULT '',
+    reason TEXT NOT NULL DEFAULT '',
+    elapsed TEXT NOT NULL DEFAULT '',
+    updated_at TEXT NOT NULL,
+    local_dir TEXT NOT NULL DEFAULT '',
+    jobs TEXT NOT NULL DEFAULT '[]',
+    PRIMARY KEY (cluster, run_id)
+);
+CREATE INDEX IF NOT EXISTS runs_submitted ON runs (submitted_at);
+"""
+
+
+def now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass
+class Run:
+    cluster: str
+    run_id: str
+    name: str
+    job_id: str
+    remote_dir: str
+    submitted_at: str
+    state: str
+    config: str = ""
+    resources: dict[str, Any] = field(default_factory=dict)
+    code_version: str = ""
+    exit_code: str = ""
+    reason: str = ""
+    elapsed: str = ""
+    updated_at: str = ""
+    local_dir: str = ""
+    jobs: list[str] = field(default_factory=list)
+
+    @property
+    def final(self) -> bool:
+        return self.state in TERMINAL_STATES
+
+    @property
+    def log_path(self) -> str:
+        return f"{self.remote_dir}/slurm-{self.job_id}.out"
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["final"] = self.final
+        data["log"] = self.log_path
+        return data
+
+
+def _row_to_run(row: sqlite3.Row) -> Run:
+    data = dict(row)
+    data["resources"] = json.loads(data.get("resources") or "{}")
+    data["jobs"] = json.loads(data.get("jobs") or "[]")
+    return Run(**data)
+
+
+class Registry:
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path or paths.state_dir() / "runs.sqlite"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        try:
+            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise CesresError(f"cannot open the run registry {self.path}: {exc}") from None
+        try:
+            conn.row_factory = sqlite3.Row
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            if conn.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
+                conn.execute("BEGIN IMMEDIATE")
+                for statement in filter(None, (s.strip() for s in _SCHEMA.split(";"))):
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                conn.execute("COMMIT")
+            yield conn
+        except sqlite3.Error as exc:
+            raise CesresError(f"run registry {self.path}: {exc}") from None
+        finally:
+            conn.close()
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        with self._connect() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    def record_submission(self, run: Run) -> Run:
+        """Insert the run, or update it with a new job (a failed run submitted again)."""
+        with self._write() as conn:
+            row = conn.execute(
+                "SELECT * FROM runs WHERE cluster = ? AND run_id = ?", (run.cluster, run.run_id)
+            ).fetchone()
+            jobs = list(_row_to_run(row).jobs) if row else []
+            if run.job_id not in jobs:
+                jobs.append(run.job_id)
+            run.jobs = jobs
+            if row is not None:
+                existing = _row_to_run(row)
+                if existing.job_id == run.job_id:
+                    # Same job: keep what status already learnt about it.
+                    run.submitted_at = existing.submitted_at
+                    if existing.final or run.state in ("PENDING", "UNKNOWN"):
+                        run.state, run.exit_code = existing.state, existing.exit_code
+                        run.reason, run.elapsed = existing.reason, existing.elapsed
+                    run.local_dir = existing.local_dir
+            run.updated_at = now()
+            data = run.to_dict()
+            data.pop("final")
+            data.pop("log")
+            data["resources"] = json.dumps(run.resources, sort_keys=True)
+            data["jobs"] = json.dumps(run.jobs)
+            columns = ", ".join(data)
+            placeholders = ", ".join(f":{key}" for key in data)
+            conn.execute(f"INSERT OR REPLACE INTO runs ({columns}) VALUES ({placeholders})", data)  # noqa: S608
+        return run
+
+    def update(self, cluster: str, run_id: str, **fields: Any) -> None:
+        allowed = {"state", "exit_code", "reason", "elapsed", "local_dir"}
+        unknown = set(fields) - allowed
+        if unknown:
+            raise ValueError(f"cannot update {sorted(unknown)}")
+        fields["updated_at"] = now()
+        assignments = ", ".join(f"{key} = :{key}" for key in fields)
+        with self._write() as conn:
+            conn.execute(
+                f"UPDATE runs SET {assignments} WHERE cluster = :cluster AND run_id = :run_id",  # noqa: S608
+                {**fields, "cluster": cluster, "run_id": run_id},
+            )
+
+    def list(self, cluster: str | None = None) -> list[Run]:
+        with self._connect() as conn:
+            if cluster:
+                rows = conn.execute(
+                    "SELECT * FROM runs WHERE cluster = ? ORDER BY submitted_at, run_id", (cluster,)
+                ).fetchall()
+            else:
+                rows = conn.execute("SELECT * FROM runs ORDER BY submitted_at, run_id").fetchall()
+        return [_row_to_run(row) for row in rows]
+
+    def get(self, cluster: str, run_id: str) -> Run | None:
+        with self._connect() as conn:
+            row = conn.execute("SELECT * FROM runs WHERE cluster = ? AND run_id = ?", (cluster, run_id)).fetchone()
+        return _row_to_run(row) if row else None
+
+    def find(self, ref: str, cluster: str | None = None) -> Run:
+        """A run by id, unique id prefix, job id, or name (the latest run of that name)."""
+        runs = self.list(cluster)
+        for matcher in (
+            lambda r: r.run_id == ref,
+            lambda r: r.job_id == ref or ref in r.jobs,
+            lambda r: r.run_id.startswith(ref),
+        ):
+            found = [run for run in runs if matcher(run)]
+            if len(found) == 1:
+                return found[0]
+            if len(found) > 1:
+                ids = ", ".join(f"{r.cluster}:{r.run_id}" for r in found[:5])
+                raise CesresError(f"{ref!r} matches several runs ({ids}): give the full run id or --cluster")
+        named = [run for run in runs if run.name == ref]
+        if named:
+            return named[-1]
+        where = f" on {cluster}" if cluster else ""
+        raise CesresError(f"no run {ref!r}{where} in the registry ({self.path}); see `cesres-ctl runs`")
+
+
+def run_from_report(
+    cluster: str, name: str, report: Mapping[str, Any], *, config: str, resources: Mapping[str, Any]
+) -> Run:
+    return Run(
+        cluster=cluster,
+        run_id=str(report["run_id"]),
+        name=name,
+        job_id=str(report["job_id"]),
+        remote_dir=str(report["run_dir"]),
+        submitted_at=now(),
+        state=str(report.get("state") or "PENDING"),
+        config=config,
+        resources={**resources, "partition": report.get("partition", resources.get("partition"))},
+        code_version=str(report.get("code_version") or ""),
+    )

@@ -1,0 +1,208 @@
+"""Direct ssh and rsync to a cluster, with its inventory ssh settings, for the quick commands
+(status, logs, fetch, cancel): one multiplexed connection (ControlMaster) answers in ~10-20 ms where a
+playbook takes a second or more. Host keys are checked as the user's ssh config says (never
+disabled); every remote argument is quoted with shlex.quote; nothing runs as root."""
+
+import os
+import shlex
+import subprocess
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from cesres_ctl import paths
+from cesres_ctl.errors import CesresError
+from cesres_ctl.runs.cluster import SshSettings
+from cesres_ctl.runs.registry import TERMINAL_STATES, Run
+
+_SEP = "@@cesres@@"
+# Unix socket paths are limited to ~104 bytes; %C is 40 hex characters.
+_MAX_CONTROL_DIR = 40
+
+
+def control_dir() -> Path:
+    base = paths.state_dir() / "cm"
+    if len(str(base)) > _MAX_CONTROL_DIR:
+        base = Path(tempfile.gettempdir()) / f"cesres-cm-{os.getuid()}"
+    base.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return base
+
+
+def ssh_base(settings: SshSettings) -> list[str]:
+    """`ssh` with the cluster's options, batch mode and a shared master connection (no command)."""
+    argv = ["ssh", *settings.options]
+    argv += [
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "ControlMaster=auto",
+        "-o",
+        f"ControlPath={control_dir()}/%C",
+        "-o",
+        "ControlPersist=120s",
+    ]
+    if settings.port:
+        argv += ["-p", str(settings.port)]
+    if settings.user:
+        argv += ["-l", settings.user]
+    return argv
+
+
+def ssh_argv(settings: SshSettings, words: Sequence[str] | str) -> list[str]:
+    """ssh argv running `words` (each quoted) or a prepared command line (a str) on the cluster."""
+    command = words if isinstance(words, str) else " ".join(shlex.quote(word) for word in words)
+    return [*ssh_base(settings), "--", settings.host, command]
+
+
+def execute(
+    settings: SshSettings, words: Sequence[str] | str, *, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    argv = ssh_argv(settings, words)
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired:
+        raise CesresError(f"ssh to {settings.host} timed out after {timeout:.0f} s") from None
+    if done.returncode == 255:
+        reason = (done.stderr.strip().splitlines() or ["ssh failed"])[-1]
+        raise CesresError(f"cannot reach the cluster ({settings.host}): {reason}")
+    return done
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    state: str
+    reason: str = ""
+    elapsed: str = ""
+    time_limit: str = ""
+    exit_code: str = ""
+    source: str = ""  # squeue, sacct, exit_code file, or registry
+    log_tail: tuple[str, ...] = ()
+
+    @property
+    def final(self) -> bool:
+        return self.state in TERMINAL_STATES
+
+
+def status_command(run: Run, tail_lines: int = 0) -> str:
+    job = shlex.quote(run.job_id)
+    parts = [
+        f"squeue -h -j {job} -o '%T|%r|%M|%l' 2>/dev/null",
+        f"echo {_SEP}",
+        f"sacct -X -n -P -j {job} -o State,ExitCode,Elapsed,Timelimit,Reason 2>/dev/null",
+        f"echo {_SEP}",
+        f"cat {shlex.quote(run.remote_dir + '/exit_code')} 2>/dev/null",
+    ]
+    if tail_lines:
+        parts += [f"echo {_SEP}", f"tail -n {int(tail_lines)} {shlex.quote(run.log_path)} 2>/dev/null"]
+    return "; ".join(parts) + "; true"
+
+
+def parse_status(output: str) -> JobStatus:
+    """Combine squeue (live jobs, pending reason), sacct (after squeue forgot; exit code) and the exit_code
+    file the job script writes (clusters without accounting)."""
+    sections = [*output.split(_SEP + "\n"), "", "", "", ""]
+    squeue, sacct, exit_file, tail = (s.strip("\n") for s in sections[:4])
+    tail_lines = tuple(line for line in tail.splitlines() if line.strip())
+    acct: list[str] = []
+    for line in sacct.splitlines():
+        if line.strip():
+            acct = line.split("|")
+            break
+    acct_state = acct[0].split()[0] if acct and acct[0].strip() else ""
+    acct_exit = acct[1] if len(acct) > 1 else ""
+    queue_line = next((line for line in squeue.splitlines() if line.strip()), "")
+    if queue_line:
+        state, reason, elapsed, limit = [*queue_line.split("|"), "", "", ""][:4]
+        if state in TERMINAL_STATES and acct_state:
+            # Ended, but still in squeue for MinJobAge: sacct has the exit code.
+            return JobStatus(state, "", elapsed, limit, _exit(acct_exit), "squeue+sacct", tail_lines)
+        reason = "" if reason in ("None", "(null)") else reason
+        return JobStatus(state, reason, elapsed, limit, "", "squeue", tail_lines)
+    if acct_state:
+        elapsed = acct[2] if len(acct) > 2 else ""
+        limit = acct[3] if len(acct) > 3 else ""
+        reason = acct[4] if len(acct) > 4 and acct[4] not in ("None", "") else ""
+        exit_code = _exit(acct_exit) if acct_state in TERMINAL_STATES else ""
+        return JobStatus(acct_state, reason, elapsed, limit, exit_code, "sacct", tail_lines)
+    code = exit_file.strip().splitlines()[0] if exit_file.strip() else ""
+    if code:
+        state = "COMPLETED" if code == "0" else "FAILED"
+        return JobStatus(state, "", "", "", code, "exit_code file", tail_lines)
+    return JobStatus("UNKNOWN", "", "", "", "", "", tail_lines)
+
+
+def _exit(value: str) -> str:
+    """sacct's `code:signal` as the job's exit code (`0:15` -> `0`, `2:0` -> `2`), signal kept if any."""
+    code, _, signal = value.partition(":")
+    if signal and signal != "0":
+        return f"{code}:{signal}"
+    return code
+
+
+def status(settings: SshSettings, run: Run, *, tail_lines: int = 0) -> JobStatus:
+    done = run_remote_script(settings, status_command(run, tail_lines))
+    return parse_status(done.stdout)
+
+
+def run_remote_script(settings: SshSettings, script: str, *, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return execute(settings, script, timeout=timeout)
+
+
+def cancel(settings: SshSettings, run: Run) -> subprocess.CompletedProcess[str]:
+    return execute(settings, ["scancel", run.job_id])
+
+
+def logs_argv(settings: SshSettings, run: Run, *, follow: bool, lines: int | None = None) -> list[str]:
+    log = shlex.quote(run.log_path)
+    start = f"-n {int(lines)}" if lines else "-n +1"
+    if not follow:
+        return ssh_argv(settings, f"cat {log}" if not lines else f"tail {start} {log}")
+    job = shlex.quote(run.job_id)
+    # Follow until the job leaves squeue (then a last moment for the final lines), so `logs -f` ends
+    # with the job; tail -F waits for a log that does not exist yet (pending job).
+    script = (
+        f"tail {start} -F {log} 2>/dev/null & t=$!; "
+        f'while [ -n "$(squeue -h -j {job} -o %T 2>/dev/null)" ]; do sleep 3; done; '
+        "sleep 2; kill $t 2>/dev/null; wait $t 2>/dev/null; true"
+    )
+    return ssh_argv(settings, script)
+
+
+def rsync_ssh(settings: SshSettings) -> str:
+    """The `rsync -e` command: rsync splits it on spaces, honouring quotes."""
+    return " ".join(shlex.quote(word) for word in ssh_base(settings))
+
+
+def fetch(settings: SshSettings, run: Run, dest: Path) -> tuple[int, str]:
+    """rsync results/, the Slurm logs and the run's files into `dest`; return (files changed, output)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    target = f"{settings.host}:{run.remote_dir}/"
+    argv = [
+        "rsync",
+        "-rtz",
+        "--partial",
+        "--itemize-changes",
+        # The remote path is passed as is, not through the remote shell.
+        "--protect-args",
+        "-e",
+        rsync_ssh(settings),
+        "--include=/results/***",
+        "--include=/slurm-*.out",
+        "--include=/config.yaml",
+        "--include=/config.submitted.yaml",
+        "--include=/job.sbatch",
+        "--include=/exit_code",
+        "--exclude=*",
+        target,
+        f"{dest}/",
+    ]
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=3600, check=False)
+    except FileNotFoundError:
+        raise CesresError("rsync is not installed on this machine (it copies the results)") from None
+    if done.returncode not in (0, 24):  # 24: files vanished during the transfer (a running job)
+        reason = (done.stderr.strip().splitlines() or [f"rsync exit code {done.returncode}"])[-1]
+        raise CesresError(f"fetching {run.run_id} failed: {reason}")
+    changed = [line for line in done.stdout.splitlines() if line[:2] in (">f", "cd") and not line.endswith("/")]
+    return len(changed), done.stdout

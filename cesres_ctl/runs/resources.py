@@ -1,0 +1,196 @@
+"""Slurm resources of a run: defaults from the cluster's group_vars, overrides from the command line,
+and the checks made before anything is sent to the cluster (EnforcePartLimits would refuse the job,
+or worse, a site without it would leave it pending forever)."""
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from cesres_ctl.errors import CesresError
+from cesres_ctl.runs.slurmtime import format_seconds, parse_seconds
+
+# Values that end up on an `#SBATCH` line: sbatch parses these lines itself, so a newline, a quote or
+# a space would end the directive or start shell code. Nothing else is allowed through.
+_SBATCH_WORD = re.compile(r"^[A-Za-z0-9_.@,:+=/-]+$")
+_MEM = re.compile(r"^\d+[KMGT]?$")
+_EXTRA_SBATCH = re.compile(r"^--[a-z][a-z0-9-]*(=[A-Za-z0-9_.@,:+=/%-]+)?$")
+# Options the job script sets itself: an extra line may not contradict them.
+_OWNED_OPTIONS = {
+    "--job-name",
+    "--partition",
+    "--gres",
+    "--gpus",
+    "--time",
+    "--signal",
+    "--output",
+    "--error",
+    "--chdir",
+    "--nodes",
+    "--ntasks",
+    "--cpus-per-task",
+}
+SIGNAL_GRACE_DEFAULT = 300
+
+
+@dataclass(frozen=True)
+class Partition:
+    name: str
+    max_seconds: int
+    gpus: int
+    default: bool
+
+
+@dataclass(frozen=True)
+class Resources:
+    partition: str
+    gpus: int
+    cpus_per_task: int
+    time: str  # canonical D-HH:MM:SS / HH:MM:SS
+    nodes: int = 1
+    ntasks: int = 1
+    mem: str = ""
+    account: str = ""
+    qos: str = ""
+    mail_user: str = ""
+    mail_type: str = ""
+    extra_sbatch: tuple[str, ...] = field(default_factory=tuple)
+    signal_grace: int = SIGNAL_GRACE_DEFAULT
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["extra_sbatch"] = list(self.extra_sbatch)
+        return data
+
+    def extravars(self) -> dict[str, Any]:
+        """The role's inputs for these resources."""
+        return {f"cesres_job_{key}": value for key, value in self.to_dict().items()}
+
+
+def parse_partitions(raw: Mapping[str, Any]) -> dict[str, Partition]:
+    """`cesres_cluster_partitions` (name: {max_time, gpus, default}) as Partition objects."""
+    partitions = {}
+    for name, facts in (raw or {}).items():
+        facts = facts or {}
+        partitions[str(name)] = Partition(
+            name=str(name),
+            max_seconds=parse_seconds(str(facts.get("max_time", "21-00:00:00"))),
+            gpus=int(facts.get("gpus") or 0),
+            default=bool(facts.get("default", False)),
+        )
+    return partitions
+
+
+def _int(value: object, what: str, minimum: int = 0) -> int:
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        raise CesresError(f"{what} must be a whole number, got {value!r}") from None
+    if number < minimum:
+        raise CesresError(f"{what} must be at least {minimum}, got {number}")
+    return number
+
+
+def _word(value: object, what: str) -> str:
+    text = "" if value is None else str(value).strip()
+    if text and not _SBATCH_WORD.match(text):
+        raise CesresError(f"{what} {text!r} contains characters Slurm does not accept here")
+    return text
+
+
+def resolve(
+    partitions: Mapping[str, Partition],
+    defaults: Mapping[str, Any],
+    overrides: Mapping[str, Any],
+    *,
+    cluster: str,
+) -> Resources:
+    """Merge the cluster's job defaults (`cesres_job_*` without the prefix) with the command line's
+    overrides (None = not given) and check the result against the partition's limits."""
+    given = {key: value for key, value in overrides.items() if value is not None}
+    merged = {**defaults, **given}
+    if not partitions:
+        raise CesresError(f"cluster {cluster} has no cesres_cluster_partitions in its group_vars")
+    partition = str(merged.get("partition") or "").strip()
+    if not partition:
+        partition = next((p.name for p in partitions.values() if p.default), "")
+    if partition not in partitions:
+        known = ", ".join(sorted(partitions))
+        raise CesresError(f"unknown partition {partition!r} on {cluster} (partitions: {known})")
+    part = partitions[partition]
+
+    # --partition batch without --gpus: the cluster's default GPU count was meant for its gpu partition.
+    keep_default_gpus = "gpus" in given or "partition" not in given or part.gpus > 0
+    gpus = _int(merged.get("gpus", 0), "gpus") if keep_default_gpus else 0
+    if gpus > part.gpus:
+        if part.gpus == 0:
+            raise CesresError(f"partition {partition} of {cluster} has no GPUs: use --gpus 0 or a GPU partition")
+        raise CesresError(f"partition {partition} of {cluster} has at most {part.gpus} GPUs per node, asked {gpus}")
+
+    seconds = parse_seconds(str(merged.get("time") or "01:00:00"))
+    if seconds > part.max_seconds:
+        raise CesresError(
+            f"time {format_seconds(seconds)} is over the limit of partition {partition} on {cluster} "
+            f"({format_seconds(part.max_seconds)})"
+        )
+    mem = str(merged.get("mem") or "").strip().upper()
+    if mem and not _MEM.match(mem):
+        raise CesresError(f"memory {mem!r} must be a number with an optional unit K, M, G or T (e.g. 16G)")
+    extra = merged.get("extra_sbatch") or ()
+    if isinstance(extra, str):
+        extra = (extra,)
+    extra_lines = tuple(check_extra_sbatch(line) for line in extra)
+    grace = _int(merged.get("signal_grace", SIGNAL_GRACE_DEFAULT), "signal grace", minimum=1)
+    return Resources(
+        partition=partition,
+        gpus=gpus,
+        cpus_per_task=_int(merged.get("cpus_per_task", 1), "cpus per task", minimum=1),
+        time=format_seconds(seconds),
+        nodes=_int(merged.get("nodes", 1), "nodes", minimum=1),
+        ntasks=_int(merged.get("ntasks", 1), "ntasks", minimum=1),
+        mem=mem,
+        account=_word(merged.get("account"), "account"),
+        qos=_word(merged.get("qos"), "qos"),
+        mail_user=_word(merged.get("mail_user"), "mail address"),
+        mail_type=_word(merged.get("mail_type"), "mail type") if merged.get("mail_user") else "",
+        extra_sbatch=extra_lines,
+        # Copy-back warning: never more than half the run, so short jobs get it too.
+        signal_grace=max(1, min(grace, seconds // 2)),
+    )
+
+
+def check_extra_sbatch(line: object) -> str:
+    text = str(line).strip()
+    if text.startswith("#SBATCH"):
+        text = text.removeprefix("#SBATCH").strip()
+    if not _EXTRA_SBATCH.match(text):
+        raise CesresError(
+            f"extra sbatch option {str(line)!r} must look like --option or --option=value "
+            "(no spaces, quotes or newlines)"
+        )
+    option = text.split("=", 1)[0]
+    if option in _OWNED_OPTIONS:
+        raise CesresError(f"extra sbatch option {option} is set by cesres-ctl itself: use its own option")
+    return text
+
+
+def defaults_from_vars(job_vars: Mapping[str, Any], keys: Sequence[str]) -> dict[str, Any]:
+    """`cesres_job_<key>` values of the templated role defaults + group_vars, keyed without the prefix."""
+    return {key: job_vars[f"cesres_job_{key}"] for key in keys if f"cesres_job_{key}" in job_vars}
+
+
+RESOURCE_KEYS = (
+    "partition",
+    "gpus",
+    "cpus_per_task",
+    "time",
+    "nodes",
+    "ntasks",
+    "mem",
+    "account",
+    "qos",
+    "mail_user",
+    "mail_type",
+    "extra_sbatch",
+    "signal_grace",
+)

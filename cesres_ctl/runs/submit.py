@@ -1,0 +1,123 @@
+"""`cesres-ctl train`: validate everything locally, then stage and submit through playbooks/train.yml."""
+
+import json
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cesres_ctl.errors import CesresError
+from cesres_ctl.runner import format_summary, run_playbook
+from cesres_ctl.runs import cluster as clusters
+from cesres_ctl.runs import config as configs
+from cesres_ctl.runs import jobscript, spec
+from cesres_ctl.runs.registry import Registry, Run, run_from_report
+from cesres_ctl.runs.resources import RESOURCE_KEYS, defaults_from_vars, resolve
+
+PLAYBOOK = "playbooks/train.yml"
+
+
+@dataclass(frozen=True)
+class Prepared:
+    cluster: clusters.Cluster
+    spec: spec.RunSpec
+
+
+@dataclass(frozen=True)
+class Outcome:
+    run: Run
+    submitted: bool
+    previous_job_id: str
+
+
+def prepare(
+    config_path: Path,
+    *,
+    cluster: str,
+    name: str | None,
+    overrides: dict[str, Any],
+    model_args: list[str],
+    new: bool,
+    settings: list[str] | None = None,
+) -> Prepared:
+    """Every check that needs no ssh: config, data files, name, model arguments, resources."""
+    run_config = configs.load(config_path)
+    run_name = spec.check_name(name) if name is not None else spec.default_name(run_config)
+    args = configs.check_model_args(list(model_args))
+    target = clusters.load(cluster)
+    defaults = defaults_from_vars(target.job_vars, RESOURCE_KEYS)
+    resources = resolve(target.partitions, defaults, overrides, cluster=cluster)
+    run_spec = spec.RunSpec(
+        cluster=cluster,
+        name=run_name,
+        config=run_config,
+        resources=resources,
+        model_args=tuple(args),
+        nonce=spec.new_nonce() if new else "",
+        settings=spec.parse_settings(list(settings or [])),
+    )
+    run_spec.extravars()  # checks every string before anything is sent
+    return Prepared(cluster=target, spec=run_spec)
+
+
+def dry_run_text(prepared: Prepared) -> str:
+    """The job script as it would be written (cluster paths unexpanded) and what would be copied."""
+    run_spec = prepared.spec
+    job_vars = {**prepared.cluster.job_vars, **{f"cesres_job_{k}": v for k, v in run_spec.settings}}
+    variables = jobscript.preview_variables(
+        run_spec.extravars(),
+        job_vars,
+        run_spec.resources.partition,
+        run_spec.resources.signal_grace,
+    )
+    script = jobscript.render(variables)
+    root = job_vars.get("cesres_job_root", "~/cesres")
+    lines = [
+        f"# dry run: nothing is sent to {prepared.cluster.name}",
+        f"# run directory: {root}/runs/{run_spec.name}-<10 hex digits from the inputs and the code version>/",
+        "# would copy:",
+        f"#   {run_spec.config.path} -> config.submitted.yaml (and rewritten -> config.yaml)",
+    ]
+    for item in run_spec.config.inputs:
+        source = str(item.local_path) if item.local_path else f"{item.cluster_path} (on the cluster)"
+        lines.append(f"#   {source} -> inputs/{item.staged_name}")
+    lines += ["# config.yaml:", *("#   " + line for line in run_spec.config.rewritten_text.splitlines())]
+    lines += ["# job.sbatch:", script.rstrip("\n")]
+    return "\n".join(lines) + "\n"
+
+
+def submit(
+    prepared: Prepared, *, verbose: bool = False, quiet: bool = False, registry: Registry | None = None
+) -> Outcome:
+    """Run playbooks/train.yml for the prepared run and record the outcome in the registry."""
+    run_spec = prepared.spec
+    with tempfile.TemporaryDirectory(prefix="cesres-train-") as tmp:
+        report_path = Path(tmp) / "report.json"
+        result = run_playbook(
+            PLAYBOOK,
+            limit=prepared.cluster.name,
+            extravars=run_spec.extravars(str(report_path)),
+            verbose=verbose,
+            title=f"train {run_spec.name} on {prepared.cluster.name}",
+            quiet=quiet,
+        )
+        if not result.ok:
+            raise CesresError(f"train failed: {result.failure}", log_path=str(result.log_path))
+        if not result.hosts:
+            raise CesresError(f"train matched no host {prepared.cluster.name}", log_path=str(result.log_path))
+        try:
+            report = json.loads(report_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            summary = format_summary(result)
+            raise CesresError(f"train ran but reported no job ({summary})", log_path=str(result.log_path)) from None
+    run = run_from_report(
+        prepared.cluster.name,
+        run_spec.name,
+        report,
+        config=str(run_spec.config.path),
+        resources=run_spec.resources.to_dict(),
+    )
+    run = (registry or Registry()).record_submission(run)
+    return Outcome(
+        run=run, submitted=bool(report.get("submitted")), previous_job_id=str(report.get("previous_job_id") or "")
+    )

@@ -1,0 +1,62 @@
+# Probe the cluster before staging a run: expand the configured paths, read the code version
+# and checksum the data files already on the cluster. Runs in a login shell (module, $GLOBALSCRATCH).
+# Arguments: ROOT VENV HF_HOME MODULES_RELEASE GIT_MODULE ENTRY_POINT [CLUSTER_INPUT ...]
+# Prints one line: CESRES_RESULT {json}
+set -u
+root=$(cesres_expand "$1")
+venv=$(cesres_expand "$2")
+hf_home=$(cesres_expand "$3")
+release=$4
+git_module=$5
+entry=$6
+shift 6
+# Relative paths are relative to the home directory, as ssh and Ansible see them.
+case $root in /*) ;; *) root=$HOME/$root ;; esac
+case $venv in /*) ;; *) venv=$HOME/$venv ;; esac
+case $hf_home in /*) ;; *) hf_home=$HOME/$hf_home ;; esac
+
+errors=()
+version=""
+if [ ! -d "$root" ]; then
+    errors+=("the CESReS code is not on the cluster at $root (run cesres-ctl setup first)")
+elif [ ! -f "$root/$entry" ]; then
+    errors+=("$root has no $entry: is it a CESReS checkout?")
+else
+    if ! command -v git >/dev/null 2>&1 && [ -n "$git_module" ] && command -v module >/dev/null 2>&1; then
+        if [ -n "$release" ]; then module load "$release" >/dev/null 2>&1; fi
+        module load "$git_module" >/dev/null 2>&1
+    fi
+    if command -v git >/dev/null 2>&1 && head=$(git -C "$root" rev-parse HEAD 2>/dev/null); then
+        version=$head
+        # Modified tracked files make another code version (untracked runs/ does not).
+        if [ -n "$(git -C "$root" status --porcelain --untracked-files=no 2>/dev/null)" ]; then
+            version="$version+dirty.$(git -C "$root" diff HEAD 2>/dev/null | sha256sum | cut -c1-12)"
+        fi
+    else
+        # Not a git checkout (pushed with rsync): the file list with sizes and times.
+        version="tree.$(cd "$root" && find . -path ./runs -prune -o -path ./.git -prune -o -type f \
+            -printf '%P %s %T@\n' 2>/dev/null | LC_ALL=C sort | sha256sum | cut -c1-40)"
+    fi
+fi
+if [ ! -f "$venv/bin/activate" ]; then
+    errors+=("no virtualenv at $venv (run cesres-ctl setup first)")
+fi
+
+inputs=""
+for given in "$@"; do
+    path=$(cesres_expand "$given")
+    case $path in /*) ;; *) path=$root/$path ;; esac
+    sum=""
+    if [ -f "$path" ] && [ -r "$path" ]; then
+        sum=$(sha256sum -- "$path" | cut -d' ' -f1)
+    else
+        errors+=("data file cluster:$given not found on the cluster ($path)")
+    fi
+    inputs+="${inputs:+,}{\"given\":$(cesres_json_str "$given"),\"path\":$(cesres_json_str "$path"),\"sha256\":\"$sum\"}"
+done
+
+errs=""
+for e in "${errors[@]}"; do errs+="${errs:+,}$(cesres_json_str "$e")"; done
+printf 'CESRES_RESULT {"home":%s,"root":%s,"venv":%s,"hf_home":%s,"code_version":%s,"inputs":[%s],"errors":[%s]}\n' \
+    "$(cesres_json_str "$HOME")" "$(cesres_json_str "$root")" "$(cesres_json_str "$venv")" \
+    "$(cesres_json_str "$hf_home")" "$(cesres_json_str "$version")" "$inputs" "$errs"

@@ -1,0 +1,231 @@
+"""playbooks/setup.yml and `cesres-ctl setup` against the sandbox cluster.
+
+One fresh setup is shared by the module's assertions; the requirement and local-change scenarios use
+their own throwaway root and venv (pushed from a local copy of cesres-mini), so the shared ~/cesres and
+~/cesres_env that the job tests read are never left broken.
+"""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import PROJECT, run_cli
+
+pytestmark = pytest.mark.sandbox
+
+BIN = Path(sys.executable).parent
+MODULES = "releases/2022a"
+MINI = PROJECT / "sandbox" / "cesres-mini"
+RECAP = re.compile(r"^sandbox\s*:\s*(.*)$", re.MULTILINE)
+
+
+def ansible_playbook(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "ANSIBLE_NOCOLOR": "1"}
+    return subprocess.run(
+        [str(BIN / "ansible-playbook"), "playbooks/setup.yml", "-l", "sandbox", *args],
+        cwd=PROJECT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        env=env,
+    )
+
+
+def recap(output: str) -> dict[str, int]:
+    match = RECAP.findall(output)
+    assert match, output[-3000:]
+    return {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", match[-1])}
+
+
+def reset(sandbox, *paths: str) -> None:
+    quoted = " ".join(f'"$HOME/{p}"' for p in paths)
+    done = sandbox.ssh(f"rm -rf {quoted}")
+    assert done.returncode == 0, done.stderr
+
+
+def venv_env(sandbox, venv: str) -> str:
+    """Shell prefix: the modules of group_vars/ceci.yml loaded, as in a job."""
+    return (
+        f"module purge; module load {MODULES}; module load Python/3.10.4-GCCcore-11.3.0 "
+        "SciPy-bundle/2022.05-foss-2022a CUDA/11.7.0 OpenMPI/4.1.4-NVHPC-22.11-CUDA-11.7.0 "
+        "tensorboardX/2.5.1-foss-2022a PyTorch/1.12.1-foss-2022a-CUDA-11.7.0 "
+        "TensorFlow/2.11.0-foss-2022a-CUDA-11.7.0 torchvision/0.13.1-foss-2022a-CUDA-11.7.0; "
+        f"py=$HOME/{venv}/bin/python; "
+    )
+
+
+# --- molecule first: it resets the user's state before and after itself -------------------------
+
+
+def test_molecule_default_scenario(sandbox):
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "PY_COLORS": "0"}
+    done = subprocess.run(
+        [str(BIN / "molecule"), "test"], cwd=PROJECT, capture_output=True, text=True, timeout=600, check=False, env=env
+    )
+    assert done.returncode == 0, (done.stdout + done.stderr)[-6000:]
+    assert "idempotence: Executed: Successful" in re.sub(r"\x1b\[[0-9;]*m", "", done.stdout + done.stderr)
+
+
+# --- one setup from nothing, shared -----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def first_setup(sandbox):
+    reset(sandbox, "cesres", "cesres_env", ".cache/huggingface")
+    start = time.monotonic()
+    done = run_cli("setup", "--cluster", "sandbox")
+    elapsed = time.monotonic() - start
+    print(f"first setup: {elapsed:.1f} s")
+    return done, elapsed
+
+
+def test_setup_from_nothing_succeeds(first_setup):
+    done, _ = first_setup
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "failed=0" in done.stderr and "unreachable=0" in done.stderr
+
+
+def test_numpy_comes_from_the_module_and_requirements_import(sandbox, first_setup):
+    assert first_setup[0].returncode == 0
+    done = sandbox.login_shell(
+        venv_env(sandbox, "cesres_env") + '"$py" -c "import json, sys, numpy, yaml, tabulate; '
+        'print(json.dumps([sys.prefix, numpy.__file__, numpy.__version__]))"; '
+        '"$py" -m pip list --path "$HOME/cesres_env/lib/python3.11/site-packages" --format=json'
+    )
+    assert done.returncode == 0, done.stderr
+    prefix, numpy_file, numpy_version = json.loads(done.stdout.splitlines()[0])
+    assert prefix.endswith("/cesres_env")
+    assert "/sw/SciPy-bundle/" in numpy_file and numpy_version == "1.26.4"
+    in_venv = {p["name"].lower() for p in json.loads(done.stdout.splitlines()[1])}
+    assert "numpy" not in in_venv and {"pyyaml", "tabulate"} <= in_venv
+
+
+def test_pip_check_passes_for_the_venv(sandbox, first_setup):
+    assert first_setup[0].returncode == 0
+    done = sandbox.login_shell(venv_env(sandbox, "cesres_env") + '"$py" -m pip check')
+    # Known outside the venv: the sandbox's tensorboardX module pins protobuf<=3.20.1 but ships
+    # 3.20.3, and Debian's python3-gi misses pycairo. Nothing else may be reported.
+    problems = [
+        line
+        for line in done.stdout.splitlines()
+        if line and not line.startswith(("tensorboardx 2.5.1 has requirement protobuf", "pygobject "))
+    ]
+    assert problems == [], done.stdout
+
+
+def test_rerun_changes_nothing_and_skips_pip(sandbox, first_setup):
+    assert first_setup[0].returncode == 0
+    before = sandbox.ssh("stat -c %Y cesres_env/cesres-pip.log").stdout
+    done = ansible_playbook()
+    assert done.returncode == 0, done.stdout[-3000:]
+    stats = recap(done.stdout)
+    assert stats["changed"] == 0 and stats["failed"] == 0
+    assert re.search(r"Install the requirements.*\*+\nskipping: \[sandbox\]", done.stdout)
+    assert sandbox.ssh("stat -c %Y cesres_env/cesres-pip.log").stdout == before
+
+
+def test_ansible_playbook_and_cesres_ctl_agree(first_setup):
+    assert first_setup[0].returncode == 0
+    via_cli = run_cli("setup", "--cluster", "sandbox")
+    assert via_cli.returncode == 0, via_cli.stderr
+    via_playbook = recap(ansible_playbook().stdout)
+    line = re.search(r"sandbox: ok=(\d+) changed=(\d+) failed=(\d+) unreachable=(\d+)", via_cli.stderr)
+    assert line, via_cli.stderr
+    assert tuple(map(int, line.groups())) == (
+        via_playbook["ok"],
+        via_playbook["changed"],
+        via_playbook["failed"],
+        via_playbook["unreachable"],
+    )
+
+
+def test_misspelled_module_fails_before_any_change(sandbox):
+    modules = ["Python/3.10.4-GCCcore-11.3.0", "SciPy-bundel/2022.05-foss-2022a"]
+    done = run_cli(
+        "setup",
+        "--cluster",
+        "sandbox",
+        "-e",
+        json.dumps({"cesres_cluster_modules": modules, "cesres_root": "~/t3_typo", "cesres_venv": "~/t3_typo_env"}),
+    )
+    assert done.returncode == 1
+    assert "SciPy-bundel/2022.05-foss-2022a" in done.stderr and "sandbox" in done.stderr
+    assert "Traceback" not in done.stderr and "full log:" in done.stderr
+    assert sandbox.ssh("ls -d t3_typo t3_typo_env").returncode != 0
+
+
+def test_invalid_variable_is_refused_before_ssh():
+    done = run_cli(
+        "setup", "--cluster", "sandbox", "-e", "cesres_venv_retry_lines=perhaps", "-e", "cesres_repo_forcee=1"
+    )
+    assert done.returncode == 1
+    assert "cesres_venv_retry_lines" in done.stderr and "did you mean cesres_repo_force" in done.stderr
+    assert "full log" not in done.stderr  # nothing ran
+
+
+# --- requirements and local changes, in a throwaway root pushed from a local checkout -------------
+
+
+@pytest.fixture(scope="module")
+def checkout(sandbox, tmp_path_factory):
+    local = tmp_path_factory.mktemp("checkout") / "cesres-mini"
+    shutil.copytree(MINI, local, ignore=shutil.ignore_patterns("__pycache__", "output"))
+    reset(sandbox, "t3_root", "t3_env")
+    yield local
+    reset(sandbox, "t3_root", "t3_env")
+
+
+def push_setup(checkout: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    variables = {"cesres_repo_local_path": str(checkout), "cesres_root": "~/t3_root", "cesres_venv": "~/t3_env"}
+    return run_cli("setup", "--cluster", "sandbox", "-e", json.dumps(variables), *extra)
+
+
+def requirements(checkout: Path) -> Path:
+    return checkout / "installation" / "CECI_requirements.txt"
+
+
+def test_requirement_lifecycle(sandbox, checkout):
+    done = push_setup(checkout)
+    assert done.returncode == 0, done.stderr
+    # One changed requirement: pip runs again and installs it.
+    text = requirements(checkout).read_text()
+    requirements(checkout).write_text(text.replace("tabulate==0.10.0", "tabulate==0.9.0"))
+    done = push_setup(checkout)
+    assert done.returncode == 0, done.stderr
+    assert "changed=0" not in done.stderr
+    version = sandbox.login_shell(
+        venv_env(sandbox, "t3_env") + '"$py" -c "import tabulate; print(tabulate.__version__)"'
+    )
+    assert version.stdout.strip() == "0.9.0", version.stderr
+    # A requirement that cannot install: named, and the venv is not ready.
+    requirements(checkout).write_text(requirements(checkout).read_text() + "cesres-no-such-package-t3==1.0\n")
+    done = push_setup(checkout)
+    assert done.returncode == 1
+    assert "cesres-no-such-package-t3==1.0" in done.stderr and "tabulate" not in done.stderr.split("error:")[-1]
+    assert sandbox.ssh("test -e t3_env/.cesres-ready").returncode != 0
+    # The next good run repairs it.
+    requirements(checkout).write_text(text)
+    done = push_setup(checkout)
+    assert done.returncode == 0, done.stderr
+    assert sandbox.ssh("test -e t3_env/.cesres-ready").returncode == 0
+
+
+def test_changes_on_the_cluster_stop_the_push_unless_forced(sandbox, checkout):
+    done = push_setup(checkout)
+    assert done.returncode == 0, done.stderr
+    assert sandbox.ssh("echo '# edited on the cluster' >> t3_root/README.md").returncode == 0
+    (checkout / "README.md").write_text((checkout / "README.md").read_text() + "\nlocal edit\n")
+    done = push_setup(checkout)
+    assert done.returncode == 1
+    assert "README.md" in done.stderr and "cesres_repo_force" in done.stderr
+    done = push_setup(checkout, "-e", "cesres_repo_force=true")
+    assert done.returncode == 0, done.stderr
+    assert sandbox.ssh("grep -c 'edited on the cluster' t3_root/README.md").stdout.strip() == "0"

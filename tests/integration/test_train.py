@@ -1,0 +1,300 @@
+"""Training runs against the sandbox: submit, follow, fetch, plot, time limit, failure, cancel,
+idempotent submission, injection attempts and input checks.
+
+The runs use their own CESReS checkout and venv on the cluster (~/cesres-it, ~/cesres-it-env, set
+with `train --set`), so tests of the provisioning roles that reset ~/cesres cannot disturb them, and a
+private registry (XDG_STATE_HOME). Independent jobs are submitted together at the start (module
+fixture) and then awaited, so the whole module takes about the time of its longest job (the time
+limit one, ~75-100 s).
+"""
+
+import json
+import os
+import shlex
+import struct
+import subprocess
+import sys
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import PROJECT
+
+pytestmark = pytest.mark.sandbox
+
+DEMO = PROJECT / "sandbox" / "cesres-mini"
+ROOT = "~/cesres-it"
+VENV = "~/cesres-it-env"
+SETS = ("--set", f"root={ROOT}", "--set", f"venv={VENV}")
+TERMINAL = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL"}
+
+
+class Cli:
+    """cesres-ctl with a private state directory, run from cesres-mini (its demo config's data paths)."""
+
+    def __init__(self, state: Path, path_prefix: Path | None = None) -> None:
+        self.env = {**os.environ, "XDG_STATE_HOME": str(state), "CESRES_CLUSTER": "sandbox"}
+        if path_prefix is not None:
+            self.env["PATH"] = f"{path_prefix}:{self.env['PATH']}"
+
+    def __call__(self, *args: str, timeout: float = 600, cwd: Path = DEMO) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "cesres_ctl", *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+            cwd=cwd,
+            env=self.env,
+        )
+
+    def json(self, *args: str, timeout: float = 600) -> dict:
+        done = self(*args, "--json", timeout=timeout)
+        assert done.returncode == 0, f"{args}: {done.stdout}\n{done.stderr}"
+        return json.loads(done.stdout)
+
+    def _train(self, args: tuple[str, ...], model: tuple[str, ...]) -> dict:
+        done = self("train", "configs/demo.yaml", *SETS, *args, "--json", "--", *model)
+        assert done.returncode == 0, f"train {args} {model}: {done.stdout}\n{done.stderr}"
+        return json.loads(done.stdout)
+
+    def wait_final(self, run_id: str, timeout: float = 300) -> dict:
+        deadline = time.monotonic() + timeout
+        while True:
+            status = self.json("status", run_id)
+            if status["final"]:
+                return status
+            assert time.monotonic() < deadline, f"{run_id} still {status['state']} after {timeout} s"
+            time.sleep(3)
+
+
+@pytest.fixture(scope="module")
+def cluster_code(sandbox):
+    """The runs' own CESReS checkout and venv on the cluster (created once, kept between sessions)."""
+    script = (
+        "set -e; "
+        f"[ -d {ROOT}/.git ] || git -c safe.directory='*' clone -q {sandbox.root}/git/cesres.git {ROOT}; "
+        f"[ -x {VENV}/bin/python ] || {{ module purge; module load releases/2022a Python/3.10.4-GCCcore-11.3.0 "
+        f"SciPy-bundle/2022.05-foss-2022a && python3 -m venv --system-site-packages {VENV} && "
+        f"{VENV}/bin/pip install -q PyYAML tabulate; }}"
+    )
+    done = sandbox.login_shell(script.replace("~/", "$HOME/"))
+    assert done.returncode == 0, done.stderr
+    return sandbox
+
+
+@pytest.fixture(scope="module")
+def cli(tmp_path_factory, cluster_code):
+    return Cli(tmp_path_factory.mktemp("state"))
+
+
+@pytest.fixture(scope="module")
+def submitted(cli):
+    """Every independent job, submitted at once: {label: train --json output}."""
+    tag = uuid.uuid4().hex[:6]
+    jobs = {
+        "demo": (("--name", f"demo-{tag}", "--partition", "gpu", "--gpus", "1"), ("-l", "3")),
+        "timeout": (("--name", f"tl-{tag}", "--time", "00:01:00"), ("-l", "100000")),
+        "failing": (("--name", f"fail-{tag}", "--partition", "batch"), ("-b", "0")),
+        "cancel": (("--name", f"cancel-{tag}", "--partition", "batch", "--time", "00:03:00"), ("-l", "100000")),
+        "inject": (("--name", f"inj-{tag}", "--partition", "batch"), ("-l", "2", "-d", "cpu; touch ~/pwned-$(id -u)")),
+    }
+    with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
+        futures = {label: pool.submit(cli._train, args, model) for label, (args, model) in jobs.items()}
+        runs = {label: future.result() for label, future in futures.items()}
+    yield runs
+    # A failed test must not leave its long jobs on the cluster.
+    for run in runs.values():
+        if not cli.json("status", run["run_id"])["final"]:
+            cli("cancel", run["run_id"])
+
+
+def remote_log(sandbox, run: dict) -> str:
+    return sandbox.ssh(f"cat {shlex.quote(run['log'])}").stdout
+
+
+def is_png(path: Path) -> bool:
+    data = path.read_bytes()
+    if data[:8] != b"\x89PNG\r\n\x1a\n" or data[12:16] != b"IHDR":
+        return False
+    width, height = struct.unpack(">II", data[16:24])
+    return width > 100 and height > 100 and data[-8:-4] == b"IEND"
+
+
+def test_demo_run_completes_fetches_and_plots(cli, submitted, sandbox, tmp_path):
+    run = submitted["demo"]
+    assert run["submitted"] is True
+    assert run["resources"]["partition"] == "gpu" and run["resources"]["gpus"] == 1
+    status = cli.wait_final(run["run_id"])
+    assert status["state"] == "COMPLETED", status
+    assert status["exit_code"] == "0"
+
+    dest = tmp_path / "fetched"
+    assert cli.json("fetch", run["run_id"], "--dest", str(dest))["dest"] == str(dest)
+    assert (dest / "results" / "metrics.json").is_file()
+    assert (dest / "results" / "best.th").stat().st_size > 0
+    log = dest / f"slurm-{run['job_id']}.out"
+    text = log.read_text()
+    assert "cesres-job: CUDA_VISIBLE_DEVICES=0" in text or "cesres-job: CUDA_VISIBLE_DEVICES=1" in text
+    workdir = next(line for line in text.splitlines() if line.startswith("cesres-job: workdir "))
+    scratch = workdir.split()[2]
+    assert scratch.startswith(str(sandbox.root / "scratch")), workdir
+    assert "LOCALSCRATCH=" + str(sandbox.root / "scratch") in workdir
+    assert sandbox.ssh(f"test -e {shlex.quote(scratch)}").returncode == 1, "scratch dir left behind"
+    assert "exit code 0" in text
+
+    # fetch again: nothing changed, nothing moves
+    again = cli("fetch", run["run_id"], "--dest", str(dest))
+    assert again.returncode == 0 and "(0 file(s) changed)" in again.stderr, again.stderr
+
+    png = tmp_path / "curves.png"
+    done = cli("plot", run["run_id"], "--output", str(png))
+    assert done.returncode == 0, done.stderr
+    assert is_png(png)
+
+
+def test_time_limit_copies_partial_results_back(cli, submitted, sandbox, tmp_path):
+    run = submitted["timeout"]
+    assert run["resources"]["time"] == "00:01:00"
+    assert run["resources"]["signal_grace"] == 30
+    status = cli.wait_final(run["run_id"], timeout=240)
+    assert status["state"] == "TIMEOUT", status
+    dest = tmp_path / "partial"
+    cli.json("fetch", run["run_id"], "--dest", str(dest))
+    assert (dest / "results" / "metrics_epoch_0.json").is_file(), "partial results were not copied back"
+    log = (dest / f"slurm-{run['job_id']}.out").read_text()
+    assert "copying partial results" in log
+    assert "results copied to" in log
+
+
+def test_failing_model_shows_failed_with_its_exit_code_and_log(cli, submitted):
+    run = submitted["failing"]
+    status = cli.wait_final(run["run_id"])
+    assert status["state"] == "FAILED", status
+    assert status["exit_code"] == "2"
+    logs = cli("logs", run["run_id"])
+    assert logs.returncode == 0
+    assert "cesres-mini: error:" in logs.stdout
+    assert "cesres-job: exit code 2" in logs.stdout
+
+
+def test_cancelled_job_shows_cancelled(cli, submitted):
+    run = submitted["cancel"]
+    # Let it start (the cancel path must stop a running model and still copy back).
+    deadline = time.monotonic() + 60
+    while cli.json("status", run["run_id"])["state"] == "PENDING" and time.monotonic() < deadline:
+        time.sleep(1)
+    time.sleep(3)
+    cancelled = cli.json("cancel", run["run_id"])
+    assert cancelled["cancelled"] is True
+    status = cli.wait_final(run["run_id"], timeout=120)
+    assert status["state"] == "CANCELLED", status
+    listed = {r["run_id"]: r for r in cli.json("runs")}
+    assert listed[run["run_id"]]["state"] == "CANCELLED"
+
+
+def test_injection_through_model_arguments_stays_literal(cli, submitted, sandbox):
+    run = submitted["inject"]
+    status = cli.wait_final(run["run_id"])
+    assert status["final"]
+    assert "pwned" not in sandbox.ssh("ls ~").stdout
+    script = sandbox.ssh(f"cat {shlex.quote(run['remote_dir'])}/job.sbatch").stdout
+    assert "'cpu; touch ~/pwned-$(id -u)'" in script
+
+
+def test_same_inputs_give_one_job_and_new_gives_another(cli, cluster_code):
+    name = f"idem-{uuid.uuid4().hex[:6]}"
+    first = cli._train(("--name", name, "--partition", "batch"), ("-l", "1"))
+    second = cli._train(("--name", name, "--partition", "batch"), ("-l", "1"))
+    assert first["submitted"] is True
+    assert second["submitted"] is False
+    assert (second["run_id"], second["job_id"]) == (first["run_id"], first["job_id"])
+    third = cli._train(("--name", name, "--partition", "batch", "--new"), ("-l", "1"))
+    assert third["submitted"] is True
+    assert third["run_id"] != first["run_id"] and third["job_id"] != first["job_id"]
+    for run in (first, third):
+        cli.wait_final(run["run_id"])
+
+
+@pytest.fixture
+def no_ssh(tmp_path):
+    """A PATH whose ssh/scp/rsync only record that they were called."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    marker = tmp_path / "ssh-called"
+    for tool in ("ssh", "scp", "rsync"):
+        stub = bin_dir / tool
+        stub.write_text(f'#!/bin/sh\necho "$0 $*" >> {marker}\nexit 255\n')
+        stub.chmod(0o755)
+    return bin_dir, marker
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("configs/demo.yaml", "--partition", "debug", "--time", "01:00:00"), "over the limit of partition debug"),
+        (("configs/demo.yaml", "--partition", "nope"), "unknown partition 'nope'"),
+        (("configs/demo.yaml", "--partition", "batch", "--gpus", "1"), "has no GPUs"),
+        (("configs/missing.yaml",), "config file configs/missing.yaml not found"),
+        (("{bad}",), "not valid YAML"),
+        (("{nodata}",), "data file CONFIG.training"),
+        (("configs/demo.yaml", "--name", 'x"; touch ~/pwned; "'), "run name"),
+        (("configs/demo.yaml", "--", "-n"), "not allowed"),
+        (("configs/demo.yaml", "--time", "soon"), "invalid time"),
+    ],
+)
+def test_bad_inputs_fail_before_any_ssh(tmp_path, no_ssh, args, message):
+    bin_dir, marker = no_ssh
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("VOCABULARY: {}\nREADER: [unclosed\n")
+    nodata = tmp_path / "nodata.yaml"
+    nodata.write_text((DEMO / "configs" / "demo.yaml").read_text().replace("data/train.txt", "data/absent.txt"))
+    args = tuple(str(bad) if a == "{bad}" else str(nodata) if a == "{nodata}" else a for a in args)
+    cli = Cli(tmp_path / "state", path_prefix=bin_dir)
+    done = cli("train", *args)
+    assert done.returncode != 0
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("cesres-ctl: error:") and message in lines[0], lines[0]
+    assert not marker.exists(), marker.read_text()
+    assert cli.json("runs") == []
+
+
+def test_dry_run_prints_the_script_and_submits_nothing(tmp_path, no_ssh):
+    bin_dir, marker = no_ssh
+    cli = Cli(tmp_path / "state", path_prefix=bin_dir)
+    done = cli("train", "configs/demo.yaml", "--dry-run", "--", "-l", "3")
+    assert done.returncode == 0, done.stderr
+    assert "#!/bin/bash -l" in done.stdout
+    assert "#SBATCH --gres=gpu:1" in done.stdout
+    assert "data/train.txt -> inputs/training.txt" in done.stdout
+    assert not marker.exists()
+    assert cli.json("runs") == []
+
+
+def test_train_playbook_is_idempotent(cluster_code, tmp_path, monkeypatch):
+    """What molecule's idempotence step checks: the second run of train.yml reports changed=0."""
+    from cesres_ctl.runner import run_playbook
+    from cesres_ctl.runs.submit import PLAYBOOK, prepare
+
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    monkeypatch.chdir(DEMO)
+    prepared = prepare(
+        Path("configs/demo.yaml"),
+        cluster="sandbox",
+        name=f"molecule-{uuid.uuid4().hex[:6]}",
+        overrides={"partition": "batch"},
+        model_args=["-l", "1"],
+        new=False,
+        settings=[f"root={ROOT}", f"venv={VENV}"],
+    )
+    extravars = prepared.spec.extravars()
+    first = run_playbook(PLAYBOOK, limit="sandbox", extravars=extravars, quiet=True)
+    assert first.ok, first.failure
+    assert first.hosts["sandbox"].changed > 0
+    second = run_playbook(PLAYBOOK, limit="sandbox", extravars=extravars, quiet=True)
+    assert second.ok, second.failure
+    assert second.hosts["sandbox"].changed == 0

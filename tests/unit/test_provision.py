@@ -1,0 +1,145 @@
+"""cesres_ctl.provision: -e parsing, argument_specs validation before any SSH, doctor parsing."""
+
+import shlex
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from cesres_ctl.errors import CesresError
+from cesres_ctl.provision import doctor
+from cesres_ctl.provision.commands import EXIT_CANCELED, EXIT_FAILED, EXIT_UNREACHABLE, exit_code
+from cesres_ctl.provision.settings import SETUP_ROLES, Inventory, parse_extra_vars, role_specs, validate_setup_vars
+from cesres_ctl.runner import HostStats, PlaybookResult
+
+# --- -e parsing ---------------------------------------------------------------------------------
+
+
+def test_extra_vars_key_value_json_and_file(tmp_path):
+    f = tmp_path / "vars.yml"
+    f.write_text("cesres_data_items:\n  - {src: /tmp, dest: data}\n")
+    parsed = parse_extra_vars(["a=1 b=two", '{"c": [1, 2]}', f"@{f}"])
+    assert parsed == {"a": "1", "b": "two", "c": [1, 2], "cesres_data_items": [{"src": "/tmp", "dest": "data"}]}
+
+
+@pytest.mark.parametrize("bad", ["novalue", "=x", "{not: [closed", "@/nonexistent/file.yml", "1abc=2"])
+def test_extra_vars_errors_are_one_line(bad):
+    with pytest.raises(CesresError) as info:
+        parse_extra_vars([bad])
+    assert "\n" not in str(info.value)
+
+
+# --- validation against the roles' own argument_specs -------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def inventory():
+    return Inventory()
+
+
+def test_every_setup_role_has_a_spec_and_defaults():
+    specs = role_specs()
+    assert [spec.role for spec in specs] == list(SETUP_ROLES)
+    for spec in specs:
+        assert spec.options and spec.defaults_file.is_file()
+        assert all(name.startswith(spec.role + "_") for name in spec.options)
+
+
+@pytest.mark.parametrize("cluster", ["sandbox", "dragon2"])
+def test_inventory_values_pass(inventory, cluster):
+    assert validate_setup_vars(cluster, {}, inventory) == []
+
+
+def test_bad_values_are_named(inventory):
+    problems = validate_setup_vars(
+        "sandbox",
+        {
+            "cesres_venv_retry_lines": "perhaps",
+            "cesres_repo_forcee": "1",
+            "cesres_data_items": [{"src": "/tmp"}],
+            "cesres_hf_cache_models": "not-a-list-of-dicts",
+        },
+        inventory,
+    )
+    text = "\n".join(problems)
+    assert "cesres_venv: argument 'cesres_venv_retry_lines'" in text
+    assert "unknown variable cesres_repo_forcee (did you mean cesres_repo_force?)" in text
+    assert "missing required arguments: dest found in cesres_data_items" in text
+    assert "cesres_hf_cache_models" in text
+
+
+def test_templated_defaults_follow_the_shared_values(inventory):
+    values, errors = inventory.resolve(
+        "sandbox", {"cesres_venv": "$GLOBALSCRATCH/env"}, ["cesres_venv_path"], role_specs()[2].defaults_file
+    )
+    assert errors == [] and values == {"cesres_venv_path": "$GLOBALSCRATCH/env"}
+
+
+def test_unknown_cluster_suggests(inventory):
+    with pytest.raises(CesresError, match="did you mean sandbox"):
+        validate_setup_vars("sandbx", {}, inventory)
+
+
+# --- exit codes -------------------------------------------------------------------------------------
+
+
+def result(status="failed", rc=2, **stats):
+    base = {"ok": 1, "changed": 0, "failed": 0, "unreachable": 0, "skipped": 0, "rescued": 0, "ignored": 0}
+    return PlaybookResult(status, rc, {"sandbox": HostStats(**{**base, **stats})}, Path("/x.log"), "x")
+
+
+def test_exit_codes_match_the_result():
+    assert exit_code(result("successful", 0)) == 0
+    assert exit_code(result(failed=1)) == EXIT_FAILED
+    assert exit_code(result(unreachable=1)) == EXIT_UNREACHABLE
+    assert exit_code(result("canceled", -1)) == EXIT_CANCELED
+
+
+# --- doctor ---------------------------------------------------------------------------------------
+
+
+def test_parse_checks_adds_hints_to_failures():
+    out = "noise\nCHECK\tpython\tpass\t/usr/bin/python3 is 3.11.2\nCHECK\tmodule:Nope/1\tfail\tnot available\r\n"
+    checks = doctor.parse_checks(out, "dragon2")
+    assert [c.id for c in checks] == ["python", "module:Nope/1"]
+    assert checks[0].hint == "" and "module spider" in checks[1].hint and checks[1].failed
+
+
+def test_unreachable_hints():
+    assert "key was refused" in doctor.unreachable_hint("Permission denied (publickey).")
+    assert "Host alias" in doctor.unreachable_hint("Could not resolve hostname dragon2")
+    assert "gateway" in doctor.unreachable_hint("Connection timed out during banner exchange")
+
+
+def test_doctor_script_runs_locally_with_stub_tools(tmp_path):
+    """The raw command, run by a local bash with stub module/sinfo: one line per check, quoted safely."""
+    stub = tmp_path / "bin"
+    stub.mkdir()
+    (stub / "sinfo").write_text("#!/bin/sh\nprintf 'batch* up 5-00:00:00\\ngpu down 1:00\\n'\n")
+    (stub / "sinfo").chmod(0o755)
+    host_vars = {
+        "cesres_cluster_modules_release": "releases/2022a",
+        "cesres_cluster_modules": ["Python/3.10.4", "Weird name'with quote"],
+        "cesres_cluster_partitions": {"batch": {}, "gpu": {}, "debug": {}},
+        "ansible_python_interpreter": "python3",
+    }
+    command = doctor.doctor_command(host_vars)
+    argv = shlex.split(command)
+    assert argv[:2] == ["bash", "-lc"] and argv[-1] == "Weird name'with quote"
+    module_fn = (
+        'module() { case "$1 $2" in "is-avail Python/3.10.4"|"load releases/2022a") return 0;; esac; return 1; }'
+    )
+    script = f"{module_fn}\nexport -f module\nexport GLOBALSCRATCH={tmp_path}\n" + argv[2]
+    done = subprocess.run(
+        ["bash", "-c", script, *argv[3:]],
+        capture_output=True,
+        text=True,
+        env={"PATH": f"{stub}:/usr/bin:/bin", "HOME": str(tmp_path)},
+        check=True,
+    )
+    checks = {c.id: c.status for c in doctor.parse_checks(done.stdout, "x")}
+    assert checks["python"] == "pass"
+    assert checks["module:Python/3.10.4"] == "pass" and checks["module:Weird name'with quote"] == "fail"
+    assert checks["partition:batch"] == "pass"
+    assert checks["partition:gpu"] == "fail" and checks["partition:debug"] == "fail"
+    assert "space:$HOME" in checks and "space:$GLOBALSCRATCH" in checks

@@ -1,0 +1,266 @@
+"""cesres_ctl.runs: time strings, resources, the CESReS config, model arguments, run spec, status parsing."""
+
+import base64
+import importlib.util
+from pathlib import Path
+
+import pytest
+import yaml
+
+from cesres_ctl.errors import CesresError
+from cesres_ctl.runs import config as configs
+from cesres_ctl.runs import remote, spec
+from cesres_ctl.runs.cluster import load as load_cluster
+from cesres_ctl.runs.resources import Resources, check_extra_sbatch, parse_partitions, resolve
+from cesres_ctl.runs.slurmtime import format_seconds, parse_seconds
+
+PROJECT = Path(__file__).resolve().parents[2]
+DEMO = PROJECT / "sandbox" / "cesres-mini"
+PARTITIONS = parse_partitions(
+    {
+        "batch": {"max_time": "5-00:00:00", "default": True, "gpus": 0},
+        "gpu": {"max_time": "5-00:00:00", "default": False, "gpus": 2},
+        "debug": {"max_time": "00:30:00", "default": False, "gpus": 0},
+    }
+)
+
+
+def _filter_plugin():
+    path = PROJECT / "roles" / "cesres_job" / "filter_plugins" / "cesres_job.py"
+    module_spec = importlib.util.spec_from_file_location("cesres_job_filters", path)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    return module.cesres_slurm_seconds
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("30", 1800),
+        ("5:30", 330),
+        ("01:00:00", 3600),
+        ("1-0", 86400),
+        ("2-12", 216000),
+        ("1-02:03", 93780),
+        ("5-00:00:00", 432000),
+        ("00:01:00", 60),
+    ],
+)
+def test_slurm_time_parses_like_sbatch_and_like_the_role_filter(text, seconds):
+    assert parse_seconds(text) == seconds
+    assert _filter_plugin()(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "soon", "1:2:3:4", "-1", "1-", "0", "00:00:00", "1h"])
+def test_slurm_time_rejects_garbage(text):
+    with pytest.raises(CesresError):
+        parse_seconds(text)
+
+
+def test_slurm_time_formats_canonically():
+    assert format_seconds(60) == "00:01:00"
+    assert format_seconds(432000) == "5-00:00:00"
+    assert format_seconds(93780) == "1-02:03:00"
+
+
+def test_resources_take_cluster_defaults_then_overrides():
+    defaults = {"partition": "gpu", "gpus": 1, "cpus_per_task": 4, "time": "1-00:00:00"}
+    res = resolve(PARTITIONS, defaults, {"time": "02:00:00", "gpus": None}, cluster="c")
+    assert (res.partition, res.gpus, res.cpus_per_task, res.time) == ("gpu", 1, 4, "02:00:00")
+    assert res.signal_grace == 300
+
+
+def test_resources_default_partition_and_gpus_follow_a_cpu_partition():
+    res = resolve(PARTITIONS, {"gpus": 1}, {"partition": "batch"}, cluster="c")
+    assert (res.partition, res.gpus) == ("batch", 0)
+    assert resolve(PARTITIONS, {}, {}, cluster="c").partition == "batch"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"partition": "debug", "time": "01:00:00"}, "over the limit of partition debug"),
+        ({"partition": "nope"}, "unknown partition 'nope'"),
+        ({"partition": "batch", "gpus": 1}, "has no GPUs"),
+        ({"partition": "gpu", "gpus": 3}, "at most 2 GPUs"),
+        ({"mem": "lots"}, "memory"),
+        ({"account": "a b"}, "account"),
+        ({"qos": 'x";id'}, "qos"),
+        ({"extra_sbatch": ["--exclusive\n#SBATCH --x"]}, "extra sbatch option"),
+        ({"extra_sbatch": ["--time=9-00:00:00"]}, "set by cesres-ctl"),
+        ({"cpus_per_task": 0}, "at least 1"),
+    ],
+)
+def test_resources_refuse_what_slurm_would_refuse(overrides, message):
+    with pytest.raises(CesresError, match=message):
+        resolve(PARTITIONS, {"time": "00:10:00"}, overrides, cluster="c")
+
+
+def test_signal_grace_is_at_most_half_the_run():
+    assert resolve(PARTITIONS, {}, {"time": "00:01:00"}, cluster="c").signal_grace == 30
+    assert resolve(PARTITIONS, {"signal_grace": 10}, {"time": "01:00:00"}, cluster="c").signal_grace == 10
+
+
+def test_extra_sbatch_accepts_plain_options():
+    assert check_extra_sbatch("#SBATCH --constraint=v100") == "--constraint=v100"
+    assert check_extra_sbatch("--exclusive") == "--exclusive"
+
+
+def test_demo_config_is_rewritten_for_the_run():
+    run_config = configs.load(DEMO / "configs" / "demo.yaml", cwd=DEMO)
+    data = yaml.safe_load(run_config.rewritten_text)
+    assert data["CONFIG"]["training"] == "cesres_run/inputs/training.txt"
+    assert data["CONFIG"]["evaluation"] == "cesres_run/inputs/evaluation.txt"
+    assert data["CONFIG"]["serialization_dir"] == "cesres_run/results"
+    assert data["READER"]["snippet_splitter"] == "\n$$$\n"
+    assert data["TRAINER"]["learning_rate"] == pytest.approx(0.002)
+    assert [i.local_path for i in run_config.inputs] == [
+        DEMO / "data" / "train.txt",
+        DEMO / "data" / "validation.txt",
+        DEMO / "data" / "test.txt",
+    ]
+
+
+def test_data_paths_resolve_against_the_config_dir_and_the_cluster(tmp_path):
+    (tmp_path / "train.txt").write_text("x\n $x$ correct\n$$$\n")
+    text = (DEMO / "configs" / "demo.yaml").read_text()
+    text = text.replace("data/train.txt", "train.txt").replace("data/validation.txt", "cluster:data/validation.txt")
+    text = text.replace('evaluation: "data/test.txt"', 'evaluation: "cluster:/shared/test set.txt"')
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(text)
+    run_config = configs.load(cfg, cwd=Path("/"))
+    training, validation, evaluation = run_config.inputs
+    assert training.local_path == tmp_path / "train.txt"
+    assert (validation.cluster_path, validation.staged_name) == ("data/validation.txt", "validation.txt")
+    assert evaluation.cluster_path == "/shared/test set.txt"
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda t: t.replace("TRAINER:", "TRAINERS:"), "lacks the section"),
+        (lambda t: t.replace('training: "data/train.txt"', 'training: "data/nope.txt"'), "not found"),
+        (lambda t: t.replace("no_loop: False", "no_loop: True"), "no_loop"),
+        (lambda t: t + "\n  bad: [\n", "not valid YAML"),
+        (lambda t: t.replace('training: "data/train.txt"', 'training: "cluster:{{ lookup(1) }}"'), "template"),
+        (lambda t: "- a list\n", "mapping"),
+    ],
+)
+def test_bad_configs_are_one_line_errors(tmp_path, edit, message):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(edit((DEMO / "configs" / "demo.yaml").read_text()))
+    with pytest.raises(CesresError, match=message) as info:
+        configs.load(cfg, cwd=DEMO)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "args", [["-l", "3"], ["-r"], ["-r", "7", "-l", "2"], ["--loops=4", "-ne"], ["-d", "cpu; rm -rf ~"], ["-b", "-1"]]
+)
+def test_allowed_model_arguments(args):
+    assert configs.check_model_args(args) == args
+
+
+@pytest.mark.parametrize(
+    "args", [["-n"], ["--no_loop"], ["--no_l"], ["-c", "x"], ["-s", "out"], ["-g"], ["-p"], ["3"], ["-l"], ["-t=x"]]
+)
+def test_refused_model_arguments(args):
+    with pytest.raises(CesresError):
+        configs.check_model_args(args)
+
+
+def _spec(tmp_path=None, **changes):
+    run_config = configs.load(DEMO / "configs" / "demo.yaml", cwd=DEMO)
+    res = Resources(partition="gpu", gpus=1, cpus_per_task=1, time="00:30:00")
+    fields = {"cluster": "sandbox", "name": "demo", "config": run_config, "resources": res, "model_args": ("-l", "3")}
+    fields.update(changes)
+    return spec.RunSpec(**fields)
+
+
+def test_spec_hash_is_stable_and_follows_every_input():
+    base = _spec().spec_hash()
+    assert base == _spec().spec_hash()
+    res = Resources(partition="gpu", gpus=2, cpus_per_task=1, time="00:30:00")
+    assert _spec(resources=res).spec_hash() != base
+    assert _spec(model_args=("-l", "4")).spec_hash() != base
+    assert _spec(nonce="abc").spec_hash() != base
+    assert _spec(settings=(("root", "~/other"),)).spec_hash() != base
+
+
+def test_extravars_carry_the_config_as_base64_and_refuse_template_text():
+    variables = _spec().extravars("/tmp/report.json")
+    text = base64.b64decode(variables["cesres_job_config_b64"]).decode()
+    assert "serialization_dir: cesres_run/results" in text
+    assert variables["cesres_job_inputs"][0] == {"name": "training.txt", "src": str(DEMO / "data" / "train.txt")}
+    assert variables["cesres_job_partition"] == "gpu" and variables["cesres_job_gpus"] == 1
+    with pytest.raises(CesresError, match="template"):
+        _spec(model_args=("-d", "{{ lookup('pipe', 'id') }}")).extravars()
+
+
+@pytest.mark.parametrize("name", ["demo", "run_1.b-2", "A"])
+def test_run_names(name):
+    assert spec.check_name(name) == name
+
+
+@pytest.mark.parametrize("name", ['x"; touch ~/pwned; "', "-x", "a b", "", "a" * 41, "a\nb", "$(id)"])
+def test_bad_run_names(name):
+    with pytest.raises(CesresError, match="run name"):
+        spec.check_name(name)
+
+
+def test_settings_only_for_cluster_paths():
+    assert spec.parse_settings(["root=~/x", "cesres_job_venv=$GLOBALSCRATCH/env"]) == (
+        ("root", "~/x"),
+        ("venv", "$GLOBALSCRATCH/env"),
+    )
+    for bad in ("partition=gpu", "root", "root="):
+        with pytest.raises(CesresError):
+            spec.parse_settings([bad])
+
+
+SEP = "@@cesres@@\n"
+
+
+@pytest.mark.parametrize(
+    ("output", "expected"),
+    [
+        ("RUNNING|None|1:02|30:00\n" + SEP + "RUNNING|0:0|00:01:02|00:30:00|None\n" + SEP, ("RUNNING", "", "")),
+        ("PENDING|Resources|0:00|30:00\n" + SEP + SEP, ("PENDING", "Resources", "")),
+        (SEP + "FAILED|2:0|00:00:03|00:30:00|None\n" + SEP + "2\n", ("FAILED", "", "2")),
+        (SEP + "CANCELLED by 1001|0:15|00:00:09|01:00:00|None\n" + SEP, ("CANCELLED", "", "0:15")),
+        (SEP + "TIMEOUT|0:0|00:01:14|00:01:00|None\n" + SEP, ("TIMEOUT", "", "0")),
+        ("COMPLETED|None|0:03|30:00\n" + SEP + "COMPLETED|0:0|00:00:03|00:30:00|None\n" + SEP, ("COMPLETED", "", "0")),
+        (SEP + SEP + "0\n", ("COMPLETED", "", "0")),
+        (SEP + SEP + "143\n", ("FAILED", "", "143")),
+        (SEP + SEP, ("UNKNOWN", "", "")),
+    ],
+)
+def test_status_combines_squeue_sacct_and_the_exit_code_file(output, expected):
+    job = remote.parse_status(output)
+    assert (job.state, job.reason, job.exit_code) == expected
+    assert job.final == (expected[0] in {"FAILED", "CANCELLED", "TIMEOUT", "COMPLETED"})
+
+
+def test_status_carries_the_log_tail():
+    job = remote.parse_status("RUNNING|None|0:05|30:00\n" + SEP + SEP + SEP + "epoch 1/3 loss=0.5\n")
+    assert job.log_tail == ("epoch 1/3 loss=0.5",)
+
+
+def test_sandbox_cluster_from_the_inventory():
+    cluster = load_cluster("sandbox")
+    assert cluster.partitions["gpu"].gpus == 2
+    assert cluster.partitions["debug"].max_seconds == 1800
+    assert cluster.job_vars["cesres_job_partition"] == "gpu"
+    assert cluster.job_vars["cesres_job_gpus"] == 1
+    assert cluster.ssh.host == "cesres-sandbox"
+    assert cluster.ssh.options[0] == "-F" and cluster.ssh.options[1].endswith("/ssh/ssh_config")
+    with pytest.raises(CesresError, match="unknown cluster"):
+        load_cluster("nowhere")
+
+
+def test_ssh_commands_quote_every_remote_word():
+    cluster = load_cluster("sandbox")
+    argv = remote.ssh_argv(cluster.ssh, ["cat", "/tmp/a b;$(id)"])
+    assert argv[-1] == "cat '/tmp/a b;$(id)'"
+    assert "BatchMode=yes" in argv
+    assert not any("StrictHostKeyChecking" in word for word in argv)

@@ -1,0 +1,111 @@
+"""The run registry (SQLite, several processes at once) and the training-curve plot."""
+
+import json
+import multiprocessing
+import struct
+from pathlib import Path
+
+import pytest
+
+from cesres_ctl.errors import CesresError
+from cesres_ctl.runs import plot
+from cesres_ctl.runs.registry import Registry, Run, now
+
+
+def make_run(run_id="demo-0123456789", job_id="13", cluster="sandbox", **fields):
+    return Run(
+        cluster=cluster,
+        run_id=run_id,
+        name=run_id.rsplit("-", 1)[0],
+        job_id=job_id,
+        remote_dir=f"/home/u/cesres/runs/{run_id}",
+        submitted_at=now(),
+        state="PENDING",
+        resources={"partition": "gpu", "gpus": 1, "time": "00:30:00"},
+        **fields,
+    )
+
+
+def test_record_find_update(tmp_path):
+    registry = Registry(tmp_path / "runs.sqlite")
+    registry.record_submission(make_run())
+    registry.record_submission(make_run("other-aaaaaaaaaa", "14"))
+    assert registry.find("demo-0123456789").job_id == "13"
+    assert registry.find("demo-01").run_id == "demo-0123456789"
+    assert registry.find("14").run_id == "other-aaaaaaaaaa"
+    assert registry.find("other").run_id == "other-aaaaaaaaaa"
+    registry.update("sandbox", "demo-0123456789", state="COMPLETED", exit_code="0")
+    run = registry.get("sandbox", "demo-0123456789")
+    assert (run.state, run.exit_code, run.final) == ("COMPLETED", "0", True)
+    assert run.to_dict()["log"] == "/home/u/cesres/runs/demo-0123456789/slurm-13.out"
+    with pytest.raises(CesresError, match="no run"):
+        registry.find("nothing")
+    json.dumps([r.to_dict() for r in registry.list()])
+
+
+def test_resubmission_keeps_the_job_history(tmp_path):
+    registry = Registry(tmp_path / "runs.sqlite")
+    registry.record_submission(make_run())
+    registry.update("sandbox", "demo-0123456789", state="FAILED", exit_code="1")
+    run = registry.record_submission(make_run(job_id="20"))
+    assert run.jobs == ["13", "20"]
+    assert registry.find("13").job_id == "20"
+    assert registry.get("sandbox", "demo-0123456789").state == "PENDING"
+
+
+def test_same_job_reported_again_keeps_what_status_learnt(tmp_path):
+    registry = Registry(tmp_path / "runs.sqlite")
+    registry.record_submission(make_run())
+    registry.update("sandbox", "demo-0123456789", state="COMPLETED", exit_code="0")
+    registry.record_submission(make_run())
+    assert registry.get("sandbox", "demo-0123456789").state == "COMPLETED"
+
+
+def _writer(path: str, worker: int) -> None:
+    registry = Registry(Path(path))
+    for i in range(25):
+        registry.record_submission(make_run(f"w{worker}-{i:010d}", str(worker * 100 + i)))
+        registry.update("sandbox", f"w{worker}-{i:010d}", state="RUNNING")
+
+
+def test_several_processes_write_at_once(tmp_path):
+    path = tmp_path / "runs.sqlite"
+    context = multiprocessing.get_context("spawn")
+    workers = [context.Process(target=_writer, args=(str(path), n)) for n in range(4)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(60)
+        assert worker.exitcode == 0
+    runs = Registry(path).list()
+    assert len(runs) == 100
+    assert {run.state for run in runs} == {"RUNNING"}
+
+
+def test_plot_writes_a_png_of_the_curves(tmp_path):
+    results = tmp_path / "results"
+    results.mkdir()
+    for epoch in range(4):
+        metrics = {
+            "epoch": epoch,
+            "training_loss": 0.5 - 0.1 * epoch,
+            "validation_loss": 0.45 - 0.08 * epoch,
+            "validation_fscore": 0.1 * epoch,
+            "training_duration": "0:00:01",
+            "peak_worker_0_memory_MB": 100.0,
+        }
+        (results / f"metrics_epoch_{epoch}.json").write_text(json.dumps(metrics))
+    (results / "metrics_epoch_9.json").write_text("{truncated")
+    out = plot.plot(results, tmp_path / "curves.png", "demo")
+    data = out.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = struct.unpack(">II", data[16:24])
+    assert width > 100 and height > 100
+    series = plot.series(plot.read_epochs(results))
+    assert set(series) == {"training_loss", "validation_loss", "validation_fscore"}
+    assert [p[0] for p in series["training_loss"]] == [0, 1, 2, 3]
+
+
+def test_plot_without_epochs_is_a_clear_error(tmp_path):
+    with pytest.raises(CesresError, match=r"metrics_epoch_N\.json"):
+        plot.plot(tmp_path, tmp_path / "x.png", "demo")
