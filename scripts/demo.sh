@@ -19,14 +19,16 @@ step "Provision the sandbox like dragon2: modules, git, the CESReS code, the vir
 cesres-ctl setup --cluster sandbox
 
 step "Train cesres-mini (the CESReS stand-in) on the gpu partition and wait for it"
-run_json="$(cesres-ctl train sandbox/cesres-mini/configs/demo.yaml --cluster sandbox --wait --json)"
+# The config names its data relative to the checkout, as the real model expects: run from there.
+run_json="$(cd sandbox/cesres-mini && cesres-ctl train configs/demo.yaml --cluster sandbox --name demo --wait --json)"
 run_id="$(python -c 'import json, sys; print(json.loads(sys.argv[1])["run_id"])' "$run_json")"
 cesres-ctl status "$run_id"
 
 step "Fetch the results and plot the training curves"
 cesres-ctl fetch "$run_id" --dest "$results"
-cesres-ctl plot "$run_id" --output "$results/training-curves.png"
+cesres-ctl plot "$run_id" --no-fetch --output "$results/training_curves.png"
 
 step "Done"
-echo "results:  $results"
-echo "plot:     $results/training-curves.png"
+echo "run:      $run_id (cesres-ctl logs $run_id shows the job's log)"
+echo "results:  $results/results"
+echo "plot:     $results/training_curves.png"

@@ -27,12 +27,16 @@ def read_epochs(results: Path) -> list[dict[str, Any]]:
     return sorted(epochs, key=lambda item: int(item["epoch"]))
 
 
+# AllenNLP's per-epoch files also count epochs and time them: bookkeeping, not curves.
+_BOOKKEEPING = frozenset({"training_duration", "training_epochs", "training_start_epoch"})
+
+
 def series(epochs: list[dict[str, Any]]) -> dict[str, list[tuple[int, float]]]:
     """Numeric training_*/validation_* series by name (loss and metrics)."""
     found: dict[str, list[tuple[int, float]]] = {}
     for item in epochs:
         for key, value in item.items():
-            if not key.startswith(("training_", "validation_")) or key == "training_duration":
+            if not key.startswith(("training_", "validation_")) or key in _BOOKKEEPING:
                 continue
             if isinstance(value, bool) or not isinstance(value, int | float):
                 continue
