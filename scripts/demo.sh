@@ -20,12 +20,14 @@ cesres-ctl setup --cluster sandbox
 
 step "Train cesres-mini (the CESReS stand-in) on the gpu partition and wait for it"
 # The config names its data relative to the checkout, as the real model expects: run from there.
-run_json="$(cd sandbox/cesres-mini && cesres-ctl train configs/demo.yaml --cluster sandbox --name demo --wait --json)"
+# --wait follows the job, then fetches its results into --dest.
+run_json="$(cd sandbox/cesres-mini &&
+    cesres-ctl train configs/demo.yaml --cluster sandbox --name demo --wait --dest "$results" --json)"
 run_id="$(python -c 'import json, sys; print(json.loads(sys.argv[1])["run_id"])' "$run_json")"
 cesres-ctl status "$run_id"
+cesres-ctl logs "$run_id" | tail -n 5
 
-step "Fetch the results and plot the training curves"
-cesres-ctl fetch "$run_id" --dest "$results"
+step "Plot the training curves"
 cesres-ctl plot "$run_id" --no-fetch --output "$results/training_curves.png"
 
 step "Done"

@@ -33,6 +33,9 @@ SetOption = typer.Option(
 )
 SbatchOption = typer.Option([], "--sbatch", help="Extra sbatch option (--option=value); repeatable.")
 DestOption = typer.Option(None, "--dest", "-d", help="Local directory (default: ./cesres-runs/RUN).")
+WaitDestOption = typer.Option(
+    None, "--dest", "-d", help="With --wait: where to fetch the results (default: ./cesres-runs/RUN)."
+)
 OutputOption = typer.Option(None, "--output", "-o", help="PNG file (default: <fetched run>/training_curves.png).")
 RunArgument = typer.Argument(..., help="Run id, a unique prefix of it, its job id, or its name (latest run).")
 
@@ -66,6 +69,7 @@ def train(
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the job script and the copies; submit nothing."),
     wait: bool = typer.Option(False, "--wait", "-w", help="Follow the job until it ends, then fetch its results."),
     new: bool = typer.Option(False, "--new", help="Submit a new run even if one with the same inputs exists."),
+    dest: Path | None = WaitDestOption,
     as_json: bool = JsonOption,
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show Ansible's own output."),
 ) -> None:
@@ -114,10 +118,10 @@ def train(
         out.print(f"run directory: {run.cluster}:{run.remote_dir}", markup=False, soft_wrap=True)
     if wait:
         run = _wait(run, quiet=as_json)
-        dest = _fetch(run, None, quiet=as_json)
+        fetched_to = _fetch(run, dest, quiet=as_json)
         run = Registry().get(run.cluster, run.run_id) or run
         if as_json:
-            _print_json({**run.to_dict(), "submitted": outcome.submitted, "fetched_to": str(dest)})
+            _print_json({**run.to_dict(), "submitted": outcome.submitted, "fetched_to": str(fetched_to)})
         if run.state != "COMPLETED":
             raise typer.Exit(1)
         return
