@@ -12,7 +12,7 @@ if [ "$(id -u)" -ne 0 ]; then
     exit 1
 fi
 
-controller_packages=(python3 python3-venv python3-pip openssh-client rsync git iproute2 util-linux)
+controller_packages=(python3 python3-venv python3-pip python3-apt openssh-client rsync git iproute2 util-linux)
 missing=()
 for package in "${controller_packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
