@@ -101,6 +101,7 @@ def submitted(cli):
         "failing": (("--name", f"fail-{tag}", "--partition", "batch"), ("-b", "0")),
         "cancel": (("--name", f"cancel-{tag}", "--partition", "batch", "--time", "00:03:00"), ("-l", "100000")),
         "inject": (("--name", f"inj-{tag}", "--partition", "batch"), ("-l", "2", "-d", "cpu; touch ~/pwned-$(id -u)")),
+        "follow": (("--name", f"follow-{tag}", "--partition", "batch"), ("-l", "60")),
     }
     with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
         futures = {label: pool.submit(cli._train, args, model) for label, (args, model) in jobs.items()}
@@ -154,6 +155,20 @@ def test_demo_run_completes_fetches_and_plots(cli, submitted, sandbox, tmp_path)
     done = cli("plot", run["run_id"], "--output", str(png))
     assert done.returncode == 0, done.stderr
     assert is_png(png)
+
+
+def test_logs_follow_streams_until_the_job_ends(cli, submitted):
+    run = submitted["follow"]
+    followed = cli("logs", run["run_id"], "-f", timeout=300)
+    assert followed.returncode == 0, followed.stderr
+    # Following stops only once the job has left the queue: its last lines are there.
+    assert "epoch 1/60" in followed.stdout
+    assert "results copied to" in followed.stdout
+    assert "exit code 0" in followed.stdout
+    assert cli.json("status", run["run_id"])["state"] == "COMPLETED"
+    printed = cli("logs", run["run_id"])
+    assert printed.returncode == 0
+    assert "exit code 0" in printed.stdout
 
 
 def test_time_limit_copies_partial_results_back(cli, submitted, sandbox, tmp_path):
