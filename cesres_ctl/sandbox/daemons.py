@@ -107,9 +107,14 @@ def start(daemon: Daemon, netns: Netns, *, timeout: float = 60.0) -> bool:
     if running_pid(daemon) is not None:
         wait_ready(daemon, timeout=timeout)
         return False
-    if "tcp" in daemon.ready and is_ready(daemon):
-        host, port = daemon.ready["tcp"]
-        raise CesresError(f"cannot start {daemon.name}: {host}:{port} is already in use by another program")
+    if daemon.exclusive and is_ready(daemon):
+        if "tcp" in daemon.ready:
+            host, port = daemon.ready["tcp"]
+            raise CesresError(f"cannot start {daemon.name}: {host}:{port} is already in use by another program")
+        raise CesresError(
+            f"cannot start {daemon.name}: another {daemon.name} that the sandbox did not start already answers; "
+            "stop it first (the sandbox never takes over a service it did not configure)"
+        )
     daemon.pidfile.unlink(missing_ok=True)
     # nsenter joins the network namespace only; "ip netns exec" would also remount /sys,
     # hiding /sys/fs/cgroup, without which slurmd refuses to start.

@@ -22,6 +22,7 @@ class Daemon:
     detach: bool  # the program stays in the foreground: cesres-ctl detaches it
     netns: bool  # runs inside the compute node's network namespace
     ready: dict[str, Any]
+    exclusive: bool = True  # answering before ours started means another instance owns the service
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,7 @@ def load(root: Path) -> Manifest:
                     detach=bool(d["detach"]),
                     netns=bool(d["netns"]),
                     ready=dict(d["ready"]),
+                    exclusive=bool(d.get("exclusive", True)),
                 )
                 for d in data["daemons"]
             ],

@@ -47,7 +47,8 @@ def test_start_and_stop_a_foreground_program_by_pid_file(tmp_path):
     pidfile = tmp_path / "sleep.pid"
     # A foreground program that writes its own pid file, as mariadbd does.
     script = f"echo $$ > {pidfile}; exec {sleep} 60"
-    daemon = make_daemon(tmp_path, sleep, argv=["sh", "-c", script], pidfile=pidfile)
+    # The readiness check ("true") passes at once: not exclusive, or it would look foreign.
+    daemon = make_daemon(tmp_path, sleep, argv=["sh", "-c", script], pidfile=pidfile, exclusive=False)
     netns = manifest.Netns("unused", "a", "b", "127.0.0.1", "127.0.0.2", 30)
     assert daemons.start(daemon, netns, timeout=10) is True
     pid = daemons.running_pid(daemon)
@@ -87,3 +88,28 @@ def test_manifest_errors_are_one_line(tmp_path):
     (tmp_path / "sandbox.json").write_text("{not json")
     with pytest.raises(CesresError, match="cannot read"):
         manifest.load(tmp_path)
+
+
+def test_a_service_that_already_answers_is_never_taken_over(tmp_path):
+    sleep = os.path.realpath("/usr/bin/sleep")
+    daemon = make_daemon(tmp_path, sleep, argv=["false"], ready={"command": ["true"]})
+    netns = manifest.Netns("unused", "a", "b", "127.0.0.1", "127.0.0.2", 30)
+    with pytest.raises(CesresError, match="another probe that the sandbox did not start already answers"):
+        daemons.start(daemon, netns, timeout=1)
+
+
+def test_a_non_exclusive_daemon_starts_even_if_its_check_already_passes(tmp_path):
+    sleep = os.path.realpath("/usr/bin/sleep")
+    pidfile = tmp_path / "sleep.pid"
+    daemon = make_daemon(
+        tmp_path,
+        sleep,
+        argv=["sh", "-c", f"echo $$ > {pidfile}; exec {sleep} 30"],
+        pidfile=pidfile,
+        exclusive=False,
+    )
+    netns = manifest.Netns("unused", "a", "b", "127.0.0.1", "127.0.0.2", 30)
+    try:
+        assert daemons.start(daemon, netns, timeout=10) is True
+    finally:
+        daemons.stop(daemon)
