@@ -1,16 +1,7 @@
-# Run as: bash -lc "$(cat git_sync.sh)" git-sync DEST URL VERSION FORCE RELEASE GIT_MODULE
+# Run as: bash -lc "$(cat lib.sh git_sync.sh)" git-sync DEST URL VERSION FORCE RELEASE GIT_MODULE
 # Clones or updates DEST at VERSION. Last stdout line: "CESRES_REPO <ok|changed> <commit> <dest>".
 # Refusals and errors: one line on stderr, exit 3 (local changes) or 2 (other).
 set -u
-expand() {  # ~ and $NAME / ${NAME} of the login shell, without eval
-  local p=$1
-  case $p in "~") p=$HOME ;; "~/"*) p=$HOME/${p#"~/"} ;; esac
-  while [[ $p =~ \$\{?([A-Za-z_][A-Za-z0-9_]*)\}? ]]; do
-    p=${p/"${BASH_REMATCH[0]}"/${!BASH_REMATCH[1]-}}
-  done
-  printf '%s' "$p"
-}
-die() { echo "$2" >&2; exit "$1"; }
 dest=$(expand "$1") url=$2 version=$3 force=$4 release=$5 gitmod=$6
 if [ -n "$gitmod" ]; then
   module purge >/dev/null 2>&1

@@ -1,18 +1,10 @@
-# Run as: bash -lc "$(cat push_inspect.sh)" push-inspect DEST
+# Run as: bash -lc "$(cat lib.sh push_inspect.sh)" push-inspect DEST
 # Prints "DEST <absolute path>", then one line per finding:
 #   MANIFEST            a manifest of the last push exists
 #   MODIFIED <file>     changed (or deleted) on the cluster since the last push
 #   FOREIGN             DEST is not empty and was not deployed by cesres-ctl
 #   GITDIRTY <file>     DEST is a git checkout with modified tracked files
 set -u
-expand() {  # ~ and $NAME / ${NAME} of the login shell, without eval
-  local p=$1
-  case $p in "~") p=$HOME ;; "~/"*) p=$HOME/${p#"~/"} ;; esac
-  while [[ $p =~ \$\{?([A-Za-z_][A-Za-z0-9_]*)\}? ]]; do
-    p=${p/"${BASH_REMATCH[0]}"/${!BASH_REMATCH[1]-}}
-  done
-  printf '%s' "$p"
-}
 dest=$(expand "$1")
 echo "DEST $dest"
 [ -d "$dest" ] || exit 0
