@@ -285,10 +285,14 @@ def cancel(run_ref: str = RunArgument, cluster: str | None = RunClusterOption, a
     registry.update(
         run.cluster, run.run_id, state=state, exit_code=job.exit_code, reason=job.reason, elapsed=job.elapsed
     )
+    # The registry may lag behind: a job that ended before scancel reached it was not cancelled.
+    cancelled = state == "CANCELLED"
     if as_json:
-        _print_json({"run_id": run.run_id, "job_id": run.job_id, "state": state, "cancelled": True})
-    else:
+        _print_json({"run_id": run.run_id, "job_id": run.job_id, "state": state, "cancelled": cancelled})
+    elif cancelled:
         out.print(f"cancelled {run.run_id} (job {run.job_id}): {state}", markup=False, soft_wrap=True)
+    else:
+        out.print(f"{run.run_id} (job {run.job_id}) had already ended: {state}", markup=False, soft_wrap=True)
 
 
 def plot(
