@@ -229,3 +229,50 @@ def test_changes_on_the_cluster_stop_the_push_unless_forced(sandbox, checkout):
     done = push_setup(checkout, "-e", "cesres_repo_force=true")
     assert done.returncode == 0, done.stderr
     assert sandbox.ssh("grep -c 'edited on the cluster' t3_root/README.md").stdout.strip() == "0"
+
+
+# --- offline models ------------------------------------------------------------------------------
+
+
+def test_offline_model_cache_is_usable_by_a_job_without_internet(sandbox, first_setup, tmp_path):
+    """A model put in HF_HOME on the login node loads in a job, whose node has no internet."""
+    import uuid
+
+    from tests.integration.test_sandbox import submit_and_wait
+
+    marker = uuid.uuid4().hex
+    model = tmp_path / "tiny-model"
+    model.mkdir()
+    (model / "config.json").write_text(json.dumps({"model_type": "roberta", "cesres_test": marker}))
+    (model / "vocab.txt").write_text("[PAD]\n[UNK]\ndef\nreturn\n")
+    settings = json.dumps(
+        {"cesres_hf_home": "~/hf-it", "cesres_hf_models": [{"id": "cesres-test/tiny-model", "local_path": str(model)}]}
+    )
+    reset(sandbox, "hf-it")
+    done = run_cli("setup", "--cluster", "sandbox", "-e", settings)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr
+    again = run_cli("setup", "--cluster", "sandbox", "-e", settings)
+    assert again.returncode == 0, again.stderr
+    assert "changed=0" in again.stdout + again.stderr
+
+    # The real model reads the cache through huggingface_hub (transformers): use it, offline.
+    hub = sandbox.login_shell(
+        "module purge; module load releases/2022a; module load Python/3.10.4-GCCcore-11.3.0; "
+        "[ -x ~/hf-it-env/bin/python ] || { python3 -m venv ~/hf-it-env && "
+        "~/hf-it-env/bin/pip install --quiet huggingface_hub; }"
+    )
+    assert hub.returncode == 0, hub.stderr
+    _, output = submit_and_wait(
+        sandbox,
+        """
+        #!/bin/bash -l
+        export HF_HOME=~/hf-it HF_HUB_OFFLINE=1
+        ~/hf-it-env/bin/python -c '
+        import json
+        from huggingface_hub import hf_hub_download
+        print("marker=" + json.load(open(hf_hub_download("cesres-test/tiny-model", "config.json")))["cesres_test"])
+        '
+        """,
+        "--time=00:03:00",
+    )
+    assert f"marker={marker}" in output, output
