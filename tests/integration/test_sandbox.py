@@ -278,7 +278,7 @@ def test_debug_partition_refuses_more_than_30_minutes(sandbox):
 
 PIP_DOWNLOAD = (
     # Ignore this machine's pip configuration (local wheel mirrors): ask the real index.
-    "PIP_CONFIG_FILE=/dev/null python3 -m pip download --no-deps --no-cache-dir --retries 0 --timeout 10 "
+    "PIP_CONFIG_FILE=/dev/null python3 -m pip download --no-deps --no-cache-dir --retries 2 --timeout 30 "
     '--index-url https://pypi.org/simple -d "$(mktemp -d)" six'
 )
 
