@@ -19,7 +19,7 @@ from pathlib import Path
 PROJECT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT))
 
-from cesres_ctl.provision.settings import Inventory  # noqa: E402
+from cesres_ctl.inventory import Inventory  # noqa: E402
 
 FLOOR_SCRIPT = """
 set -e

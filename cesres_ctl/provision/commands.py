@@ -7,8 +7,9 @@ from rich.table import Table
 
 from cesres_ctl.console import err, out
 from cesres_ctl.errors import CesresError
+from cesres_ctl.inventory import Inventory
 from cesres_ctl.provision import doctor as doctor_checks
-from cesres_ctl.provision.settings import SETUP_PLAYBOOK, Inventory, parse_extra_vars, validate_setup_vars
+from cesres_ctl.provision.settings import SETUP_PLAYBOOK, parse_extra_vars, validate_setup_vars
 from cesres_ctl.runner import PlaybookResult, format_summary, run_playbook
 
 app = typer.Typer()

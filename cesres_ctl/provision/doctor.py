@@ -16,7 +16,7 @@ from typing import Any
 
 from cesres_ctl import paths
 from cesres_ctl.errors import CesresError
-from cesres_ctl.provision.settings import Inventory
+from cesres_ctl.inventory import Inventory
 
 # ansible-core 2.19 runs modules with Python >= 3.8 on the managed node.
 MIN_PYTHON = (3, 8)

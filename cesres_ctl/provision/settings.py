@@ -6,8 +6,6 @@ would see (role defaults < inventory group_vars < ``-e`` extra vars), templated 
 """
 
 import difflib
-import json
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -18,11 +16,11 @@ import yaml
 
 from cesres_ctl import paths
 from cesres_ctl.errors import CesresError
+from cesres_ctl.inventory import Inventory
 
 SETUP_PLAYBOOK = "playbooks/setup.yml"
 # The roles of playbooks/setup.yml, in play order.
 SETUP_ROLES = ("cesres_modules", "cesres_repo", "cesres_venv", "cesres_data", "cesres_hf_cache")
-CLUSTER_GROUP = "ceci"
 
 
 def parse_extra_vars(items: Sequence[str]) -> dict[str, Any]:
@@ -80,89 +78,6 @@ def role_specs(project: Path | None = None) -> tuple[RoleSpec, ...]:
         options = data["argument_specs"]["main"].get("options") or {}
         specs.append(RoleSpec(role, options, role_dir / "defaults" / "main.yml"))
     return tuple(specs)
-
-
-@cache
-def _ansible() -> Any:
-    """Import ansible with the project's configuration (it reads ansible.cfg at import time), once."""
-    os.environ.setdefault("ANSIBLE_CONFIG", str(paths.project_dir() / "ansible.cfg"))
-    from ansible.plugins.loader import init_plugin_loader
-
-    init_plugin_loader()
-    import ansible.inventory.manager
-    import ansible.parsing.dataloader
-    import ansible.template
-    import ansible.vars.manager
-
-    return ansible
-
-
-class Inventory:
-    """The project's inventory as Ansible reads it (group_vars included), without connecting anywhere."""
-
-    def __init__(self, project: Path | None = None) -> None:
-        ansible = _ansible()
-        self.project = project or paths.project_dir()
-        self.loader = ansible.parsing.dataloader.DataLoader()
-        self.loader.set_basedir(str(self.project))
-        self.inventory = ansible.inventory.manager.InventoryManager(
-            loader=self.loader, sources=[str(self.project / "inventory")]
-        )
-        self.variables = ansible.vars.manager.VariableManager(loader=self.loader, inventory=self.inventory)
-
-    def clusters(self) -> list[str]:
-        return [host.name for host in self.inventory.get_hosts(CLUSTER_GROUP)]
-
-    def require_cluster(self, cluster: str) -> None:
-        known = self.clusters()
-        if cluster not in known:
-            hint = difflib.get_close_matches(cluster, known, n=1)
-            did_you_mean = f" (did you mean {hint[0]}?)" if hint else ""
-            raise CesresError(f"unknown cluster {cluster!r}{did_you_mean}; known clusters: {', '.join(known)}")
-
-    def host_vars(self, cluster: str) -> dict[str, Any]:
-        self.require_cluster(cluster)
-        host = self.inventory.get_host(cluster)
-        return dict(self.variables.get_vars(host=host, include_hostvars=False))
-
-    def resolve(
-        self, cluster: str, extravars: Mapping[str, Any], names: Sequence[str], defaults: Path | None = None
-    ) -> tuple[dict[str, Any], list[str]]:
-        """The values of ``names`` for ``cluster``: role defaults < inventory < extra vars, templated."""
-        import ansible.template
-
-        merged: dict[str, Any] = {}
-        if defaults is not None and defaults.is_file():
-            merged.update(self.loader.load_from_file(str(defaults), trusted_as_template=True) or {})
-        merged.update(self.host_vars(cluster))
-        # Extra vars are trusted templates for ansible-playbook too.
-        merged.update({k: _trust(v, ansible.template.trust_as_template) for k, v in extravars.items()})
-        templar = ansible.template.Templar(loader=self.loader, variables=merged)
-        values: dict[str, Any] = {}
-        errors: list[str] = []
-        for name in names:
-            if name not in merged:
-                continue
-            try:
-                values[name] = _plain(templar.template(merged[name]))
-            except Exception as exc:  # any templating error becomes one line
-                errors.append(f"{name}: {' '.join(str(exc).split())[:200]}")
-        return values, errors
-
-
-def _trust(value: Any, trust: Any) -> Any:
-    if isinstance(value, str):
-        return trust(value)
-    if isinstance(value, list):
-        return [_trust(v, trust) for v in value]
-    if isinstance(value, dict):
-        return {k: _trust(v, trust) for k, v in value.items()}
-    return value
-
-
-def _plain(value: Any) -> Any:
-    """Ansible's tagged containers and strings as plain Python values."""
-    return json.loads(json.dumps(value, default=str))
 
 
 def validate_setup_vars(cluster: str, extravars: Mapping[str, Any], inventory: Inventory | None = None) -> list[str]:

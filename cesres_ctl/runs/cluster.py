@@ -1,8 +1,8 @@
 """What cesres-ctl knows about a cluster without connecting to it: its inventory variables (group_vars
 plus the job role's defaults, templated exactly as Ansible would) and its ssh settings.
 
-Ansible's own inventory and templating code is used in-process (~0.3 s, no ssh), so the limits checked
-here are the ones the playbook will see.
+cesres_ctl.inventory reads it with Ansible's own code (no ssh), so the limits checked here are the ones
+the playbook will see.
 """
 
 import os
@@ -17,7 +17,7 @@ import yaml
 
 from cesres_ctl import paths
 from cesres_ctl.errors import CesresError
-from cesres_ctl.runs import _ansible
+from cesres_ctl.inventory import Inventory
 from cesres_ctl.runs.resources import Partition, parse_partitions
 
 ROLE = "cesres_job"
@@ -47,50 +47,41 @@ def default_name() -> str:
     return os.environ.get(DEFAULT_CLUSTER_ENV) or DEFAULT_CLUSTER
 
 
-def _ansible_api() -> tuple[Any, ...]:
-    _ansible.init()
-    from ansible.inventory.manager import InventoryManager
-    from ansible.parsing.dataloader import DataLoader
-    from ansible.template import Templar, trust_as_template
-    from ansible.vars.manager import VariableManager
-
-    return InventoryManager, DataLoader, Templar, trust_as_template, VariableManager
+# The inventory's connection variables that plain ssh/rsync need, in order of preference.
+_SSH_KEYS = (
+    "ansible_host",
+    "ansible_ssh_host",
+    "ansible_user",
+    "ansible_ssh_user",
+    "ansible_port",
+    "ansible_ssh_port",
+    "ansible_ssh_common_args",
+    "ansible_ssh_extra_args",
+    "ansible_ssh_private_key_file",
+    "ansible_private_key_file",
+)
 
 
 @cache
 def load(name: str) -> Cluster:
     """The cluster `name` as the inventory defines it; CesresError for an unknown name."""
-    inventory_manager, data_loader, templar_class, trust, variable_manager = _ansible_api()
-    project = paths.project_dir()
-    loader = data_loader()
-    inventory = inventory_manager(loader=loader, sources=[str(project / "inventory")])
-    host = inventory.get_host(name)
-    if host is None:
-        known = ", ".join(sorted(h.name for h in inventory.get_hosts()))
-        raise CesresError(f"unknown cluster {name!r} (clusters in the inventory: {known})")
-    host_vars = dict(variable_manager(loader=loader, inventory=inventory).get_vars(host=host))
-    role_defaults = yaml.safe_load((project / "roles" / ROLE / "defaults" / "main.yml").read_text()) or {}
-    variables = {**role_defaults, **host_vars}
-    templar = templar_class(loader=loader, variables=variables)
-
-    def render(value: Any) -> Any:
-        try:
-            if isinstance(value, str):
-                return templar.template(trust(value))
-            return templar.template(value)
-        except Exception as exc:  # any templating error is a configuration error
-            raise CesresError(f"cluster {name}: cannot evaluate its variables: {exc}") from None
-
-    job_vars = {key: render(variables[key]) for key in variables if key.startswith("cesres_job_")}
+    inventory = Inventory()
+    defaults = paths.project_dir() / "roles" / ROLE / "defaults" / "main.yml"
+    role_defaults = yaml.safe_load(defaults.read_text(encoding="utf-8")) or {}
+    job_keys = sorted(key for key in {*role_defaults, *inventory.host_vars(name)} if key.startswith("cesres_job_"))
+    values, errors = inventory.resolve(name, {}, [*job_keys, *_SSH_KEYS], defaults)
+    if errors:
+        raise CesresError(f"cluster {name}: cannot evaluate its variables: {errors[0]}")
+    job_vars = {key: values[key] for key in job_keys if key in values}
     partitions = parse_partitions(job_vars.get("cesres_job_partitions") or {})
-    return Cluster(name=name, ssh=_ssh_settings(name, variables, render), partitions=partitions, job_vars=job_vars)
+    return Cluster(name=name, ssh=_ssh_settings(name, values), partitions=partitions, job_vars=job_vars)
 
 
-def _ssh_settings(name: str, variables: Mapping[str, Any], render: Any) -> SshSettings:
+def _ssh_settings(name: str, values: Mapping[str, Any]) -> SshSettings:
     def get(*keys: str) -> str | None:
         for key in keys:
-            if variables.get(key) not in (None, ""):
-                return str(render(variables[key]))
+            if values.get(key) not in (None, ""):
+                return str(values[key])
         return None
 
     options: list[str] = []

@@ -7,7 +7,7 @@ from typing import Any
 
 from cesres_ctl import paths
 from cesres_ctl.errors import CesresError
-from cesres_ctl.runs import _ansible
+from cesres_ctl.inventory import init_ansible
 
 TEMPLATE = ("roles", "cesres_job", "templates", "job.sbatch.j2")
 RUN_ID_PLACEHOLDER = "<run id: set on submission from the code version>"
@@ -22,7 +22,7 @@ def role_constants() -> dict[str, Any]:
 
 def render(variables: Mapping[str, Any]) -> str:
     """Render job.sbatch.j2 with `variables` (cesres_job_* inputs plus the internal __cesres_job_*)."""
-    _ansible.init()
+    init_ansible()
     from ansible.parsing.dataloader import DataLoader
     from ansible.template import Templar, trust_as_template
 

@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 
 from cesres_ctl.errors import CesresError
+from cesres_ctl.inventory import Inventory
 from cesres_ctl.provision import doctor
 from cesres_ctl.provision.commands import EXIT_CANCELED, EXIT_FAILED, EXIT_UNREACHABLE, exit_code
-from cesres_ctl.provision.settings import SETUP_ROLES, Inventory, parse_extra_vars, role_specs, validate_setup_vars
+from cesres_ctl.provision.settings import SETUP_ROLES, parse_extra_vars, role_specs, validate_setup_vars
 from cesres_ctl.runner import HostStats, PlaybookResult
 
 # --- -e parsing ---------------------------------------------------------------------------------
