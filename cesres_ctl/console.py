@@ -1,4 +1,4 @@
-"""The two consoles of the CLI: results on stdout, progress and errors on stderr.
+"""The two consoles of the CLI: results on stdout, errors and summaries on stderr.
 
 soft_wrap: long lines (paths, log locations) are never broken by rich, so they stay
 copy-pastable and greppable in CI logs. Off a terminal rich would assume 80 columns and

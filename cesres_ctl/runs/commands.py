@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 from rich.text import Text
@@ -154,9 +153,7 @@ def runs(cluster: str | None = RunClusterOption, as_json: bool = JsonOption) -> 
             str(res.get("gpus", "")),
             str(res.get("time", "")),
         )
-    # Not a terminal (a pipe, a file): no width to fit, print whole lines.
-    console = out if out.is_terminal else Console(width=250, highlight=False)
-    console.print(table)
+    out.print(table)
 
 
 def _settings(run: Run) -> clusters.SshSettings:
