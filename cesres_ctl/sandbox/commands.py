@@ -1,6 +1,7 @@
 """``cesres-ctl sandbox up | down | status``."""
 
 import json
+import os
 from pathlib import Path
 
 import typer
@@ -17,7 +18,11 @@ RootOption = typer.Option(
 
 
 def _root(root: Path | None) -> Path:
-    return root or paths.sandbox_root()
+    # The playbooks read the root from the inventory, which reads this variable: setting it here keeps
+    # the build, the purge and the daemons on the same directory.
+    if root is not None:
+        os.environ["CESRES_SANDBOX_ROOT"] = str(root.resolve())
+    return paths.sandbox_root()
 
 
 @app.command()

@@ -96,9 +96,8 @@ def down(root: Path, *, purge: bool = False, verbose: bool = False, quiet: bool 
                 stopped.append(daemon.name)
         netns.remove(manifest.netns)
     if purge:
+        # The purge entry point of the role removes the root too, with everything outside it.
         _run_build_playbook("playbooks/sandbox_purge.yml", verbose=verbose, quiet=quiet)
-        if root.exists():
-            shutil.rmtree(root)
     return stopped
 
 
@@ -140,7 +139,7 @@ def ssh_command(manifest: Manifest, *remote: str) -> list[str]:
 def _login_answers(manifest: Manifest) -> bool:
     try:
         done = subprocess.run(
-            [*ssh_command(manifest, "true")], capture_output=True, timeout=SSH_TIMEOUT_SECONDS, check=False
+            ssh_command(manifest, "true"), capture_output=True, timeout=SSH_TIMEOUT_SECONDS, check=False
         )
     except subprocess.TimeoutExpired:
         return False

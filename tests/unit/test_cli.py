@@ -4,10 +4,12 @@ import sys
 
 import pytest
 
-from cesres_ctl import cli
+from cesres_ctl import cli, paths
 
 
 def run_main(monkeypatch, capsys, *argv: str) -> tuple[int, str, str]:
+    # --root sets CESRES_SANDBOX_ROOT for the playbooks: restore it after the test.
+    monkeypatch.setenv("CESRES_SANDBOX_ROOT", str(paths.sandbox_root()))
     monkeypatch.setattr(sys, "argv", ["cesres-ctl", *argv])
     with pytest.raises(SystemExit) as exited:
         cli.main()
