@@ -10,6 +10,7 @@ limit one, ~75-100 s).
 
 import json
 import os
+import re
 import shlex
 import struct
 import subprocess
@@ -169,6 +170,31 @@ def test_logs_follow_streams_until_the_job_ends(cli, submitted):
     printed = cli("logs", run["run_id"])
     assert printed.returncode == 0
     assert "exit code 0" in printed.stdout
+
+
+def _names(text: str) -> set[str]:
+    return set(re.findall(r"`([a-z_]+)`", text))
+
+
+def documented_fields() -> tuple[set[str], set[str]]:
+    """docs/runs.md: the run record's table, and the backquoted names of the `status --json` line."""
+    text = (PROJECT / "docs" / "runs.md").read_text()
+    table = text[text.index("A **run record**") :].split("\n\n")[1]
+    record = {name for line in table.splitlines() if line.startswith("| `") for name in _names(line.split("|")[1])}
+    status_line = text[text.index("`status --json`:") :].split("\n\n")[0]
+    # Parentheses list a field's values, not fields.
+    status = _names(re.sub(r"\([^)]*\)", "", status_line.replace("`status --json`", "")))
+    return record, status
+
+
+def test_json_output_has_the_documented_fields(cli, submitted):
+    record_fields, status_fields = documented_fields()
+    run = submitted["demo"]
+    # train --json: a run record plus the two documented additions.
+    assert set(run) == record_fields | {"submitted", "previous_job_id"}
+    listed = cli.json("runs")
+    assert listed and all(set(item) == record_fields for item in listed)
+    assert set(cli.json("status", run["run_id"])) == status_fields
 
 
 def test_time_limit_copies_partial_results_back(cli, submitted, sandbox, tmp_path):
