@@ -1,0 +1,705 @@
+"""Apply the module policy to a requirements file before the one pip run that installs it.
+
+Runs ON THE CLUSTER with the venv's (or the module's) Python, the modules loaded; stdlib
+only, Python >= 3.8. Run it as a file (it also works fed on stdin: `python3 - ARGS < this`):
+
+  python3 requirements_policy.py plan REQ OUTDIR [--protect NAME]... [--provided JSON]
+      Writes OUTDIR/requirements.txt (REQ filtered, same line numbers) and
+      OUTDIR/constraints.txt, then prints ONE JSON object on stdout (one line):
+        {"kept_module": [{"line", "requirement", "name", "module", "module_version", "message"}],
+         "shadowed":    [same keys: pure-Python module packages the file asks at another version;
+                         their lines stay, the venv installs its own copy],
+         "constraints": [{"requirement": "torch==1.12.1", "name", "module", "reason"}],
+         "install":     [requirement and option lines of OUTDIR/requirements.txt],
+         "warnings":    [strings], "requirements": PATH, "constraints_file": PATH}
+      then install with ONE resolver run:  pip install -r OUTDIR/requirements.txt -c OUTDIR/constraints.txt
+      (-c on the command line, not PIP_CONSTRAINT: build environments must not inherit the pins).
+  python3 requirements_policy.py provided
+      Prints the module-provided distributions found: {name: {version, module, compiled, ...}}.
+  python3 requirements_policy.py explain-conflict [PIP_OUTPUT|-] [--requirements REQ]
+      Reads pip's output of a failed run (stdin by default) and prints ONE line naming the
+      requirement lines in conflict and why.
+Exit status: 0 done, 2 usage or unreadable input.
+
+The policy. A distribution is provided by a module when it is found outside the venv: under a
+PYTHONPATH entry, an EasyBuild root ($EBROOT<NAME>) or the base interpreter's prefix. It is
+PROTECTED when its name is a framework (torch, torchvision, torchaudio, tensorflow, numpy, scipy,
+pandas, and every --protect NAME) or it holds compiled files (.so in its RECORD, or a WHEEL with
+Root-Is-Purelib: false). A requirement line asking a protected distribution at a version the
+module does not give is dropped (commented out in the output) and reported in "kept_module";
+every protected distribution is pinned at its module version in constraints.txt, so pip can
+never replace it. Pure-Python module packages are not constrained: their lines stay, and those
+asking another version are reported in "shadowed". Comments, blank lines and options pass
+through; relative paths of -r/-c/-e/-f options are made absolute. Names are compared
+PEP 503-normalised. The pure functions (plan, explain_conflict, discover_provided) take plain
+data, so that the controller's tests can load this file with importlib and call them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata as md
+import json
+import os
+import re
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+FRAMEWORKS = ("torch", "torchvision", "torchaudio", "tensorflow", "numpy", "scipy", "pandas")
+COMPILED_SUFFIXES = (".so", ".pyd", ".dylib")
+
+# --- names, versions, specifiers (a PEP 440 subset, enough for requirement files) -----------------
+
+
+def normalize(name: str) -> str:
+    """PEP 503 normalised name: `PyYAML` -> `pyyaml`, `ruamel.yaml` -> `ruamel-yaml`."""
+    return re.sub(r"[-_.]+", "-", name).lower().strip()
+
+
+_VERSION_RE = re.compile(
+    r"""v?(?:(?P<epoch>\d+)!)?(?P<release>\d+(?:\.\d+)*)
+    (?P<pre>[-_.]?(?P<pre_l>alpha|beta|preview|pre|a|b|c|rc)[-_.]?(?P<pre_n>\d+)?)?
+    (?P<post>-(?P<post_n1>\d+)|[-_.]?(?:post|rev|r)[-_.]?(?P<post_n2>\d+)?)?
+    (?P<dev>[-_.]?dev[-_.]?(?P<dev_n>\d+)?)?
+    (?:\+(?P<local>[a-z0-9]+(?:[-_.][a-z0-9]+)*))?""",
+    re.VERBOSE,
+)
+_PRE_LETTERS = {"a": "a", "alpha": "a", "b": "b", "beta": "b", "c": "rc", "rc": "rc", "pre": "rc", "preview": "rc"}
+
+
+class Version:
+    """A parsed PEP 440 version; comparison follows packaging's ordering."""
+
+    def __init__(self, text: str) -> None:
+        match = _VERSION_RE.fullmatch(text.strip().lower())
+        if not match:
+            raise ValueError(f"invalid version: {text!r}")
+        self.text = text.strip()
+        self.epoch = int(match["epoch"] or 0)
+        self.release = tuple(int(part) for part in match["release"].split("."))
+        self.pre = (_PRE_LETTERS[match["pre_l"]], int(match["pre_n"] or 0)) if match["pre_l"] else None
+        self.post = int(match["post_n1"] or match["post_n2"] or 0) if match["post"] else None
+        self.dev = int(match["dev_n"] or 0) if match["dev"] else None
+        self.local = match["local"]
+
+    @property
+    def public(self) -> Version:
+        return Version(self.text.split("+", 1)[0])
+
+    @property
+    def is_prerelease(self) -> bool:
+        return self.pre is not None or self.dev is not None
+
+    def key(self) -> tuple:
+        release = list(self.release)
+        while len(release) > 1 and release[-1] == 0:
+            release.pop()
+        if self.pre is None and self.post is None and self.dev is not None:
+            pre: tuple = (-1, "", 0)
+        elif self.pre is None:
+            pre = (1, "", 0)
+        else:
+            pre = (0, *self.pre)
+        post = (0, 0) if self.post is None else (1, self.post)
+        dev = (1, 0) if self.dev is None else (0, self.dev)
+        if self.local is None:
+            local: tuple = (0,)
+        else:
+            parts = re.split(r"[-_.]", self.local)
+            local = (1, tuple((1, int(p), "") if p.isdigit() else (0, 0, p) for p in parts))
+        return (self.epoch, tuple(release), pre, post, dev, local)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Version) and self.key() == other.key()
+
+    def __lt__(self, other: Version) -> bool:
+        return self.key() < other.key()
+
+    def __le__(self, other: Version) -> bool:
+        return self.key() <= other.key()
+
+    def __gt__(self, other: Version) -> bool:
+        return self.key() > other.key()
+
+    def __ge__(self, other: Version) -> bool:
+        return self.key() >= other.key()
+
+    def __hash__(self) -> int:
+        return hash(self.key())
+
+    def __repr__(self) -> str:
+        return f"Version({self.text!r})"
+
+
+def valid_version(text: str) -> bool:
+    return _VERSION_RE.fullmatch(text.strip().lower()) is not None
+
+
+_CLAUSE_RE = re.compile(r"\s*(~=|===|==|!=|<=|>=|<|>)\s*([^\s,;]+)\s*")
+
+
+def _prefix_match(version: Version, prefix: str) -> bool:
+    """`==1.12.*`: the release starts with 1.12 (a missing part counts as 0)."""
+    wanted = Version(prefix)
+    if version.epoch != wanted.epoch:
+        return False
+    size = len(wanted.release)
+    release = (version.release + (0,) * size)[:size]
+    return release == wanted.release
+
+
+def _clause(version: Version, op: str, target: str) -> bool:
+    if op == "===":
+        return version.text == target
+    if op in ("==", "!=") and target.endswith(".*"):
+        hit = _prefix_match(version, target[:-2])
+        return hit if op == "==" else not hit
+    wanted = Version(target)
+    mine = version if wanted.local is not None else version.public
+    if op == "==":
+        return mine == wanted
+    if op == "!=":
+        return mine != wanted
+    if op == "~=":
+        if len(wanted.release) < 2:
+            raise ValueError(f"~= needs two release parts: {target!r}")
+        prefix = ".".join(str(part) for part in wanted.release[:-1])
+        return version.public >= wanted and _prefix_match(version, prefix)
+    public = version.public
+    if op == ">=":
+        return public >= wanted
+    if op == "<=":
+        return public <= wanted
+    same_base = _base(public) == _base(wanted)
+    if op == "<":
+        return public < wanted and not (public.is_prerelease and not wanted.is_prerelease and same_base)
+    # op == ">"
+    return public > wanted and not (public.post is not None and wanted.post is None and same_base)
+
+
+def _base(version: Version) -> tuple:
+    release = list(version.release)
+    while len(release) > 1 and release[-1] == 0:
+        release.pop()
+    return (version.epoch, tuple(release))
+
+
+def satisfies(version: str, specifier: str) -> bool | None:
+    """Whether `version` meets `specifier` (">=1.0,<2"); None when either cannot be read."""
+    spec = specifier.strip()
+    if spec.startswith("(") and spec.endswith(")"):
+        spec = spec[1:-1]
+    if not spec.strip():
+        return True
+    try:
+        parsed = Version(version)
+        clauses = []
+        for part in spec.split(","):
+            match = _CLAUSE_RE.fullmatch(part)
+            if not match:
+                return None
+            clauses.append((match[1], match[2]))
+        return all(_clause(parsed, op, target) for op, target in clauses)
+    except ValueError:
+        return None
+
+
+# --- requirement lines --------------------------------------------------------------------------
+
+_NAME_RE = re.compile(r"\s*([A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)\s*(\[[^\]]*\])?\s*")
+_COMMENT_RE = re.compile(r"(^|\s+)#.*$")
+_OPTION_SPLIT_RE = re.compile(r"\s+(?=--?[A-Za-z])")
+_PATH_OPTIONS = {"-r", "--requirement", "-c", "--constraint", "-e", "--editable", "-f", "--find-links"}
+
+
+class Requirement:
+    """One plain requirement (`name[extras] spec ; marker`) read from a requirements line."""
+
+    def __init__(self, text: str, name: str, extras: str, specifier: str, marker: str, url: str) -> None:
+        self.text = text
+        self.name = name
+        self.key = normalize(name)
+        self.extras = extras
+        self.specifier = specifier
+        self.marker = marker
+        self.url = url
+
+    def asks(self) -> str:
+        """What the line asks, for messages: `1.12.0` for a single ==, else the specifier."""
+        if self.url:
+            return f"a direct reference ({self.url})"
+        match = _CLAUSE_RE.fullmatch(self.specifier) if "," not in self.specifier else None
+        if match and match[1] in ("==", "===") and not match[2].endswith(".*"):
+            return match[2]
+        return self.specifier or "any version"
+
+
+def parse_requirement(text: str) -> Requirement | None:
+    """The requirement in a (comment-free, option-free) line, or None if it is not one."""
+    match = _NAME_RE.match(text)
+    if not match:
+        return None
+    rest = text[match.end() :]
+    marker = ""
+    if rest.startswith("@"):
+        parts = re.split(r"\s;", rest[1:], maxsplit=1)
+        url, marker = parts[0], parts[1] if len(parts) > 1 else ""
+        return Requirement(text.strip(), match[1], match[2] or "", "", marker.strip(), url.strip())
+    spec, _, marker = rest.partition(";")
+    spec = spec.strip()
+    if spec and not re.fullmatch(r"\(?\s*(~=|===|==|!=|<=|>=|<|>)[^;]*\)?", spec):
+        return None  # a path or URL that happens to start like a name
+    return Requirement(text.strip(), match[1], match[2] or "", re.sub(r"\s+", "", spec), marker.strip(), "")
+
+
+def logical_lines(lines: Sequence[str]) -> list[tuple[int, int, str]]:
+    """(first line number, number of physical lines, text) with backslash continuations joined."""
+    out = []
+    i = 0
+    while i < len(lines):
+        start = i
+        text = lines[i].rstrip("\r\n")
+        while text.endswith("\\") and i + 1 < len(lines):
+            i += 1
+            text = text[:-1] + lines[i].rstrip("\r\n")
+        out.append((start + 1, i - start + 1, text))
+        i += 1
+    return out
+
+
+def _absolute(value: str, base_dir: str | None) -> str:
+    if base_dir is None or "://" in value or value.startswith(("/", "~", "$")) or not value:
+        return value
+    if value.startswith("git+") or ":" in value.split("/", 1)[0]:
+        return value
+    return str((Path(base_dir) / value).resolve())
+
+
+def _rewrite_option(text: str, base_dir: str | None) -> tuple[str, str | None]:
+    """An option line with relative paths made absolute; also the nested file it names, if any."""
+    match = re.match(r"(\s*)(--?[A-Za-z-]+)(\s*=\s*|\s+)(\S+)(.*)$", text)
+    if not match or match[2] not in _PATH_OPTIONS:
+        return text, None
+    value = match[4]
+    path_like = value.startswith(("./", "../")) or value in (".", "..")
+    local = path_like or (match[2] not in ("-e", "--editable") and "://" not in value)
+    new_value = _absolute(value, base_dir) if local else value
+    nested = new_value if match[2] in ("-r", "--requirement", "-c", "--constraint") else None
+    return f"{match[1]}{match[2]}{match[3]}{new_value}{match[5]}", nested
+
+
+# --- the policy ---------------------------------------------------------------------------------
+
+
+def protected_names(provided: Mapping[str, Mapping], protect: Iterable[str] = (), frameworks: bool = True) -> dict:
+    """{normalised name: reason} of the provided distributions that pip must never replace."""
+    names = {normalize(n) for n in protect}
+    if frameworks:
+        names.update(FRAMEWORKS)
+    out = {}
+    for raw, info in provided.items():
+        key = normalize(raw)
+        if key in names:
+            out[key] = "framework"
+        elif info.get("compiled"):
+            out[key] = "compiled"
+    return out
+
+
+def plan(
+    lines: Sequence[str],
+    provided: Mapping[str, Mapping],
+    protect: Iterable[str] = (),
+    *,
+    frameworks: bool = True,
+    base_dir: str | None = None,
+) -> dict:
+    """Apply the policy to requirement lines.
+
+    provided: {distribution name: {"version": str, "module": str, "compiled": bool}} (what the
+    loaded modules give). Returns {"kept_module", "shadowed", "constraints", "install", "warnings",
+    "lines"}; "lines" is the filtered file (same line numbers as `lines`), without newlines.
+    """
+    by_key = {normalize(name): dict(info, name=info.get("name") or name) for name, info in provided.items()}
+    protected = protected_names(provided, protect, frameworks)
+    kept_module: list[dict] = []
+    shadowed: list[dict] = []
+    warnings: list[str] = []
+    install: list[str] = []
+    out_lines: list[str] = []
+    for number, count, text in logical_lines(lines):
+        body = _COMMENT_RE.sub("", text).strip()
+        pad = [""] * (count - 1)
+        if not body:
+            out_lines += [text, *pad]
+            continue
+        if body.startswith("-"):
+            new, nested = _rewrite_option(body, base_dir)
+            if nested and re.match(r"\s*(-r|--requirement)\b", body):
+                warnings.append(
+                    f"line {number}: the nested file {nested} is not filtered; a clash there is a pip conflict"
+                )
+            out_lines += [new if new != body else text, *pad]
+            install.append(new)
+            continue
+        requirement_part = _OPTION_SPLIT_RE.split(body, maxsplit=1)[0]
+        req = parse_requirement(requirement_part)
+        if req is None:
+            new = _absolute(body, base_dir) if body.startswith(("./", "../")) else body
+            out_lines += [new if new != body else text, *pad]
+            install.append(new)
+            continue
+        info = by_key.get(req.key)
+        if info is None:
+            out_lines += [text, *pad]
+            install.append(body)
+            continue
+        module_version = str(info.get("version", ""))
+        ok = False if req.url else satisfies(module_version, req.specifier)
+        entry = {
+            "line": number,
+            "requirement": req.text,
+            "name": req.name,
+            "module": info.get("module", "?"),
+            "module_version": module_version,
+        }
+        where = f"module {entry['module']} gives {info['name']} {module_version}; the file asks {req.asks()}"
+        if req.marker:
+            where += f" (when {req.marker})"
+        if req.key in protected:
+            if ok:
+                out_lines += [text, *pad]
+                install.append(body)
+                continue
+            note = "" if ok is False else " (cannot compare the versions)"
+            entry["message"] = f"{where}: kept the module's{note}"
+            kept_module.append(entry)
+            out_lines += [f"# cesres: kept module {entry['module']}'s {info['name']} {module_version}: {text}", *pad]
+            continue
+        out_lines += [text, *pad]
+        install.append(body)
+        if ok is None:
+            warnings.append(
+                f"line {number}: cannot compare {req.text} with module {entry['module']}'s {module_version}"
+            )
+        elif not ok:
+            if info.get("pythonpath"):
+                entry["message"] = (
+                    f"{where}: the venv installs its own, but PYTHONPATH puts the module's first on sys.path"
+                    " (at run time the venv's site-packages must come before PYTHONPATH)"
+                )
+            else:
+                entry["message"] = f"{where}: the venv installs its own, which hides the module's"
+            shadowed.append(entry)
+    constraints = []
+    for key, reason in sorted(protected.items()):
+        info = by_key[key]
+        copy = info.get("venv_copy")
+        if copy:
+            order = "which hides" if copy.get("first") else "behind"
+            warnings.append(
+                f"the venv has its own {info['name']} {copy.get('version')}, {order} module {info.get('module')}'s"
+                f" {info.get('version')}: pip uninstall {info['name']} in the venv removes it"
+            )
+        version = str(info.get("version", ""))
+        if not valid_version(version):
+            warnings.append(
+                f"{info['name']} {version!r} of module {info.get('module')}: not a PEP 440 version, not pinned"
+            )
+            continue
+        constraints.append(
+            {
+                "requirement": f"{info['name']}=={version}",
+                "name": info["name"],
+                "module": info.get("module", "?"),
+                "reason": reason,
+            }
+        )
+    return {
+        "kept_module": kept_module,
+        "shadowed": shadowed,
+        "constraints": constraints,
+        "install": install,
+        "warnings": warnings,
+        "lines": out_lines,
+    }
+
+
+def constraints_text(result: Mapping) -> str:
+    head = "# Generated by requirements_policy.py: the module-provided distributions pip must not replace.\n"
+    body = "".join(f"{c['requirement']}  # module {c['module']}, {c['reason']}\n" for c in result["constraints"])
+    return head + body
+
+
+# --- pip's output of a failed resolution ---------------------------------------------------------
+
+_LINE_REF_RE = re.compile(r"-r (?P<file>.+?) \(line (?P<n>\d+)\)")
+_COLLECT_RE = re.compile(r"^Collecting (?P<req>\S+).*\(from -r (?P<file>.+?) \(line (?P<n>\d+)\)\)\s*$")
+_REQ_NAME_RE = re.compile(r"^\s*([A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)")
+
+
+def _name_of(text: str) -> str:
+    match = _REQ_NAME_RE.match(text)
+    return normalize(match[1]) if match else ""
+
+
+def explain_conflict(output: str, lines: Sequence[str] | None = None) -> str:
+    """One line naming the requirement lines in conflict and why, from pip's output."""
+    text = output.replace("\r", "")
+    line_of: dict[str, tuple[int, str]] = {}
+    if lines is not None:
+        for number, _count, logical in logical_lines(lines):
+            body = _OPTION_SPLIT_RE.split(_COMMENT_RE.sub("", logical).strip(), maxsplit=1)[0]
+            req = parse_requirement(body) if body and not body.startswith("-") else None
+            if req is not None:
+                line_of.setdefault(req.key, (number, req.text))
+    for row in text.splitlines():
+        match = _COLLECT_RE.match(row.strip())
+        if match:
+            line_of.setdefault(_name_of(match["req"]), (int(match["n"]), match["req"]))
+
+    def where(requirement: str) -> str:
+        hit = line_of.get(_name_of(requirement))
+        return f"line {hit[0]} ({hit[1]})" if hit else requirement.strip()
+
+    cannot = re.search(r"Cannot install (?P<what>.+?) because these package versions have conflicting", text)
+    causes_block = re.search(r"The conflict is caused by:\n(?P<body>(?:[ \t]+\S.*\n?)+)", text)
+    if cannot or causes_block:
+        parties: list[str] = []
+        if cannot:
+            for item in re.split(r", | and ", cannot["what"]):
+                ref = _LINE_REF_RE.fullmatch(item.strip())
+                if ref:
+                    number = int(ref["n"])
+                    known = next((t for n, t in line_of.values() if n == number), None)
+                    party = f"line {number} ({known})" if known else f"line {number}"
+                else:
+                    party = where(item)
+                if party not in parties:
+                    parties.append(party)
+        reasons = []
+        for raw in (causes_block["body"] if causes_block else "").splitlines():
+            cause = raw.strip()
+            if not cause:
+                continue
+            asked = re.match(r"The user requested \(constraint\) (.+)$", cause)
+            user = re.match(r"The user requested (.+)$", cause)
+            dep = re.match(r"(\S+) (\S+) depends on (.+)$", cause)
+            if asked:
+                reasons.append(f"the constraints pin {asked[1]} (a module's version)")
+                party = f"the constraint {asked[1]}"
+            elif user:
+                reasons.append(f"the file asks {user[1]}")
+                party = where(user[1])
+            elif dep:
+                reasons.append(f"{dep[1]} {dep[2]} depends on {dep[3]}")
+                party = where(dep[1])
+            else:
+                reasons.append(cause)
+                continue
+            if party not in parties and not any(party.startswith(p + " ") for p in parties):
+                parties.append(party)
+        named = ", ".join(parties) or "the requirements"
+        why = "; ".join(reasons) or "pip gives no cause"
+        return f"pip cannot install these together: {named}: {why}"
+    missing = re.search(r"No matching distribution found for (?P<req>\S+)(?P<origin>.*)$", text, re.MULTILINE)
+    if missing:
+        seen = re.search(r"Could not find a version that satisfies the requirement .*\(from versions: (.*)\)", text)
+        versions = seen[1] if seen else "none"
+        origin = missing["origin"].strip()
+        named = where(missing["req"]) + (f" {origin}" if origin else "")
+        return f"pip finds no installable release for {named} (versions it could use: {versions})"
+    errors = [row.strip() for row in text.splitlines() if row.strip().startswith("ERROR:")]
+    if errors:
+        return f"pip failed: {errors[-1][len('ERROR:') :].strip()}"
+    return "pip failed without a resolution error in its output"
+
+
+# --- the environment on the cluster ---------------------------------------------------------------
+
+
+def _resolved(path: str) -> Path | None:
+    try:
+        return Path(path).expanduser().resolve()
+    except (OSError, RuntimeError):
+        return None
+
+
+def _inside(path: Path, root: Path) -> bool:
+    return path == root or root in path.parents
+
+
+def module_roots(env: Mapping[str, str]) -> list[tuple[Path, str, str]]:
+    """(root, module name, module full name) of each $EBROOT<NAME>, longest root first."""
+    loaded = {}
+    for entry in env.get("LOADEDMODULES", "").split(":"):
+        if entry:
+            name = entry.split("/", 1)[0]
+            var = "EBROOT" + name.replace("+", "plus").replace("-", "min").replace(".", "").upper()
+            loaded[var] = (name, entry)
+    roots = []
+    for var, value in env.items():
+        if not var.startswith("EBROOT") or not value:
+            continue
+        root = _resolved(value)
+        if root is None:
+            continue
+        if var in loaded:
+            name, full = loaded[var]
+        else:
+            name = root.parent.name or var[len("EBROOT") :]
+            full = f"{name}/{root.name}"
+        roots.append((root, name, full))
+    roots.sort(key=lambda item: len(str(item[0])), reverse=True)
+    return roots
+
+
+def _module_of(location: Path, roots: Sequence[tuple[Path, str, str]], fallback: str) -> tuple[str, str]:
+    for root, name, full in roots:
+        if _inside(location, root):
+            return name, full
+    parts = location.parts
+    for i in range(len(parts) - 2):
+        if parts[i] == "software":
+            return parts[i + 1], f"{parts[i + 1]}/{parts[i + 2]}"
+    return fallback, fallback
+
+
+def is_compiled(dist: md.Distribution) -> bool:
+    """True when the distribution holds compiled files (WHEEL, RECORD/installed-files, or its packages)."""
+    try:
+        wheel = dist.read_text("WHEEL") or ""
+        if re.search(r"^Root-Is-Purelib:\s*false\s*$", wheel, re.MULTILINE | re.IGNORECASE):
+            return True
+        if any(str(f).endswith(COMPILED_SUFFIXES) or ".so." in str(f) for f in dist.files or ()):
+            return True
+        if dist.read_text("RECORD") is not None or dist.read_text("installed-files.txt") is not None:
+            return False
+        # An egg-info without a list of installed files (SOURCES.txt lists sources): look at its packages.
+        base = Path(str(dist.locate_file("")))
+        for top in (dist.read_text("top_level.txt") or "").split():
+            package = base / top
+            if package.is_dir() and any(p.suffix in COMPILED_SUFFIXES for p in package.rglob("*")):
+                return True
+            if any(base.glob(f"{top}.*.so")) or (base / f"{top}.so").exists():
+                return True
+    except OSError:
+        return False
+    return False
+
+
+def discover_provided(
+    dists: Iterable[md.Distribution], env: Mapping[str, str], venv_prefix: str | None, base_prefix: str
+) -> dict:
+    """The module-provided distributions, {name: info}, from `dists` in sys.path order.
+
+    A distribution is module-provided when it lies outside the venv (venv_prefix; None when the
+    interpreter is not a venv's) and under a PYTHONPATH entry, an $EBROOT* root or base_prefix.
+    The first one found per name is the one Python imports. info: name, version, module,
+    module_full, compiled, pythonpath (True: on PYTHONPATH, which comes before the venv's
+    site-packages on sys.path), location, and venv_copy ({version, first}) when the venv holds
+    its own copy too (first: the venv's copy is the one imported).
+    """
+    venv = _resolved(venv_prefix) if venv_prefix else None
+    roots = module_roots(env)
+    pythonpath = [p for p in (_resolved(e) for e in env.get("PYTHONPATH", "").split(os.pathsep) if e) if p]
+    base = _resolved(base_prefix)
+    base_label = _module_of(base, roots, f"base Python ({base})") if base else ("base Python", "base Python")
+    provided: dict[str, dict] = {}
+    in_venv: dict[str, dict] = {}
+    for dist in dists:
+        name = (dist.metadata["Name"] or "").strip()
+        location = _resolved(str(dist.locate_file("")))
+        if not name or location is None:
+            continue
+        key = normalize(name)
+        if venv is not None and _inside(location, venv):
+            in_venv.setdefault(key, {"version": dist.version, "first": key not in provided})
+            continue
+        if key in provided:
+            continue
+        on_path = any(_inside(location, p) for p in pythonpath)
+        if on_path or any(_inside(location, root) for root, _n, _f in roots):
+            module, full = _module_of(location, roots, f"PYTHONPATH entry {location}")
+        elif base is not None and _inside(location, base):
+            module, full = base_label
+        else:
+            continue  # user site-packages and the like: not a module's
+        provided[key] = {
+            "name": name,
+            "version": dist.version,
+            "module": module,
+            "module_full": full,
+            "compiled": is_compiled(dist),
+            "pythonpath": on_path,
+            "location": str(location),
+        }
+    for key, copy in in_venv.items():
+        if key in provided:
+            provided[key]["venv_copy"] = copy
+    return provided
+
+
+def current_provided() -> dict:
+    venv_prefix = sys.prefix if sys.prefix != sys.base_prefix else None
+    return discover_provided(md.distributions(), os.environ, venv_prefix, sys.base_prefix)
+
+
+# --- command line -------------------------------------------------------------------------------
+
+
+def _read(path: str) -> str:
+    if path == "-":
+        return sys.stdin.read()
+    return Path(path).read_text(encoding="utf-8", errors="replace")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="requirements_policy.py", description=(__doc__ or "").split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_plan = sub.add_parser("plan", help="filter REQ into OUTDIR/requirements.txt and OUTDIR/constraints.txt")
+    p_plan.add_argument("requirements")
+    p_plan.add_argument("outdir")
+    p_plan.add_argument("--protect", action="append", default=[], metavar="NAME", help="another framework name")
+    p_plan.add_argument("--no-default-frameworks", action="store_true", help="protect only --protect and compiled")
+    p_plan.add_argument("--provided", metavar="JSON", help="read the provided distributions from this file")
+    sub.add_parser("provided", help="print the module-provided distributions as JSON")
+    p_explain = sub.add_parser("explain-conflict", help="one line from pip's output of a failed run")
+    p_explain.add_argument("pip_output", nargs="?", default="-")
+    p_explain.add_argument("--requirements", metavar="REQ", help="the requirements file pip was given")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "provided":
+            provided = current_provided()
+            print(json.dumps(provided, sort_keys=True))
+            return 0
+        if args.command == "explain-conflict":
+            lines = _read(args.requirements).splitlines() if args.requirements else None
+            print(explain_conflict(_read(args.pip_output), lines))
+            return 0
+        provided = json.loads(_read(args.provided)) if args.provided else current_provided()
+        req_path = Path(args.requirements).expanduser()
+        lines = req_path.read_text(encoding="utf-8").splitlines()
+        result = plan(
+            lines,
+            provided,
+            args.protect,
+            frameworks=not args.no_default_frameworks,
+            base_dir=str(req_path.parent.resolve()),
+        )
+        outdir = Path(args.outdir).expanduser()
+        outdir.mkdir(parents=True, exist_ok=True)
+        filtered, constraints = outdir / "requirements.txt", outdir / "constraints.txt"
+        filtered.write_text("\n".join(result.pop("lines")) + "\n", encoding="utf-8")
+        constraints.write_text(constraints_text(result), encoding="utf-8")
+        result["requirements"], result["constraints_file"] = str(filtered), str(constraints)
+        print(json.dumps(result))
+        return 0
+    except (OSError, ValueError) as err:
+        print(f"requirements_policy.py {args.command}: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
