@@ -26,19 +26,35 @@ _SAFE_SUFFIX = re.compile(r"^\.[A-Za-z0-9]{1,10}$")
 # Strings that Ansible would template if they reached it as extra vars.
 _JINJA = ("{{", "}}", "{%", "%}", "{#", "#}")
 
-# Model options a run may pass (allow-list, so argparse abbreviations such as --no_l cannot sneak in
-# -n/--no_loop, which skips training). -c/-t/-v/-e/-s are set by cesres-ctl; -p/-g are interactive.
+# Model options a run may pass after `--`, and the CONFIG key each one sets. The real program lets the
+# config file win over its command line (a flag reaches CONFIG only when the file lacks the key), so
+# cesres-ctl never passes them on the command line: it writes them into the run's rewritten CONFIG.
+# An allow-list, so that argparse abbreviations such as --no_l cannot sneak in -n/--no_loop.
+# -c/-t/-v/-e/-s are set by cesres-ctl; -p/-g are interactive; -m changes only the vocabulary's model
+# and -lm is read only with no_loop: both are refused, with the config key to edit instead.
 _VALUE_OPTIONS = {
-    "-b": "--batch_size",
-    "-vb": "--validation_batch_size",
-    "-eb": "--evaluation_batch_size",
-    "-l": "--loops",
-    "-d": "--device",
-    "-m": "--model",
-    "-lm": "--load_model",
+    "-b": "batch_size",
+    "-vb": "validation_batch_size",
+    "-eb": "evaluation_batch_size",
+    "-l": "loops",
+    "-d": "device",
 }
-_OPTIONAL_VALUE_OPTIONS = {"-r": "--random_seed"}
-_FLAGS = {"-ne": "--no_eval"}
+_LONG = {f"--{key}": short for short, key in _VALUE_OPTIONS.items()}
+_OPTIONAL_INT = {"-r": "random_seed", "--random_seed": "random_seed"}  # bare -r means 42, as in the real program
+_FLAGS = {"-ne": "no_eval", "--no_eval": "no_eval"}
+_REFUSED = {
+    "-m": "set the model ids in the config instead (VOCABULARY/READER/MODEL huggingface_model, MODEL.encoder.arg)",
+    "--model": "set the model ids in the config instead (VOCABULARY/READER/MODEL huggingface_model)",
+    "-lm": "a training run writes its own weights (best.th); -lm is only read with no_loop",
+    "--load_model": "a training run writes its own weights (best.th); --load_model is only read with no_loop",
+}
+_INT_KEYS = {"batch_size", "validation_batch_size", "evaluation_batch_size", "loops", "random_seed"}
+# The only devices the real program handles: it moves the model to the GPU only for exactly "cuda" while
+# forward() moves its inputs to cuda:0, so "cuda:N" mixes devices.
+DEVICES = ("cpu", "cuda")
+# The real vocabulary pads the labels namespace (@@PADDING@@, @@UNKNOWN@@): the head outputs labels + 2.
+LABEL_PADDING = 2
+_HEAD_OUTPUT_INDEX = {"simple": 1, "mult_dense": 2}
 _NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
 
 
@@ -63,6 +79,7 @@ class RunConfig:
     data: dict[str, Any]
     inputs: tuple[DataInput, ...]
     rewritten_text: str
+    options: tuple[tuple[str, Any], ...] = ()  # CONFIG keys set from the model options, in order
 
 
 def check_text(value: str, what: str) -> str:
@@ -74,8 +91,14 @@ def check_text(value: str, what: str) -> str:
     return value
 
 
-def load(path: Path, *, cwd: Path | None = None) -> RunConfig:
-    """Read, check and rewrite a CESReS configuration; every error is one line, before any ssh."""
+def load(
+    path: Path, *, cwd: Path | None = None, options: dict[str, Any] | None = None, gpus: int | None = None
+) -> RunConfig:
+    """Read, check and rewrite a CESReS configuration; every error is one line, before any ssh.
+
+    options: CONFIG keys from the model options (see options_from_args), written into the rewritten
+    CONFIG over the file's values. gpus: the GPUs the job gets; CONFIG.device follows it (None: unknown).
+    """
     path = Path(path)
     if not path.is_file():
         raise CesresError(f"config file {path} not found")
@@ -108,12 +131,15 @@ def load(path: Path, *, cwd: Path | None = None) -> RunConfig:
     labels = data["MODEL"].get("labels")
     if not isinstance(labels, list) or not labels:
         raise CesresError(f"config file {path}: MODEL.labels must be a non-empty list")
+    _check_head(data["MODEL"], len(labels), path)
+    options = dict(options or {})
+    device = _device(options.get("device", conf.get("device")), gpus, path, from_option="device" in options)
 
     inputs = []
     for key in DATA_KEYS:
         value = conf.get(key)
         if value in (None, ""):
-            if key == "evaluation" and _truthy(conf.get("no_eval")):
+            if key == "evaluation" and _truthy(options.get("no_eval", conf.get("no_eval"))):
                 continue
             raise CesresError(f"config file {path}: CONFIG.{key} (a data file) is required")
         inputs.append(_data_input(key, str(value), path, cwd or Path.cwd()))
@@ -125,6 +151,9 @@ def load(path: Path, *, cwd: Path | None = None) -> RunConfig:
     new_conf = rewritten["CONFIG"]
     for item in inputs:
         new_conf[item.key] = item.staged_path
+    new_conf.update(options)
+    if device is not None:
+        new_conf["device"] = device
     new_conf["serialization_dir"] = RESULTS
     # A batch job has no terminal: interactive prediction and the GUI server are off.
     new_conf["predict"] = False
@@ -140,7 +169,45 @@ def load(path: Path, *, cwd: Path | None = None) -> RunConfig:
         data=data,
         inputs=tuple(inputs),
         rewritten_text=rewritten_text,
+        options=tuple(options.items()),
     )
+
+
+def _check_head(model: dict[str, Any], n_labels: int, path: Path) -> None:
+    """The classification head's output size must be the label count + 2, or the real model fails."""
+    head = model.get("classification_head")
+    if head is None:
+        return  # the real model then sizes its default head from the vocabulary itself
+    if not isinstance(head, dict):
+        raise CesresError(f"config file {path}: MODEL.classification_head must be a mapping (name, arg, kwargs)")
+    index = _HEAD_OUTPUT_INDEX.get(str(head.get("name")))
+    arg = head.get("arg")
+    if index is None or not isinstance(arg, list) or len(arg) <= index:
+        return
+    expected = n_labels + LABEL_PADDING
+    if arg[index] != expected:
+        raise CesresError(
+            f"config file {path}: MODEL.classification_head.arg[{index}] is {arg[index]!r} but must be "
+            f"{expected}: {n_labels} labels + {LABEL_PADDING} (the real vocabulary pads the labels namespace)"
+        )
+
+
+def _device(value: object, gpus: int | None, path: Path, *, from_option: bool) -> str | None:
+    """CONFIG.device for the job: as asked when it fits the resources, else from them (cuda iff GPUs)."""
+    where = "-d" if from_option else f"CONFIG.device in {path}"
+    if value is None:
+        if gpus is None:
+            return None
+        return "cuda" if gpus > 0 else "cpu"
+    if value not in DEVICES:
+        raise CesresError(
+            f"{where} is {value!r}: the real CESReS runs only on 'cpu' or 'cuda' (it moves its inputs to cuda:0)"
+        )
+    if gpus is not None and value == "cuda" and gpus == 0:
+        raise CesresError(f"{where} is cuda but the run has no GPU: choose a GPU partition (--partition gpu --gpus 1)")
+    if gpus is not None and value == "cpu" and gpus > 0:
+        raise CesresError(f"{where} is cpu but the run asks {gpus} GPU(s): set device cuda, or run with --gpus 0")
+    return str(value)
 
 
 class _Dumper(yaml.SafeDumper):
@@ -195,38 +262,58 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def check_model_args(args: list[str]) -> list[str]:
-    """Allow-listed model options (after `--` on the command line), returned unchanged."""
-    checked: list[str] = []
-    expect_value = False
-    optional_value = False
+def options_from_args(args: list[str]) -> dict[str, Any]:
+    """The CONFIG keys that allow-listed model options (after `--` on the command line) set."""
+    options: dict[str, Any] = {}
+    pending: str | None = None  # CONFIG key waiting for its value
+    optional: str | None = None  # -r: an integer may follow
     for arg in args:
         check_text(arg, "model argument")
-        if expect_value:
-            checked.append(arg)
-            expect_value = False
+        if pending is not None:
+            options[pending] = _option_value(pending, arg)
+            pending = None
             continue
-        if optional_value and not arg.startswith("-"):
-            checked.append(arg)
-            optional_value = False
+        if optional is not None and _NUMBER.match(arg):
+            options[optional] = _option_value(optional, arg)
+            optional = None
             continue
-        optional_value = False
+        optional = None
         if not arg.startswith("-") or _NUMBER.match(arg):
             raise CesresError(f"unexpected model argument {arg!r} (options only, e.g. -l 3 -r 7)")
-        option, has_value, _ = arg.partition("=")
-        if option in _VALUE_OPTIONS or option in _VALUE_OPTIONS.values():
-            expect_value = not has_value
-        elif option in _OPTIONAL_VALUE_OPTIONS or option in _OPTIONAL_VALUE_OPTIONS.values():
-            optional_value = not has_value
-        elif (option in _FLAGS or option in _FLAGS.values()) and not has_value:
-            pass
+        option, has_value, value = arg.partition("=")
+        option = _LONG.get(option, option)
+        if option in _REFUSED:
+            raise CesresError(f"model option {option} is not accepted in a training run: {_REFUSED[option]}")
+        if option in _VALUE_OPTIONS:
+            key = _VALUE_OPTIONS[option]
+            if has_value:
+                options[key] = _option_value(key, value)
+            else:
+                pending = key
+        elif option in _OPTIONAL_INT:
+            key = _OPTIONAL_INT[option]
+            options[key] = _option_value(key, value) if has_value else 42
+            optional = None if has_value else key
+        elif option in _FLAGS and not has_value:
+            options[_FLAGS[option]] = True
         else:
-            allowed = sorted({*_VALUE_OPTIONS, *_OPTIONAL_VALUE_OPTIONS, *_FLAGS})
+            allowed = sorted({*_VALUE_OPTIONS, *_OPTIONAL_INT, *_FLAGS} - {"--random_seed", "--no_eval"})
             raise CesresError(
                 f"model option {option!r} is not allowed in a training run (allowed: {' '.join(allowed)}; "
                 "-c/-t/-v/-e/-s are set by cesres-ctl, -n would skip training)"
             )
-        checked.append(arg)
-    if expect_value:
-        raise CesresError(f"model option {checked[-1]!r} needs a value")
-    return checked
+    if pending is not None:
+        raise CesresError(f"model option for CONFIG.{pending} needs a value")
+    return options
+
+
+def _option_value(key: str, value: str) -> Any:
+    if key not in _INT_KEYS:
+        return value
+    try:
+        number = int(value)
+    except ValueError:
+        raise CesresError(f"model option for CONFIG.{key} needs an integer, got {value!r}") from None
+    if number < (0 if key == "random_seed" else 1):
+        raise CesresError(f"model option for CONFIG.{key} must be {'>= 0' if key == 'random_seed' else '>= 1'}")
+    return number

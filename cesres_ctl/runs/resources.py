@@ -146,8 +146,8 @@ def resolve(
         gpus=gpus,
         cpus_per_task=_int(merged.get("cpus_per_task", 1), "cpus per task", minimum=1),
         time=format_seconds(seconds),
-        nodes=_int(merged.get("nodes", 1), "nodes", minimum=1),
-        ntasks=_int(merged.get("ntasks", 1), "ntasks", minimum=1),
+        nodes=_one(merged.get("nodes", 1), "nodes"),
+        ntasks=_one(merged.get("ntasks", 1), "ntasks"),
         mem=mem,
         account=_word(merged.get("account"), "account"),
         qos=_word(merged.get("qos"), "qos"),
@@ -194,3 +194,10 @@ RESOURCE_KEYS = (
     "extra_sbatch",
     "signal_grace",
 )
+
+
+def _one(value: object, what: str) -> int:
+    """CESReS is one process: N tasks would each train the model and write the same results."""
+    if _int(value, what, minimum=1) != 1:
+        raise CesresError(f"{what} must be 1: CESReS runs as one process (its threads use --cpus), got {value}")
+    return 1

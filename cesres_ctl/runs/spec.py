@@ -1,7 +1,7 @@
 """The inputs of a run: what the run id derives from, and the playbook's extra vars.
 
 The run id is `<name>-<10 hex>`: the playbook hashes this module's `spec_hash` (config text as
-written and as rewritten, local data checksums, cluster data paths, resources, model arguments, and a
+written and as rewritten (model options included), local data checksums, cluster data paths, resources, and a
 nonce for --new) with the code version read on the cluster and the checksums of cluster-side data.
 """
 
@@ -26,7 +26,6 @@ class RunSpec:
     name: str
     config: RunConfig
     resources: Resources
-    model_args: tuple[str, ...]
     nonce: str = ""  # set by --new: another run id for the same inputs
     settings: tuple[tuple[str, str], ...] = ()  # --set KEY=VALUE: cesres_job_<KEY> for this run
 
@@ -36,7 +35,6 @@ class RunSpec:
             "rewritten": self.config.rewritten_text,
             "inputs": [{"key": i.key, "sha256": i.sha256, "cluster_path": i.cluster_path} for i in self.config.inputs],
             "resources": self.resources.to_dict(),
-            "model_args": list(self.model_args),
             "name": self.name,
             "nonce": self.nonce,
             "settings": [list(item) for item in self.settings],
@@ -58,7 +56,6 @@ class RunSpec:
             "cesres_job_config_b64": _b64(self.config.rewritten_text),
             "cesres_job_submitted_config_b64": _b64(self.config.original_text),
             "cesres_job_inputs": inputs,
-            "cesres_job_model_args": list(self.model_args),
             "cesres_job_report_path": report_path,
             **self.resources.extravars(),
             **{f"cesres_job_{key}": value for key, value in self.settings},

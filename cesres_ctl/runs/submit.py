@@ -40,19 +40,18 @@ def prepare(
     new: bool,
     settings: list[str] | None = None,
 ) -> Prepared:
-    """Every check that needs no ssh: config, data files, name, model arguments, resources."""
-    run_config = configs.load(config_path)
-    run_name = spec.check_name(name) if name is not None else spec.default_name(run_config)
-    args = configs.check_model_args(list(model_args))
+    """Every check that needs no ssh: model options, resources, config, data files, name."""
+    options = configs.options_from_args(list(model_args))
     target = clusters.load(cluster)
     defaults = defaults_from_vars(target.job_vars, RESOURCE_KEYS)
     resources = resolve(target.partitions, defaults, overrides, cluster=cluster)
+    run_config = configs.load(config_path, options=options, gpus=resources.gpus)
+    run_name = spec.check_name(name) if name is not None else spec.default_name(run_config)
     run_spec = spec.RunSpec(
         cluster=cluster,
         name=run_name,
         config=run_config,
         resources=resources,
-        model_args=tuple(args),
         nonce=spec.new_nonce() if new else "",
         settings=spec.parse_settings(list(settings or [])),
     )

@@ -81,6 +81,28 @@ KEYS_USED = {
         "device",
     },
 }
+# argparse destinations that the real program copies into CONFIG when the file lacks them.
+CLI_KEYS = (
+    "training",
+    "validation",
+    "evaluation",
+    "serialization_dir",
+    "batch_size",
+    "validation_batch_size",
+    "evaluation_batch_size",
+    "loops",
+    "device",
+    "random_seed",
+    "no_loop",
+    "no_eval",
+    "predict",
+    "gui",
+    "load_model",
+    "model",
+)
+# The real vocabulary pads the "labels" namespace with two entries (@@PADDING@@, @@UNKNOWN@@): the
+# classification head must output this many values more than there are labels.
+LABEL_PADDING = 2
 KEYS_COMPAT = {
     "VOCABULARY": {"huggingface_model"},
     "READER": {"huggingface_model", "compiled_language", "kwargs_tokenizer", "kwargs_indexer", "debug"},
@@ -312,12 +334,17 @@ def _str(value: Any, what: str) -> str:
 def resolve(args: argparse.Namespace, config: dict[str, dict[str, Any]]) -> Settings:
     cfg = config["CONFIG"]
 
+    # The real program's precedence (cesres_graphcodebert_model.py, after parse_args): a command-line
+    # value reaches CONFIG only when the file lacks the key. The configuration file wins.
     def pick(key: str) -> Any:
-        cli = getattr(args, key)
-        return cli if cli is not None else cfg.get(key)
+        return cfg[key] if key in cfg else getattr(args, key)
 
     def where(key: str) -> str:
-        return f"--{key}" if getattr(args, key) is not None else f"CONFIG.{key}"
+        return f"CONFIG.{key}" if key in cfg else f"--{key}"
+
+    for key in CLI_KEYS:
+        if key in cfg and getattr(args, key) is not None and getattr(args, key) != cfg[key]:
+            note(f"--{key} {getattr(args, key)!r} ignored: the configuration sets CONFIG.{key}: {cfg[key]!r}")
 
     if _bool(pick("gui"), where("gui")):
         raise UsageError("GUI server mode (-g/--gui, CONFIG.gui) is not available in cesres-mini")
@@ -347,8 +374,13 @@ def resolve(args: argparse.Namespace, config: dict[str, dict[str, Any]]) -> Sett
     ebs = batch_size if ebs is None else _int(ebs, where("evaluation_batch_size"))
     loops = _int(pick("loops") if pick("loops") is not None else 1, where("loops"))
     device = _str(pick("device") or "cpu", where("device"))
-    if not re.fullmatch(r"cpu|cuda(:\d+)?", device):
-        raise UsageError(f"{where('device')} must be cpu, cuda or cuda:N, got {device!r}")
+    if device not in ("cpu", "cuda"):
+        # The real model moves itself to the GPU only for exactly "cuda" while forward() moves its
+        # inputs to cuda:0, so "cuda:N" mixes devices and fails; anything else is no torch device.
+        raise UsageError(f"{where('device')} must be cpu or cuda (the real CESReS fails with {device!r})")
+    if device == "cuda" and not os.environ.get("CUDA_VISIBLE_DEVICES", "").strip():
+        # As torch would: no GPU was allocated to this process (e.g. a job on a partition without GPUs).
+        raise RunError(f"{where('device')} is cuda but no GPU is visible (CUDA_VISIBLE_DEVICES is not set)")
     seed = pick("random_seed")
     seed_given = seed is not None
     seed = secrets.randbelow(2**31) if seed is None else _int(seed, where("random_seed"), minimum=0)
@@ -405,10 +437,19 @@ def resolve(args: argparse.Namespace, config: dict[str, dict[str, Any]]) -> Sett
     if not isinstance(head_kwargs, dict) or not isinstance(head_arg, list):
         raise UsageError("MODEL.classification_head: arg must be a list and kwargs a mapping")
     activation = "gelu"
+    outputs = len(labels) + LABEL_PADDING
+    out_index = {"simple": 1, "mult_dense": 2}.get(head.get("name"))
+    if out_index is not None and len(head_arg) > out_index:
+        size = _int(head_arg[out_index], f"MODEL.classification_head.arg[{out_index}]")
+        if size != outputs:
+            raise UsageError(
+                f"MODEL.classification_head.arg[{out_index}] is {size} but must be the number of labels + "
+                f"{LABEL_PADDING} = {outputs} (the real vocabulary pads the labels namespace)"
+            )
     if head.get("name") == "simple":
         head_sizes = [embedding_size]
     elif head.get("name") == "mult_dense":
-        if len(head_arg) < 2:
+        if len(head_arg) < 3:
             raise UsageError("MODEL.classification_head mult_dense needs arg [number, hidden_sizes, num_labels]")
         number = _int(head_arg[0], "MODEL.classification_head.arg[0]", minimum=0)
         hidden = head_arg[1]
@@ -859,9 +900,7 @@ def better(value: float, best: float | None, s: Settings) -> bool:
     return best is None or s.metric_sign * value > s.metric_sign * best
 
 
-def train(
-    s: Settings, out: Path, train_data: list[Snippet], val_data: list[Snippet], labels: list[str]
-) -> tuple[Net, dict[str, Any]]:
+def train(s: Settings, out: Path, train_data: list[Snippet], val_data: list[Snippet], labels: list[str]) -> Net:
     rng = np.random.default_rng(s.random_seed)
     x_tr, y_tr = featurize(train_data, s), encode_labels(train_data, labels, s, "training")
     x_va, y_va = featurize(val_data, s), encode_labels(val_data, labels, s, "validation")
@@ -878,9 +917,7 @@ def train(
     best: dict[str, Any] = {}
     best_value: float | None = None
     best_epoch = 0
-    history: list[dict[str, Any]] = []
     since_best = 0
-    stopped_early = False
     for epoch in range(s.loops):
         t_epoch = time.monotonic()
         tr_metrics, _ = run_epoch(net, x_tr, y_tr, s.batch_size, s, opt, rng)
@@ -906,7 +943,6 @@ def train(
             **best,
         }
         write_json(out / f"metrics_epoch_{epoch}.json", metrics)
-        history.append(metrics)
         say(
             f"epoch {epoch + 1}/{s.loops} training_loss={tr_metrics['loss']:.4f} "
             f"validation_loss={va_metrics['loss']:.4f} validation_fscore={va_metrics['fscore']:.4f} "
@@ -914,29 +950,17 @@ def train(
         )
         if s.patience is not None and since_best >= s.patience and epoch + 1 < s.loops:
             note(f"early stopping: no improvement of validation {s.metric_name} for {s.patience} epoch(s)")
-            stopped_early = True
             break
-    last = history[-1]
-    summary: dict[str, Any] = {
-        "best_epoch": best_epoch,
-        "training_epochs": len(history),
-        "epoch": last["epoch"],
-        "stopped_early": stopped_early,
-        "random_seed": s.random_seed,
-        **{k: v for k, v in last.items() if k.startswith(("training_", "validation_")) and "memory" not in k},
-        **best,
-    }
-    for key in ("training_duration", "training_start_epoch", "training_epochs"):
-        summary.pop(key, None)
-    summary["training_epochs"] = len(history)
     say(
         f"{PROG}: training finished in {time.monotonic() - t0:.2f}s: best epoch {best_epoch} "
         f"(validation {s.metric_name}={best_value:.4f}), weights in {out / 'best.th'}"
     )
-    return net, summary
+    return net
 
 
 def evaluate(net: Net, labels: list[str], data: list[Snippet], s: Settings, out: Path, path: str) -> dict[str, float]:
+    """Evaluate as allennlp.training.util.evaluate does for the real model: the metrics as one JSON object in
+    test_results.txt, and the model's output of every batch as one JSON line in predictions.txt."""
     x, y = featurize(data, s), encode_labels(data, labels, s, "evaluation")
     metrics, probs = run_epoch(net, x, y, s.evaluation_batch_size, s, None, None)
     pred = net.predict(probs)
@@ -946,37 +970,16 @@ def evaluate(net: Net, labels: list[str], data: list[Snippet], s: Settings, out:
     for i, lab in enumerate(labels):
         p, r, f = prf(*cnt[:, i])
         rows.append([lab, int(cnt[2, i]), int(cnt[1, i]), int(cnt[0, i]), p, r, f])
-    lines = [
-        f"cesres-mini evaluation of {out / 'best.th'}",
-        f"evaluation data: {path} ({len(data)} snippets)",
-        "",
-        tabulate(
-            [[k, v] for k, v in [*metrics.items(), ("exact_match", exact)]],
-            headers=["metric", "value"],
-            floatfmt=".4f",
-        ),
-        "",
-        tabulate(
-            rows,
-            headers=["label", "gold", "predicted", "correct", "precision", "recall", "f1"],
-            floatfmt=".4f",
-        ),
-        "",
-    ]
-    (out / "test_results.txt").write_text("\n".join(lines), encoding="utf-8")
+    results = {**metrics, "exact_match": exact}
+    write_json(out / "test_results.txt", results)
+    size = s.evaluation_batch_size
     with (out / "predictions.txt").open("w", encoding="utf-8") as fh:
-        for i, snip in enumerate(data):
-            predicted = [lab for j, lab in enumerate(labels) if pred[i, j]]
-            record = {
-                "index": i,
-                "predicted": predicted,
-                "gold": snip.labels,
-                "exact_match": sorted(predicted) == sorted(snip.labels),
-                "probs": {lab: round(float(probs[i, j]), 6) for j, lab in enumerate(labels)},
-            }
-            fh.write(json.dumps(record) + "\n")
-    say("\n".join(lines))
-    return {**metrics, "exact_match": exact}
+        for start in range(0, len(data), size):
+            batch = probs[start : start + size]
+            fh.write(json.dumps({"probs": [[round(float(v), 6) for v in row] for row in batch]}) + "\n")
+    say(f"{PROG}: evaluation of {out / 'best.th'} on {path} ({len(data)} snippets)")
+    say(tabulate(rows, headers=["label", "gold", "predicted", "correct", "precision", "recall", "f1"], floatfmt=".4f"))
+    return results
 
 
 def predict_loop(net: Net, labels: list[str], s: Settings) -> None:
@@ -1040,19 +1043,14 @@ def run(argv: list[str] | None) -> int:
     except OSError as exc:
         raise RunError(f"cannot create serialization_dir {out}: {exc}") from None
 
-    summary: dict[str, Any] | None = None
     if train_data is not None and val_data is not None:
         labels = extend_labels(s.labels, [train_data, val_data, eval_data or []])
-        vocab = out / "vocabulary"
-        vocab.mkdir(exist_ok=True)
-        (vocab / "labels.txt").write_text("".join(f"{lab}\n" for lab in labels), encoding="utf-8")
-        (vocab / "non_padded_namespaces.txt").write_text("*tags\n*labels\n", encoding="utf-8")
-        write_json(out / "config.json", s.effective)
         # Overwrite policy: results of an earlier run in the same directory are removed, not mixed in.
         for stale in [*out.glob("metrics_epoch_*.json"), out / "test_results.txt", out / "predictions.txt"]:
             stale.unlink(missing_ok=True)
-        net, summary = train(s, out, train_data, val_data, labels)
-        write_json(out / "metrics.json", summary)
+        # Only the files the real program writes: metrics_epoch_N.json, best.th, test_results.txt and
+        # predictions.txt (no metrics.json, vocabulary/ or config.json: it has no checkpointer).
+        train(s, out, train_data, val_data, labels)
     net, labels = load_weights(s.load_model, s)  # evaluate the best epoch's weights, as the real model does
 
     if eval_data is not None:
@@ -1060,9 +1058,6 @@ def run(argv: list[str] | None) -> int:
         if unknown:
             raise RunError(f"evaluation data has label(s) the model does not know: {', '.join(unknown)}")
         test = evaluate(net, labels, eval_data, s, out, s.evaluation or "")
-        if summary is not None:
-            summary.update({f"test_{k}": v for k, v in test.items()})
-            write_json(out / "metrics.json", summary)
         say(json.dumps(test))
     if s.predict:
         predict_loop(net, labels, s)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -30,9 +31,13 @@ def repo(tmp_path: Path) -> Path:
     return dst
 
 
-def run(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def run(repo: Path, *args: str, gpu: bool = True) -> subprocess.CompletedProcess[str]:
+    # The demo config asks device cuda: the GPU is "visible" as Slurm makes it in a gpu job.
+    env = {k: v for k, v in os.environ.items() if k != "CUDA_VISIBLE_DEVICES"}
+    if gpu:
+        env["CUDA_VISIBLE_DEVICES"] = "0"
     return subprocess.run(
-        [sys.executable, SCRIPT, *args], cwd=repo, capture_output=True, text=True, timeout=120, check=False
+        [sys.executable, SCRIPT, *args], cwd=repo, capture_output=True, text=True, timeout=120, check=False, env=env
     )
 
 
@@ -41,63 +46,100 @@ def epochs(out: Path) -> list[dict]:
     return [json.loads(p.read_text()) for p in files]
 
 
-def test_demo_config_trains_and_writes_allennlp_layout(repo: Path) -> None:
+def edit_config(repo: Path, old: str, new: str, name: str = "edited.yaml", source: str = CONFIG) -> str:
+    text = (repo / source).read_text()
+    assert old in text
+    (repo / name).write_text(text.replace(old, new))
+    return name
+
+
+def test_demo_config_trains_and_writes_only_what_the_real_program_writes(repo: Path) -> None:
     res = run(repo, "-c", CONFIG)
     assert res.returncode == 0, res.stderr
     assert "Traceback" not in res.stderr
     assert "epoch 10/10" in res.stdout
     out = repo / "output" / "demo"
-    for name in ("best.th", "metrics.json", "test_results.txt", "predictions.txt", "vocabulary/labels.txt"):
-        assert (out / name).is_file(), name
     history = epochs(out)
+    # The real program has no checkpointer: no metrics.json, vocabulary/, config.json or model_state_*.
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        ["best.th", "test_results.txt", "predictions.txt"] + [f"metrics_epoch_{i}.json" for i in range(10)]
+    )
     assert [m["epoch"] for m in history] == list(range(10))
     assert history[-1]["validation_loss"] < history[0]["validation_loss"]
-    summary = json.loads((out / "metrics.json").read_text())
-    assert summary["training_epochs"] == 10
-    assert 0 <= summary["best_epoch"] < 10
-    assert summary["best_validation_loss"] == min(m["validation_loss"] for m in history)
-    assert 0.0 <= summary["test_fscore"] <= 1.0
-    labels = (out / "vocabulary" / "labels.txt").read_text().split()
-    assert "correct" in labels
-    predictions = [json.loads(line) for line in (out / "predictions.txt").read_text().splitlines()]
-    assert len(predictions) == (repo / "data" / "test.txt").read_text().count("\n$$$\n")
-    assert all(set(p["predicted"]) <= set(labels) and p["gold"] for p in predictions)
-    assert "fscore" in (out / "test_results.txt").read_text()
+    last = history[-1]
+    assert 0 <= last["best_epoch"] < 10
+    assert last["best_validation_loss"] == min(m["validation_loss"] for m in history)
+    results = json.loads((out / "test_results.txt").read_text())  # JSON metrics, as allennlp's evaluate
+    assert 0.0 <= results["fscore"] <= 1.0
+    snippets = (repo / "data" / "test.txt").read_text().count("\n$$$\n")
+    batches = [json.loads(line) for line in (out / "predictions.txt").read_text().splitlines()]
+    assert len(batches) == -(-snippets // 8)  # one JSON line per evaluation batch of 8
+    assert sum(len(b["probs"]) for b in batches) == snippets
     import numpy as np  # only needed here; the module is skipped without numpy
 
     with np.load(out / "best.th") as weights:
         assert "meta" in weights.files
 
 
+def test_the_config_file_wins_over_the_command_line(repo: Path) -> None:
+    # As the real program: a command-line value reaches CONFIG only when the file lacks the key.
+    res = run(repo, "-c", CONFIG, "-l", "2", "-s", "elsewhere", "-b", "16")
+    assert res.returncode == 0, res.stderr
+    assert not (repo / "elsewhere").exists()
+    assert len(epochs(repo / "output" / "demo")) == 10
+    assert "--loops 2 ignored" in res.stdout
+    lean = edit_config(repo, "    loops: 10\n", "")
+    lean = edit_config(repo, '    serialization_dir: "output/demo"\n', "", name=lean, source=lean)
+    res = run(repo, "-c", lean, "-l", "2", "-s", "elsewhere", "-ne")
+    assert res.returncode == 0, res.stderr
+    assert [m["epoch"] for m in epochs(repo / "elsewhere")] == [0, 1]
+    # no_eval is set in the file (False): -ne is ignored, the evaluation runs
+    assert (repo / "elsewhere" / "test_results.txt").is_file()
+
+
 def test_same_seed_gives_identical_metrics_other_seed_works(repo: Path) -> None:
+    unseeded = edit_config(repo, "    random_seed: 42\n", "")
+    unseeded = edit_config(repo, "    loops: 10\n", "    loops: 3\n", name=unseeded, source=unseeded)
     runs = {}
     for name, seed in (("a", "7"), ("b", "7"), ("c", "8")):
-        res = run(repo, "-c", CONFIG, "-l", "3", "-r", seed, "-s", f"out_{name}")
+        cfg = edit_config(repo, "output/demo", f"out_{name}", name=f"{name}.yaml", source=unseeded)
+        res = run(repo, "-c", cfg, "-r", seed)
         assert res.returncode == 0, res.stderr
-        runs[name] = (repo / f"out_{name}" / "metrics.json").read_text()
+        runs[name] = [
+            {k: v for k, v in m.items() if "duration" not in k and "memory" not in k}
+            for m in epochs(repo / f"out_{name}")
+        ]
     assert runs["a"] == runs["b"]
     assert runs["a"] != runs["c"]
-    assert json.loads(runs["c"])["random_seed"] == 8
 
 
-def test_loops_and_serialization_dir_override(repo: Path) -> None:
-    res = run(repo, "-c", CONFIG, "-l", "2", "-s", "elsewhere", "-b", "16", "-d", "cuda:0", "-ne", "-n")
-    # -n (no_loop) means "do not train, load best.th", as in the real model: nothing to load yet
-    assert res.returncode == 1
-    assert res.stderr.startswith("cesres-mini: error: no_loop")
-    res = run(repo, "-c", CONFIG, "-l", "2", "-s", "elsewhere", "-b", "16", "-d", "cuda:0", "-ne")
+def test_no_loop_evaluates_the_trained_weights(repo: Path) -> None:
+    res = run(repo, "-c", CONFIG, "-n")  # no_loop is in the file (False): -n is ignored, it trains
     assert res.returncode == 0, res.stderr
-    out = repo / "elsewhere"
-    names = sorted(p.name for p in out.glob("metrics_epoch_*.json"))
-    assert names == ["metrics_epoch_0.json", "metrics_epoch_1.json"]
-    assert not (out / "test_results.txt").exists()  # -ne
-    assert not (repo / "output").exists()
-    assert "cuda:0" in res.stdout and "CPU" in res.stdout
-    # evaluate the trained weights without training again
-    res = run(repo, "-c", CONFIG, "-s", "elsewhere", "-n")
+    out = repo / "output" / "demo"
+    (out / "test_results.txt").unlink()
+    evaluate = edit_config(repo, "no_loop: False", "no_loop: True")
+    res = run(repo, "-c", evaluate)
     assert res.returncode == 0, res.stderr
     assert (out / "test_results.txt").is_file()
-    assert len(list(out.glob("metrics_epoch_*.json"))) == 2
+    assert len(list(out.glob("metrics_epoch_*.json"))) == 10
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "gpu", "needle"),
+    [
+        ('device: "cuda"', 'device: "cuda:0"', True, "must be cpu or cuda"),
+        ('device: "cuda"', 'device: "gpu"', True, "must be cpu or cuda"),
+        ('device: "cuda"', 'device: "cuda"', False, "no GPU is visible"),
+        ("arg: [ 1, 64, 9 ]", "arg: [ 1, 64, 7 ]", True, "must be the number of labels + 2 = 9"),
+    ],
+)
+def test_strict_like_the_real_program(repo: Path, old: str, new: str, gpu: bool, needle: str) -> None:
+    res = run(repo, "-c", edit_config(repo, old, new), gpu=gpu)
+    assert res.returncode in (1, 2), res.stdout
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0], res.stderr
+    assert not (repo / "output").exists()
 
 
 @pytest.mark.parametrize(
@@ -106,21 +148,26 @@ def test_loops_and_serialization_dir_override(repo: Path) -> None:
         (None, ["-c", "missing.yaml"], 2, "configuration file not found"),
         ("bad.yaml", ["-c", "bad.yaml"], 2, "malformed YAML"),
         ("nosection.yaml", ["-c", "nosection.yaml"], 2, "lacks section"),
-        (None, ["-c", CONFIG, "-t", "data/absent.txt"], 2, "training data file not found"),
-        (None, ["-c", CONFIG, "-b", "0"], 2, "batch_size"),
-        (None, ["-c", CONFIG, "-l", "0"], 2, "loops"),
+        ("absent.yaml", ["-c", "absent.yaml"], 2, "training data file not found"),
+        ("batch0.yaml", ["-c", "batch0.yaml"], 2, "batch_size"),
+        ("loops0.yaml", ["-c", "loops0.yaml"], 2, "loops"),
         (None, ["-c", CONFIG, "-b", "x"], 2, "invalid int value"),
-        ("nosnippet.txt", ["-c", CONFIG, "-v", "nosnippet.txt"], 1, "no valid snippet"),
+        ("nosnippet.yaml", ["-c", "nosnippet.yaml"], 1, "no valid snippet"),
     ],
 )
 def test_bad_input_gives_one_clear_error_line(
     repo: Path, setup: str | None, args: list[str], code: int, needle: str
 ) -> None:
+    demo = (repo / CONFIG).read_text()
     contents = {
         "bad.yaml": "MODEL:\n  labels: [a, b\nCONFIG: {}\n",
         "nosection.yaml": "MODEL:\n  labels: [a]\nCONFIG:\n  loops: 1\n",
-        "nosnippet.txt": "def f():\n    return 1\n",
+        "absent.yaml": demo.replace("data/train.txt", "data/absent.txt"),
+        "batch0.yaml": demo.replace("batch_size: 8", "batch_size: 0"),
+        "loops0.yaml": demo.replace("loops: 10", "loops: 0"),
+        "nosnippet.yaml": demo.replace("data/validation.txt", "nosnippet.txt"),
     }
+    (repo / "nosnippet.txt").write_text("def f():\n    return 1\n")
     if setup:
         (repo / setup).write_text(contents[setup])
     res = run(repo, *args)

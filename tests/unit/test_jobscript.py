@@ -53,7 +53,6 @@ def variables(tmp_path: Path, **overrides) -> dict:
         "cesres_job_modules_release": "releases/2022a",
         "cesres_job_modules": ["Python/3.10.4-GCCcore-11.3.0", "SciPy-bundle/2022.05-foss-2022a"],
         "cesres_job_entry_point": "cesres_graphcodebert_model.py",
-        "cesres_job_model_args": ["-l", "3"],
         "__cesres_job_run_id": "demo-0123456789",
         "__cesres_job_partition": "gpu",
         "__cesres_job_signal_grace": 300,
@@ -79,8 +78,11 @@ def job(tmp_path):
     (venv / "activate").write_text("export FAKE_VENV=active\ndeactivate() { unset FAKE_VENV; }\n")
     stubs = tmp_path / "stubs"
     stubs.mkdir()
-    # mpirun -np N cmd...: run cmd (the real one takes its slots from Slurm).
-    (stubs / "mpirun").write_text('#!/bin/bash\nshift 2\nexec "$@"\n')
+    # mpirun [options] cmd...: log the whole command line, then run cmd.
+    (stubs / "mpirun").write_text(
+        '#!/bin/bash\nprintf "%s\\n" "$*" >> "$FAKE_MPIRUN_LOG"\n'
+        'while [[ $1 == -* ]]; do case $1 in -np|--bind-to) shift 2 ;; *) shift ;; esac; done\nexec "$@"\n'
+    )
     (stubs / "mpirun").chmod(0o755)
     run_dir = tmp_path / "run"
     (run_dir / "inputs").mkdir(parents=True)
@@ -102,6 +104,7 @@ def job(tmp_path):
             "LOCALSCRATCH": str(scratch),
             "FAKE_MODE": mode,
             "FAKE_STOP": str(tmp_path / "stop"),
+            "FAKE_MPIRUN_LOG": str(tmp_path / "mpirun.log"),
             # Lmod's `module` is a shell function of login shells; here a stub that logs its arguments.
             "BASH_FUNC_module%%": f'() {{ printf "%s\\n" "$*" >> {tmp_path}/module.log; }}',
         }
@@ -168,7 +171,20 @@ def test_success_copies_results_back_and_removes_scratch(job):
     assert proc.returncode == 0, output
     results = job.run_dir / "results"
     assert (results / "metrics.json").is_file()
-    assert json.loads((results / "argv.json").read_text()) == ["-c", "cesres_run/config.yaml", "-l", "3"]
+    # The config is the model's only argument (the real program lets the file win over options), and
+    # one process runs, not bound to a core (its threads would share it).
+    assert json.loads((results / "argv.json").read_text()) == ["-c", "cesres_run/config.yaml"]
+    mpirun = (job.tmp / "mpirun.log").read_text().split()
+    assert mpirun == [
+        "-np",
+        "1",
+        "--bind-to",
+        "none",
+        "python3",
+        "cesres_graphcodebert_model.py",
+        "-c",
+        "cesres_run/config.yaml",
+    ]
     assert (results / "cwd.txt").read_text() == str(job.scratch / "42")
     env = json.loads((results / "env.json").read_text())
     assert env == {
@@ -253,13 +269,14 @@ HOSTILE = ['x"; touch PWNED; "', "$(touch PWNED)", "`touch PWNED`", "a'b; touch 
 def test_hostile_values_stay_literal_text(job):
     proc = job(
         __cesres_job_run_id=HOSTILE[0],
-        cesres_job_model_args=HOSTILE,
+        cesres_job_modules=HOSTILE,
         cesres_job_entry_point="cesres_graphcodebert_model.py",
     )
     output, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0, output
     argv = json.loads((job.run_dir / "results" / "argv.json").read_text())
-    assert argv == ["-c", "cesres_run/config.yaml", *HOSTILE]
+    assert argv == ["-c", "cesres_run/config.yaml"]
+    assert (job.tmp / "module.log").read_text().splitlines()[-1] == "load " + " ".join(HOSTILE)
     assert not list(job.tmp.rglob("PWNED")), "a value was executed"
     assert f"run {HOSTILE[0]}," in output
 

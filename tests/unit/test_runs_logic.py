@@ -155,24 +155,109 @@ def test_bad_configs_are_one_line_errors(tmp_path, edit, message):
 
 
 @pytest.mark.parametrize(
-    "args", [["-l", "3"], ["-r"], ["-r", "7", "-l", "2"], ["--loops=4", "-ne"], ["-d", "cpu; rm -rf ~"], ["-b", "-1"]]
+    ("args", "options"),
+    [
+        (["-l", "3"], {"loops": 3}),
+        (["-r"], {"random_seed": 42}),
+        (["-r", "7", "-l", "2"], {"random_seed": 7, "loops": 2}),
+        (["--loops=4", "-ne"], {"loops": 4, "no_eval": True}),
+        (["-b", "16", "-vb", "4", "-eb=2"], {"batch_size": 16, "validation_batch_size": 4, "evaluation_batch_size": 2}),
+        (["-d", "cpu; rm -rf ~"], {"device": "cpu; rm -rf ~"}),
+    ],
 )
-def test_allowed_model_arguments(args):
-    assert configs.check_model_args(args) == args
+def test_model_options_become_config_keys(args, options):
+    assert configs.options_from_args(args) == options
 
 
 @pytest.mark.parametrize(
-    "args", [["-n"], ["--no_loop"], ["--no_l"], ["-c", "x"], ["-s", "out"], ["-g"], ["-p"], ["3"], ["-l"], ["-t=x"]]
+    "args",
+    [
+        ["-n"],
+        ["--no_loop"],
+        ["--no_l"],
+        ["-c", "x"],
+        ["-s", "out"],
+        ["-g"],
+        ["-p"],
+        ["3"],
+        ["-l"],
+        ["-t=x"],
+        ["-b", "-1"],
+        ["-l", "x"],
+        ["-m", "other/model"],
+        ["-lm", "w.th"],
+        ["-l", "0"],
+    ],
 )
 def test_refused_model_arguments(args):
-    with pytest.raises(CesresError):
-        configs.check_model_args(args)
+    with pytest.raises(CesresError) as info:
+        configs.options_from_args(args)
+    assert "\n" not in str(info.value)
+
+
+def _rewritten(path, **kwargs):
+    return yaml.safe_load(configs.load(path, cwd=DEMO, **kwargs).rewritten_text)
+
+
+def test_options_are_written_into_config_over_the_files_values():
+    # The real program lets the file win over its command line: options must land in the config.
+    data = _rewritten(DEMO / "configs" / "demo.yaml", options={"loops": 2, "batch_size": 4, "random_seed": 3}, gpus=1)
+    assert (data["CONFIG"]["loops"], data["CONFIG"]["batch_size"], data["CONFIG"]["random_seed"]) == (2, 4, 3)
+    plain = _rewritten(DEMO / "configs" / "demo.yaml", gpus=1)
+    assert (plain["CONFIG"]["loops"], plain["CONFIG"]["batch_size"]) == (10, 8)
+
+
+def _demo_with(tmp_path, old, new):
+    text = (DEMO / "configs" / "demo.yaml").read_text()
+    assert old in text
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(text.replace(old, new))
+    return cfg
+
+
+def test_device_follows_the_resources(tmp_path):
+    no_device = _demo_with(tmp_path, '    device: "cuda"\n', "")
+    assert _rewritten(no_device, gpus=1)["CONFIG"]["device"] == "cuda"
+    assert _rewritten(no_device, gpus=0)["CONFIG"]["device"] == "cpu"
+    assert _rewritten(no_device, options={"device": "cpu"}, gpus=0)["CONFIG"]["device"] == "cpu"
+    with pytest.raises(CesresError, match="no GPU"):
+        configs.load(DEMO / "configs" / "demo.yaml", cwd=DEMO, gpus=0)
+    with pytest.raises(CesresError, match="asks 1 GPU"):
+        configs.load(no_device, cwd=DEMO, options={"device": "cpu"}, gpus=1)
+    with pytest.raises(CesresError, match="'cuda:0'"):
+        configs.load(_demo_with(tmp_path, 'device: "cuda"', 'device: "cuda:0"'), cwd=DEMO, gpus=1)
+
+
+def test_head_size_must_be_labels_plus_two(tmp_path):
+    cfg = _demo_with(tmp_path, "arg: [ 1, 64, 9 ]", "arg: [ 1, 64, 7 ]")
+    with pytest.raises(CesresError, match=r"arg\[2\] is 7 but must be 9: 7 labels \+ 2") as info:
+        configs.load(cfg, cwd=DEMO, gpus=1)
+    assert "\n" not in str(info.value)
+    simple = _demo_with(
+        tmp_path, 'name: "mult_dense"\n        arg: [ 1, 64, 9 ]', 'name: "simple"\n        arg: [ 64, 8 ]'
+    )
+    with pytest.raises(CesresError, match=r"arg\[1\] is 8 but must be 9"):
+        configs.load(simple, cwd=DEMO, gpus=1)
+
+
+def test_real_template_config_passes_the_checks(tmp_path):
+    # The real repository's template_config.yaml (16 labels, head [1, 768, 18], device cuda), data files beside it.
+    template = (Path(__file__).parents[1] / "data" / "template_config.yaml").read_text()
+    (tmp_path / "dataset").mkdir()
+    for name in ("train", "validation", "test"):
+        (tmp_path / "dataset" / f"{name}.txt").write_text("x = 1\n $x$ correct\n$$$\n")
+    (tmp_path / "template_config.yaml").write_text(template)
+    data = yaml.safe_load(configs.load(tmp_path / "template_config.yaml", cwd=tmp_path, gpus=1).rewritten_text)
+    assert data["CONFIG"]["device"] == "cuda"
+    assert data["MODEL"]["classification_head"]["arg"] == [1, 768, 18]
+    with pytest.raises(CesresError, match="no GPU"):
+        configs.load(tmp_path / "template_config.yaml", cwd=tmp_path, gpus=0)
 
 
 def _spec(tmp_path=None, **changes):
     run_config = configs.load(DEMO / "configs" / "demo.yaml", cwd=DEMO)
     res = Resources(partition="gpu", gpus=1, cpus_per_task=1, time="00:30:00")
-    fields = {"cluster": "sandbox", "name": "demo", "config": run_config, "resources": res, "model_args": ("-l", "3")}
+    fields = {"cluster": "sandbox", "name": "demo", "config": run_config, "resources": res}
     fields.update(changes)
     return spec.RunSpec(**fields)
 
@@ -182,7 +267,8 @@ def test_spec_hash_is_stable_and_follows_every_input():
     assert base == _spec().spec_hash()
     res = Resources(partition="gpu", gpus=2, cpus_per_task=1, time="00:30:00")
     assert _spec(resources=res).spec_hash() != base
-    assert _spec(model_args=("-l", "4")).spec_hash() != base
+    other = configs.load(DEMO / "configs" / "demo.yaml", cwd=DEMO, options={"loops": 4})
+    assert _spec(config=other).spec_hash() != base
     assert _spec(nonce="abc").spec_hash() != base
     assert _spec(settings=(("root", "~/other"),)).spec_hash() != base
 
@@ -194,7 +280,7 @@ def test_extravars_carry_the_config_as_base64_and_refuse_template_text():
     assert variables["cesres_job_inputs"][0] == {"name": "training.txt", "src": str(DEMO / "data" / "train.txt")}
     assert variables["cesres_job_partition"] == "gpu" and variables["cesres_job_gpus"] == 1
     with pytest.raises(CesresError, match="template"):
-        _spec(model_args=("-d", "{{ lookup('pipe', 'id') }}")).extravars()
+        _spec(name="{{ lookup('pipe', 'id') }}").extravars()
 
 
 @pytest.mark.parametrize("name", ["demo", "run_1.b-2", "A"])
