@@ -23,6 +23,18 @@ _RESULT_COUNTERS = {
 }
 
 
+def report_lines(event: Mapping[str, Any]) -> list[str]:
+    """What a role tells the user: the message of a debug task named "Report ..." (e.g. module versions kept)."""
+    data = event.get("event_data") or {}
+    if event.get("event") != "runner_on_ok" or data.get("task_action") not in ("ansible.builtin.debug", "debug"):
+        return []
+    if not str(data.get("task", "")).startswith("Report"):
+        return []
+    msg = (data.get("res") or {}).get("msg")
+    messages = msg if isinstance(msg, list) else [msg] if msg else []
+    return [f"{data.get('host', '?')}: {text}" for text in messages]
+
+
 def task_label(event_data: Mapping[str, Any]) -> str:
     """The task as Ansible's TASK header names it: `role : name`, or the module for unnamed tasks."""
     name = event_data.get("task") or event_data.get("task_action") or "?"
@@ -143,8 +155,10 @@ class ProgressDisplay:
         line = self.state.apply(event)
         if self._verbose:
             self._print(output)
-        elif line is not None and not self.animated:
-            self._print([line])
+        else:
+            if line is not None and not self.animated:
+                self._print([line])
+            self._print(report_lines(event))
         self._refresh()
 
     def _refresh(self) -> None:

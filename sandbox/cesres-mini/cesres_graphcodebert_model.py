@@ -32,13 +32,17 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 try:
+    # As the real program, which imports GitPython through transform_code_to_df -> inspect4py: GitPython
+    # looks for a git binary at import and raises ImportError without one (unless GIT_PYTHON_REFRESH=quiet).
+    import git  # noqa: F401
     import numpy as np
     import yaml
     from tabulate import tabulate
 except ImportError as _exc:  # pragma: no cover - depends on the environment
+    _detail = str(_exc).strip().splitlines()[0] if str(_exc).strip() else ""
     sys.stderr.write(
-        f"cesres-mini: error: missing Python package {_exc.name!r}: load the SciPy-bundle module (numpy) "
-        "and install installation/CECI_requirements.txt in the virtual environment\n"
+        f"cesres-mini: error: cannot import {_exc.name or 'a Python package'!r} ({_detail}): load the "
+        "SciPy-bundle module (numpy) and install installation/CECI_requirements.txt in the virtual environment\n"
     )
     raise SystemExit(1) from None
 

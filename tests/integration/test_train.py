@@ -74,16 +74,17 @@ class Cli:
 
 @pytest.fixture(scope="module")
 def cluster_code(sandbox):
-    """The runs' own CESReS checkout (cloned anew) and venv (kept between sessions) on the cluster."""
-    # A fresh clone every session: the sandbox republishes cesres-mini when it changes.
-    script = (
-        "set -e; "
-        f"rm -rf {ROOT}; git -c safe.directory='*' clone -q {sandbox.root}/git/cesres.git {ROOT}; "
-        f"[ -x {VENV}/bin/python ] || {{ module purge; module load releases/2022a Python/3.10.4-GCCcore-11.3.0 "
-        f"SciPy-bundle/2022.05-foss-2022a && python3 -m venv --system-site-packages {VENV} && "
-        f"{VENV}/bin/pip install -q PyYAML tabulate; }}"
+    """The runs' own CESReS checkout and venv on the cluster, provisioned by cesres-ctl setup."""
+    # Provisioned by setup itself (the code at the sandbox's published version, a venv marked ready).
+    variables = {"cesres_root": ROOT, "cesres_venv": VENV, "cesres_repo_force": True}
+    done = subprocess.run(
+        [sys.executable, "-m", "cesres_ctl", "setup", "--cluster", "sandbox", "-e", json.dumps(variables)],
+        capture_output=True,
+        text=True,
+        timeout=1200,
+        check=False,
+        cwd=PROJECT,
     )
-    done = sandbox.login_shell(script.replace("~/", "$HOME/"))
     assert done.returncode == 0, done.stderr
     return sandbox
 

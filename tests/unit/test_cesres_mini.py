@@ -16,11 +16,11 @@ SCRIPT = "cesres_graphcodebert_model.py"
 CONFIG = "configs/demo.yaml"
 
 _missing = subprocess.run(
-    [sys.executable, "-c", "import numpy, yaml, tabulate"], capture_output=True, text=True, check=False
+    [sys.executable, "-c", "import git, numpy, yaml, tabulate"], capture_output=True, text=True, check=False
 )
 pytestmark = pytest.mark.skipif(
     _missing.returncode != 0,
-    reason=f"cesres-mini needs numpy, PyYAML and tabulate in {sys.executable}: {_missing.stderr.strip()[-200:]}",
+    reason=f"cesres-mini needs GitPython, numpy, PyYAML, tabulate: {sys.executable}: {_missing.stderr.strip()[-200:]}",
 )
 
 

@@ -55,7 +55,7 @@ def test_bad_values_are_named(inventory):
     problems = validate_setup_vars(
         "sandbox",
         {
-            "cesres_venv_retry_lines": "perhaps",
+            "cesres_venv_import_check": "perhaps",
             "cesres_repo_forcee": "1",
             "cesres_data_items": [{"src": "/tmp"}],
             "cesres_hf_cache_models": "not-a-list-of-dicts",
@@ -63,7 +63,7 @@ def test_bad_values_are_named(inventory):
         inventory,
     )
     text = "\n".join(problems)
-    assert "cesres_venv: argument 'cesres_venv_retry_lines'" in text
+    assert "cesres_venv: argument 'cesres_venv_import_check'" in text
     assert "unknown variable cesres_repo_forcee (did you mean cesres_repo_force?)" in text
     assert "missing required arguments: dest found in cesres_data_items" in text
     assert "cesres_hf_cache_models" in text

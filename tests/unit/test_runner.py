@@ -9,7 +9,7 @@ import pytest
 from rich.console import Console
 
 from cesres_ctl.errors import CesresError
-from cesres_ctl.progress import ProgressDisplay, ProgressState
+from cesres_ctl.progress import ProgressDisplay, ProgressState, report_lines
 from cesres_ctl.runner import (
     MAX_FAILURE_CHARS,
     HostStats,
@@ -331,3 +331,18 @@ def test_explicit_inventory(project):
     result = run_playbook("playbooks/any.yml", inventory="inventory/other", quiet=True)
     assert result.ok
     assert list(result.hosts) == ["otherhost"]
+
+
+def test_report_tasks_reach_the_user_other_debug_tasks_do_not():
+    def event(task: str, msg: object, action: str = "ansible.builtin.debug", kind: str = "runner_on_ok") -> dict:
+        return {
+            "event": kind,
+            "event_data": {"task": task, "task_action": action, "host": "sandbox", "res": {"msg": msg}},
+        }
+
+    kept = "module PyTorch gives torch 1.12.1; the file asks 1.12.0: kept the module's"
+    assert report_lines(event("Report the module versions kept", [kept])) == [f"sandbox: {kept}"]
+    assert report_lines(event("Report one thing", "single")) == ["sandbox: single"]
+    assert report_lines(event("Show the run", ["not a report"])) == []
+    assert report_lines(event("Report x", ["y"], action="ansible.builtin.command")) == []
+    assert report_lines(event("Report x", ["y"], kind="runner_on_skipped")) == []

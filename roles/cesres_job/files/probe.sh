@@ -40,6 +40,9 @@ else
 fi
 if [ ! -f "$venv/bin/activate" ]; then
     errors+=("no virtualenv at $venv (run cesres-ctl setup first)")
+elif [ ! -s "$venv/.cesres-ready" ]; then
+    # setup writes the stamp only after pip, pip check and the import check passed.
+    errors+=("the virtualenv $venv is not ready (its installation failed or is still running): run cesres-ctl setup")
 fi
 
 inputs=""

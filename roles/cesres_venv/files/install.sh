@@ -1,71 +1,53 @@
-# Run as: bash -lc "$(cat common.sh install.sh)" install VENV REQ HASH CACHE PIN RETRY NEXTRA EXTRA... RELEASE MODULE...
-# Installs the requirements into an existing venv; marks it ready only when all installed.
-# stdout ends with "CESRES_VENV installed"; failures: one line on stderr, exit 4 (lines that
-# cannot install), 5 (disk quota), 6 (pip check), 2 (other).
-venv=$1 req=$2 hash=$3 cache=$4 pin=$5 retry=$6 nextra=$7
+# Run as: bash -lc "$(cat common.sh install.sh)" install VENV REQ HASH CACHE ENTRY POLICY NPROTECT PROTECT... NEXTRA EXTRA... RELEASE MODULE...
+# Installs the requirements into an existing venv under the module policy (requirements_policy.py,
+# passed as POLICY: the module frameworks are never replaced, a line pinning one at another version is
+# reported, not installed), with ONE pip run; then pip check and an import check of the entry point's
+# imports with the modules loaded. Marks the venv ready only after all of that, holding a lock that
+# keeps a second installer out. stdout: "REPORT <line>" for what to show, "CESRES_VENV installed" last.
+# Failures: one line on stderr; exit 4 (pip cannot install the file), 5 (disk quota), 6 (pip check),
+# 7 (another installation is running), 8 (import check), 2 (other).
+venv=$1 req=$2 hash=$3 cache=$4 entry=$5 policy=$6 nprotect=$7
 shift 7
+protect=("${@:1:nprotect}")
+shift "$nprotect"
+nextra=$1
+shift
 extra=("${@:1:nextra}")
 shift "$nextra"
 load_modules "$@"
 stamp=$venv/.cesres-ready
 log=$venv/cesres-pip.log
-constraints=$venv/cesres-constraints.txt
-rm -f "$stamp"
+plan_dir=$venv/.cesres-plan
 py=$venv/bin/python
+# One installer at a time per venv: a second setup waits for none, it fails at once.
+exec 9>>"$venv/.cesres-install.lock" || die 2 "cannot open the lock file in $venv"
+flock -n 9 || die 7 "another installation into $venv is running (a setup started elsewhere); try again when it ends"
+rm -f "$stamp"
 pip=("$py" -m pip --disable-pip-version-check --no-input install)
 [ -z "$cache" ] || pip+=(--cache-dir "$(expand "$cache")")
 pip+=("${extra[@]}")
-: >"$constraints"
-if [ "$pin" = true ]; then
-  # Every distribution that comes from a module (PYTHONPATH entries, EasyBuild roots),
-  # pinned at its version: pip may use it but never replace it.
-  "$py" - >"$constraints" <<'PY' || die 2 "cannot list the packages of the modules"
-import importlib.metadata as md, os, sys
-roots = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
-roots += [v for k, v in os.environ.items() if k.startswith("EBROOT") and v]
-roots = [os.path.realpath(r) for r in roots]
-seen = set()
-for dist in md.distributions():
-    name = (dist.metadata["Name"] or "").strip()
-    where = os.path.realpath(str(dist.locate_file("")))
-    key = name.lower().replace("_", "-")
-    if not name or key in seen or key == "pip" or where.startswith(os.path.realpath(sys.prefix)):
-        continue
-    if any(where == r or where.startswith(r + os.sep) for r in roots):
-        seen.add(key)
-        print(f"{name}=={dist.version}")
-PY
-fi
-quota_check() { ! grep -q "Disk quota exceeded" "$log" || die 5 "disk quota exceeded while installing into $venv (see $log on the cluster)"; }
-echo "== pip install -r $req" >"$log"
-if "${pip[@]}" -c "$constraints" -r "$req" >>"$log" 2>&1; then
-  :
-else
-  quota_check
-  [ "$retry" = true ] || die 4 "pip install -r $req failed (see $log on the cluster)"
-  failed=()
-  n=0
-  while IFS= read -r line || [ -n "$line" ]; do
-    n=$((n + 1))
-    spec=${line%%#*}
-    spec=$(echo "$spec" | xargs)
-    [ -n "$spec" ] || continue
-    case $spec in -*) continue ;; esac
-    echo "== retry line $n: $spec" >>"$log"
-    "${pip[@]}" -c "$constraints" "$spec" >>"$log" 2>&1 || failed+=("line $n: $spec")
-  done <"$req"
-  quota_check
-  if [ ${#failed[@]} -gt 0 ]; then
-    msg=$(printf '%s; ' "${failed[@]}")
-    die 4 "cannot install requirement(s) of $req: ${msg%; } (pip output: $log on the cluster)"
-  fi
+mkdir -p "$plan_dir" || die 2 "cannot create $plan_dir"
+args=(plan "$req" "$plan_dir")
+for name in "${protect[@]}"; do args+=(--protect "$name"); done
+planned=$("$py" -c "$policy" "${args[@]}" 2>"$plan_dir/stderr") \
+  || die 2 "cannot apply the module policy to $req: $(tail -1 "$plan_dir/stderr")"
+"$py" -c 'import json, sys
+plan = json.loads(sys.argv[1])
+for item in plan["kept_module"]:
+    print("REPORT " + item["message"])
+for warning in plan["warnings"]:
+    print("REPORT " + warning)' "$planned" || die 2 "cannot read the module policy's plan"
+echo "== pip install -r $plan_dir/requirements.txt -c $plan_dir/constraints.txt (from $req)" >"$log"
+if ! "${pip[@]}" -r "$plan_dir/requirements.txt" -c "$plan_dir/constraints.txt" >>"$log" 2>&1; then
+  ! grep -q "Disk quota exceeded" "$log" || die 5 "disk quota exceeded while installing into $venv (see $log on the cluster)"
+  why=$("$py" -c "$policy" explain-conflict "$log" --requirements "$req" 2>/dev/null | head -1)
+  die 4 "cannot install $req: ${why:-pip failed} (pip output: $log on the cluster)"
 fi
 echo "== pip check" >>"$log"
 check=$("$py" -m pip --disable-pip-version-check check 2>&1)
 echo "$check" >>"$log"
 # Only problems of packages installed in the venv count. Those among the modules' packages
-# (a module's own inconsistency) or the OS packages that --system-site-packages exposes
-# (e.g. Debian's python3-gi) cannot be fixed from the venv: they are reported, not fatal.
+# (a module's own inconsistency) cannot be fixed from the venv: they are reported, not fatal.
 ours=$("$py" - <<'PY'
 import importlib.metadata as md, os, sys
 roots = [os.path.realpath(sys.prefix)]
@@ -80,8 +62,40 @@ problems=$(while IFS= read -r line; do
   [ -n "$line" ] && grep -qxF -- "$name" <<<"$ours" && echo "$line"
 done <<<"$check")
 while IFS= read -r line; do
-  [ -z "$line" ] || grep -qxF -- "$line" <<<"$problems" || echo "WARNING pip check, outside the venv: $line"
+  [ -z "$line" ] || grep -qxF -- "$line" <<<"$problems" || echo "REPORT pip check, outside the venv: $line"
 done <<<"$check"
 [ -z "$problems" ] || die 6 "pip check fails in $venv: $(head -1 <<<"$problems") (see $log on the cluster)"
+# The import check: every module that the entry point imports at its top, imported as the job will
+# (modules loaded, venv active, from the code's directory, GitPython without a git binary).
+if [ -n "$entry" ]; then
+  [ -f "$entry" ] || die 8 "import check: the entry point $entry is not on the cluster"
+  echo "== import check of $entry" >>"$log"
+  failed=$(cd "$(dirname "$entry")" && GIT_PYTHON_REFRESH=quiet "$py" - "$entry" 2>>"$log" <<'PY'
+import ast, importlib, sys
+tree = ast.parse(open(sys.argv[1], encoding="utf-8").read(), sys.argv[1])
+names = []
+for node in tree.body:
+    if isinstance(node, ast.Import):
+        names += [alias.name for alias in node.names]
+    elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module != "__future__":
+        names.append(node.module)
+    elif isinstance(node, ast.Try):
+        for inner in node.body:
+            if isinstance(inner, ast.Import):
+                names += [alias.name for alias in inner.names]
+            elif isinstance(inner, ast.ImportFrom) and inner.level == 0 and inner.module:
+                names.append(inner.module)
+sys.path.insert(0, ".")
+for name in dict.fromkeys(names):
+    try:
+        importlib.import_module(name)
+    except Exception as exc:
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"{name} ({detail})")
+        break
+PY
+  ) || die 8 "import check of $entry failed to run (see $log on the cluster)"
+  [ -z "$failed" ] || die 8 "import check: $entry cannot import $failed with the modules loaded (see $log on the cluster)"
+fi
 echo "$hash" >"$stamp"
 echo "CESRES_VENV installed"
