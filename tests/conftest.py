@@ -42,10 +42,8 @@ class Sandbox:
         return self.ssh(f"bash -lc {shlex.quote(script)}", timeout=timeout)
 
 
-def run_cli(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*CESRES_CTL, *args], capture_output=True, text=True, timeout=timeout, check=False, cwd=PROJECT
-    )
+def run_cli(*args: str, timeout: float = 900, cwd: Path = PROJECT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*CESRES_CTL, *args], capture_output=True, text=True, timeout=timeout, check=False, cwd=cwd)
 
 
 def _sandbox_status() -> dict:

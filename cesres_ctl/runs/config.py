@@ -39,14 +39,16 @@ _VALUE_OPTIONS = {
     "-l": "loops",
     "-d": "device",
 }
-_LONG = {f"--{key}": short for short, key in _VALUE_OPTIONS.items()}
-_OPTIONAL_INT = {"-r": "random_seed", "--random_seed": "random_seed"}  # bare -r means 42, as in the real program
-_FLAGS = {"-ne": "no_eval", "--no_eval": "no_eval"}
+_OPTIONAL_INT = {"-r": "random_seed"}  # bare -r means 42, as in the real program
+_FLAGS = {"-ne": "no_eval"}
 _REFUSED = {
     "-m": "set the model ids in the config instead (VOCABULARY/READER/MODEL huggingface_model, MODEL.encoder.arg)",
-    "--model": "set the model ids in the config instead (VOCABULARY/READER/MODEL huggingface_model)",
     "-lm": "a training run writes its own weights (best.th); -lm is only read with no_loop",
-    "--load_model": "a training run writes its own weights (best.th); --load_model is only read with no_loop",
+}
+# Each option's long form (--loops, --model, ...) is read as its short one.
+_LONG = {
+    f"--{key}": short
+    for short, key in {**_VALUE_OPTIONS, **_OPTIONAL_INT, **_FLAGS, "-m": "model", "-lm": "load_model"}.items()
 }
 _INT_KEYS = {"batch_size", "validation_batch_size", "evaluation_batch_size", "loops", "random_seed"}
 # The only devices the real program handles: it moves the model to the GPU only for exactly "cuda" while
@@ -79,7 +81,6 @@ class RunConfig:
     data: dict[str, Any]
     inputs: tuple[DataInput, ...]
     rewritten_text: str
-    options: tuple[tuple[str, Any], ...] = ()  # CONFIG keys set from the model options, in order
 
 
 def check_text(value: str, what: str) -> str:
@@ -169,7 +170,6 @@ def load(
         data=data,
         inputs=tuple(inputs),
         rewritten_text=rewritten_text,
-        options=tuple(options.items()),
     )
 
 
@@ -283,7 +283,9 @@ def options_from_args(args: list[str]) -> dict[str, Any]:
         option, has_value, value = arg.partition("=")
         option = _LONG.get(option, option)
         if option in _REFUSED:
-            raise CesresError(f"model option {option} is not accepted in a training run: {_REFUSED[option]}")
+            raise CesresError(
+                f"model option {arg.partition('=')[0]} is not accepted in a training run: {_REFUSED[option]}"
+            )
         if option in _VALUE_OPTIONS:
             key = _VALUE_OPTIONS[option]
             if has_value:
@@ -297,7 +299,7 @@ def options_from_args(args: list[str]) -> dict[str, Any]:
         elif option in _FLAGS and not has_value:
             options[_FLAGS[option]] = True
         else:
-            allowed = sorted({*_VALUE_OPTIONS, *_OPTIONAL_INT, *_FLAGS} - {"--random_seed", "--no_eval"})
+            allowed = sorted({*_VALUE_OPTIONS, *_OPTIONAL_INT, *_FLAGS})
             raise CesresError(
                 f"model option {option!r} is not allowed in a training run (allowed: {' '.join(allowed)}; "
                 "-c/-t/-v/-e/-s are set by cesres-ctl, -n would skip training)"

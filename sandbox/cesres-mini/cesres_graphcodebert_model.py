@@ -552,27 +552,7 @@ def resolve(args: argparse.Namespace, config: dict[str, dict[str, Any]]) -> Sett
         eps=_float(opt.get("eps", 1e-6), "TRAINER.kwargs_optimizer.eps"),
     )
     effective = {name: dict(sec) for name, sec in config.items()}
-    effective["CONFIG"].update(
-        {
-            k: getattr(settings, k)
-            for k in (
-                "training",
-                "validation",
-                "evaluation",
-                "serialization_dir",
-                "batch_size",
-                "validation_batch_size",
-                "evaluation_batch_size",
-                "loops",
-                "device",
-                "random_seed",
-                "no_loop",
-                "no_eval",
-                "predict",
-                "load_model",
-            )
-        }
-    )
+    effective["CONFIG"].update({k: getattr(settings, k) for k in CLI_KEYS if hasattr(settings, k)})
     settings.effective = effective
     return settings
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import CESRES_CTL, PROJECT, run_cli
+from tests.conftest import PROJECT, run_cli
 
 pytestmark = pytest.mark.sandbox
 
@@ -226,23 +226,16 @@ def test_requirement_lifecycle(sandbox, checkout):
     assert sandbox.ssh("grep -c '^== pip install' t3_env/cesres-pip.log").stdout.strip() == "1"
     assert sandbox.ssh("test -e t3_env/.cesres-ready").returncode != 0
     # train refuses the venv that is not ready, in one line, and records nothing.
-    refused = subprocess.run(
-        [
-            *CESRES_CTL,
-            "train",
-            "configs/demo.yaml",
-            "--cluster",
-            "sandbox",
-            "--set",
-            "root=~/t3_root",
-            "--set",
-            "venv=~/t3_env",
-        ],
+    refused = run_cli(
+        "train",
+        "configs/demo.yaml",
+        "--cluster",
+        "sandbox",
+        "--set",
+        "root=~/t3_root",
+        "--set",
+        "venv=~/t3_env",
         cwd=MINI,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
     )
     assert refused.returncode == 1
     lines = [line for line in refused.stderr.splitlines() if line.startswith("cesres-ctl: error:")]

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import PROJECT
+from tests.conftest import PROJECT, run_cli
 
 pytestmark = pytest.mark.sandbox
 
@@ -77,14 +77,7 @@ def cluster_code(sandbox):
     """The runs' own CESReS checkout and venv on the cluster, provisioned by cesres-ctl setup."""
     # Provisioned by setup itself (the code at the sandbox's published version, a venv marked ready).
     variables = {"cesres_root": ROOT, "cesres_venv": VENV, "cesres_repo_force": True}
-    done = subprocess.run(
-        [sys.executable, "-m", "cesres_ctl", "setup", "--cluster", "sandbox", "-e", json.dumps(variables)],
-        capture_output=True,
-        text=True,
-        timeout=1200,
-        check=False,
-        cwd=PROJECT,
-    )
+    done = run_cli("setup", "--cluster", "sandbox", "-e", json.dumps(variables), timeout=1200)
     assert done.returncode == 0, done.stderr
     return sandbox
 

@@ -1,7 +1,8 @@
 """Apply the module policy to a requirements file before the one pip run that installs it.
 
-Runs ON THE CLUSTER with the venv's (or the module's) Python, the modules loaded; stdlib
-only, Python >= 3.8. Run it as a file (it also works fed on stdin: `python3 - ARGS < this`):
+Runs ON THE CLUSTER with the venv's Python, the modules loaded; Python >= 3.8, the stdlib and
+packaging (pip's vendored copy when packaging is not installed). Run it as a file (it also works
+fed on stdin: `python3 - ARGS < this`, or as `python3 -c "$(cat this)" ARGS`):
 
   python3 requirements_policy.py plan REQ OUTDIR [--protect NAME]... [--provided JSON]
       Writes OUTDIR/requirements.txt (REQ filtered, same line numbers) and
@@ -46,10 +47,21 @@ import sys
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
+try:
+    from packaging.requirements import InvalidRequirement
+    from packaging.requirements import Requirement as PackagingRequirement
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet
+    from packaging.version import InvalidVersion, Version
+except ImportError:  # not installed in this environment: every venv's pip vendors it
+    from pip._vendor.packaging.requirements import InvalidRequirement  # type: ignore[no-redef]
+    from pip._vendor.packaging.requirements import Requirement as PackagingRequirement  # type: ignore[no-redef]
+    from pip._vendor.packaging.specifiers import InvalidSpecifier, SpecifierSet  # type: ignore[no-redef]
+    from pip._vendor.packaging.version import InvalidVersion, Version  # type: ignore[no-redef]
+
 FRAMEWORKS = ("torch", "torchvision", "torchaudio", "tensorflow", "numpy", "scipy", "pandas")
 COMPILED_SUFFIXES = (".so", ".pyd", ".dylib")
 
-# --- names, versions, specifiers (a PEP 440 subset, enough for requirement files) -----------------
+# --- names, versions, specifiers (packaging's, as pip reads them) ----------------------------------
 
 
 def normalize(name: str) -> str:
@@ -57,157 +69,27 @@ def normalize(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower().strip()
 
 
-_VERSION_RE = re.compile(
-    r"""v?(?:(?P<epoch>\d+)!)?(?P<release>\d+(?:\.\d+)*)
-    (?P<pre>[-_.]?(?P<pre_l>alpha|beta|preview|pre|a|b|c|rc)[-_.]?(?P<pre_n>\d+)?)?
-    (?P<post>-(?P<post_n1>\d+)|[-_.]?(?:post|rev|r)[-_.]?(?P<post_n2>\d+)?)?
-    (?P<dev>[-_.]?dev[-_.]?(?P<dev_n>\d+)?)?
-    (?:\+(?P<local>[a-z0-9]+(?:[-_.][a-z0-9]+)*))?""",
-    re.VERBOSE,
-)
-_PRE_LETTERS = {"a": "a", "alpha": "a", "b": "b", "beta": "b", "c": "rc", "rc": "rc", "pre": "rc", "preview": "rc"}
-
-
-class Version:
-    """A parsed PEP 440 version; comparison follows packaging's ordering."""
-
-    def __init__(self, text: str) -> None:
-        match = _VERSION_RE.fullmatch(text.strip().lower())
-        if not match:
-            raise ValueError(f"invalid version: {text!r}")
-        self.text = text.strip()
-        self.epoch = int(match["epoch"] or 0)
-        self.release = tuple(int(part) for part in match["release"].split("."))
-        self.pre = (_PRE_LETTERS[match["pre_l"]], int(match["pre_n"] or 0)) if match["pre_l"] else None
-        self.post = int(match["post_n1"] or match["post_n2"] or 0) if match["post"] else None
-        self.dev = int(match["dev_n"] or 0) if match["dev"] else None
-        self.local = match["local"]
-
-    @property
-    def public(self) -> Version:
-        return Version(self.text.split("+", 1)[0])
-
-    @property
-    def is_prerelease(self) -> bool:
-        return self.pre is not None or self.dev is not None
-
-    def key(self) -> tuple:
-        release = list(self.release)
-        while len(release) > 1 and release[-1] == 0:
-            release.pop()
-        if self.pre is None and self.post is None and self.dev is not None:
-            pre: tuple = (-1, "", 0)
-        elif self.pre is None:
-            pre = (1, "", 0)
-        else:
-            pre = (0, *self.pre)
-        post = (0, 0) if self.post is None else (1, self.post)
-        dev = (1, 0) if self.dev is None else (0, self.dev)
-        if self.local is None:
-            local: tuple = (0,)
-        else:
-            parts = re.split(r"[-_.]", self.local)
-            local = (1, tuple((1, int(p), "") if p.isdigit() else (0, 0, p) for p in parts))
-        return (self.epoch, tuple(release), pre, post, dev, local)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Version) and self.key() == other.key()
-
-    def __lt__(self, other: Version) -> bool:
-        return self.key() < other.key()
-
-    def __le__(self, other: Version) -> bool:
-        return self.key() <= other.key()
-
-    def __gt__(self, other: Version) -> bool:
-        return self.key() > other.key()
-
-    def __ge__(self, other: Version) -> bool:
-        return self.key() >= other.key()
-
-    def __hash__(self) -> int:
-        return hash(self.key())
-
-    def __repr__(self) -> str:
-        return f"Version({self.text!r})"
-
-
-def valid_version(text: str) -> bool:
-    return _VERSION_RE.fullmatch(text.strip().lower()) is not None
-
-
-_CLAUSE_RE = re.compile(r"\s*(~=|===|==|!=|<=|>=|<|>)\s*([^\s,;]+)\s*")
-
-
-def _prefix_match(version: Version, prefix: str) -> bool:
-    """`==1.12.*`: the release starts with 1.12 (a missing part counts as 0)."""
-    wanted = Version(prefix)
-    if version.epoch != wanted.epoch:
-        return False
-    size = len(wanted.release)
-    release = (version.release + (0,) * size)[:size]
-    return release == wanted.release
-
-
-def _clause(version: Version, op: str, target: str) -> bool:
-    if op == "===":
-        return version.text == target
-    if op in ("==", "!=") and target.endswith(".*"):
-        hit = _prefix_match(version, target[:-2])
-        return hit if op == "==" else not hit
-    wanted = Version(target)
-    mine = version if wanted.local is not None else version.public
-    if op == "==":
-        return mine == wanted
-    if op == "!=":
-        return mine != wanted
-    if op == "~=":
-        if len(wanted.release) < 2:
-            raise ValueError(f"~= needs two release parts: {target!r}")
-        prefix = ".".join(str(part) for part in wanted.release[:-1])
-        return version.public >= wanted and _prefix_match(version, prefix)
-    public = version.public
-    if op == ">=":
-        return public >= wanted
-    if op == "<=":
-        return public <= wanted
-    same_base = _base(public) == _base(wanted)
-    if op == "<":
-        return public < wanted and not (public.is_prerelease and not wanted.is_prerelease and same_base)
-    # op == ">"
-    return public > wanted and not (public.post is not None and wanted.post is None and same_base)
-
-
-def _base(version: Version) -> tuple:
-    release = list(version.release)
-    while len(release) > 1 and release[-1] == 0:
-        release.pop()
-    return (version.epoch, tuple(release))
-
-
 def satisfies(version: str, specifier: str) -> bool | None:
-    """Whether `version` meets `specifier` (">=1.0,<2"); None when either cannot be read."""
+    """Whether `version` meets `specifier` (">=1.0,<2"), pre-releases included; None when either cannot be read."""
     spec = specifier.strip()
     if spec.startswith("(") and spec.endswith(")"):
         spec = spec[1:-1]
-    if not spec.strip():
-        return True
     try:
-        parsed = Version(version)
-        clauses = []
-        for part in spec.split(","):
-            match = _CLAUSE_RE.fullmatch(part)
-            if not match:
-                return None
-            clauses.append((match[1], match[2]))
-        return all(_clause(parsed, op, target) for op, target in clauses)
-    except ValueError:
+        return SpecifierSet(spec).contains(Version(version), prereleases=True)
+    except (InvalidSpecifier, InvalidVersion):
         return None
+
+
+def valid_version(text: str) -> bool:
+    try:
+        Version(text)
+    except InvalidVersion:
+        return False
+    return True
 
 
 # --- requirement lines --------------------------------------------------------------------------
 
-_NAME_RE = re.compile(r"\s*([A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)\s*(\[[^\]]*\])?\s*")
 _COMMENT_RE = re.compile(r"(^|\s+)#.*$")
 _OPTION_SPLIT_RE = re.compile(r"\s+(?=--?[A-Za-z])")
 _PATH_OPTIONS = {"-r", "--requirement", "-c", "--constraint", "-e", "--editable", "-f", "--find-links"}
@@ -216,41 +98,32 @@ _PATH_OPTIONS = {"-r", "--requirement", "-c", "--constraint", "-e", "--editable"
 class Requirement:
     """One plain requirement (`name[extras] spec ; marker`) read from a requirements line."""
 
-    def __init__(self, text: str, name: str, extras: str, specifier: str, marker: str, url: str) -> None:
+    def __init__(self, text: str, parsed: PackagingRequirement) -> None:
         self.text = text
-        self.name = name
-        self.key = normalize(name)
-        self.extras = extras
-        self.specifier = specifier
-        self.marker = marker
-        self.url = url
+        self.name = parsed.name
+        self.key = normalize(parsed.name)
+        self.specifier = str(parsed.specifier)
+        self.marker = text.partition(";")[2].strip() if parsed.marker else ""  # as written, for messages
+        self.url = parsed.url or ""
+        self._clauses = list(parsed.specifier)
 
     def asks(self) -> str:
         """What the line asks, for messages: `1.12.0` for a single ==, else the specifier."""
         if self.url:
             return f"a direct reference ({self.url})"
-        match = _CLAUSE_RE.fullmatch(self.specifier) if "," not in self.specifier else None
-        if match and match[1] in ("==", "===") and not match[2].endswith(".*"):
-            return match[2]
+        if len(self._clauses) == 1:
+            clause = self._clauses[0]
+            if clause.operator in ("==", "===") and not clause.version.endswith(".*"):
+                return clause.version
         return self.specifier or "any version"
 
 
 def parse_requirement(text: str) -> Requirement | None:
-    """The requirement in a (comment-free, option-free) line, or None if it is not one."""
-    match = _NAME_RE.match(text)
-    if not match:
+    """The requirement in a (comment-free, option-free) line, or None if it is not one (a path, a URL)."""
+    try:
+        return Requirement(text.strip(), PackagingRequirement(text))
+    except InvalidRequirement:
         return None
-    rest = text[match.end() :]
-    marker = ""
-    if rest.startswith("@"):
-        parts = re.split(r"\s;", rest[1:], maxsplit=1)
-        url, marker = parts[0], parts[1] if len(parts) > 1 else ""
-        return Requirement(text.strip(), match[1], match[2] or "", "", marker.strip(), url.strip())
-    spec, _, marker = rest.partition(";")
-    spec = spec.strip()
-    if spec and not re.fullmatch(r"\(?\s*(~=|===|==|!=|<=|>=|<|>)[^;]*\)?", spec):
-        return None  # a path or URL that happens to start like a name
-    return Requirement(text.strip(), match[1], match[2] or "", re.sub(r"\s+", "", spec), marker.strip(), "")
 
 
 def logical_lines(lines: Sequence[str]) -> list[tuple[int, int, str]]:
