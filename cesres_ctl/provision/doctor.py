@@ -18,20 +18,24 @@ from cesres_ctl import paths
 from cesres_ctl.errors import CesresError
 from cesres_ctl.inventory import Inventory
 
-# ansible-core 2.19 runs modules with Python >= 3.8 on the managed node.
-MIN_PYTHON = (3, 8)
 MIN_FREE_GIB = 2.0
+# roles/cesres_python's script: which Python runs Ansible's modules on the cluster.
+CHOOSE_PYTHON = ("roles", "cesres_python", "files", "choose_python.sh")
 
 # Runs in a login shell (bash -lc), where Lmod's "module" is defined. Prints one line per check:
 # CHECK <TAB> id <TAB> pass|fail|warn <TAB> detail. Always exits 0: the lines carry the result.
 DOCTOR_SCRIPT = r"""
 ck() { printf 'CHECK\t%s\t%s\t%s\n' "$1" "$2" "$3"; }
-py=$1 release=$2 partitions=$3 min_gib=$4 min_py=$5
+choose=$1 pymodule=$2 release=$3 partitions=$4 min_gib=$5
 shift 5
-if v=$("$py" -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])' 2>/dev/null); then
-  if [ "$(printf '%s\n%s\n' "$min_py" "$v" | sort -V | head -1)" = "$min_py" ]; then ck python pass "$py is $v"
-  else ck python fail "$py is $v, older than $min_py"; fi
-else ck python fail "$py not found"; fi
+# The Python that Ansible will run with: roles/cesres_python's choice, made by the same script.
+if out=$(set -- check "$release" "$pymodule" .cesres/python; . /dev/stdin <<<"$choose" 2>&1); then
+  read -r _ _ path version system <<<"$(grep '^CESRES_PYTHON ' <<<"$out")"
+  ck python pass "Ansible runs with python3 $version of module ${pymodule:-(none)} ($path);"\
+" the login node's python3 is $system"
+else
+  ck python fail "$(tail -1 <<<"$out")"
+fi
 if type module >/dev/null 2>&1; then
   ck lmod pass "$(module --version 2>&1 | grep -o 'Version [^ ]*' | head -1)"
   module purge >/dev/null 2>&1
@@ -80,7 +84,7 @@ fi
 
 HINTS = {
     "reach": "check `ssh CLUSTER` by hand: the CÉCI ssh config (gateway, ProxyJump, IdentityFile) in ~/.ssh/config",
-    "python": "set ansible_python_interpreter in group_vars/cluster_CLUSTER.yml to a Python >= 3.8 on the cluster",
+    "python": "Ansible needs Python >= 3.8: name a Python module that gives it in cesres_cluster_modules (group_vars)",
     "lmod": "this does not look like a CÉCI login node: is ansible_host right?",
     "module": "fix the name in group_vars (cesres_cluster_modules); find it with `module spider NAME` on the cluster",
     "partition": "fix cesres_cluster_partitions in group_vars/cluster_CLUSTER.yml (see `sinfo` on the cluster)",
@@ -108,13 +112,15 @@ def doctor_command(host_vars: Mapping[str, Any], min_free_gib: float = MIN_FREE_
     git_module = host_vars.get("cesres_cluster_git_module") or ""
     if git_module:
         modules.append(git_module)
-    python = str(host_vars.get("ansible_python_interpreter") or "python3")
+    python_module = next(
+        (str(m) for m in host_vars.get("cesres_cluster_modules", []) if str(m).startswith("Python/")), ""
+    )
     args = [
-        python,
+        paths.project_dir().joinpath(*CHOOSE_PYTHON).read_text(encoding="utf-8"),
+        python_module,
         str(host_vars.get("cesres_cluster_modules_release", "")),
         " ".join(host_vars.get("cesres_cluster_partitions", {}) or {}),
         str(min_free_gib),
-        ".".join(map(str, MIN_PYTHON)),
         *map(str, modules),
     ]
     return shlex.join(["bash", "-lc", DOCTOR_SCRIPT, "cesres-doctor", *args])

@@ -20,7 +20,7 @@ from cesres_ctl.inventory import Inventory
 
 SETUP_PLAYBOOK = "playbooks/setup.yml"
 # The roles of playbooks/setup.yml, in play order.
-SETUP_ROLES = ("cesres_modules", "cesres_repo", "cesres_venv", "cesres_data", "cesres_hf_cache")
+SETUP_ROLES = ("cesres_python", "cesres_modules", "cesres_repo", "cesres_venv", "cesres_data", "cesres_hf_cache")
 
 
 def parse_extra_vars(items: Sequence[str]) -> dict[str, Any]:

@@ -57,6 +57,9 @@ DEVICES = ("cpu", "cuda")
 # The real vocabulary pads the labels namespace (@@PADDING@@, @@UNKNOWN@@): the head outputs labels + 2.
 LABEL_PADDING = 2
 _HEAD_OUTPUT_INDEX = {"simple": 1, "mult_dense": 2}
+# The model the real program loads where the config names none (its -m default and its classes' defaults).
+DEFAULT_MODEL = "Enoch/graphcodebert-py"
+_MODEL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$")
 _NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
 
 
@@ -81,6 +84,7 @@ class RunConfig:
     data: dict[str, Any]
     inputs: tuple[DataInput, ...]
     rewritten_text: str
+    models: tuple[str, ...] = ()  # Hugging Face model ids the program loads (must be in the cluster's cache)
 
 
 def check_text(value: str, what: str) -> str:
@@ -133,6 +137,7 @@ def load(
     if not isinstance(labels, list) or not labels:
         raise CesresError(f"config file {path}: MODEL.labels must be a non-empty list")
     _check_head(data["MODEL"], len(labels), path)
+    models = model_ids(data, path)
     options = dict(options or {})
     device = _device(options.get("device", conf.get("device")), gpus, path, from_option="device" in options)
 
@@ -170,7 +175,31 @@ def load(
         data=data,
         inputs=tuple(inputs),
         rewritten_text=rewritten_text,
+        models=models,
     )
+
+
+def model_ids(data: dict[str, Any], path: Path) -> tuple[str, ...]:
+    """Every Hugging Face model id the real program loads for this config, and CONFIG.model."""
+    model = data["MODEL"]
+    encoder = model.get("encoder")
+    encoder_arg = encoder.get("arg") if isinstance(encoder, dict) and encoder.get("name") == "bert_pooler" else None
+    found = {
+        "VOCABULARY.huggingface_model": data["VOCABULARY"].get("huggingface_model", DEFAULT_MODEL),
+        "READER.huggingface_model": data["READER"].get("huggingface_model", DEFAULT_MODEL),
+        "MODEL.huggingface_model": model.get("huggingface_model", DEFAULT_MODEL),
+        "MODEL.encoder.arg[0]": encoder_arg[0] if isinstance(encoder_arg, list) and encoder_arg else None,
+        "CONFIG.model": data["CONFIG"].get("model"),
+    }
+    ids: list[str] = []
+    for where, value in found.items():
+        if value is None:
+            continue
+        if not isinstance(value, str) or not _MODEL_ID.match(value):
+            raise CesresError(f"config file {path}: {where} must be a Hugging Face model id (ORG/NAME), got {value!r}")
+        if value not in ids:
+            ids.append(value)
+    return tuple(ids)
 
 
 def _check_head(model: dict[str, Any], n_labels: int, path: Path) -> None:

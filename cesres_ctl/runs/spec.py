@@ -56,6 +56,7 @@ class RunSpec:
             "cesres_job_config_b64": _b64(self.config.rewritten_text),
             "cesres_job_submitted_config_b64": _b64(self.config.original_text),
             "cesres_job_inputs": inputs,
+            "cesres_job_models": list(self.config.models),
             "cesres_job_report_path": report_path,
             **self.resources.extravars(),
             **{f"cesres_job_{key}": value for key, value in self.settings},

@@ -21,6 +21,7 @@ import secrets
 import signal
 import sys
 import time
+import warnings
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +31,8 @@ from typing import Any, NoReturn
 # Respect explicit settings from the environment (e.g. a job script), default to one thread.
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
+# cesres-mini uses transformers' tokenizers and configs only: its warning that no torch was found is noise.
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 try:
     # As the real program, which imports GitPython through transform_code_to_df -> inspect4py: GitPython
@@ -53,9 +56,18 @@ SECTIONS = ("VOCABULARY", "READER", "MODEL", "TRAINER", "INTERPRETER", "CONFIG")
 # "used" keys drive cesres-mini; "compat" keys are accepted so that a real configuration file still loads,
 # but have no effect here (a note says so); anything else is unknown and ignored with a note.
 KEYS_USED = {
-    "VOCABULARY": set(),
-    "READER": {"snippet_splitter", "label_splitter", "multi_labels", "part_graph", "hash_size", "ngram"},
+    "VOCABULARY": {"huggingface_model"},
+    "READER": {
+        "huggingface_model",
+        "snippet_splitter",
+        "label_splitter",
+        "multi_labels",
+        "part_graph",
+        "hash_size",
+        "ngram",
+    },
     "MODEL": {
+        "huggingface_model",
         "labels",
         "embedding_size",
         "encoder",
@@ -104,13 +116,15 @@ CLI_KEYS = (
     "load_model",
     "model",
 )
+# The model the real program loads where the config names none (its -m default, its classes' defaults).
+DEFAULT_MODEL = "Enoch/graphcodebert-py"
 # The real vocabulary pads the "labels" namespace with two entries (@@PADDING@@, @@UNKNOWN@@): the
 # classification head must output this many values more than there are labels.
 LABEL_PADDING = 2
 KEYS_COMPAT = {
-    "VOCABULARY": {"huggingface_model"},
-    "READER": {"huggingface_model", "compiled_language", "kwargs_tokenizer", "kwargs_indexer", "debug"},
-    "MODEL": {"huggingface_model", "kwargs_embedder", "debug"},
+    "VOCABULARY": set(),
+    "READER": {"compiled_language", "kwargs_tokenizer", "kwargs_indexer", "debug"},
+    "MODEL": {"kwargs_embedder", "debug"},
     "TRAINER": set(),
     "INTERPRETER": {"captum", "kwargs"},
     "CONFIG": {"model"},
@@ -203,7 +217,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="GUI server mode (not available in cesres-mini)",
     )
-    add("-m", "--model", help="Hugging Face model name (accepted for compatibility, not used)")
+    add(
+        "-m",
+        "--model",
+        help=f"Hugging Face model of the vocabulary when VOCABULARY lacks one (default {DEFAULT_MODEL})",
+    )
     add("-lm", "--load_model", help="weights file used with --no_loop (default: SERIALIZATION_DIR/best.th)")
     return p
 
@@ -250,6 +268,10 @@ class Settings:
     weight_decay: float
     betas: tuple[float, float]
     eps: float
+    # Hugging Face model ids, loaded as the real program loads them: vocabulary, reader, model, encoder.
+    models: dict[str, str] = field(default_factory=dict)
+    # The reader's pretrained tokenizer (set once the models are loaded): its sub-word tokens are features.
+    subword: Any = None
     effective: dict[str, Any] = field(default_factory=dict)
 
 
@@ -430,6 +452,18 @@ def resolve(args: argparse.Namespace, config: dict[str, dict[str, Any]]) -> Sett
 
     encoder = md.get("encoder") or {"name": "bert_pooler"}
     enc_name = encoder.get("name") if isinstance(encoder, dict) else None
+    model_id = _str(md.get("huggingface_model", DEFAULT_MODEL), "MODEL.huggingface_model")
+    enc_arg = encoder.get("arg") if isinstance(encoder, dict) else None
+    models = {
+        "VOCABULARY.huggingface_model": _str(
+            config["VOCABULARY"].get("huggingface_model", args.model or DEFAULT_MODEL), "VOCABULARY.huggingface_model"
+        ),
+        "READER.huggingface_model": _str(rd.get("huggingface_model", DEFAULT_MODEL), "READER.huggingface_model"),
+        "MODEL.huggingface_model": model_id,
+    }
+    if enc_name == "bert_pooler":
+        # BertPooler(*arg) loads the whole pretrained model again; the real default arg is MODEL's model.
+        models["MODEL.encoder.arg[0]"] = _str(enc_arg[0], "MODEL.encoder.arg[0]") if enc_arg else model_id
     if enc_name not in ("bert_pooler", "cls_label"):
         raise UsageError(f"MODEL.encoder.name must be bert_pooler or cls_label, got {enc_name!r}")
 
@@ -550,6 +584,7 @@ def resolve(args: argparse.Namespace, config: dict[str, dict[str, Any]]) -> Sett
         weight_decay=_float(opt.get("weight_decay", 0.0), "TRAINER.kwargs_optimizer.weight_decay"),
         betas=(b1, b2),
         eps=_float(opt.get("eps", 1e-6), "TRAINER.kwargs_optimizer.eps"),
+        models=models,
     )
     effective = {name: dict(sec) for name, sec in config.items()}
     effective["CONFIG"].update({k: getattr(settings, k) for k in CLI_KEYS if hasattr(settings, k)})
@@ -634,14 +669,15 @@ def tokenize(code: str, max_tokens: int) -> list[str]:
 
 
 def featurize(snippets: list[Snippet], s: Settings) -> np.ndarray:
-    """Hashed bag of token n-grams (log-scaled counts, L2-normalised rows)."""
+    """Hashed bag of token n-grams and of the pretrained tokenizer's sub-words (log-scaled counts, L2-normalised)."""
     x = np.zeros((len(snippets), s.hash_size), dtype=np.float64)
     for row, snip in enumerate(snippets):
         toks = tokenize(snip.code, s.max_tokens)
-        for n in range(1, s.ngram + 1):
-            for i in range(len(toks) - n + 1):
-                gram = " ".join(toks[i : i + n])
-                x[row, zlib.crc32(gram.encode("utf-8")) % s.hash_size] += 1.0
+        grams = [" ".join(toks[i : i + n]) for n in range(1, s.ngram + 1) for i in range(len(toks) - n + 1)]
+        if s.subword is not None:
+            grams += ["\x00" + piece for piece in s.subword.tokenize(snip.code)[: s.max_tokens]]
+        for gram in grams:
+            x[row, zlib.crc32(gram.encode("utf-8")) % s.hash_size] += 1.0
     x = np.log1p(x)
     norms = np.linalg.norm(x, axis=1, keepdims=True)
     return x / np.where(norms == 0, 1.0, norms)
@@ -993,10 +1029,37 @@ def predict_loop(net: Net, labels: list[str], s: Settings) -> None:
 # ======================================================================================================
 
 
+def load_models(s: Settings) -> None:
+    """Load the models the config names as the real program does (its first step, before any data):
+    from the Hugging Face cache, offline in a job (TRANSFORMERS_OFFLINE=1). An uncached model fails."""
+    try:
+        from transformers import AutoConfig, AutoTokenizer
+    except ImportError as exc:
+        raise RunError(f"cannot import transformers ({exc}): install installation/CECI_requirements.txt") from None
+    with warnings.catch_warnings():
+        # Deprecation notices of the installed huggingface_hub are not errors of the run.
+        warnings.simplefilter("ignore", FutureWarning)
+        for where, model_id in s.models.items():
+            try:
+                if where.startswith(("VOCABULARY", "READER")):
+                    tokenizer = AutoTokenizer.from_pretrained(model_id)
+                    if where.startswith("READER"):
+                        s.subword = tokenizer
+                else:
+                    AutoConfig.from_pretrained(model_id)  # the weights need torch, which cesres-mini does without
+            except (OSError, ValueError) as exc:
+                detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise RunError(
+                    f"cannot load model {model_id} ({where}) from the Hugging Face cache: {detail}"
+                ) from None
+    say(f"{PROG}: models loaded: {', '.join(sorted(set(s.models.values())))}")
+
+
 def run(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     config = load_config(args.config)
     s = resolve(args, config)
+    load_models(s)
     say(json.dumps(s.effective, indent=4, default=str))
     say(
         f"{PROG}: device requested: {s.device}; cesres-mini computes with numpy {np.__version__} on the CPU"

@@ -306,6 +306,23 @@ def test_jobs_have_no_internet(sandbox):
     assert "no-default-route" in output
 
 
+def test_login_and_compute_nodes_look_like_el8(sandbox):
+    """As on CÉCI's EL8 nodes: python3 is 3.6 (too old for Ansible) and git is not on PATH until its module is
+    loaded, on the login node and in jobs; the Python and git modules work."""
+    probe = (
+        "python3 -V; python3 -c 'print(1)' || echo python3-runs-nothing; git version >/dev/null 2>&1 || echo no-git; "
+        f"module purge; module load {RELEASE} {PYTHON} {GIT}; "
+        "python3 -c 'import sys; print(sys.version_info >= (3, 8))'; "
+        "git --version"
+    )
+    login = sandbox.login_shell(probe)
+    _, job = submit_and_wait(sandbox, f"#!/bin/bash -l\n{probe}\n", "--time=00:03:00")
+    for output in (login.stdout, job):
+        lines = output.splitlines()
+        assert "Python 3.6.8" in lines and "python3-runs-nothing" in lines and "no-git" in lines, output
+        assert "True" in lines and any(line.startswith("git version") for line in lines), output
+
+
 def test_cesres_mini_trains_in_a_job_and_its_validation_loss_falls(sandbox):
     setup = sandbox.login_shell(
         f"set -e; module purge; module load {RELEASE}; module load {PYTHON} {SCIPY} {GIT}; "
@@ -315,7 +332,11 @@ def test_cesres_mini_trains_in_a_job_and_its_validation_loss_falls(sandbox):
         # The file pins torch 1.12.0 as the real one does; the PyTorch module gives 1.12.1 (cesres_venv's
         # policy drops that line; by hand, as here, it has to go).
         "grep -v '^torch==' ~/sbx-tests/cesres/installation/CECI_requirements.txt > ~/sbx-tests/requirements.txt; "
-        "~/sbx-tests/env/bin/pip install --quiet -r ~/sbx-tests/requirements.txt"
+        "~/sbx-tests/env/bin/pip install --quiet -r ~/sbx-tests/requirements.txt; "
+        # The model its config names, from the hub imitation, as setup caches it on the login node.
+        "HF_HOME=~/sbx-tests/hf HF_ENDPOINT=http://127.0.0.1:6820 ~/sbx-tests/env/bin/python -c "
+        '\'from transformers import AutoConfig as C, AutoTokenizer as T; m = "Enoch/graphcodebert-py"; '
+        "C.from_pretrained(m); T.from_pretrained(m)'"
     )
     assert setup.returncode == 0, setup.stderr
     job_id, output = submit_and_wait(
@@ -324,6 +345,8 @@ def test_cesres_mini_trains_in_a_job_and_its_validation_loss_falls(sandbox):
         #!/bin/bash -l
         module purge && module load {RELEASE} && module load {PYTHON} {SCIPY} {OPENMPI}
         source ~/sbx-tests/env/bin/activate
+        # No git on the compute node (GitPython, imported by the model, needs this), no internet.
+        export GIT_PYTHON_REFRESH=quiet HF_HOME=~/sbx-tests/hf TRANSFORMERS_OFFLINE=1 HF_HUB_OFFLINE=1
         work="$LOCALSCRATCH/$SLURM_JOB_ID"
         mkdir -p "$work" && cp -r ~/sbx-tests/cesres/. "$work" && cd "$work"
         sed -e 's/loops: 10/loops: 6/' -e 's#output/demo#output/run#' configs/demo.yaml > run.yaml

@@ -168,6 +168,16 @@ def test_misspelled_module_fails_before_any_change(sandbox):
     assert sandbox.ssh("ls -d t3_typo t3_typo_env").returncode != 0
 
 
+def test_doctor_says_which_python_runs_ansible(sandbox):
+    """The login node's python3 is too old for Ansible (3.6, as on EL8): doctor names the module's instead."""
+    done = run_cli("doctor", "--cluster", "sandbox", "--json")
+    checks = {check["id"]: check for check in json.loads(done.stdout)["checks"]}
+    python = checks["python"]
+    assert python["status"] == "pass", python
+    assert "module Python/3.10.4-GCCcore-11.3.0" in python["detail"], python
+    assert "the login node's python3 is 3.6.8" in python["detail"], python
+
+
 def test_invalid_variable_is_refused_before_ssh():
     done = run_cli(
         "setup", "--cluster", "sandbox", "-e", "cesres_venv_import_check=perhaps", "-e", "cesres_repo_forcee=1"
@@ -263,45 +273,51 @@ def test_changes_on_the_cluster_stop_the_push_unless_forced(sandbox, checkout):
 # --- offline models ------------------------------------------------------------------------------
 
 
-def test_offline_model_cache_is_usable_by_a_job_without_internet(sandbox, first_setup, tmp_path):
-    """A model put in HF_HOME on the login node loads in a job, whose node has no internet."""
-    import uuid
-
+def test_models_are_cached_by_the_venvs_loaders_and_load_offline_in_a_job(sandbox, first_setup):
+    """setup cached the model the configs name from the hub imitation, with the venv's transformers, and
+    recorded it; a job, whose node cannot reach the hub, loads it offline; an uncached one fails there."""
     from tests.integration.test_sandbox import submit_and_wait
 
-    marker = uuid.uuid4().hex
-    model = tmp_path / "tiny-model"
-    model.mkdir()
-    (model / "config.json").write_text(json.dumps({"model_type": "roberta", "cesres_test": marker}))
-    (model / "vocab.txt").write_text("[PAD]\n[UNK]\ndef\nreturn\n")
-    settings = json.dumps(
-        {"cesres_hf_home": "~/hf-it", "cesres_hf_models": [{"id": "cesres-test/tiny-model", "local_path": str(model)}]}
-    )
-    reset(sandbox, "hf-it")
-    done = run_cli("setup", "--cluster", "sandbox", "-e", settings)
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr
-    again = run_cli("setup", "--cluster", "sandbox", "-e", settings)
-    assert again.returncode == 0, again.stderr
-    assert "changed=0" in again.stdout + again.stderr
-
-    # The real model reads the cache through huggingface_hub (transformers): use it, offline.
-    hub = sandbox.login_shell(
-        "module purge; module load releases/2022a; module load Python/3.10.4-GCCcore-11.3.0; "
-        "[ -x ~/hf-it-env/bin/python ] || { python3 -m venv ~/hf-it-env && "
-        "~/hf-it-env/bin/pip install --quiet huggingface_hub; }"
-    )
-    assert hub.returncode == 0, hub.stderr
+    assert first_setup[0].returncode == 0
+    listed = sandbox.ssh("cat .cache/huggingface/cesres-models.list")
+    assert listed.stdout.splitlines() == ["Enoch/graphcodebert-py main"], listed.stdout + listed.stderr
     _, output = submit_and_wait(
         sandbox,
-        """
+        f"""
         #!/bin/bash -l
-        export HF_HOME=~/hf-it HF_HUB_OFFLINE=1
-        ~/hf-it-env/bin/python -c '
-        import json
-        from huggingface_hub import hf_hub_download
-        print("marker=" + json.load(open(hf_hub_download("cesres-test/tiny-model", "config.json")))["cesres_test"])
+        {venv_env(sandbox, "cesres_env")}
+        export HF_HOME=~/.cache/huggingface TRANSFORMERS_OFFLINE=1 HF_HUB_OFFLINE=1
+        "$py" -c '
+        from transformers import AutoConfig, AutoTokenizer
+        print("type=" + AutoConfig.from_pretrained("Enoch/graphcodebert-py").model_type)
+        tokenizer = AutoTokenizer.from_pretrained("Enoch/graphcodebert-py")
+        print("tokens=" + " ".join(tokenizer.tokenize("def f(): return 1")))
+        try:
+            AutoTokenizer.from_pretrained("microsoft/graphcodebert-base")
+        except OSError:
+            print("uncached=refused")
         '
+        "$py" -c 'import urllib.request; urllib.request.urlopen("http://127.0.0.1:6820/", timeout=5)' 2>/dev/null \\
+            && echo hub=reached || echo hub=unreachable
         """,
         "--time=00:03:00",
     )
-    assert f"marker={marker}" in output, output
+    assert "type=roberta" in output and "tokens=def" in output, output
+    assert "uncached=refused" in output and "hub=unreachable" in output, output
+
+
+def test_a_model_named_by_no_config_is_cached_on_demand_and_a_bad_id_fails_in_one_line(sandbox, first_setup):
+    assert first_setup[0].returncode == 0
+    models = {"cesres_hf_models": [{"id": "Enoch/graphcodebert-py"}, {"id": "microsoft/graphcodebert-base"}]}
+    done = run_cli("setup", "--cluster", "sandbox", "-e", json.dumps(models))
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr
+    listed = sandbox.ssh("cat .cache/huggingface/cesres-models.list").stdout.splitlines()
+    assert listed == ["Enoch/graphcodebert-py main", "microsoft/graphcodebert-base main"]
+    again = run_cli("setup", "--cluster", "sandbox", "-e", json.dumps(models))
+    assert "changed=0" in again.stdout + again.stderr
+    bad = run_cli(
+        "setup", "--cluster", "sandbox", "-e", json.dumps({"cesres_hf_models": [{"id": "nobody/no-such-model"}]})
+    )
+    assert bad.returncode == 1
+    assert "cannot cache model nobody/no-such-model" in bad.stderr, bad.stderr
+    assert "nobody/no-such-model" not in sandbox.ssh("cat .cache/huggingface/cesres-models.list").stdout

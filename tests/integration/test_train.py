@@ -321,6 +321,21 @@ def test_bad_inputs_fail_before_any_ssh(tmp_path, no_ssh, args, message):
     assert cli.json("runs") == []
 
 
+def test_a_model_not_in_the_clusters_cache_is_refused_and_nothing_recorded(cli, sandbox, tmp_path):
+    config = demo_config_with(
+        tmp_path,
+        'huggingface_model: "Enoch/graphcodebert-py"       # loaded',
+        'huggingface_model: "nobody/uncached-model"       # loaded',
+    )
+    done = cli("train", config, *SETS, "--name", f"nomodel-{uuid.uuid4().hex[:6]}")
+    assert done.returncode == 1
+    lines = [line for line in done.stderr.splitlines() if line.startswith("cesres-ctl: error:")]
+    assert len(lines) == 1, done.stderr
+    assert "model nobody/uncached-model, named by the config, is not in the cluster's model cache" in lines[0]
+    assert "cesres-ctl setup --cluster sandbox" in lines[0]
+    assert not [r for r in cli.json("runs") if r["name"].startswith("nomodel-")]
+
+
 def test_dry_run_prints_the_script_and_submits_nothing(tmp_path, no_ssh):
     bin_dir, marker = no_ssh
     cli = Cli(tmp_path / "state", path_prefix=bin_dir)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -11,29 +10,43 @@ from pathlib import Path
 
 import pytest
 
+from tests.hub import cache_models, child_env, make_models, running_hub
+
 MINI = Path(__file__).resolve().parents[2] / "sandbox" / "cesres-mini"
 SCRIPT = "cesres_graphcodebert_model.py"
 CONFIG = "configs/demo.yaml"
 
-_missing = subprocess.run(
-    [sys.executable, "-c", "import git, numpy, yaml, tabulate"], capture_output=True, text=True, check=False
-)
+_NEEDS = "import git, numpy, yaml, tabulate, transformers"
+_missing = subprocess.run([sys.executable, "-c", _NEEDS], capture_output=True, text=True, check=False)
 pytestmark = pytest.mark.skipif(
     _missing.returncode != 0,
-    reason=f"cesres-mini needs GitPython, numpy, PyYAML, tabulate: {sys.executable}: {_missing.stderr.strip()[-200:]}",
+    reason=f"cesres-mini needs {_NEEDS[7:]} in {sys.executable}: {_missing.stderr.strip()[-200:]}",
 )
+
+
+@pytest.fixture(scope="module")
+def hf_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A Hugging Face cache holding the model the demo config names, filled from the hub imitation."""
+    work = tmp_path_factory.mktemp("hub")
+    home = work / "hf-home"
+    with running_hub(make_models(work / "models"), work) as hub:
+        cache_models(home, hub.url, ["Enoch/graphcodebert-py"])
+    return home
 
 
 @pytest.fixture
-def repo(tmp_path: Path) -> Path:
+def repo(tmp_path: Path, hf_home: Path) -> Path:
     dst = tmp_path / "cesres-mini"
     shutil.copytree(MINI, dst, ignore=shutil.ignore_patterns("output", "__pycache__"))
+    (tmp_path / "hf-home").symlink_to(hf_home)  # where run() points HF_HOME
     return dst
 
 
 def run(repo: Path, *args: str, gpu: bool = True) -> subprocess.CompletedProcess[str]:
-    # The demo config asks device cuda: the GPU is "visible" as Slurm makes it in a gpu job.
-    env = {k: v for k, v in os.environ.items() if k != "CUDA_VISIBLE_DEVICES"}
+    # As in a job: the models come from the cache, offline; the demo config asks device cuda, and the
+    # GPU is "visible" as Slurm makes it in a gpu job.
+    env = child_env(repo.parent / "hf-home", "http://127.0.0.1:9", offline=True)
+    env.pop("CUDA_VISIBLE_DEVICES", None)
     if gpu:
         env["CUDA_VISIBLE_DEVICES"] = "0"
     return subprocess.run(
@@ -132,6 +145,13 @@ def test_no_loop_evaluates_the_trained_weights(repo: Path) -> None:
         ('device: "cuda"', 'device: "gpu"', True, "must be cpu or cuda"),
         ('device: "cuda"', 'device: "cuda"', False, "no GPU is visible"),
         ("arg: [ 1, 64, 9 ]", "arg: [ 1, 64, 7 ]", True, "must be the number of labels + 2 = 9"),
+        # The real program loads every model its config names, offline in a job: one not cached fails.
+        (
+            'huggingface_model: "Enoch/graphcodebert-py"       # loaded',
+            'huggingface_model: "nobody/not-cached"       # loaded',
+            True,
+            "cannot load model nobody/not-cached (VOCABULARY.huggingface_model) from the Hugging Face cache",
+        ),
     ],
 )
 def test_strict_like_the_real_program(repo: Path, old: str, new: str, gpu: bool, needle: str) -> None:

@@ -1,7 +1,9 @@
 """cesres_ctl.provision: -e parsing, argument_specs validation before any SSH, doctor parsing."""
 
+import re
 import shlex
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -71,7 +73,10 @@ def test_bad_values_are_named(inventory):
 
 def test_templated_defaults_follow_the_shared_values(inventory):
     values, errors = inventory.resolve(
-        "sandbox", {"cesres_venv": "$GLOBALSCRATCH/env"}, ["cesres_venv_path"], role_specs()[2].defaults_file
+        "sandbox",
+        {"cesres_venv": "$GLOBALSCRATCH/env"},
+        ["cesres_venv_path"],
+        next(s for s in role_specs() if s.role == "cesres_venv").defaults_file,
     )
     assert errors == [] and values == {"cesres_venv_path": "$GLOBALSCRATCH/env"}
 
@@ -122,13 +127,15 @@ def test_doctor_script_runs_locally_with_stub_tools(tmp_path):
         "cesres_cluster_modules_release": "releases/2022a",
         "cesres_cluster_modules": ["Python/3.10.4", "Weird name'with quote"],
         "cesres_cluster_partitions": {"batch": {}, "gpu": {}, "debug": {}},
-        "ansible_python_interpreter": "python3",
     }
     command = doctor.doctor_command(host_vars)
     argv = shlex.split(command)
     assert argv[:2] == ["bash", "-lc"] and argv[-1] == "Weird name'with quote"
+    (stub / "python3").symlink_to(sys.executable)
+    # Lmod stand-in: the release and Python load, Python/3.10.4 is available; python3 is this one.
     module_fn = (
-        'module() { case "$1 $2" in "is-avail Python/3.10.4"|"load releases/2022a") return 0;; esac; return 1; }'
+        'module() { case "$*" in "is-avail Python/3.10.4"|"load releases/2022a"|"load Python/3.10.4"|purge)'
+        " return 0;; esac; return 1; }"
     )
     script = f"{module_fn}\nexport -f module\nexport GLOBALSCRATCH={tmp_path}\n" + argv[2]
     done = subprocess.run(
@@ -138,8 +145,11 @@ def test_doctor_script_runs_locally_with_stub_tools(tmp_path):
         env={"PATH": f"{stub}:/usr/bin:/bin", "HOME": str(tmp_path)},
         check=True,
     )
-    checks = {c.id: c.status for c in doctor.parse_checks(done.stdout, "x")}
+    parsed = doctor.parse_checks(done.stdout, "x")
+    checks = {c.id: c.status for c in parsed}
+    details = {c.id: c.detail for c in parsed}
     assert checks["python"] == "pass"
+    assert re.search(r"Ansible runs with python3 3\.\d+\.\d+ of module Python/3\.10\.4", details["python"])
     assert checks["module:Python/3.10.4"] == "pass" and checks["module:Weird name'with quote"] == "fail"
     assert checks["partition:batch"] == "pass"
     assert checks["partition:gpu"] == "fail" and checks["partition:debug"] == "fail"

@@ -350,3 +350,19 @@ def test_ssh_commands_quote_every_remote_word():
     assert argv[-1] == "cat '/tmp/a b;$(id)'"
     assert "BatchMode=yes" in argv
     assert not any("StrictHostKeyChecking" in word for word in argv)
+
+
+def test_every_model_the_config_names_is_collected(tmp_path):
+    assert configs.load(DEMO / "configs" / "demo.yaml", cwd=DEMO, gpus=1).models == ("Enoch/graphcodebert-py",)
+    text = (DEMO / "configs" / "demo.yaml").read_text()
+    assert 'name: "bert_pooler"' in text and '"Enoch/graphcodebert-py"       # loaded' in text
+    other = text.replace('name: "bert_pooler"', 'name: "bert_pooler"\n        arg: ["org/pooler-model"]')
+    other = other.replace('"Enoch/graphcodebert-py"       # loaded', '"org/vocab-model"  # loaded', 1)
+    other = other.replace("CONFIG:\n", 'CONFIG:\n    model: "org/config-model"\n', 1)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(other.replace('"data/', f'"{DEMO}/data/'))
+    models = configs.load(cfg, cwd=DEMO, gpus=1).models
+    assert set(models) == {"Enoch/graphcodebert-py", "org/pooler-model", "org/vocab-model", "org/config-model"}
+    cfg.write_text(other.replace("org/pooler-model", "bad id; rm -rf ~").replace('"data/', f'"{DEMO}/data/'))
+    with pytest.raises(CesresError, match=r"MODEL.encoder.arg\[0\] must be a Hugging Face model id"):
+        configs.load(cfg, cwd=DEMO, gpus=1)

@@ -8,26 +8,18 @@ sandbox's login node; the offline loads run with the server stopped, as on a com
 
 from __future__ import annotations
 
-import http.client
 import json
-import os
 import re
-import select
-import signal
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
 
-PROJECT = Path(__file__).resolve().parents[2]
-HUB = PROJECT / "sandbox" / "hub"
-MAKE_TINY_MODELS = HUB / "make_tiny_models.py"
-HUB_SERVER = HUB / "hub_server.py"
+from tests.hub import MAKE_TINY_MODELS, Hub, child_env, make_models, running_hub
+
 REPO = "Enoch/graphcodebert-py"
 OTHER_REPO = "microsoft/graphcodebert-base"  # served, but never downloaded by the tests
 MISSING_REPO = "nobody-here/no-such-model"
@@ -113,92 +105,15 @@ print("RESULT " + json.dumps(out))
 """
 
 
-@dataclass
-class Hub:
-    url: str
-    proc: subprocess.Popen[str]
-    pid_file: Path
-    log_file: Path
-
-    @property
-    def address(self) -> tuple[str, int]:
-        parts = urlsplit(self.url)
-        assert parts.hostname is not None
-        assert parts.port is not None
-        return parts.hostname, parts.port
-
-    def stop(self) -> int:
-        """SIGTERM to the server's own pid; it exits 0 and removes its pid file."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=15)
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
-        return self.proc.returncode
-
-    def request(
-        self, method: str, path: str, headers: dict[str, str] | None = None
-    ) -> tuple[http.client.HTTPResponse, bytes]:
-        connection = http.client.HTTPConnection(*self.address, timeout=10)
-        try:
-            connection.request(method, path, headers=headers or {})
-            response = connection.getresponse()
-            return response, response.read()
-        finally:
-            connection.close()
-
-
 @pytest.fixture(scope="module")
 def models_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("hub-root")
-    subprocess.run([sys.executable, str(MAKE_TINY_MODELS), "--out", str(root), "--quiet"], check=True, timeout=60)
-    return root
+    return make_models(tmp_path_factory.mktemp("hub-root"))
 
 
 @pytest.fixture
 def hub(models_root: Path, tmp_path: Path) -> Iterator[Hub]:
-    pid_file = tmp_path / "hub.pid"
-    log_file = tmp_path / "hub.log"
-    argv = [sys.executable, str(HUB_SERVER), "--root", str(models_root), "--host", "127.0.0.1", "--port", "0"]
-    argv += ["--pid-file", str(pid_file), "--log-file", str(log_file)]
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    server = Hub("", proc, pid_file, log_file)
-    try:
-        assert proc.stdout is not None
-        ready, _, _ = select.select([proc.stdout], [], [], 30)
-        line = proc.stdout.readline() if ready else ""
-        match = re.search(r"on (http://127\.0\.0\.1:\d+)$", line.strip())
-        assert match, f"hub_server did not start: {line!r} (exit code {proc.poll()})"
-        server.url = match.group(1)
+    with running_hub(models_root, tmp_path) as server:
         yield server
-    finally:
-        server.stop()
-
-
-def child_env(hf_home: Path, endpoint: str, *, offline: bool) -> dict[str, str]:
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("HF_", "HUGGINGFACE_", "TRANSFORMERS_"))
-        and key.lower() not in ("http_proxy", "all_proxy")
-    }
-    env.update(
-        HF_HOME=str(hf_home),
-        HF_ENDPOINT=endpoint,
-        XDG_CACHE_HOME=str(hf_home / "xdg"),
-        HF_HUB_DISABLE_TELEMETRY="1",
-        HF_HUB_DISABLE_IMPLICIT_TOKEN="1",
-        HF_HUB_DISABLE_PROGRESS_BARS="1",
-        NO_PROXY="127.0.0.1,localhost",
-        no_proxy="127.0.0.1,localhost",
-    )
-    if offline:
-        env.update(TRANSFORMERS_OFFLINE="1", HF_HUB_OFFLINE="1")
-    return env
 
 
 def run_child(tmp_path: Path, phase: str, env: dict[str, str]) -> dict:

@@ -1,7 +1,7 @@
 # Probe the cluster before staging a run: expand the configured paths, read the code version
 # and checksum the data files already on the cluster. Runs in a login shell (module, $GLOBALSCRATCH).
-# Arguments: ROOT VENV HF_HOME MODULES_RELEASE GIT_MODULE ENTRY_POINT [CLUSTER_INPUT ...]
-# Prints one line: CESRES_RESULT {json}
+# Arguments: ROOT VENV HF_HOME MODULES_RELEASE GIT_MODULE ENTRY_POINT CLUSTER MODELS [CLUSTER_INPUT ...]
+# (MODELS: the model ids separated by spaces). Prints one line: CESRES_RESULT {json}
 set -u
 root=$(cesres_expand "$1")
 venv=$(cesres_expand "$2")
@@ -9,7 +9,9 @@ hf_home=$(cesres_expand "$3")
 release=$4
 git_module=$5
 entry=$6
-shift 6
+cluster=$7
+read -ra models <<<"$8"
+shift 8
 # Relative paths are relative to the home directory, as ssh and Ansible see them.
 case $root in /*) ;; *) root=$HOME/$root ;; esac
 case $venv in /*) ;; *) venv=$HOME/$venv ;; esac
@@ -22,11 +24,11 @@ if [ ! -d "$root" ]; then
 elif [ ! -f "$root/$entry" ]; then
     errors+=("$root has no $entry: is it a CESReS checkout?")
 else
-    if ! command -v git >/dev/null 2>&1 && [ -n "$git_module" ] && command -v module >/dev/null 2>&1; then
+    if ! git version >/dev/null 2>&1 && [ -n "$git_module" ] && command -v module >/dev/null 2>&1; then
         if [ -n "$release" ]; then module load "$release" >/dev/null 2>&1; fi
         module load "$git_module" >/dev/null 2>&1
     fi
-    if command -v git >/dev/null 2>&1 && head=$(git -C "$root" rev-parse HEAD 2>/dev/null); then
+    if git version >/dev/null 2>&1 && head=$(git -C "$root" rev-parse HEAD 2>/dev/null); then
         version=$head
         # Modified tracked files make another code version (untracked runs/ does not).
         if [ -n "$(git -C "$root" status --porcelain --untracked-files=no 2>/dev/null)" ]; then
@@ -44,6 +46,12 @@ elif [ ! -s "$venv/.cesres-ready" ]; then
     # setup writes the stamp only after pip, pip check and the import check passed.
     errors+=("the virtualenv $venv is not ready (its installation failed or is still running): run cesres-ctl setup")
 fi
+# Models: what roles/cesres_hf_cache cached and proved loadable offline.
+for model in "${models[@]}"; do
+    if ! awk -v m="$model" '$1 == m { found = 1 } END { exit !found }' "$hf_home/cesres-models.list" 2>/dev/null; then
+        errors+=("model $model, named by the config, is not in the cluster's model cache ($hf_home): cache it with cesres-ctl setup --cluster $cluster -e '{\"cesres_hf_models\": [{\"id\": \"$model\"}]}'")
+    fi
+done
 
 inputs=""
 for given in "$@"; do

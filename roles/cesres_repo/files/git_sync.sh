@@ -8,7 +8,7 @@ if [ -n "$gitmod" ]; then
   if [ -n "$release" ]; then module load "$release" >/dev/null 2>&1 || die 2 "cannot load module $release"; fi
   module load "$gitmod" >/dev/null 2>&1 || die 2 "cannot load module $gitmod"
 fi
-command -v git >/dev/null || die 2 "git is not on PATH on the cluster (set cesres_repo_git_module)"
+git version >/dev/null 2>&1 || die 2 "no working git on the cluster (set cesres_repo_git_module)"
 export GIT_TERMINAL_PROMPT=0
 
 if [ ! -d "$dest/.git" ]; then

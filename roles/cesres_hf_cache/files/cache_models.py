@@ -1,0 +1,73 @@
+"""Load Hugging Face models the way the job's own libraries read them; record the proven ones.
+
+Run ON THE CLUSTER (login node) with the venv's Python, the modules loaded and HF_HOME set, by
+files/cache.sh: first online (the loaders download into the cache), then again with
+TRANSFORMERS_OFFLINE=1 HF_HUB_OFFLINE=1 as a compute node without internet would, then `record`.
+    python3 -c "$(cat cache_models.py)" load ID REVISION [ID REVISION ...]
+    python3 -c "$(cat cache_models.py)" record HF_HOME ID REVISION [ID REVISION ...]
+`load` calls the loaders the real program calls (AutoConfig, AutoTokenizer, and AutoModel when
+torch is importable), so the cache gets whatever layout this transformers version reads (4.20
+its own files, 4.22+ the hub's snapshots). `record` adds "ID REVISION" lines to
+HF_HOME/cesres-models.list, which cesres-ctl train reads. A failure is one line on stderr naming
+the model (exit 3); transformers missing: exit 2.
+"""
+
+import sys
+from pathlib import Path
+
+LIST = "cesres-models.list"
+
+
+def load(model_id: str, revision: str) -> None:
+    from transformers import AutoConfig, AutoTokenizer
+
+    AutoConfig.from_pretrained(model_id, revision=revision)
+    AutoTokenizer.from_pretrained(model_id, revision=revision)
+    try:
+        import torch  # noqa: F401  (the weights need torch, which the PyTorch module gives)
+    except ImportError:
+        return
+    from transformers import AutoModel
+
+    AutoModel.from_pretrained(model_id, revision=revision)
+
+
+def pairs_of(values: list) -> list:
+    return [(values[i], values[i + 1]) for i in range(0, len(values) - 1, 2)]
+
+
+def record(home: str, pairs: list) -> None:
+    path = Path(home) / LIST
+    recorded = {}
+    if path.exists():
+        recorded = dict(line.split(" ", 1) for line in path.read_text(encoding="utf-8").splitlines() if " " in line)
+    recorded.update(pairs)
+    partial = path.with_suffix(".tmp")
+    partial.write_text(
+        "".join(f"{model} {revision}\n" for model, revision in sorted(recorded.items())), encoding="utf-8"
+    )
+    partial.replace(path)
+
+
+def main(argv: list) -> int:
+    if argv[:1] == ["record"]:
+        record(argv[1], pairs_of(argv[2:]))
+        return 0
+    try:
+        import transformers  # noqa: F401
+    except ImportError as error:
+        print(f"transformers is not importable in the virtualenv ({error}): install it", file=sys.stderr)
+        return 2
+    for model_id, revision in pairs_of(argv[1:]):
+        try:
+            load(model_id, revision)
+        except Exception as error:  # whatever the loaders raise, name the model in one line
+            lines = str(error).strip().splitlines()
+            detail = f"{type(error).__name__}: {lines[-1] if lines else ''}"
+            print(f"{model_id} (revision {revision}): {detail}", file=sys.stderr)
+            return 3
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
