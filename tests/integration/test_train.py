@@ -321,6 +321,20 @@ def test_bad_inputs_fail_before_any_ssh(tmp_path, no_ssh, args, message):
     assert cli.json("runs") == []
 
 
+def test_the_real_template_config_trains_unchanged(cli, tmp_path):
+    """The fork's own template_config.yaml and demo data: the job loads its model offline and trains."""
+    template = PROJECT / "tests" / "data" / "template_config.yaml"
+    dest = tmp_path / "template"
+    name = f"template-{uuid.uuid4().hex[:6]}"
+    done = cli("train", str(template), *SETS, "--name", name, "--wait", "--dest", str(dest), "--json", timeout=900)
+    assert done.returncode == 0, done.stdout + done.stderr
+    run = json.loads(done.stdout)
+    assert run["state"] == "COMPLETED", run
+    assert len(list((dest / "results").glob("metrics_epoch_*.json"))) == 10  # the template's loops: 10
+    log = (dest / f"slurm-{run['job_id']}.out").read_text()
+    assert "models loaded: Enoch/graphcodebert-py" in log, log
+
+
 def test_a_model_not_in_the_clusters_cache_is_refused_and_nothing_recorded(cli, sandbox, tmp_path):
     config = demo_config_with(
         tmp_path,
