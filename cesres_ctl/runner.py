@@ -26,7 +26,7 @@ from typing import Any, TextIO
 
 import ansible_runner
 
-from cesres_ctl import paths
+from cesres_ctl import paths, sshdiag
 from cesres_ctl.errors import CesresError
 from cesres_ctl.progress import ProgressDisplay, task_label
 
@@ -141,7 +141,8 @@ def _failure_message(host: str, res: Mapping[str, Any], *, unreachable: bool) ->
     if any("Disk quota exceeded" in text for text in outputs):
         return "disk quota exceeded on the cluster (free some space; `quota` shows your usage)"
     if unreachable:
-        explanation = _explain_unreachable(host, msg)
+        # The whole message: ssh's first line is often a banner of @, its last a generic one.
+        explanation = sshdiag.explain(_text(res.get("msg")), host)
         if explanation:
             return explanation
     if msg.startswith("MODULE FAILURE"):
@@ -153,23 +154,6 @@ def _failure_message(host: str, res: Mapping[str, Any], *, unreachable: bool) ->
         rc = res.get("rc")
         return f"command failed (rc={rc}): {detail}" if detail else f"command failed (rc={rc})"
     return msg or _last_line(res.get("stderr")) or _last_line(res.get("stdout")) or "failed without a message"
-
-
-def _explain_unreachable(host: str, msg: str) -> str | None:
-    if "Permission denied (publickey" in msg:
-        return "the SSH key was refused (Permission denied (publickey))"
-    if "Could not resolve hostname" in msg:
-        return f"cannot reach {host}: its address does not resolve (check ansible_host, your network or VPN)"
-    if "Connection refused" in msg:
-        return f"cannot reach {host}: connection refused (wrong port, or no SSH server listening)"
-    if "timed out" in msg:
-        return f"cannot reach {host}: the connection timed out (check your network, VPN or SSH gateway)"
-    if "Host key verification failed" in msg:
-        return (
-            f"the host key of {host} does not match known_hosts (or is not in it yet): "
-            "check the key, then fix ~/.ssh/known_hosts"
-        )
-    return None
 
 
 def _text(value: object) -> str:
@@ -212,6 +196,7 @@ class _Recorder:
         self.display = display
         self.cancel = cancel
         self.failure: str | None = None
+        self.unexplained_host = ""  # unreachable for a reason ssh did not show (see _diagnosed)
         self.hosts: dict[str, HostStats] = {}
 
     def consume(self, events: "queue.Queue[Mapping[str, Any] | None]", task_count: "_TaskCount") -> None:
@@ -241,6 +226,10 @@ class _Recorder:
             self.log.flush()
         if self.failure is None and is_failure_event(event):
             self.failure = describe_failure(event)
+            data = event.get("event_data") or {}
+            res = data.get("res") or {}
+            if event.get("event") == "runner_on_unreachable" and not sshdiag.explain(_text(res.get("msg")), "?"):
+                self.unexplained_host = str(data.get("host") or "")
         if event.get("event") == "playbook_on_stats":
             self.hosts = parse_stats(event.get("event_data") or {})
         if self.display is not None:
@@ -419,10 +408,24 @@ def run_playbook(
     if status != "successful" or rc != 0:
         if status == "canceled":
             failure = "canceled (Ctrl-C)"
+        elif recorder.unexplained_host:
+            failure = _diagnosed(recorder.unexplained_host) or recorder.failure
         else:
             failure = recorder.failure or failure_from_output(log_path.read_text(encoding="utf-8"))
             failure = failure or f"ansible-playbook ended with status {status} (rc={rc})"
     return PlaybookResult(status=status, rc=rc, hosts=recorder.hosts, log_path=log_path, failure=failure)
+
+
+def _diagnosed(host: str) -> str | None:
+    """`host: reason` from a direct ssh connection: through Ansible's master connection, ssh does not
+    show why a gateway hop failed (a changed host key reads "Connection closed by UNKNOWN port")."""
+    from cesres_ctl.runs import cluster, remote  # the cluster's ssh settings, only on this failure path
+
+    try:
+        reason = remote.diagnose(cluster.load(host).ssh)
+    except CesresError:
+        return None
+    return f"{host}: {reason}" if reason else None
 
 
 @contextmanager

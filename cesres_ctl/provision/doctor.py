@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from cesres_ctl import paths
+from cesres_ctl import paths, sshdiag
 from cesres_ctl.errors import CesresError
 from cesres_ctl.inventory import Inventory
 
@@ -138,18 +138,6 @@ def parse_checks(stdout: str, cluster: str) -> list[Check]:
     return checks
 
 
-def unreachable_hint(message: str) -> str:
-    if "Permission denied" in message:
-        return "the key was refused: check IdentityFile in ~/.ssh/config and that the key is registered with CÉCI"
-    if "Could not resolve hostname" in message:
-        return "the name does not resolve: check the Host alias in ~/.ssh/config (CÉCI ssh wizard)"
-    if "Host key verification failed" in message:
-        return "unknown or changed host key: connect once with ssh by hand and check the fingerprint"
-    if "timed out" in message or "Connection refused" in message:
-        return "the gateway or login node does not answer: check your network, VPN and ProxyJump gateway"
-    return HINTS["reach"]
-
-
 def run_raw(cluster: str, command: str, *, timeout: int = 120) -> tuple[str, dict[str, Any]]:
     """Run one raw command on ``cluster`` through ansible-runner; (event name, result) of its outcome."""
     import ansible_runner
@@ -191,14 +179,28 @@ def run_raw(cluster: str, command: str, *, timeout: int = 120) -> tuple[str, dic
     return outcome["event"], outcome["res"]
 
 
+def _diagnose(cluster: str) -> str | None:
+    """Why ssh fails, from a direct connection (Ansible's master connection hides the gateway's words)."""
+    from cesres_ctl.runs import cluster as clusters
+    from cesres_ctl.runs import remote
+
+    try:
+        return remote.diagnose(clusters.load(cluster).ssh)
+    except CesresError:
+        return None
+
+
 def diagnose(cluster: str, *, inventory: Inventory | None = None) -> list[Check]:
     inventory = inventory or Inventory()
     host_vars = inventory.host_vars(cluster)
     where = host_vars.get("ansible_host", cluster)
     event, res = run_raw(cluster, doctor_command(host_vars))
     if event == "runner_on_unreachable":
-        message = " ".join(str(res.get("msg", "")).split())
-        return [Check("reach", "fail", f"{where}: {message[:200]}", unreachable_hint(message))]
+        message = str(res.get("msg", ""))
+        explained = sshdiag.explain(message, str(where)) or _diagnose(cluster)
+        if explained:
+            return [Check("reach", "fail", explained, HINTS["reach"])]
+        return [Check("reach", "fail", f"{where}: {' '.join(message.split())[:200]}", HINTS["reach"])]
     reach = Check("reach", "pass", f"ssh {where} answers")
     if event == "runner_on_failed":
         detail = " ".join(str(res.get("stderr") or res.get("msg") or "").split())[:200]

@@ -21,6 +21,7 @@ from cesres_ctl.runs.registry import Registry, Run
 from cesres_ctl.runs.submit import dry_run_text, prepare, submit
 
 DEFAULT_FETCH_ROOT = Path("cesres-runs")
+EXIT_INTERRUPTED = 130
 ClusterOption = typer.Option(
     None, "--cluster", "-C", help="Cluster of the inventory (default: $CESRES_CLUSTER or dragon2)."
 )
@@ -68,6 +69,9 @@ def train(
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the job script and the copies; submit nothing."),
     wait: bool = typer.Option(False, "--wait", "-w", help="Follow the job until it ends, then fetch its results."),
     new: bool = typer.Option(False, "--new", help="Submit a new run even if one with the same inputs exists."),
+    cancel_on_interrupt: bool = typer.Option(
+        False, "--cancel-on-interrupt", help="With --wait: Ctrl-C cancels the job too (default: it runs on)."
+    ),
     dest: Path | None = WaitDestOption,
     as_json: bool = JsonOption,
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show Ansible's own output."),
@@ -116,7 +120,11 @@ def train(
             )
         out.print(f"run directory: {run.cluster}:{run.remote_dir}", markup=False, soft_wrap=True)
     if wait:
-        run = _wait(run, quiet=as_json)
+        try:
+            run = _wait(run, quiet=as_json)
+        except KeyboardInterrupt:
+            _interrupted(run, cancel_job=cancel_on_interrupt)
+            raise typer.Exit(EXIT_INTERRUPTED) from None
         fetched_to = _fetch(run, dest, quiet=as_json)
         run = Registry().get(run.cluster, run.run_id) or run
         if as_json:
@@ -128,9 +136,39 @@ def train(
         _print_json({**run.to_dict(), "submitted": outcome.submitted, "previous_job_id": outcome.previous_job_id})
 
 
-def runs(cluster: str | None = RunClusterOption, as_json: bool = JsonOption) -> None:
-    """List the recorded runs (the state is the last one seen; `status` refreshes it)."""
-    recorded = Registry().list(cluster)
+def _interrupted(run: Run, *, cancel_job: bool) -> None:
+    """Ctrl-C while following a job: the job itself runs on unless asked; say where it is and what next."""
+    registry = Registry()
+    if cancel_job:
+        state = _cancel(run, registry)
+        if state == "CANCELLED":
+            err.print(f"interrupted: cancelled {run.run_id} (job {run.job_id})", markup=False, soft_wrap=True)
+        else:
+            err.print(f"interrupted: {run.run_id} (job {run.job_id}) had already ended: {state}", markup=False)
+        return
+    latest = registry.get(run.cluster, run.run_id) or run
+    if latest.final:
+        err.print(f"interrupted: job {run.job_id} ended {latest.state}; cesres-ctl fetch {run.run_id}", markup=False)
+        return
+    err.print(
+        f"interrupted: job {run.job_id} is still {latest.state} on {run.cluster}. "
+        f"Follow it with `cesres-ctl logs -f {run.run_id}`, get its results with `cesres-ctl fetch {run.run_id}`, "
+        f"or stop it with `cesres-ctl cancel {run.run_id}`",
+        markup=False,
+        soft_wrap=True,
+    )
+
+
+def runs(
+    cluster: str | None = RunClusterOption,
+    as_json: bool = JsonOption,
+    no_refresh: bool = typer.Option(False, "--no-refresh", help="Show the recorded states without asking."),
+) -> None:
+    """List the recorded runs; the states of unfinished ones are asked of their clusters first."""
+    registry = Registry()
+    if not no_refresh:
+        _refresh_unfinished(registry, registry.list(cluster))
+    recorded = registry.list(cluster)
     if as_json:
         _print_json([run.to_dict() for run in recorded])
         return
@@ -154,6 +192,31 @@ def runs(cluster: str | None = RunClusterOption, as_json: bool = JsonOption) -> 
             str(res.get("time", "")),
         )
     out.print(table)
+
+
+def _refresh_unfinished(registry: Registry, recorded: list[Run]) -> None:
+    """One ssh call per cluster for the runs whose last known state is not final; a cluster that
+    cannot be asked keeps its runs' last known states, and a note says so."""
+    unfinished: dict[str, list[Run]] = {}
+    for run in recorded:
+        if not run.final:
+            unfinished.setdefault(run.cluster, []).append(run)
+    for name, pending in unfinished.items():
+        try:
+            found = remote.statuses(clusters.load(name).ssh, pending)
+        except CesresError as exc:
+            err.print(
+                f"note: could not ask {name} ({exc}); its {len(pending)} unfinished run(s) show their last known state",
+                markup=False,
+                soft_wrap=True,
+            )
+            continue
+        for run in pending:
+            job = found[run.run_id]
+            if job.state != "UNKNOWN" and (job.state, job.exit_code) != (run.state, run.exit_code):
+                registry.update(
+                    name, run.run_id, state=job.state, exit_code=job.exit_code, reason=job.reason, elapsed=job.elapsed
+                )
 
 
 def _settings(run: Run) -> clusters.SshSettings:
@@ -208,7 +271,8 @@ def _describe(job: remote.JobStatus) -> str:
         text += f", elapsed {job.elapsed}"
         if job.time_limit:
             text += f" of {job.time_limit}"
-    if job.final and job.exit_code:
+    # "exit code 0" of a job that did not complete would read as a success.
+    if job.final and job.exit_code and (job.exit_code != "0" or job.state == "COMPLETED"):
         text += f", exit code {job.exit_code}"
     if job.state == "UNKNOWN":
         text += " (neither squeue nor sacct knows the job)"
@@ -225,11 +289,13 @@ def logs(
     run = Registry().find(run_ref, cluster)
     argv = remote.logs_argv(_settings(run), run, follow=follow, lines=lines)
     try:
-        done = subprocess.run(argv, check=False)
+        # The log streams to stdout; ssh's own complaints are kept for a one-line error.
+        done = subprocess.run(argv, check=False, stderr=subprocess.PIPE, text=True)
     except KeyboardInterrupt:
         return
     if done.returncode == 255:
-        raise CesresError(f"cannot reach {run.cluster} to read {run.log_path}")
+        reason = remote.unreachable_reason(_settings(run), done.stderr)
+        raise CesresError(f"cannot reach {run.cluster} to read its log: {reason}")
     if done.returncode != 0 and not follow:
         raise CesresError(f"no log yet at {run.cluster}:{run.log_path} (is the job still pending?)")
 
@@ -268,6 +334,19 @@ def cancel(run_ref: str = RunArgument, cluster: str | None = RunClusterOption, a
     run = registry.find(run_ref, cluster)
     if run.final:
         raise CesresError(f"{run.run_id} already ended ({run.state}): nothing to cancel")
+    state = _cancel(run, registry)
+    # The registry may lag behind: a job that ended before scancel reached it was not cancelled.
+    cancelled = state == "CANCELLED"
+    if as_json:
+        _print_json({"run_id": run.run_id, "job_id": run.job_id, "state": state, "cancelled": cancelled})
+    elif cancelled:
+        out.print(f"cancelled {run.run_id} (job {run.job_id}): {state}", markup=False, soft_wrap=True)
+    else:
+        out.print(f"{run.run_id} (job {run.job_id}) had already ended: {state}", markup=False, soft_wrap=True)
+
+
+def _cancel(run: Run, registry: Registry) -> str:
+    """scancel the run's job, wait briefly for its final state, record it; return that state."""
     settings = _settings(run)
     done = remote.cancel(settings, run)
     if done.returncode != 0:
@@ -282,14 +361,7 @@ def cancel(run_ref: str = RunArgument, cluster: str | None = RunClusterOption, a
     registry.update(
         run.cluster, run.run_id, state=state, exit_code=job.exit_code, reason=job.reason, elapsed=job.elapsed
     )
-    # The registry may lag behind: a job that ended before scancel reached it was not cancelled.
-    cancelled = state == "CANCELLED"
-    if as_json:
-        _print_json({"run_id": run.run_id, "job_id": run.job_id, "state": state, "cancelled": cancelled})
-    elif cancelled:
-        out.print(f"cancelled {run.run_id} (job {run.job_id}): {state}", markup=False, soft_wrap=True)
-    else:
-        out.print(f"{run.run_id} (job {run.job_id}) had already ended: {state}", markup=False, soft_wrap=True)
+    return state
 
 
 def plot(

@@ -107,9 +107,44 @@ class Registry:
     def __init__(self, path: Path | None = None) -> None:
         self.path = path or paths.state_dir() / "runs.sqlite"
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        # Submissions that could not be recorded (see keep_unrecorded), recorded at the next chance.
+        self.unrecorded_dir = self.path.parent / "unrecorded"
+        self._recovering = False
+
+    def check_writable(self) -> None:
+        """Fail now, before a job is submitted, if its submission could not be recorded afterwards."""
+        with self._write() as conn:
+            verdict = conn.execute("PRAGMA quick_check").fetchone()[0]
+            if verdict != "ok":
+                raise sqlite3.DatabaseError(f"damaged ({verdict})")
+
+    def keep_unrecorded(self, run: Run) -> Path:
+        """Keep a submitted run that the database would not take, for the next command to record."""
+        self.unrecorded_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        target = self.unrecorded_dir / f"{run.cluster}--{run.run_id}.json"
+        partial = target.with_suffix(".partial")
+        partial.write_text(json.dumps(asdict(run)), encoding="utf-8")
+        partial.replace(target)
+        return target
+
+    def _record_unrecorded(self) -> None:
+        if self._recovering or not self.unrecorded_dir.is_dir():
+            return
+        self._recovering = True
+        try:
+            for kept in sorted(self.unrecorded_dir.glob("*.json")):
+                try:
+                    run = Run(**json.loads(kept.read_text(encoding="utf-8")))
+                except (OSError, ValueError, TypeError):
+                    continue  # not ours, or half written: left for the user to look at
+                self.record_submission(run)
+                kept.unlink()
+        finally:
+            self._recovering = False
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
+        self._record_unrecorded()
         try:
             conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
         except sqlite3.Error as exc:
@@ -126,6 +161,13 @@ class Registry:
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
                 conn.execute("COMMIT")
             yield conn
+        except sqlite3.DatabaseError as exc:
+            if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+                raise CesresError(f"run registry {self.path}: {exc}") from None
+            raise CesresError(
+                f"the run registry {self.path} is unusable ({exc}): move it aside and run again; "
+                "train with the same inputs finds their jobs on the cluster again"
+            ) from None
         except sqlite3.Error as exc:
             raise CesresError(f"run registry {self.path}: {exc}") from None
         finally:

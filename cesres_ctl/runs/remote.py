@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from cesres_ctl import paths
+from cesres_ctl import paths, sshdiag
 from cesres_ctl.errors import CesresError
 from cesres_ctl.runs.cluster import SshSettings
 from cesres_ctl.runs.registry import TERMINAL_STATES, Run
@@ -64,9 +64,44 @@ def execute(
     except subprocess.TimeoutExpired:
         raise CesresError(f"ssh to {settings.host} timed out after {timeout:.0f} s") from None
     if done.returncode == 255:
-        reason = (done.stderr.strip().splitlines() or ["ssh failed"])[-1]
-        raise CesresError(f"cannot reach the cluster ({settings.host}): {reason}")
+        raise CesresError(f"cannot reach the cluster ({settings.host}): {unreachable_reason(settings, done.stderr)}")
     return done
+
+
+def unreachable_reason(settings: SshSettings, stderr: str) -> str:
+    """Why ssh failed, in one line: its own message, or else what a fresh connection says."""
+    return sshdiag.explain(stderr, settings.host) or diagnose(settings) or sshdiag.reason(stderr, settings.host)
+
+
+def diagnose(settings: SshSettings) -> str | None:
+    """Why ssh cannot connect to the cluster, from a fresh connection that shows ssh's own messages.
+
+    Through master connections (ControlPersist, also the gateway's own, from the ssh config) ssh does
+    not show why a gateway hop failed: a changed host key reads "Connection closed by UNKNOWN port
+    65535". A direct connection does, with the gateway reached through an explicit ProxyCommand whose
+    ssh has no master either.
+    """
+    direct = ["-o", "BatchMode=yes", "-o", "ControlMaster=no", "-o", "ControlPath=none", "-o", "ConnectTimeout=20"]
+    argv = ["ssh", *settings.options, *direct]
+    if settings.port:
+        argv += ["-p", str(settings.port)]
+    if settings.user:
+        argv += ["-l", settings.user]
+    try:
+        resolved = subprocess.run([*argv, "-G", settings.host], capture_output=True, text=True, timeout=30, check=False)
+        jump = next((line.split()[1] for line in resolved.stdout.splitlines() if line.startswith("proxyjump ")), "")
+        if jump and jump != "none":
+            if "," in jump:
+                return None  # several hops: not diagnosed
+            gateway = f"ssh://{jump}" if ":" in jump else jump
+            hop = ["ssh", *settings.options, *direct, "-W", "%h:%p", gateway]
+            argv += ["-o", "ProxyCommand=" + " ".join(shlex.quote(word) for word in hop)]
+        done = subprocess.run(
+            [*argv, "--", settings.host, "true"], capture_output=True, text=True, timeout=60, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return None if done.returncode == 0 else sshdiag.explain(done.stderr, settings.host)
 
 
 @dataclass(frozen=True)
@@ -111,25 +146,40 @@ def parse_status(output: str) -> JobStatus:
             break
     acct_state = acct[0].split()[0] if acct and acct[0].strip() else ""
     acct_exit = acct[1] if len(acct) > 1 else ""
+    file_code = exit_file.strip().splitlines()[0].strip() if exit_file.strip() else ""
     queue_line = next((line for line in squeue.splitlines() if line.strip()), "")
     if queue_line:
         state, reason, elapsed, limit = [*queue_line.split("|"), "", "", ""][:4]
         if state in TERMINAL_STATES and acct_state:
             # Ended, but still in squeue for MinJobAge: sacct has the exit code.
-            return JobStatus(state, "", elapsed, limit, _exit(acct_exit), "squeue+sacct", tail_lines)
+            return JobStatus(
+                state, "", elapsed, limit, _final_exit(state, acct_exit, file_code), "squeue+sacct", tail_lines
+            )
         reason = "" if reason in ("None", "(null)") else reason
         return JobStatus(state, reason, elapsed, limit, "", "squeue", tail_lines)
     if acct_state:
         elapsed = acct[2] if len(acct) > 2 else ""
         limit = acct[3] if len(acct) > 3 else ""
         reason = acct[4] if len(acct) > 4 and acct[4] not in ("None", "") else ""
-        exit_code = _exit(acct_exit) if acct_state in TERMINAL_STATES else ""
+        exit_code = _final_exit(acct_state, acct_exit, file_code) if acct_state in TERMINAL_STATES else ""
         return JobStatus(acct_state, reason, elapsed, limit, exit_code, "sacct", tail_lines)
-    code = exit_file.strip().splitlines()[0] if exit_file.strip() else ""
-    if code:
-        state = "COMPLETED" if code == "0" else "FAILED"
-        return JobStatus(state, "", "", "", code, "exit_code file", tail_lines)
+    if file_code:
+        state = "COMPLETED" if file_code == "0" else "FAILED"
+        return JobStatus(state, "", "", "", file_code, "exit_code file", tail_lines)
     return JobStatus("UNKNOWN", "", "", "", "", "", tail_lines)
+
+
+def _final_exit(state: str, acct_exit: str, file_code: str) -> str:
+    """The exit code of an ended job: the job script's own record of the model's code when it wrote one.
+
+    sacct reports the batch step, which a stopped job (TIMEOUT, CANCELLED) often ends with `0:0`
+    although the model was killed; the exit_code file holds what the model returned. Without it, a
+    stopped job gets no code rather than a 0 that reads as a success.
+    """
+    if file_code:
+        return file_code
+    code = _exit(acct_exit)
+    return "" if code == "0" and state != "COMPLETED" else code
 
 
 def _exit(value: str) -> str:
@@ -143,6 +193,54 @@ def _exit(value: str) -> str:
 def status(settings: SshSettings, run: Run, *, tail_lines: int = 0) -> JobStatus:
     done = run_remote_script(settings, status_command(run, tail_lines))
     return parse_status(done.stdout)
+
+
+def statuses_command(runs: Sequence[Run]) -> str:
+    """One squeue and one sacct for every job of `runs`, then each run's exit_code file."""
+    jobs = shlex.quote(",".join(run.job_id for run in runs))
+    files = " ".join(shlex.quote(run.remote_dir + "/exit_code") for run in runs)
+    return (
+        "; ".join(
+            [
+                f"squeue -h -j {jobs} -o '%i|%T|%r|%M|%l' 2>/dev/null",
+                f"echo {_SEP}",
+                f"sacct -X -n -P -j {jobs} -o JobID,State,ExitCode,Elapsed,Timelimit,Reason 2>/dev/null",
+                f"echo {_SEP}",
+                f'for f in {files}; do printf "%s|" "$f"; head -n 1 "$f" 2>/dev/null || echo; done',
+            ]
+        )
+        + "; true"
+    )
+
+
+def parse_statuses(output: str, runs: Sequence[Run]) -> dict[str, JobStatus]:
+    """statuses_command's output as each run's JobStatus, keyed by run id (parse_status per job)."""
+    sections = [*output.split(_SEP + "\n"), "", ""]
+    by_job: dict[str, list[list[str]]] = {}
+    for index, section in enumerate(sections[:2]):
+        for line in section.splitlines():
+            job, sep, rest = line.partition("|")
+            if sep:
+                by_job.setdefault(job.strip(), [[], []])[index].append(rest)
+    codes = {}
+    for line in sections[2].splitlines():
+        path, sep, code = line.rpartition("|")
+        if sep:
+            codes[path] = code.strip()
+    result = {}
+    for run in runs:
+        queue, acct = by_job.get(run.job_id, [[], []])
+        code = codes.get(run.remote_dir + "/exit_code", "")
+        text = "\n".join(queue[:1]) + f"\n{_SEP}\n" + "\n".join(acct[:1]) + f"\n{_SEP}\n" + code + "\n"
+        result[run.run_id] = parse_status(text)
+    return result
+
+
+def statuses(settings: SshSettings, runs: Sequence[Run]) -> dict[str, JobStatus]:
+    """The state of several runs of one cluster in one ssh call."""
+    if not runs:
+        return {}
+    return parse_statuses(run_remote_script(settings, statuses_command(runs)).stdout, runs)
 
 
 def run_remote_script(settings: SshSettings, script: str, *, timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -176,6 +274,10 @@ def rsync_ssh(settings: SshSettings) -> str:
 
 def fetch(settings: SshSettings, run: Run, dest: Path) -> tuple[int, str]:
     """rsync results/, the Slurm logs and the run's files into `dest`; return (files changed, output)."""
+    # Asked first (one round trip on the master connection), so that nothing is created locally for a
+    # cluster that cannot be reached or a run directory that is gone.
+    if execute(settings, ["test", "-d", run.remote_dir]).returncode != 0:
+        raise CesresError(f"the run directory {settings.host}:{run.remote_dir} of {run.run_id} is gone")
     dest.mkdir(parents=True, exist_ok=True)
     target = f"{settings.host}:{run.remote_dir}/"
     argv = [
@@ -202,7 +304,7 @@ def fetch(settings: SshSettings, run: Run, dest: Path) -> tuple[int, str]:
     except FileNotFoundError:
         raise CesresError("rsync is not installed on this machine (it copies the results)") from None
     if done.returncode not in (0, 24):  # 24: files vanished during the transfer (a running job)
-        reason = (done.stderr.strip().splitlines() or [f"rsync exit code {done.returncode}"])[-1]
+        reason = unreachable_reason(settings, done.stderr) if done.stderr.strip() else f"rsync exit {done.returncode}"
         raise CesresError(f"fetching {run.run_id} failed: {reason}")
     changed = [line for line in done.stdout.splitlines() if line[:2] in (">f", "cd") and not line.endswith("/")]
     return len(changed), done.stdout

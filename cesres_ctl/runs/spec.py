@@ -11,6 +11,7 @@ import json
 import re
 import secrets
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from cesres_ctl.errors import CesresError
@@ -42,12 +43,18 @@ class RunSpec:
         canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()
 
-    def extravars(self, report_path: str = "") -> dict[str, Any]:
-        """The role's inputs; every free string was checked (no template delimiters, no newlines)."""
+    def extravars(self, report_path: str = "", staged: Path | None = None) -> dict[str, Any]:
+        """The role's inputs; every free string was checked (no template delimiters, no newlines).
+
+        `staged`: a directory holding a link to each local data file under its staged name. Ansible
+        expands `~` and `$VAR` in a copy's src, so a local path must reach it through such a link to
+        stay the literal path whose checksum the run id was made from.
+        """
         inputs: list[dict[str, str]] = []
         for item in self.config.inputs:
             if item.local_path is not None:
-                inputs.append({"name": item.staged_name, "src": str(item.local_path)})
+                source = staged / item.staged_name if staged is not None else item.local_path
+                inputs.append({"name": item.staged_name, "src": str(source)})
             else:
                 inputs.append({"name": item.staged_name, "cluster_path": str(item.cluster_path)})
         variables: dict[str, Any] = {
@@ -110,3 +117,12 @@ def _check_strings(value: object, where: str = "value") -> None:
     elif isinstance(value, list | tuple):
         for item in value:
             _check_strings(item, where)
+
+
+def link_local_inputs(config: RunConfig, into: Path) -> Path:
+    """Links named by their staged names to the run's local data files (see RunSpec.extravars)."""
+    into.mkdir(mode=0o700, exist_ok=True)
+    for item in config.inputs:
+        if item.local_path is not None:
+            (into / item.staged_name).symlink_to(item.local_path.absolute())
+    return into

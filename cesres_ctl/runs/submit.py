@@ -90,12 +90,17 @@ def submit(
 ) -> Outcome:
     """Run playbooks/train.yml for the prepared run and record the outcome in the registry."""
     run_spec = prepared.spec
+    registry = registry or Registry()
+    # A job must never run unrecorded: a registry that cannot take it stops us before sbatch.
+    registry.check_writable()
     with tempfile.TemporaryDirectory(prefix="cesres-train-") as tmp:
         report_path = Path(tmp) / "report.json"
         result = run_playbook(
             PLAYBOOK,
             limit=prepared.cluster.name,
-            extravars=run_spec.extravars(str(report_path)),
+            extravars=run_spec.extravars(
+                str(report_path), staged=spec.link_local_inputs(run_spec.config, Path(tmp) / "inputs")
+            ),
             verbose=verbose,
             title=f"train {run_spec.name} on {prepared.cluster.name}",
             quiet=quiet,
@@ -116,7 +121,15 @@ def submit(
         config=str(run_spec.config.path),
         resources=run_spec.resources.to_dict(),
     )
-    run = (registry or Registry()).record_submission(run)
+    try:
+        run = registry.record_submission(run)
+    except CesresError as exc:
+        lost = f"job {run.job_id} of run {run.run_id} was submitted on {run.cluster} but not recorded ({exc})"
+        try:
+            kept = registry.keep_unrecorded(run)
+        except OSError:
+            raise CesresError(f"{lost}; train with the same inputs records it again") from None
+        raise CesresError(f"{lost}; kept in {kept}, the next cesres-ctl command records it") from None
     return Outcome(
         run=run, submitted=bool(report.get("submitted")), previous_job_id=str(report.get("previous_job_id") or "")
     )

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from cesres_ctl import sshdiag
 from cesres_ctl.errors import CesresError
 from cesres_ctl.inventory import Inventory
 from cesres_ctl.provision import doctor
@@ -111,10 +112,14 @@ def test_parse_checks_adds_hints_to_failures():
     assert checks[0].hint == "" and "module spider" in checks[1].hint and checks[1].failed
 
 
-def test_unreachable_hints():
-    assert "key was refused" in doctor.unreachable_hint("Permission denied (publickey).")
-    assert "Host alias" in doctor.unreachable_hint("Could not resolve hostname dragon2")
-    assert "gateway" in doctor.unreachable_hint("Connection timed out during banner exchange")
+def test_ssh_failures_are_explained_in_one_line():
+    assert "key was refused" in sshdiag.explain("u@h: Permission denied (publickey).", "dragon2")
+    assert "does not resolve" in sshdiag.explain("ssh: Could not resolve hostname dragon2: Name", "dragon2")
+    assert "timed out" in sshdiag.explain("Connection timed out during banner exchange", "dragon2")
+    unknown = "No ED25519 host key is known for gwceci and you have requested strict checking.\nHost key verification"
+    assert sshdiag.explain(unknown, "dragon2").startswith("host key verification failed for gwceci: its key is not")
+    assert sshdiag.explain("kex_exchange_identification: Connection closed by UNKNOWN port 65535", "x") is None
+    assert sshdiag.reason("a\nkex_exchange_identification: closed\n", "x") == "kex_exchange_identification: closed"
 
 
 def test_doctor_script_runs_locally_with_stub_tools(tmp_path):

@@ -62,7 +62,16 @@ def test_unreachable_publickey_is_explained():
             "ssh: connect to host 10.0.0.1 port 22: Connection timed out",
             "cannot reach sandbox: the connection",
         ),
-        ("Host key verification failed.", "the host key of sandbox does not match known_hosts"),
+        ("Host key verification failed.", "host key verification failed for sandbox"),
+        (
+            "Failed to connect to the host via ssh: @@@@@@@@@@\r\n@    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!"
+            "\r\nOffending ED25519 key in /home/u/.ssh/known_hosts:7\r\n"
+            "Host key for gwceci.cism.ucl.ac.be has changed and you have requested strict checking.\r\n"
+            "Host key verification failed.\r\nkex_exchange_identification: Connection closed by remote host\r\n"
+            "Connection closed by UNKNOWN port 65535",
+            "host key verification failed for gwceci.cism.ucl.ac.be: the key it sent is not the one in "
+            "/home/u/.ssh/known_hosts line 7",
+        ),
     ],
 )
 def test_unreachable_reasons(msg, expected):

@@ -314,7 +314,11 @@ SEP = "@@cesres@@\n"
         ("PENDING|Resources|0:00|30:00\n" + SEP + SEP, ("PENDING", "Resources", "")),
         (SEP + "FAILED|2:0|00:00:03|00:30:00|None\n" + SEP + "2\n", ("FAILED", "", "2")),
         (SEP + "CANCELLED by 1001|0:15|00:00:09|01:00:00|None\n" + SEP, ("CANCELLED", "", "0:15")),
-        (SEP + "TIMEOUT|0:0|00:01:14|00:01:00|None\n" + SEP, ("TIMEOUT", "", "0")),
+        # A stopped job: the model's code as the job script recorded it, never a bare 0 from sacct.
+        (SEP + "TIMEOUT|0:0|00:01:14|00:01:00|None\n" + SEP, ("TIMEOUT", "", "")),
+        (SEP + "TIMEOUT|0:0|00:01:14|00:01:00|None\n" + SEP + "1\n", ("TIMEOUT", "", "1")),
+        (SEP + "CANCELLED by 0|0:0|00:00:09|01:00:00|None\n" + SEP + "143\n", ("CANCELLED", "", "143")),
+        ("TIMEOUT|None|1:14|1:00\n" + SEP + "TIMEOUT|0:0|00:01:14|00:01:00|None\n" + SEP + "1\n", ("TIMEOUT", "", "1")),
         ("COMPLETED|None|0:03|30:00\n" + SEP + "COMPLETED|0:0|00:00:03|00:30:00|None\n" + SEP, ("COMPLETED", "", "0")),
         (SEP + SEP + "0\n", ("COMPLETED", "", "0")),
         (SEP + SEP + "143\n", ("FAILED", "", "143")),

@@ -4,8 +4,9 @@
 # reported, not installed), with ONE pip run; then pip check and an import check of the entry point's
 # imports with the modules loaded. Marks the venv ready only after all of that, holding a lock that
 # keeps a second installer out. stdout: "REPORT <line>" for what to show, "CESRES_VENV installed" last.
+# "CESRES_VENV ready" instead when another installer, waited for, made it ready.
 # Failures: one line on stderr; exit 4 (pip cannot install the file), 5 (disk quota), 6 (pip check),
-# 7 (another installation is running), 8 (import check), 2 (other).
+# 7 (another installation still running after CESRES_VENV_LOCK_WAIT s), 8 (import check), 2 (other).
 venv=$1 req=$2 hash=$3 cache=$4 entry=$5 policy=$6 nprotect=$7
 shift 7
 protect=("${@:1:nprotect}")
@@ -19,9 +20,19 @@ stamp=$venv/.cesres-ready
 log=$venv/cesres-pip.log
 plan_dir=$venv/.cesres-plan
 py=$venv/bin/python
-# One installer at a time per venv: a second setup waits for none, it fails at once.
+# One installer at a time per venv. A second setup (another terminal, or a re-run after the first
+# controller was killed while its pip runs on) waits for the first; if that one made the venv ready,
+# nothing is installed twice. The stamp is removed before and written after, by the lock holder only.
+wait_s=${CESRES_VENV_LOCK_WAIT:-1800}
 exec 9>>"$venv/.cesres-install.lock" || die 2 "cannot open the lock file in $venv"
-flock -n 9 || die 7 "another installation into $venv is running (a setup started elsewhere); try again when it ends"
+if ! flock -n 9; then
+  echo "REPORT waited for another installation into $venv (a setup started elsewhere or interrupted)"
+  flock -w "$wait_s" 9 || die 7 "another installation into $venv is still running after ${wait_s} s; try again when it ends"
+  if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$hash" ]; then
+    echo "CESRES_VENV ready"
+    exit 0
+  fi
+fi
 rm -f "$stamp"
 pip=("$py" -m pip --disable-pip-version-check --no-input install)
 [ -z "$cache" ] || pip+=(--cache-dir "$(expand "$cache")")

@@ -1,0 +1,67 @@
+"""What the run tests share: cesres-ctl with a private registry, run from cesres-mini, and the
+runs' own CESReS checkout and venv on the cluster (~/cesres-it, ~/cesres-it-env, set with `train --set`),
+so that tests of the provisioning roles that reset ~/cesres cannot disturb them."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.conftest import PROJECT
+
+DEMO = PROJECT / "sandbox" / "cesres-mini"
+ROOT = "~/cesres-it"
+VENV = "~/cesres-it-env"
+SETS = ("--set", f"root={ROOT}", "--set", f"venv={VENV}")
+TERMINAL = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL"}
+
+
+class Cli:
+    """cesres-ctl with a private state directory, run from cesres-mini (its demo config's data paths)."""
+
+    def __init__(self, state: Path, path_prefix: Path | None = None) -> None:
+        self.env = {**os.environ, "XDG_STATE_HOME": str(state), "CESRES_CLUSTER": "sandbox"}
+        if path_prefix is not None:
+            self.env["PATH"] = f"{path_prefix}:{self.env['PATH']}"
+
+    def __call__(self, *args: str, timeout: float = 600, cwd: Path = DEMO) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "cesres_ctl", *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+            cwd=cwd,
+            env=self.env,
+        )
+
+    def json(self, *args: str, timeout: float = 600) -> dict:
+        done = self(*args, "--json", timeout=timeout)
+        assert done.returncode == 0, f"{args}: {done.stdout}\n{done.stderr}"
+        return json.loads(done.stdout)
+
+    def _train(self, args: tuple[str, ...], model: tuple[str, ...], config: str = "configs/demo.yaml") -> dict:
+        done = self("train", config, *SETS, *args, "--json", "--", *model)
+        assert done.returncode == 0, f"train {args} {model}: {done.stdout}\n{done.stderr}"
+        return json.loads(done.stdout)
+
+    def wait_final(self, run_id: str, timeout: float = 300) -> dict:
+        deadline = time.monotonic() + timeout
+        while True:
+            status = self.json("status", run_id)
+            if status["final"]:
+                return status
+            assert time.monotonic() < deadline, f"{run_id} still {status['state']} after {timeout} s"
+            time.sleep(3)
+
+
+def demo_config_with(directory: Path, old: str, new: str) -> str:
+    """The demo config with one edit and absolute data paths, written into `directory`."""
+    text = (DEMO / "configs" / "demo.yaml").read_text()
+    assert old in text
+    text = text.replace(old, new).replace('"data/', f'"{DEMO}/data/')
+    path = directory / "edited.yaml"
+    path.write_text(text)
+    return str(path)
