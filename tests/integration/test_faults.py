@@ -133,8 +133,10 @@ def _setup() -> subprocess.Popen[str]:
 def _installers(sandbox) -> tuple[int, bool]:
     """(pip installs running into the venv, the venv's ready stamp exists), in one look."""
     venv = VENV.replace("~", "$HOME", 1)
+    name = venv.split("/")[-1]
+    # [c]esres-…: the pattern must not match the shell that runs pgrep, whose command line holds it.
     script = (
-        f'n=$(pgrep -u "$(id -u)" -f "{venv.split("/")[-1]}/bin/python -m pip .*install" | wc -l); '
+        f'n=$(pgrep -u "$(id -u)" -f "[{name[0]}]{name[1:]}/bin/python -m pip .*install" | wc -l); '
         f'if [ -e "{venv}/.cesres-ready" ]; then echo "$n ready"; else echo "$n none"; fi'
     )
     count, stamp = sandbox.ssh(script).stdout.split()
@@ -143,8 +145,10 @@ def _installers(sandbox) -> tuple[int, bool]:
 
 def test_setup_killed_during_pip_then_rerun_installs_once_and_is_ready_only_when_complete(cluster_code):
     sandbox = cluster_code
+    started: list[subprocess.Popen[str]] = []
     try:
         first = _setup()
+        started.append(first)
         deadline = time.monotonic() + 600
         while _installers(sandbox)[0] == 0:
             assert first.poll() is None, first.communicate()
@@ -153,6 +157,7 @@ def test_setup_killed_during_pip_then_rerun_installs_once_and_is_ready_only_when
         os.killpg(first.pid, signal.SIGKILL)
         first.wait()
         second = _setup()
+        started.append(second)
         seen = []
         while second.poll() is None:
             count, ready = _installers(sandbox)
@@ -168,4 +173,9 @@ def test_setup_killed_during_pip_then_rerun_installs_once_and_is_ready_only_when
         listed = sandbox.ssh(f"ls {VENV}/lib/python3*/site-packages").stdout.split()
         assert {"transformers", "git", "yaml"} <= set(listed), listed
     finally:
-        sandbox.ssh(f"rm -rf {VENV}")
+        for process in started:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        name = VENV.split("/")[-1]
+        sandbox.ssh(f'pkill -u "$(id -u)" -f "[{name[0]}]{name[1:]}/bin/python"; rm -rf {VENV}')
