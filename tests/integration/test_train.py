@@ -150,6 +150,8 @@ def test_time_limit_copies_partial_results_back(cli, submitted, sandbox, tmp_pat
     assert run["resources"]["signal_grace"] == 30
     status = cli.wait_final(run["run_id"], timeout=240)
     assert status["state"] == "TIMEOUT", status
+    # The model was stopped: its exit code as the job recorded it, never a 0 that reads as success.
+    assert status["exit_code"] not in ("", "0"), status
     dest = tmp_path / "partial"
     cli.json("fetch", run["run_id"], "--dest", str(dest))
     assert (dest / "results" / "metrics_epoch_0.json").is_file(), "partial results were not copied back"
