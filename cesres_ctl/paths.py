@@ -1,6 +1,7 @@
 """Where things live: the project (playbooks, roles), the user's state, the sandbox."""
 
 import os
+import tempfile
 from pathlib import Path
 
 from cesres_ctl.errors import CesresError
@@ -26,14 +27,28 @@ def project_dir() -> Path:
 def state_dir() -> Path:
     """Per-user state (run registry, logs), following the XDG base directory spec."""
     base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    path = Path(base) / "cesres-ctl"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    return ensure_dir(Path(base) / "cesres-ctl", "the state directory", "set XDG_STATE_HOME to a writable directory")
 
 
 def logs_dir() -> Path:
-    path = state_dir() / "logs"
-    path.mkdir(parents=True, exist_ok=True)
+    return ensure_dir(state_dir() / "logs", "the log directory", "set XDG_STATE_HOME to a writable directory")
+
+
+def ensure_dir(path: Path, what: str, hint: str) -> Path:
+    """Create the directory `path` (parents too) and check that files can be written in it.
+
+    Any OSError becomes one line: what the directory is for, the path, why, then `hint` (what to do).
+    """
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        # Permission bits do not stop root (and /proc or /sys refuse files anyway): try a file. An
+        # unnamed temporary file leaves nothing behind.
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as exc:
+        # mkdir(exist_ok=True) says FileExistsError only when the path is not a directory.
+        reason = "it is a file, not a directory" if isinstance(exc, FileExistsError) else exc.strerror
+        raise CesresError(f"cannot use {path} as {what}: {reason or exc}; {hint}") from None
     return path
 
 
