@@ -35,20 +35,30 @@ def logs_dir() -> Path:
 
 
 def ensure_dir(path: Path, what: str, hint: str) -> Path:
-    """Create the directory `path` (parents too) and check that files can be written in it.
-
-    Any OSError becomes one line: what the directory is for, the path, why, then `hint` (what to do).
-    """
+    """Create the directory `path` (parents too), checked first with check_dir."""
+    check_dir(path, what, hint)
     try:
         path.mkdir(parents=True, exist_ok=True)
-        # Permission bits do not stop root (and /proc or /sys refuse files anyway): try a file. An
+    except OSError as exc:  # checked a moment ago: only a race gets here
+        raise CesresError(f"cannot use {path} as {what}: {exc.strerror or exc}; {hint}") from None
+    return path
+
+
+def check_dir(path: Path, what: str, hint: str) -> Path:
+    """Check, creating nothing, that `path` is a directory or can be made one, and that files can be
+    written there. A failure is one line: what the directory is for, the path, why, then `hint`."""
+    path = path.absolute()
+    existing = next(p for p in (path, *path.parents) if os.path.lexists(p))
+    if not existing.is_dir():
+        raise CesresError(f"cannot use {path} as {what}: {existing} is a file, not a directory; {hint}")
+    try:
+        # Permission bits do not stop root, and /proc or /sys refuse new files anyway: try one. An
         # unnamed temporary file leaves nothing behind.
-        with tempfile.TemporaryFile(dir=path):
+        with tempfile.TemporaryFile(dir=existing):
             pass
     except OSError as exc:
-        # mkdir(exist_ok=True) says FileExistsError only when the path is not a directory.
-        reason = "it is a file, not a directory" if isinstance(exc, FileExistsError) else exc.strerror
-        raise CesresError(f"cannot use {path} as {what}: {reason or exc}; {hint}") from None
+        reason = exc.strerror or exc
+        raise CesresError(f"cannot use {path} as {what}: cannot write in {existing} ({reason}); {hint}") from None
     return path
 
 

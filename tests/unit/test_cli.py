@@ -1,6 +1,7 @@
 """The CLI's contract: one-line errors, non-zero exits, never a traceback."""
 
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -146,3 +147,45 @@ def test_a_cesres_error_keeps_its_exit_code(monkeypatch, capsys, tmp_path):
     code, _, err = run_main(monkeypatch, capsys, "runs")
     assert code == 3
     assert one_error_line(err) == "cesres-ctl: error: cluster unreachable"
+
+
+@pytest.fixture
+def recorded_run(monkeypatch, tmp_path):
+    """A run in a private registry; contacting the cluster fails the test."""
+    from cesres_ctl.runs import remote
+    from cesres_ctl.runs.registry import Registry, Run, now
+
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    Registry().record_submission(
+        Run("sandbox", "dest-0123456789", "dest", "7", "/runs/dest-0123456789", now(), "COMPLETED")
+    )
+
+    def no_ssh(*_args, **_kwargs):
+        raise AssertionError("the cluster was contacted")
+
+    for name in ("fetch", "execute"):
+        monkeypatch.setattr(remote, name, no_ssh)
+    a_file = tmp_path / "a-file"
+    a_file.write_text("")
+    return a_file
+
+
+@pytest.mark.parametrize(
+    ("argv", "words"),
+    [
+        (("fetch", "dest", "--dest", "{file}"), ["a-file is a file, not a directory", "--dest"]),
+        (("fetch", "dest", "--dest", "{file}/sub"), ["a-file is a file, not a directory"]),
+        (("fetch", "dest", "--dest", "/proc/cesres-x"), ["cannot write in /proc", "--dest"]),
+        (("fetch", "dest", "--dest", "/sys/cesres-x"), ["cannot write in /sys"]),
+        (("plot", "dest", "--output", "/proc/cesres-x.png"), ["cannot write in /proc", "--output"]),
+        (("plot", "dest", "--output", "{file}/x.png"), ["a-file is a file, not a directory"]),
+        (("plot", "dest", "--output", "/tmp"), ["/tmp is a directory"]),
+    ],
+)
+def test_a_bad_destination_is_one_line_before_any_ssh(monkeypatch, capsys, recorded_run, argv, words):
+    argv = tuple(arg.replace("{file}", str(recorded_run)) for arg in argv)
+    code, _, err = run_main(monkeypatch, capsys, *argv)
+    assert code == 1
+    line = one_error_line(err)
+    assert all(word in line for word in words), line
+    assert not any(Path(p).exists() for p in ("/proc/cesres-x", "/sys/cesres-x", "/proc/cesres-x.png"))

@@ -144,3 +144,14 @@ def test_find_takes_a_short_name_or_job_id_as_it_is(tmp_path):
     assert registry.find("7").run_id == "ab-0123456789"
     with pytest.raises(CesresError, match="no run 'zz'"):
         registry.find("zz")
+
+
+def test_plot_into_an_unwritable_place_is_a_clear_error(tmp_path):
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "metrics_epoch_0.json").write_text(json.dumps({"training_loss": 0.5}))
+    with pytest.raises(CesresError, match=r"cannot write in /proc") as raised:
+        plot.plot(results, Path("/proc/cesres-curves.png"), "demo")
+    assert "\n" not in str(raised.value)
+    with pytest.raises(CesresError, match="is a directory"):
+        plot.check_output(tmp_path)
