@@ -118,6 +118,7 @@ def load(
         if not isinstance(data[section], dict):
             raise CesresError(f"config file {path}: section {section} must be a mapping")
     conf = data["CONFIG"]
+    _check_numbers(conf, path)
     if _truthy(conf.get("no_loop")):
         raise CesresError(f"config file {path} sets CONFIG.no_loop: a training run must train (remove it)")
     labels = data["MODEL"].get("labels")
@@ -244,6 +245,22 @@ def _check_head(model: dict[str, Any], n_labels: int, path: Path) -> None:
         )
 
 
+def _check_numbers(conf: dict[str, Any], path: Path) -> None:
+    """CONFIG's counts and sizes are whole numbers: the real program would only fail once the job runs."""
+    for key in sorted(_INT_KEYS & conf.keys()):
+        value = conf[key]
+        if value is None:
+            continue  # the program's default
+        if isinstance(value, bool) or not isinstance(value, int) or value < _minimum(key):
+            raise CesresError(
+                f"config file {path}: CONFIG.{key} must be a whole number >= {_minimum(key)}, got {value!r}"
+            )
+
+
+def _minimum(key: str) -> int:
+    return 0 if key == "random_seed" else 1
+
+
 def _device(value: object, gpus: int | None, path: Path, *, from_option: bool) -> str | None:
     """CONFIG.device for the job: as asked when it fits the resources, else from them (cuda iff GPUs)."""
     where = "-d" if from_option else f"CONFIG.device in {path}"
@@ -289,7 +306,10 @@ def _data_input(key: str, value: str, config_path: Path, cwd: Path) -> DataInput
         suffix = Path(remote).suffix
         return DataInput(key, value, None, remote, _staged_name(key, suffix), None)
     check_text(value, f"CONFIG.{key}")  # before it is used as a path (a NUL, a newline in the messages)
-    candidate = Path(value).expanduser()
+    try:
+        candidate = Path(value).expanduser()
+    except RuntimeError:  # ~name of a user this machine does not know
+        raise CesresError(f"data file CONFIG.{key} = {value!r}: unknown user in ~NAME; give the path") from None
     tried = [candidate] if candidate.is_absolute() else [cwd / candidate, config_path.parent / candidate]
     found = next((p for p in tried if p.is_file()), None)
     if found is None:
@@ -376,6 +396,6 @@ def _option_value(key: str, value: str) -> Any:
         number = int(value)
     except ValueError:
         raise CesresError(f"model option for CONFIG.{key} needs an integer, got {value!r}") from None
-    if number < (0 if key == "random_seed" else 1):
-        raise CesresError(f"model option for CONFIG.{key} must be {'>= 0' if key == 'random_seed' else '>= 1'}")
+    if number < _minimum(key):
+        raise CesresError(f"model option for CONFIG.{key} must be >= {_minimum(key)}")
     return number

@@ -150,6 +150,11 @@ def test_data_paths_resolve_against_the_config_dir_and_the_cluster(tmp_path):
         (lambda t: t.replace('training: "data/train.txt"', 'training: "data\\n/train.txt"'), "newlines"),
         (lambda t: t.replace('training: "data/train.txt"', 'training: "data\\0/train.txt"'), "NUL"),
         (lambda t: t.replace('training: "data/train.txt"', 'training: "data"'), "not a regular file"),
+        (lambda t: t.replace('training: "data/train.txt"', 'training: "~cesres-nobody/x"'), "unknown user"),
+        (lambda t: t.replace("loops: 10", "loops: ten"), "CONFIG.loops must be a whole number >= 1"),
+        (lambda t: t.replace("batch_size: 8", "batch_size: 0"), "CONFIG.batch_size must be a whole number"),
+        (lambda t: t.replace("batch_size: 8", "batch_size: true"), "CONFIG.batch_size must be a whole number"),
+        (lambda t: t.replace("random_seed: 42", "random_seed: -1"), "CONFIG.random_seed must be a whole number >= 0"),
     ],
 )
 def test_bad_configs_are_one_line_errors(tmp_path, edit, message):
