@@ -68,7 +68,8 @@ def main() -> None:
 
 
 def _fail(message: str, code: int) -> NoReturn:
-    err.print(f"{PROG}: error: {' '.join(message.split())}", markup=False, soft_wrap=True)
+    # One line even when a message carries another program's multi-line output.
+    err.print(f"{PROG}: error: {' '.join(message.splitlines())}", markup=False, soft_wrap=True)
     sys.exit(code)
 
 
