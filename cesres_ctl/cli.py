@@ -1,6 +1,7 @@
 """The ``cesres-ctl`` command line: one typer app, one sub-app per area."""
 
 import sys
+from typing import NoReturn
 
 import typer
 
@@ -36,14 +37,53 @@ def _root(
     """cesres-ctl: CESReS on CÉCI clusters."""
 
 
-def main() -> None:
-    """Entry point: expected failures become one line on stderr and a non-zero exit.
+PROG = "cesres-ctl"
+EXIT_INTERRUPTED = 130
 
-    Usage errors are typer's (exit 2); typer lets other exceptions through, so a
-    CesresError raised by any command is turned into one line here.
+
+def main() -> None:
+    """Entry point: every expected failure is one line on stderr and a non-zero exit, never a traceback.
+
+    typer runs without its standalone mode, so that its usage errors come here instead of being drawn
+    as a multi-line box: they become one line (exit 2). A CesresError keeps its exit code; an OSError
+    or RecursionError that no command caught is the last-resort net (exit 1).
     """
     try:
-        app()
+        code = app(standalone_mode=False, prog_name=PROG)
     except CesresError as exc:
-        err.print(f"cesres-ctl: error: {exc}", markup=False, soft_wrap=True)
+        _fail(str(exc), exc.exit_code)
+    except typer.TyperException as exc:  # typer's own click: usage errors (exit 2), file errors
+        _usage_error(exc)
+    except (typer.Abort, KeyboardInterrupt):
+        code = EXIT_INTERRUPTED
+    except OSError as exc:
+        _fail(_os_error(exc), 1)
+    except RecursionError:
+        _fail("the input is nested too deeply to be read: flatten it", 1)
+    # A command returns None; typer.Exit(code) comes back as its code (typer turns Ctrl-C into 130).
+    code = code if isinstance(code, int) else 0
+    if code == EXIT_INTERRUPTED:
+        _fail("interrupted", EXIT_INTERRUPTED)
+    sys.exit(code)
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    # One line even when a message carries another program's multi-line output.
+    err.print(f"{PROG}: error: {' '.join(message.splitlines())}", markup=False, soft_wrap=True)
+    sys.exit(code)
+
+
+def _usage_error(exc: typer.TyperException) -> NoReturn:
+    ctx = getattr(exc, "ctx", None)
+    # no_args_is_help: typer has printed the help on stdout already.
+    if type(exc).__name__ == "NoArgsIsHelpError":
         sys.exit(exc.exit_code)
+    hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+    _fail(exc.format_message() + hint, exc.exit_code)
+
+
+def _os_error(exc: OSError) -> str:
+    if not exc.strerror:
+        return str(exc)
+    where = f": {exc.filename}" if exc.filename else ""
+    return f"{exc.strerror}{where}"

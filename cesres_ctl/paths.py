@@ -1,6 +1,7 @@
 """Where things live: the project (playbooks, roles), the user's state, the sandbox."""
 
 import os
+import tempfile
 from pathlib import Path
 
 from cesres_ctl.errors import CesresError
@@ -26,14 +27,38 @@ def project_dir() -> Path:
 def state_dir() -> Path:
     """Per-user state (run registry, logs), following the XDG base directory spec."""
     base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    path = Path(base) / "cesres-ctl"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    return ensure_dir(Path(base) / "cesres-ctl", "the state directory", "set XDG_STATE_HOME to a writable directory")
 
 
 def logs_dir() -> Path:
-    path = state_dir() / "logs"
-    path.mkdir(parents=True, exist_ok=True)
+    return ensure_dir(state_dir() / "logs", "the log directory", "set XDG_STATE_HOME to a writable directory")
+
+
+def ensure_dir(path: Path, what: str, hint: str) -> Path:
+    """Create the directory `path` (parents too), checked first with check_dir."""
+    check_dir(path, what, hint)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # checked a moment ago: only a race gets here
+        raise CesresError(f"cannot use {path} as {what}: {exc.strerror or exc}; {hint}") from None
+    return path
+
+
+def check_dir(path: Path, what: str, hint: str) -> Path:
+    """Check, creating nothing, that `path` is a directory or can be made one, and that files can be
+    written there. A failure is one line: what the directory is for, the path, why, then `hint`."""
+    path = path.absolute()
+    existing = next(p for p in (path, *path.parents) if os.path.lexists(p))
+    if not existing.is_dir():
+        raise CesresError(f"cannot use {path} as {what}: {existing} is a file, not a directory; {hint}")
+    try:
+        # Permission bits do not stop root, and /proc or /sys refuse new files anyway: try one. An
+        # unnamed temporary file leaves nothing behind.
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or exc
+        raise CesresError(f"cannot use {path} as {what}: cannot write in {existing} ({reason}); {hint}") from None
     return path
 
 

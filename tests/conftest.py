@@ -5,6 +5,7 @@ import os
 import shlex
 import subprocess
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,8 +43,13 @@ class Sandbox:
         return self.ssh(f"bash -lc {shlex.quote(script)}", timeout=timeout)
 
 
-def run_cli(*args: str, timeout: float = 900, cwd: Path = PROJECT) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*CESRES_CTL, *args], capture_output=True, text=True, timeout=timeout, check=False, cwd=cwd)
+def run_cli(
+    *args: str, timeout: float = 900, cwd: Path = PROJECT, env: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """cesres-ctl as a subprocess; env (default: this process's) replaces the whole environment."""
+    return subprocess.run(
+        [*CESRES_CTL, *args], capture_output=True, text=True, timeout=timeout, check=False, cwd=cwd, env=env
+    )
 
 
 def _sandbox_status() -> dict:

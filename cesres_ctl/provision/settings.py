@@ -29,10 +29,12 @@ def parse_extra_vars(items: Sequence[str]) -> dict[str, Any]:
     for item in items:
         text = item.strip()
         if text.startswith("@"):
-            path = Path(text[1:]).expanduser()
+            path = Path(text[1:])
             try:
-                loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
-            except (OSError, yaml.YAMLError) as exc:
+                loaded = yaml.safe_load(path.expanduser().read_text(encoding="utf-8"))
+            except RecursionError:
+                raise CesresError(f"-e {item}: {path} is nested too deeply (flatten it)") from None
+            except (OSError, UnicodeDecodeError, yaml.YAMLError, RuntimeError) as exc:  # RuntimeError: ~unknown user
                 raise CesresError(f"-e {item}: cannot read {path}: {' '.join(str(exc).split())}") from None
             if not isinstance(loaded, dict):
                 raise CesresError(f"-e {item}: {path} does not hold a mapping of variables")
@@ -43,6 +45,8 @@ def parse_extra_vars(items: Sequence[str]) -> dict[str, Any]:
             except yaml.YAMLError as exc:
                 problem = getattr(exc, "problem", None) or "parse error"
                 raise CesresError(f"-e {item}: not valid JSON/YAML ({problem})") from None
+            except RecursionError:
+                raise CesresError(f"-e {item[:40]}...: nested too deeply (flatten it)") from None
             if not isinstance(loaded, dict):
                 raise CesresError(f"-e {item}: not a mapping")
             result.update(loaded)

@@ -12,6 +12,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from cesres_ctl import paths
 from cesres_ctl.console import err, out
 from cesres_ctl.errors import CesresError
 from cesres_ctl.runs import cluster as clusters
@@ -81,6 +82,8 @@ def train(
     The same inputs (config, data, code version, resources) give the same run: while its job is
     pending, running or completed, `train` returns it instead of submitting again (unless --new).
     """
+    if wait and dest is not None:
+        _check_fetch_dir(dest)  # before the job is submitted, not when it ends
     overrides = {
         "partition": partition,
         "gpus": gpus,
@@ -304,8 +307,13 @@ def _default_dest(run: Run) -> Path:
     return DEFAULT_FETCH_ROOT / run.run_id
 
 
+def _check_fetch_dir(dest: Path) -> Path:
+    """A fetch destination, checked before any ssh: a directory, or one that can be created."""
+    return paths.check_dir(dest.resolve(), "the fetch destination", "give --dest a directory you can write")
+
+
 def _fetch(run: Run, dest: Path | None, *, quiet: bool = False) -> Path:
-    target = (dest or (Path(run.local_dir) if run.local_dir else _default_dest(run))).resolve()
+    target = _check_fetch_dir(dest or (Path(run.local_dir) if run.local_dir else _default_dest(run)))
     changed, _ = remote.fetch(_settings(run), run, target)
     Registry().update(run.cluster, run.run_id, local_dir=str(target))
     if not quiet:
@@ -372,6 +380,8 @@ def plot(
 ) -> None:
     """Write a PNG of the training curves (loss and metrics per epoch)."""
     run = Registry().find(run_ref, cluster)
+    if output is not None:
+        plots.check_output(output)  # before the fetch
     local = Path(run.local_dir) if no_fetch and run.local_dir else _fetch(run, None)
     target = output or local / "training_curves.png"
     plots.plot(local / "results", target, f"{run.run_id} ({run.cluster}, job {run.job_id})")

@@ -105,21 +105,8 @@ def load(
     CONFIG over the file's values. gpus: the GPUs the job gets; CONFIG.device follows it (None: unknown).
     """
     path = Path(path)
-    if not path.is_file():
-        raise CesresError(f"config file {path} not found")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CesresError(f"cannot read config file {path}: {exc}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise CesresError(
-            f"config file {path} is not valid YAML ({where.strip() or 'parse error'}: {problem})"
-        ) from None
+    text = _read(path)
+    data = _parse(text, path)
     if not isinstance(data, dict):
         raise CesresError(f"config file {path} must be a YAML mapping with the sections {', '.join(SECTIONS)}")
     missing = [section for section in SECTIONS if section not in data]
@@ -131,6 +118,7 @@ def load(
         if not isinstance(data[section], dict):
             raise CesresError(f"config file {path}: section {section} must be a mapping")
     conf = data["CONFIG"]
+    _check_numbers(conf, path)
     if _truthy(conf.get("no_loop")):
         raise CesresError(f"config file {path} sets CONFIG.no_loop: a training run must train (remove it)")
     labels = data["MODEL"].get("labels")
@@ -166,9 +154,12 @@ def load(
     new_conf["gui"] = False
     new_conf["no_loop"] = False
     header = f"# CESReS configuration of a cesres-ctl run, rewritten from {path.name}\n"
-    rewritten_text = header + yaml.dump(
-        rewritten, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=1000, default_flow_style=False
-    )
+    try:
+        rewritten_text = header + yaml.dump(
+            rewritten, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=1000, default_flow_style=False
+        )
+    except RecursionError:
+        raise CesresError(_too_deep(path)) from None
     return RunConfig(
         path=path.resolve(),
         original_text=text,
@@ -177,6 +168,39 @@ def load(
         rewritten_text=rewritten_text,
         models=models,
     )
+
+
+def _read(path: Path) -> str:
+    if any(ch in str(path) for ch in "\n\r\x00"):
+        raise CesresError(f"config file path {str(path)!r} contains a newline or NUL character: rename the file")
+    if not path.is_file():
+        if path.is_dir():
+            raise CesresError(f"config file {path} is a directory: give the YAML file in it")
+        if path.exists():
+            raise CesresError(f"config file {path} is not a regular file: give a YAML file")
+        raise CesresError(f"config file {path} not found")
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CesresError(f"cannot read config file {path}: {exc}") from None
+
+
+def _parse(text: str, path: Path) -> Any:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise CesresError(
+            f"config file {path} is not valid YAML ({where.strip() or 'parse error'}: {problem})"
+        ) from None
+    except RecursionError:  # PyYAML's composer and constructor recurse once per level
+        raise CesresError(_too_deep(path)) from None
+
+
+def _too_deep(path: Path) -> str:
+    return f"config file {path} is nested too deeply (beyond Python's recursion limit): flatten it"
 
 
 def model_ids(data: dict[str, Any], path: Path) -> tuple[str, ...]:
@@ -219,6 +243,22 @@ def _check_head(model: dict[str, Any], n_labels: int, path: Path) -> None:
             f"config file {path}: MODEL.classification_head.arg[{index}] is {arg[index]!r} but must be "
             f"{expected}: {n_labels} labels + {LABEL_PADDING} (the real vocabulary pads the labels namespace)"
         )
+
+
+def _check_numbers(conf: dict[str, Any], path: Path) -> None:
+    """CONFIG's counts and sizes are whole numbers: the real program would only fail once the job runs."""
+    for key in sorted(_INT_KEYS & conf.keys()):
+        value = conf[key]
+        if value is None:
+            continue  # the program's default
+        if isinstance(value, bool) or not isinstance(value, int) or value < _minimum(key):
+            raise CesresError(
+                f"config file {path}: CONFIG.{key} must be a whole number >= {_minimum(key)}, got {value!r}"
+            )
+
+
+def _minimum(key: str) -> int:
+    return 0 if key == "random_seed" else 1
 
 
 def _device(value: object, gpus: int | None, path: Path, *, from_option: bool) -> str | None:
@@ -265,10 +305,17 @@ def _data_input(key: str, value: str, config_path: Path, cwd: Path) -> DataInput
         check_text(remote, f"CONFIG.{key}")
         suffix = Path(remote).suffix
         return DataInput(key, value, None, remote, _staged_name(key, suffix), None)
-    candidate = Path(value).expanduser()
+    check_text(value, f"CONFIG.{key}")  # before it is used as a path (a NUL, a newline in the messages)
+    try:
+        candidate = Path(value).expanduser()
+    except RuntimeError:  # ~name of a user this machine does not know
+        raise CesresError(f"data file CONFIG.{key} = {value!r}: unknown user in ~NAME; give the path") from None
     tried = [candidate] if candidate.is_absolute() else [cwd / candidate, config_path.parent / candidate]
     found = next((p for p in tried if p.is_file()), None)
     if found is None:
+        other = next((p for p in tried if p.exists()), None)
+        if other is not None:
+            raise CesresError(f"data file CONFIG.{key} = {value!r} is not a regular file ({other}): name a file")
         where = " or ".join(str(p) for p in tried)
         raise CesresError(
             f"data file CONFIG.{key} = {value!r} not found ({where}); "
@@ -276,7 +323,11 @@ def _data_input(key: str, value: str, config_path: Path, cwd: Path) -> DataInput
         )
     found = found.resolve()
     check_text(str(found), f"CONFIG.{key}")
-    return DataInput(key, value, found, None, _staged_name(key, found.suffix), _sha256(found))
+    try:
+        digest = _sha256(found)
+    except OSError as exc:
+        raise CesresError(f"cannot read data file CONFIG.{key} = {value!r} ({found}): {exc.strerror or exc}") from None
+    return DataInput(key, value, found, None, _staged_name(key, found.suffix), digest)
 
 
 def _staged_name(key: str, suffix: str) -> str:
@@ -345,6 +396,6 @@ def _option_value(key: str, value: str) -> Any:
         number = int(value)
     except ValueError:
         raise CesresError(f"model option for CONFIG.{key} needs an integer, got {value!r}") from None
-    if number < (0 if key == "random_seed" else 1):
-        raise CesresError(f"model option for CONFIG.{key} must be {'>= 0' if key == 'random_seed' else '>= 1'}")
+    if number < _minimum(key):
+        raise CesresError(f"model option for CONFIG.{key} must be >= {_minimum(key)}")
     return number

@@ -5,6 +5,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from cesres_ctl import paths
 from cesres_ctl.errors import CesresError
 
 _EPOCH_FILE = re.compile(r"^metrics_epoch_(\d+)\.json$")
@@ -44,6 +45,14 @@ def series(epochs: list[dict[str, Any]]) -> dict[str, list[tuple[int, float]]]:
     return found
 
 
+def check_output(output: Path) -> Path:
+    """The PNG's path, checked creating nothing: not a directory, in a directory that can be written."""
+    if output.is_dir():
+        raise CesresError(f"--output {output} is a directory: give a file name such as {output / 'curves.png'}")
+    paths.check_dir(output.resolve().parent, "the plot's directory", "give --output a file you can write")
+    return output
+
+
 def plot(results: Path, output: Path, title: str) -> Path:
     epochs = read_epochs(results)
     if not epochs:
@@ -72,7 +81,11 @@ def plot(results: Path, output: Path, title: str) -> Path:
             axis.legend(fontsize=7)
     fig.suptitle(title)
     fig.tight_layout()
-    output.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(output, format="png", dpi=100)
-    plt.close(fig)
+    try:
+        paths.ensure_dir(output.parent, "the plot's directory", "give --output a file you can write")
+        fig.savefig(output, format="png", dpi=100)
+    except OSError as exc:
+        raise CesresError(f"cannot write the plot {output}: {exc.strerror or exc}") from None
+    finally:
+        plt.close(fig)
     return output

@@ -18,6 +18,8 @@ from cesres_ctl.errors import CesresError
 
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_MS = 15000
+# The shortest run id prefix `find` accepts.
+MIN_PREFIX = 4
 # Slurm states after which a job never changes again.
 TERMINAL_STATES = frozenset(
     {
@@ -243,12 +245,19 @@ class Registry:
         return _row_to_run(row) if row else None
 
     def find(self, ref: str, cluster: str | None = None) -> Run:
-        """A run by id, unique id prefix, job id, or name (the latest run of that name)."""
+        """A run by id, unique id prefix (MIN_PREFIX characters or more), job id, or name (the latest run
+        of that name)."""
+        if not ref.strip():
+            raise CesresError(
+                "empty run id: give a run id, a prefix of it, its job id or its name (see `cesres-ctl runs`)"
+            )
         runs = self.list(cluster)
+        # A short prefix would pick a run by accident ('' is a prefix of every id): only exact matches then.
+        prefix_ok = len(ref) >= MIN_PREFIX
         for matcher in (
             lambda r: r.run_id == ref,
             lambda r: r.job_id == ref or ref in r.jobs,
-            lambda r: r.run_id.startswith(ref),
+            lambda r: prefix_ok and r.run_id.startswith(ref),
         ):
             found = [run for run in runs if matcher(run)]
             if len(found) == 1:
@@ -259,6 +268,10 @@ class Registry:
         named = [run for run in runs if run.name == ref]
         if named:
             return named[-1]
+        if not prefix_ok and any(run.run_id.startswith(ref) for run in runs):
+            raise CesresError(
+                f"run id prefix {ref!r} is too short: give at least {MIN_PREFIX} characters of the run id"
+            )
         where = f" on {cluster}" if cluster else ""
         raise CesresError(f"no run {ref!r}{where} in the registry ({self.path}); see `cesres-ctl runs`")
 

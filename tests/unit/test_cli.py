@@ -1,6 +1,7 @@
 """The CLI's contract: one-line errors, non-zero exits, never a traceback."""
 
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -48,3 +49,143 @@ def test_unknown_command_is_a_usage_error(monkeypatch, capsys):
     assert code == 2
     assert "No such command" in err
     assert "Traceback" not in err
+
+
+def one_error_line(err: str) -> str:
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert lines[0].startswith("cesres-ctl: error: "), lines[0]
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    ("argv", "words"),
+    [
+        (
+            ("train", "tests/data/template_config.yaml", "--gpus", "abc"),
+            ["--gpus", "valid integer", "cesres-ctl train --help"],
+        ),
+        (("train",), ["Missing argument", "cesres-ctl train --help"]),
+        (("runs", "--bogus"), ["--bogus", "cesres-ctl runs --help"]),
+        (("status",), ["Missing argument"]),
+        (("logs", "x", "--lines", "many"), ["--lines", "valid integer"]),
+        (("setup", "--cluster"), ["--cluster"]),
+        (("sandbox", "explode"), ["No such command", "cesres-ctl sandbox --help"]),
+    ],
+)
+def test_usage_errors_are_one_line_with_exit_code_2(monkeypatch, capsys, argv, words):
+    code, out, err = run_main(monkeypatch, capsys, *argv)
+    assert code == 2
+    line = one_error_line(err)
+    assert all(word in line for word in words), line
+    assert out == ""
+
+
+@pytest.mark.parametrize(("argv", "code"), [((), 2), (("sandbox",), 2), (("--help",), 0), (("train", "--help"), 0)])
+def test_help_is_printed_on_stdout(monkeypatch, capsys, argv, code):
+    exit_code, out, err = run_main(monkeypatch, capsys, *argv)
+    assert exit_code == code
+    assert "Usage: cesres-ctl" in out
+    assert err == ""
+
+
+def test_version_exits_0(monkeypatch, capsys):
+    code, out, _ = run_main(monkeypatch, capsys, "--version")
+    assert (code, out.split()[0]) == (0, "cesres-ctl")
+
+
+def test_an_unwritable_state_directory_is_one_line(monkeypatch, capsys):
+    monkeypatch.setenv("XDG_STATE_HOME", "/proc/cesres-ctl-test")
+    code, _, err = run_main(monkeypatch, capsys, "runs")
+    assert code == 1
+    line = one_error_line(err)
+    assert "/proc/cesres-ctl-test/cesres-ctl" in line and "XDG_STATE_HOME" in line, line
+
+
+@pytest.mark.parametrize(
+    ("error", "words"),
+    [
+        (PermissionError(13, "Permission denied", "/some/file"), ["Permission denied", "/some/file"]),
+        (OSError("disk on fire"), ["disk on fire"]),
+        (RecursionError("maximum recursion depth exceeded"), ["nested too deeply"]),
+    ],
+)
+def test_unexpected_local_errors_are_one_line(monkeypatch, capsys, tmp_path, error, words):
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
+
+    def fail(*_args, **_kwargs):
+        raise error
+
+    monkeypatch.setattr("cesres_ctl.runs.registry.Registry.list", fail)
+    code, _, err = run_main(monkeypatch, capsys, "runs")
+    assert code == 1
+    line = one_error_line(err)
+    assert all(word in line for word in words), line
+
+
+def test_ctrl_c_is_one_line_and_exit_130(monkeypatch, capsys, tmp_path):
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
+
+    def interrupt(*_args, **_kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("cesres_ctl.runs.registry.Registry.list", interrupt)
+    code, _, err = run_main(monkeypatch, capsys, "runs")
+    assert code == 130
+    assert "interrupted" in one_error_line(err)
+
+
+def test_a_cesres_error_keeps_its_exit_code(monkeypatch, capsys, tmp_path):
+    from cesres_ctl.errors import CesresError
+
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
+
+    def unreachable(*_args, **_kwargs):
+        raise CesresError("cluster unreachable", exit_code=3)
+
+    monkeypatch.setattr("cesres_ctl.runs.registry.Registry.list", unreachable)
+    code, _, err = run_main(monkeypatch, capsys, "runs")
+    assert code == 3
+    assert one_error_line(err) == "cesres-ctl: error: cluster unreachable"
+
+
+@pytest.fixture
+def recorded_run(monkeypatch, tmp_path):
+    """A run in a private registry; contacting the cluster fails the test."""
+    from cesres_ctl.runs import remote
+    from cesres_ctl.runs.registry import Registry, Run, now
+
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    Registry().record_submission(
+        Run("sandbox", "dest-0123456789", "dest", "7", "/runs/dest-0123456789", now(), "COMPLETED")
+    )
+
+    def no_ssh(*_args, **_kwargs):
+        raise AssertionError("the cluster was contacted")
+
+    for name in ("fetch", "execute"):
+        monkeypatch.setattr(remote, name, no_ssh)
+    a_file = tmp_path / "a-file"
+    a_file.write_text("")
+    return a_file
+
+
+@pytest.mark.parametrize(
+    ("argv", "words"),
+    [
+        (("fetch", "dest", "--dest", "{file}"), ["a-file is a file, not a directory", "--dest"]),
+        (("fetch", "dest", "--dest", "{file}/sub"), ["a-file is a file, not a directory"]),
+        (("fetch", "dest", "--dest", "/proc/cesres-x"), ["cannot write in /proc", "--dest"]),
+        (("fetch", "dest", "--dest", "/sys/cesres-x"), ["cannot write in /sys"]),
+        (("plot", "dest", "--output", "/proc/cesres-x.png"), ["cannot write in /proc", "--output"]),
+        (("plot", "dest", "--output", "{file}/x.png"), ["a-file is a file, not a directory"]),
+        (("plot", "dest", "--output", "/tmp"), ["/tmp is a directory"]),
+    ],
+)
+def test_a_bad_destination_is_one_line_before_any_ssh(monkeypatch, capsys, recorded_run, argv, words):
+    argv = tuple(arg.replace("{file}", str(recorded_run)) for arg in argv)
+    code, _, err = run_main(monkeypatch, capsys, *argv)
+    assert code == 1
+    line = one_error_line(err)
+    assert all(word in line for word in words), line
+    assert not any(Path(p).exists() for p in ("/proc/cesres-x", "/sys/cesres-x", "/proc/cesres-x.png"))

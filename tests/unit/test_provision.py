@@ -26,10 +26,30 @@ def test_extra_vars_key_value_json_and_file(tmp_path):
     assert parsed == {"a": "1", "b": "two", "c": [1, 2], "cesres_data_items": [{"src": "/tmp", "dest": "data"}]}
 
 
-@pytest.mark.parametrize("bad", ["novalue", "=x", "{not: [closed", "@/nonexistent/file.yml", "1abc=2"])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "novalue",
+        "=x",
+        "{not: [closed",
+        "@/nonexistent/file.yml",
+        "1abc=2",
+        "@~cesres-no-such-user/vars.yml",
+        "{a: " + "[" * 20000 + "]" * 20000 + "}",
+    ],
+)
 def test_extra_vars_errors_are_one_line(bad):
     with pytest.raises(CesresError) as info:
         parse_extra_vars([bad])
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("content", [b"a: " + b"[" * 20000 + b"]" * 20000, b"\xff\xfe"])
+def test_extra_vars_file_that_cannot_be_read_is_one_line(tmp_path, content):
+    bad = tmp_path / "vars.yml"
+    bad.write_bytes(content)
+    with pytest.raises(CesresError) as info:
+        parse_extra_vars([f"@{bad}"])
     assert "\n" not in str(info.value)
 
 

@@ -2,6 +2,7 @@
 
 import base64
 import importlib.util
+import os
 from pathlib import Path
 
 import pytest
@@ -144,6 +145,16 @@ def test_data_paths_resolve_against_the_config_dir_and_the_cluster(tmp_path):
         (lambda t: t + "\n  bad: [\n", "not valid YAML"),
         (lambda t: t.replace('training: "data/train.txt"', 'training: "cluster:{{ lookup(1) }}"'), "template"),
         (lambda t: "- a list\n", "mapping"),
+        (lambda t: "a: " + "[" * 20000 + "]" * 20000 + "\n", "nested too deeply"),
+        (lambda t: t.replace("CONFIG:\n", "CONFIG:\n  deep: " + "{a: " * 2000 + "1" + "}" * 2000 + "\n"), "too deeply"),
+        (lambda t: t.replace('training: "data/train.txt"', 'training: "data\\n/train.txt"'), "newlines"),
+        (lambda t: t.replace('training: "data/train.txt"', 'training: "data\\0/train.txt"'), "NUL"),
+        (lambda t: t.replace('training: "data/train.txt"', 'training: "data"'), "not a regular file"),
+        (lambda t: t.replace('training: "data/train.txt"', 'training: "~cesres-nobody/x"'), "unknown user"),
+        (lambda t: t.replace("loops: 10", "loops: ten"), "CONFIG.loops must be a whole number >= 1"),
+        (lambda t: t.replace("batch_size: 8", "batch_size: 0"), "CONFIG.batch_size must be a whole number"),
+        (lambda t: t.replace("batch_size: 8", "batch_size: true"), "CONFIG.batch_size must be a whole number"),
+        (lambda t: t.replace("random_seed: 42", "random_seed: -1"), "CONFIG.random_seed must be a whole number >= 0"),
     ],
 )
 def test_bad_configs_are_one_line_errors(tmp_path, edit, message):
@@ -152,6 +163,36 @@ def test_bad_configs_are_one_line_errors(tmp_path, edit, message):
     with pytest.raises(CesresError, match=message) as info:
         configs.load(cfg, cwd=DEMO)
     assert "\n" not in str(info.value)
+
+
+def test_a_config_that_is_not_a_readable_file_is_one_line(tmp_path, monkeypatch):
+    with pytest.raises(CesresError, match="is a directory"):
+        configs.load(tmp_path, cwd=DEMO)
+    fifo = tmp_path / "fifo.yaml"
+    os.mkfifo(fifo)
+    with pytest.raises(CesresError, match="not a regular file"):
+        configs.load(fifo, cwd=DEMO)
+    with pytest.raises(CesresError, match="newline or NUL"):
+        configs.load(tmp_path / "a\nb.yaml", cwd=DEMO)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text((DEMO / "configs" / "demo.yaml").read_text())
+
+    def denied(*_args, **_kwargs):
+        raise PermissionError(13, "Permission denied", str(cfg))
+
+    monkeypatch.setattr(Path, "read_text", denied)
+    with pytest.raises(CesresError, match=r"cannot read config file .*Permission denied") as info:
+        configs.load(cfg, cwd=DEMO)
+    assert "\n" not in str(info.value)
+
+
+def test_an_unreadable_data_file_is_one_line(monkeypatch):
+    def denied(path):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(configs, "_sha256", denied)
+    with pytest.raises(CesresError, match=r"cannot read data file CONFIG.training = 'data/train.txt' .*Permission"):
+        configs.load(DEMO / "configs" / "demo.yaml", cwd=DEMO)
 
 
 @pytest.mark.parametrize(

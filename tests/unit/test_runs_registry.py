@@ -109,3 +109,49 @@ def test_plot_writes_a_png_of_the_curves(tmp_path):
 def test_plot_without_epochs_is_a_clear_error(tmp_path):
     with pytest.raises(CesresError, match=r"metrics_epoch_N\.json"):
         plot.plot(tmp_path, tmp_path / "x.png", "demo")
+
+
+@pytest.mark.parametrize("ref", ["", " ", "\t\n"])
+def test_find_refuses_an_empty_or_blank_run_id(tmp_path, ref):
+    registry = Registry(tmp_path / "runs.sqlite")
+    registry.record_submission(make_run())
+    with pytest.raises(CesresError, match="empty run id") as raised:
+        registry.find(ref)
+    assert "\n" not in str(raised.value)
+
+
+@pytest.mark.parametrize("ref", ["d", "de", "dem"])
+def test_find_refuses_a_prefix_shorter_than_four_characters(tmp_path, ref):
+    registry = Registry(tmp_path / "runs.sqlite")
+    registry.record_submission(make_run())
+    with pytest.raises(CesresError, match="too short"):
+        registry.find(ref)
+
+
+def test_find_takes_a_unique_prefix_of_four_characters_or_more(tmp_path):
+    registry = Registry(tmp_path / "runs.sqlite")
+    registry.record_submission(make_run())
+    assert registry.find("demo").run_id == "demo-0123456789"
+    registry.record_submission(make_run("demo-0199999999", "14"))
+    with pytest.raises(CesresError, match="several runs"):
+        registry.find("demo-01")
+
+
+def test_find_takes_a_short_name_or_job_id_as_it_is(tmp_path):
+    registry = Registry(tmp_path / "runs.sqlite")
+    registry.record_submission(make_run("ab-0123456789", "7"))
+    assert registry.find("ab").run_id == "ab-0123456789"
+    assert registry.find("7").run_id == "ab-0123456789"
+    with pytest.raises(CesresError, match="no run 'zz'"):
+        registry.find("zz")
+
+
+def test_plot_into_an_unwritable_place_is_a_clear_error(tmp_path):
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "metrics_epoch_0.json").write_text(json.dumps({"training_loss": 0.5}))
+    with pytest.raises(CesresError, match=r"cannot write in /proc") as raised:
+        plot.plot(results, Path("/proc/cesres-curves.png"), "demo")
+    assert "\n" not in str(raised.value)
+    with pytest.raises(CesresError, match="is a directory"):
+        plot.check_output(tmp_path)
