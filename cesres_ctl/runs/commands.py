@@ -126,8 +126,7 @@ def train(
         try:
             run = _wait(run, quiet=as_json)
         except KeyboardInterrupt:
-            _interrupted(run, cancel_job=cancel_on_interrupt)
-            raise typer.Exit(EXIT_INTERRUPTED) from None
+            raise CesresError(_interrupted(run, cancel_job=cancel_on_interrupt), exit_code=EXIT_INTERRUPTED) from None
         fetched_to = _fetch(run, dest, quiet=as_json)
         run = Registry().get(run.cluster, run.run_id) or run
         if as_json:
@@ -139,26 +138,23 @@ def train(
         _print_json({**run.to_dict(), "submitted": outcome.submitted, "previous_job_id": outcome.previous_job_id})
 
 
-def _interrupted(run: Run, *, cancel_job: bool) -> None:
+def _interrupted(run: Run, *, cancel_job: bool) -> str:
     """Ctrl-C while following a job: the job itself runs on unless asked; say where it is and what next."""
     registry = Registry()
     if cancel_job:
         state = _cancel(run, registry)
         if state == "CANCELLED":
-            err.print(f"interrupted: cancelled {run.run_id} (job {run.job_id})", markup=False, soft_wrap=True)
-        else:
-            err.print(f"interrupted: {run.run_id} (job {run.job_id}) had already ended: {state}", markup=False)
-        return
+            return f"interrupted: cancelled {run.run_id} (job {run.job_id})"
+        return f"interrupted: {run.run_id} (job {run.job_id}) had already ended: {state}"
     latest = registry.get(run.cluster, run.run_id) or run
     if latest.final:
-        err.print(f"interrupted: job {run.job_id} ended {latest.state}; cesres-ctl fetch {run.run_id}", markup=False)
-        return
-    err.print(
+        return (
+            f"interrupted: job {run.job_id} ended {latest.state}; get its results with `cesres-ctl fetch {run.run_id}`"
+        )
+    return (
         f"interrupted: job {run.job_id} is still {latest.state} on {run.cluster}. "
         f"Follow it with `cesres-ctl logs -f {run.run_id}`, get its results with `cesres-ctl fetch {run.run_id}`, "
-        f"or stop it with `cesres-ctl cancel {run.run_id}`",
-        markup=False,
-        soft_wrap=True,
+        f"or stop it with `cesres-ctl cancel {run.run_id}`"
     )
 
 
