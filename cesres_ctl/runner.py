@@ -64,6 +64,7 @@ class PlaybookResult:
     hosts: dict[str, HostStats]
     log_path: Path  # full Ansible output of this run, kept after the run
     failure: str | None  # one line describing the first failure, None when successful
+    changed: tuple[str, ...] = ()  # `<host>: <task>` of each task that reported changed (would change, in check mode)
 
     @property
     def ok(self) -> bool:
@@ -105,6 +106,14 @@ def first_failure(events: Iterable[Mapping[str, Any]]) -> str | None:
         if is_failure_event(event):
             return describe_failure(event)
     return None
+
+
+def changed_task(event: Mapping[str, Any]) -> str | None:
+    """`<host>: <task>` when the event is a task result that reports changed, else None."""
+    data = event.get("event_data") or {}
+    if event.get("event") != "runner_on_ok" or not (data.get("res") or {}).get("changed"):
+        return None
+    return f"{data.get('host') or '?'}: {task_label(data)}"
 
 
 def describe_failure(event: Mapping[str, Any]) -> str:
@@ -198,6 +207,7 @@ class _Recorder:
         self.failure: str | None = None
         self.unexplained_host = ""  # unreachable for a reason ssh did not show (see _diagnosed)
         self.hosts: dict[str, HostStats] = {}
+        self.changed: list[str] = []
 
     def consume(self, events: "queue.Queue[Mapping[str, Any] | None]", task_count: "_TaskCount") -> None:
         cancel_shown = False
@@ -230,6 +240,9 @@ class _Recorder:
             res = data.get("res") or {}
             if event.get("event") == "runner_on_unreachable" and not sshdiag.explain(_text(res.get("msg")), "?"):
                 self.unexplained_host = str(data.get("host") or "")
+        change = changed_task(event)
+        if change is not None:
+            self.changed.append(change)
         if event.get("event") == "playbook_on_stats":
             self.hosts = parse_stats(event.get("event_data") or {})
         if self.display is not None:
@@ -314,8 +327,12 @@ def run_playbook(
     title: str | None = None,
     inventory: str | None = None,
     quiet: bool = False,
+    check: bool = False,
 ) -> PlaybookResult:
-    """Run `playbook` (relative to the project) and return its outcome; never raises on a failed run."""
+    """Run `playbook` (relative to the project) and return its outcome; never raises on a failed run.
+
+    check: ansible-playbook --check, the roles report what would change and change nothing.
+    """
     project = paths.project_dir()
     if not (project / playbook).is_file():
         raise CesresError(f"no playbook {playbook} in {project}")
@@ -368,6 +385,8 @@ def run_playbook(
         kwargs["tags"] = ",".join(tags)
     if skip_tags:
         kwargs["skip_tags"] = ",".join(skip_tags)
+    if check:
+        kwargs["cmdline"] = "--check"
     display = None if quiet else ProgressDisplay(title or stem, verbose=verbose)
     # The task count only sizes the animated bar: not worth a second ansible-playbook otherwise.
     list_tasks = (
@@ -413,7 +432,14 @@ def run_playbook(
         else:
             failure = recorder.failure or failure_from_output(log_path.read_text(encoding="utf-8"))
             failure = failure or f"ansible-playbook ended with status {status} (rc={rc})"
-    return PlaybookResult(status=status, rc=rc, hosts=recorder.hosts, log_path=log_path, failure=failure)
+    return PlaybookResult(
+        status=status,
+        rc=rc,
+        hosts=recorder.hosts,
+        log_path=log_path,
+        failure=failure,
+        changed=tuple(recorder.changed),
+    )
 
 
 def _diagnosed(host: str) -> str | None:

@@ -35,21 +35,42 @@ def setup(
         "-e",
         help="Set a variable as with ansible-playbook: key=value, a JSON mapping, or @file.yml. Repeatable.",
     ),
+    check: bool = typer.Option(
+        False, "--check", help="Report what would change and change nothing (ansible-playbook --check)."
+    ),
 ) -> None:
     """Provision CESReS on a cluster: modules, code, virtualenv, components, offline models.
 
     Runs playbooks/setup.yml. A re-run with nothing changed changes nothing (and does not run pip).
+    With --check, lists the steps that would change something and changes nothing.
     Exit codes: 0 success, 1 a step failed, 3 cluster unreachable, 130 interrupted.
     """
     extravars = parse_extra_vars(extra_vars)
     problems = validate_setup_vars(cluster, extravars)
     if problems:
         raise CesresError(f"invalid settings for {cluster}: " + "; ".join(problems))
-    result = run_playbook(SETUP_PLAYBOOK, limit=cluster, extravars=extravars, verbose=verbose, title=f"setup {cluster}")
+    title = f"setup --check {cluster}" if check else f"setup {cluster}"
+    result = run_playbook(SETUP_PLAYBOOK, limit=cluster, extravars=extravars, verbose=verbose, title=title, check=check)
     _summarise(result)
     if not result.ok:
         raise CesresError(result.failure or "setup failed", log_path=str(result.log_path), exit_code=exit_code(result))
-    out.print(f"setup of {cluster} done (log: {result.log_path})", markup=False)
+    if not check:
+        out.print(f"setup of {cluster} done (log: {result.log_path})", markup=False)
+        return
+    for line in check_report(cluster, result):
+        out.print(line, markup=False)
+
+
+def check_report(cluster: str, result: PlaybookResult) -> list[str]:
+    """What `setup --check` tells: each step that would change something, or that nothing would."""
+    log = f"(log: {result.log_path})"
+    if not result.changed:
+        return [f"setup --check of {cluster}: nothing would change {log}"]
+    count = len(result.changed)
+    return [
+        f"setup --check of {cluster}: {count} step{'s' if count > 1 else ''} would change something {log}:",
+        *(f"  would change: {change}" for change in result.changed),
+    ]
 
 
 def exit_code(result: PlaybookResult) -> int:

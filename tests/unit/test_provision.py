@@ -12,7 +12,7 @@ from cesres_ctl import sshdiag
 from cesres_ctl.errors import CesresError
 from cesres_ctl.inventory import Inventory
 from cesres_ctl.provision import doctor
-from cesres_ctl.provision.commands import EXIT_CANCELED, EXIT_FAILED, EXIT_UNREACHABLE, exit_code
+from cesres_ctl.provision.commands import EXIT_CANCELED, EXIT_FAILED, EXIT_UNREACHABLE, check_report, exit_code
 from cesres_ctl.provision.settings import SETUP_ROLES, parse_extra_vars, role_specs, validate_setup_vars
 from cesres_ctl.runner import HostStats, PlaybookResult
 
@@ -120,6 +120,18 @@ def test_exit_codes_match_the_result():
     assert exit_code(result(failed=1)) == EXIT_FAILED
     assert exit_code(result(unreachable=1)) == EXIT_UNREACHABLE
     assert exit_code(result("canceled", -1)) == EXIT_CANCELED
+
+
+def test_check_report_lists_what_would_change():
+    nothing = result("successful", 0)
+    assert check_report("sandbox", nothing) == ["setup --check of sandbox: nothing would change (log: /x.log)"]
+    changes = ("sandbox: cesres_repo : git | Clone", "sandbox: cesres_venv : Report the virtualenv")
+    some = PlaybookResult("successful", 0, nothing.hosts, Path("/x.log"), None, changes)
+    assert check_report("sandbox", some) == [
+        "setup --check of sandbox: 2 steps would change something (log: /x.log):",
+        "  would change: sandbox: cesres_repo : git | Clone",
+        "  would change: sandbox: cesres_venv : Report the virtualenv",
+    ]
 
 
 # --- doctor ---------------------------------------------------------------------------------------

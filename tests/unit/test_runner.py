@@ -14,6 +14,7 @@ from cesres_ctl.runner import (
     MAX_FAILURE_CHARS,
     HostStats,
     PlaybookResult,
+    changed_task,
     describe_failure,
     event_output,
     failure_from_output,
@@ -240,6 +241,21 @@ FIXTURE_PLAYBOOKS = {
         msg: unreachable code
 """,
     "broken.yml": "- hosts: localhost\n  tasks:\n    - ansible.builtin.debug: {msg: 1\n",
+    "write.yml": """\
+- name: Writes a file
+  hosts: localhost
+  connection: local
+  gather_facts: false
+  tasks:
+    - name: Write the file
+      ansible.builtin.copy:
+        content: "written\\n"
+        dest: "{{ path }}"
+        mode: "0644"
+    - name: Look at it
+      ansible.builtin.debug:
+        msg: looked
+""",
 }
 
 
@@ -291,6 +307,29 @@ def test_successful_run_and_no_leak_between_runs(project, tmp_path, monkeypatch)
     # One fresh private data dir per run, gone afterwards; only the logs stay.
     assert len(set(private_dirs)) == 2
     assert all(d.name.startswith("cesres-") and not d.exists() for d in private_dirs)
+
+
+def test_check_mode_reports_the_change_and_makes_none(project, tmp_path):
+    target = tmp_path / "written.txt"
+    checked = run_playbook("playbooks/write.yml", extravars={"path": str(target)}, quiet=True, check=True)
+    assert checked.ok and not target.exists()
+    assert checked.hosts["localhost"].changed == 1
+    assert checked.changed == ("localhost: Write the file",)
+
+    done = run_playbook("playbooks/write.yml", extravars={"path": str(target)}, quiet=True)
+    assert done.ok and target.read_text() == "written\n"
+    assert done.changed == ("localhost: Write the file",)
+    again = run_playbook("playbooks/write.yml", extravars={"path": str(target)}, quiet=True, check=True)
+    assert again.ok and again.changed == () and again.hosts["localhost"].changed == 0
+
+
+def test_changed_task_names_changed_results_only():
+    assert changed_task(event("runner_on_ok", role="cesres_venv", res={"changed": True})) == (
+        "sandbox: cesres_venv : venv | Create the virtualenv"
+    )
+    assert changed_task(event("runner_on_ok", res={"changed": False})) is None
+    assert changed_task(event("runner_on_skipped", res={"changed": True})) is None
+    assert changed_task(event("runner_on_failed", res={"changed": True})) is None
 
 
 def test_failed_run(project):
