@@ -24,11 +24,18 @@ _RESULT_COUNTERS = {
 
 
 def report_lines(event: Mapping[str, Any]) -> list[str]:
-    """What a role tells the user: the message of a debug task named "Report ..." (e.g. module versions kept)."""
+    """What a role tells the user: the message of a debug task named "Report ..." (e.g. module versions kept),
+    or "<part> | Report ..." (a task of an imported task file, e.g. "git | Report the version ...").
+
+    In a loop, each item's message (the loop's own result only says "All items completed").
+    """
     data = event.get("event_data") or {}
-    if event.get("event") != "runner_on_ok" or data.get("task_action") not in ("ansible.builtin.debug", "debug"):
+    if event.get("event") not in ("runner_on_ok", "runner_item_on_ok"):
         return []
-    if not str(data.get("task", "")).startswith("Report"):
+    if data.get("task_action") not in ("ansible.builtin.debug", "debug"):
+        return []
+    name = str(data.get("task", "")).rsplit(" | ", 1)[-1]
+    if not name.startswith("Report") or "results" in (data.get("res") or {}):
         return []
     msg = (data.get("res") or {}).get("msg")
     messages = msg if isinstance(msg, list) else [msg] if msg else []

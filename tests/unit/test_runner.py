@@ -394,3 +394,10 @@ def test_report_tasks_reach_the_user_other_debug_tasks_do_not():
     assert report_lines(event("Show the run", ["not a report"])) == []
     assert report_lines(event("Report x", ["y"], action="ansible.builtin.command")) == []
     assert report_lines(event("Report x", ["y"], kind="runner_on_skipped")) == []
+    assert report_lines(event("git | Report the version", "v")) == ["sandbox: v"]
+    assert report_lines(event("git | Show the version", "v")) == []
+    # A loop: each item's message, not the loop's summary.
+    assert report_lines(event("Report each", "item one", kind="runner_item_on_ok")) == ["sandbox: item one"]
+    loop = event("Report each", "All items completed")
+    loop["event_data"]["res"]["results"] = [{"msg": "item one"}]
+    assert report_lines(loop) == []
