@@ -1,9 +1,12 @@
-# Shared by roles/cesres_python (mode "install") and cesres-ctl doctor (mode "check"):
+# Shared by roles/cesres_python (mode "install", or "plan" in check mode) and cesres-ctl doctor (mode "check"):
 #   bash -lc "$(cat choose_python.sh)" choose-python MODE RELEASE MODULE WRAPPER
 # Loads RELEASE and MODULE (Lmod), checks that their python3 is >= 3.8 (ansible-core 2.19's minimum),
 # and prints "CESRES_PYTHON <ok|changed|checked> <path> <version> <system python3 version>". With
 # "install" it writes WRAPPER ($HOME-relative): that interpreter with the module's environment
 # (PATH, LD_LIBRARY_PATH, PYTHONPATH as the module sets them), replaced only when it differs.
+# With "plan" it writes nothing under $HOME: an up-to-date WRAPPER is "ok"; otherwise the wrapper that
+# "install" would write goes to a temporary file ${TMPDIR:-/tmp}/cesres-python-check.XXXXXX, printed
+# as "changed" with that path, for the play to run its checks with and then remove.
 # Failures: one line on stderr, exit 2.
 set -u
 mode=$1 release=$2 module=$3 wrapper=$HOME/$4
@@ -21,15 +24,29 @@ if [ "$mode" = check ]; then
   echo "CESRES_PYTHON checked $py $version ${system:-none}"
   exit 0
 fi
+write_wrapper() {  # FILE: the wrapper's content
+  {
+    echo '#!/bin/bash'
+    echo "# Written by cesres-ctl (roles/cesres_python): Ansible's Python on this cluster, python3 of"
+    echo "# the module ${module:-(none)} of $release, with the environment that module sets."
+    printf 'export PATH=%q LD_LIBRARY_PATH=%q PYTHONPATH=%q\n' "$PATH" "${LD_LIBRARY_PATH-}" "${PYTHONPATH-}"
+    printf 'exec %q "$@"\n' "$py"
+  } >"$1" && chmod 0755 "$1"
+}
+if [ "$mode" = plan ]; then
+  new=$(mktemp "${TMPDIR:-/tmp}/cesres-python-check.XXXXXX") || { echo "cannot create a temporary file" >&2; exit 2; }
+  write_wrapper "$new" || { rm -f "$new"; echo "cannot write $new" >&2; exit 2; }
+  if cmp -s "$new" "$wrapper"; then
+    rm -f "$new"
+    echo "CESRES_PYTHON ok $wrapper $version ${system:-none}"
+  else
+    echo "CESRES_PYTHON changed $new $version ${system:-none}"
+  fi
+  exit 0
+fi
 mkdir -p "$(dirname "$wrapper")" || { echo "cannot create $(dirname "$wrapper")" >&2; exit 2; }
 new=$(mktemp "$wrapper.XXXXXX") || { echo "cannot write next to $wrapper" >&2; exit 2; }
-{
-  echo '#!/bin/bash'
-  echo "# Written by cesres-ctl (roles/cesres_python): Ansible's Python on this cluster, python3 of"
-  echo "# the module ${module:-(none)} of $release, with the environment that module sets."
-  printf 'export PATH=%q LD_LIBRARY_PATH=%q PYTHONPATH=%q\n' "$PATH" "${LD_LIBRARY_PATH-}" "${PYTHONPATH-}"
-  printf 'exec %q "$@"\n' "$py"
-} >"$new" && chmod 0755 "$new" || { rm -f "$new"; echo "cannot write $wrapper" >&2; exit 2; }
+write_wrapper "$new" || { rm -f "$new"; echo "cannot write $wrapper" >&2; exit 2; }
 if cmp -s "$new" "$wrapper"; then
   rm -f "$new"
   state=ok

@@ -1,12 +1,19 @@
 # Run as: bash -lc "$(cat common.sh probe.sh)" probe VENV REQUIREMENTS ENTRY CONFIG RELEASE MODULE...
 # Prints: VENV <path>, REQ <path>, ENTRY <path>, HASH <hash of CONFIG + Python version + requirements>,
 # STATE <ready|stale|missing|recreate>. Changes nothing.
+# With CESRES_VENV_CHECK=true (check mode, where cesres_repo has not deployed anything yet), a requirements
+# file that is not there is no error: HASH is "none" and a venv cannot be ready.
 venv=$(expand "$1") req=$(expand "$2") entry=$(expand "$3") config=$4
 shift 4
 load_modules "$@"
 py=$(python3 -c 'import sys; print(sys.version.split()[0])') || die 2 "python3 does not run with the modules loaded"
-[ -r "$req" ] || die 2 "requirements file $req not found on the cluster (is the repository deployed?)"
-hash=$({ printf 'cesres_venv v1\n%s\npython %s\n' "$config" "$py"; cat "$req"; } | sha256sum | cut -d' ' -f1)
+if [ -r "$req" ]; then
+  hash=$({ printf 'cesres_venv v1\n%s\npython %s\n' "$config" "$py"; cat "$req"; } | sha256sum | cut -d' ' -f1)
+elif [ "${CESRES_VENV_CHECK:-false}" = true ]; then
+  hash=none
+else
+  die 2 "requirements file $req not found on the cluster (is the repository deployed?)"
+fi
 echo "VENV $venv"
 echo "REQ $req"
 echo "ENTRY $entry"
