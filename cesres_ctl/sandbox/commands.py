@@ -8,6 +8,7 @@ import typer
 
 from cesres_ctl import paths
 from cesres_ctl.console import out
+from cesres_ctl.provision.settings import parse_extra_vars
 from cesres_ctl.sandbox import lifecycle
 
 app = typer.Typer(help="The local sandbox cluster that imitates CÉCI dragon2.", no_args_is_help=True)
@@ -29,9 +30,22 @@ def _root(root: Path | None) -> Path:
 def up(
     root: Path | None = RootOption,
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show Ansible's own output."),
+    extra_vars: list[str] = typer.Option(  # noqa: B008 - typer's way of declaring a repeatable option
+        [],
+        "--extra-vars",
+        "-e",
+        help="Set a variable of roles/sandbox_cluster (key=value, a JSON mapping, or @file.yml). Repeatable.",
+    ),
 ) -> None:
-    """Build the sandbox (idempotent) and start its daemons."""
-    manifest = lifecycle.up(_root(root), verbose=verbose)
+    """Build the sandbox (idempotent) and start its daemons.
+
+    Only the daemons whose configuration the build changed (slurm.conf, munge key, sshd_config, …) restart.
+    """
+    extravars = parse_extra_vars(extra_vars)
+    result = lifecycle.up(_root(root), verbose=verbose, extravars=extravars)
+    if result.restarted:
+        out.print(f"sandbox up: restarted {', '.join(result.restarted)} (configuration changed)", markup=False)
+    manifest = result.manifest
     out.print(f"sandbox up: ssh -F {manifest.ssh_config} {manifest.login_alias}", markup=False)
 
 

@@ -3,8 +3,10 @@
 import os
 import shutil
 import subprocess
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from cesres_ctl.errors import CesresError
 from cesres_ctl.runner import PlaybookResult, run_playbook
@@ -19,26 +21,62 @@ def require_root() -> None:
         raise CesresError("the sandbox cluster is built and run as root on this machine: run with sudo")
 
 
-def _run_build_playbook(playbook: str, *, verbose: bool, quiet: bool) -> PlaybookResult:
-    result = run_playbook(playbook, verbose=verbose, title="sandbox", quiet=quiet)
+def _run_build_playbook(
+    playbook: str, *, verbose: bool, quiet: bool, extravars: dict[str, Any] | None = None
+) -> PlaybookResult:
+    result = run_playbook(playbook, verbose=verbose, title="sandbox", quiet=quiet, extravars=extravars)
     if not result.ok:
         raise CesresError(result.failure or f"{playbook} failed", log_path=str(result.log_path))
     return result
 
 
-def up(root: Path, *, verbose: bool = False, quiet: bool = False) -> Manifest:
-    """Build (idempotently) and start the sandbox; return its manifest."""
+@dataclass(frozen=True)
+class UpResult:
+    manifest: Manifest
+    restarted: list[str]  # daemons that ran and were restarted to read a changed configuration, in start order
+
+
+def marked_for_restart(restart_dir: Path) -> set[str]:
+    """The daemon names that the role's handlers marked for a restart (one file each)."""
+    try:
+        return {path.name for path in restart_dir.iterdir() if path.is_file()}
+    except FileNotFoundError:
+        return set()
+
+
+def restart_order(daemon_names: Sequence[str], marked: Iterable[str]) -> list[str]:
+    """The marked daemons in the order to stop them: the reverse of the start order, so that a daemon
+    stops before what it depends on (slurmd before slurmctld before munged). Unknown names are ignored."""
+    wanted = set(marked)
+    return [name for name in reversed(daemon_names) if name in wanted]
+
+
+def up(root: Path, *, verbose: bool = False, quiet: bool = False, extravars: dict[str, Any] | None = None) -> UpResult:
+    """Build (idempotently) and start the sandbox; restart the daemons whose configuration changed.
+
+    The build playbook's handlers mark each daemon whose configuration file it changed
+    (``<restart_dir>/<daemon>``); those are stopped by pid file before the daemons start in order,
+    and a daemon's marker is removed once it runs again, so a failed start is retried by the next up.
+    """
     require_root()
-    _run_build_playbook("playbooks/sandbox.yml", verbose=verbose, quiet=quiet)
+    _run_build_playbook("playbooks/sandbox.yml", verbose=verbose, quiet=quiet, extravars=extravars)
     manifest = load(root)
     _ensure_run_dirs()
     # First of all: the controller and accounting addresses live on the veth pair, and
     # without it traffic to them would leave the machine by the default route.
     netns.ensure(manifest.netns)
+    marked = marked_for_restart(manifest.restart_dir)
+    by_name = {daemon.name: daemon for daemon in manifest.daemons}
+    stopped = {name for name in restart_order(list(by_name), marked) if daemons.stop(by_name[name])}
     for daemon in manifest.daemons:
         daemons.start(daemon, manifest.netns)
+        if daemon.name in marked:
+            (manifest.restart_dir / daemon.name).unlink(missing_ok=True)
+    for name in marked - set(by_name):
+        # A daemon the manifest no longer has: nothing to restart.
+        (manifest.restart_dir / name).unlink(missing_ok=True)
     _ensure_accounting(manifest)
-    return manifest
+    return UpResult(manifest, [name for name in by_name if name in stopped])
 
 
 def _ensure_run_dirs() -> None:

@@ -48,6 +48,8 @@ class Manifest:
     account: str
     netns: Netns
     daemons: list[Daemon]
+    # Where the role's handlers mark, one file per daemon name, the daemons to restart (sandbox up).
+    restart_dir: Path
 
 
 def manifest_path(root: Path) -> Path:
@@ -88,6 +90,8 @@ def load(root: Path) -> Manifest:
                 )
                 for d in data["daemons"]
             ],
+            # A manifest written before restart markers existed: the role's layout.
+            restart_dir=Path(data.get("restart_dir") or Path(data["root"]) / "run" / "restart"),
         )
     except (KeyError, TypeError) as exc:
         raise CesresError(f"the sandbox manifest {path} is incomplete ({exc}): run 'cesres-ctl sandbox up'") from None
