@@ -32,6 +32,7 @@ from cesres_ctl.runner import (
     parse_stats,
     run_playbook,
 )
+from tests.conftest import SYSTEM_TMP, files_containing
 
 
 def event(name, host="sandbox", task="venv | Create the virtualenv", role=None, **data):
@@ -493,19 +494,6 @@ def test_the_run_gets_only_the_environment_it_needs(project, tmp_path, monkeypat
     assert not names & set(drop)
 
 
-def _files_containing(root: Path, needle: bytes, since: float) -> list[Path]:
-    found = []
-    for path in root.rglob("*"):
-        try:
-            if path.is_symlink() or not path.is_file() or path.stat().st_mtime < since:
-                continue
-            if needle in path.read_bytes():
-                found.append(path)
-        except OSError:
-            continue
-    return found
-
-
 def _processes_with(text: str) -> list[int]:
     needle = text.encode()
     found = []
@@ -567,6 +555,5 @@ def test_a_killed_run_leaves_no_environment_behind(project, tmp_path):
     # The next run removes what the killed one left.
     assert run_playbook("playbooks/ok.yml", quiet=True).ok
     assert list(runner_dir.iterdir()) == []
-    tmp = Path(tempfile.gettempdir())
-    assert _files_containing(tmp, canary.encode(), started) == []
-    assert _files_containing(tmp_path / "state", canary.encode(), 0) == []
+    assert files_containing(SYSTEM_TMP, canary.encode(), started) == []
+    assert files_containing(tmp_path / "state", canary.encode(), 0) == []
