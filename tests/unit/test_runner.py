@@ -6,6 +6,7 @@ import io
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -24,6 +25,7 @@ from cesres_ctl.runner import (
     HostStats,
     PlaybookResult,
     _list_tasks_command,
+    _process_start,
     describe_failure,
     event_output,
     failure_from_output,
@@ -557,3 +559,44 @@ def test_a_killed_run_leaves_no_environment_behind(project, tmp_path):
     assert list(runner_dir.iterdir()) == []
     assert files_containing(SYSTEM_TMP, canary.encode(), started) == []
     assert files_containing(tmp_path / "state", canary.encode(), 0) == []
+
+
+def test_the_next_run_removes_only_what_dead_runs_left(project, tmp_path):
+    host = socket.gethostname()
+    me = {"pid": os.getpid(), "start": _process_start(os.getpid()), "host": host}
+    child = subprocess.Popen(["true"])
+    child.wait()
+    dead_pid = child.pid
+    an_hour_ago = time.time() - 3600
+
+    def leave(path: Path, owner: dict | None = None, *, age: float = an_hour_ago) -> Path:
+        (path / "artifacts" / "x").mkdir(parents=True)
+        (path / "artifacts" / "x" / "command").write_text('{"env": {}}')
+        if owner is not None:
+            (path / "pid").write_text(json.dumps(owner))
+        os.utime(path, (age, age))
+        return path
+
+    runner_dir = tmp_path / "state" / "cesres-ctl" / "runner"
+    runner_dir.mkdir(parents=True)
+    removed = [
+        leave(runner_dir / "dead", {**me, "pid": dead_pid}),
+        leave(runner_dir / "reused-pid", {**me, "start": "1"}),
+        leave(runner_dir / "unclaimed"),
+        # Earlier versions: private data dirs in the temporary directory.
+        leave(tmp_path / "tmp" / "cesres-old"),
+    ]
+    kept = [
+        leave(runner_dir / "alive", me),
+        leave(runner_dir / "other-machine", {**me, "pid": dead_pid, "host": f"not-{host}"}),
+        leave(runner_dir / "just-made", age=time.time()),
+        leave(tmp_path / "tmp" / "cesres-in-use"),
+        leave(tmp_path / "tmp" / "cesres-just-made", age=time.time()),
+    ]
+    (tmp_path / "tmp" / "cesres-cm-0").mkdir()  # ssh's control sockets: no artifacts/, not runner's
+    os.utime(tmp_path / "tmp" / "cesres-cm-0", (an_hour_ago, an_hour_ago))
+    kept.append(tmp_path / "tmp" / "cesres-cm-0")
+    with (tmp_path / "tmp" / "cesres-in-use" / "artifacts" / "x" / "command").open():
+        assert run_playbook("playbooks/ok.yml", quiet=True).ok
+    assert [path for path in removed if path.exists()] == []
+    assert [path for path in kept if not path.exists()] == []
