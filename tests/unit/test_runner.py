@@ -600,3 +600,17 @@ def test_the_next_run_removes_only_what_dead_runs_left(project, tmp_path):
         assert run_playbook("playbooks/ok.yml", quiet=True).ok
     assert [path for path in removed if path.exists()] == []
     assert [path for path in kept if not path.exists()] == []
+
+
+def test_doctor_runs_with_the_same_private_data_and_environment(project, tmp_path, monkeypatch):
+    from cesres_ctl.provision import doctor
+
+    monkeypatch.setenv("GITHUB_TOKEN", "ghp-secret")
+    event, res = doctor.run_raw("localhost", 'env; ls -ld "$(dirname "$(dirname "$AWX_ISOLATED_DATA_DIR")")"')
+    assert event == "runner_on_ok", res
+    assert "GITHUB_TOKEN" not in res["stdout"]
+    listing = res["stdout_lines"][-1]
+    assert listing.startswith("drwx------")
+    private = Path(listing.split()[-1])
+    assert private.parent == tmp_path / "state" / "cesres-ctl" / "runner"
+    assert not private.exists()
