@@ -590,6 +590,7 @@ def run_playbook(
     if skip_tags:
         kwargs["skip_tags"] = ",".join(skip_tags)
     display = None if quiet else ProgressDisplay(title or stem, verbose=verbose)
+    cancelled_by: list[str] = []
 
     with log_path.open("w", encoding="utf-8") as log, ExitStack() as cleanup:
         # Entered first, so removed last: after Ansible and the task listing are gone.
@@ -611,7 +612,7 @@ def run_playbook(
         )
         if display is not None:
             cleanup.enter_context(display)
-        cleanup.enter_context(_ctrl_c_cancels(cancel))
+        cleanup.enter_context(_signals_cancel(cancel, cancelled_by))
         task_count = _TaskCount(list_tasks, run_environment(envvars), project, private_dir / "tasks.txt")
         cleanup.callback(task_count.stop)
         recorder = _Recorder(log, display, cancel)
@@ -627,30 +628,38 @@ def run_playbook(
     failure = None
     if status != "successful" or rc != 0:
         if status == "canceled":
-            failure = "canceled (Ctrl-C)"
+            failure = f"canceled ({cancelled_by[0] if cancelled_by else 'Ctrl-C'})"
         else:
             failure = recorder.failure or failure_from_output(log_path.read_text(encoding="utf-8"))
             failure = failure or f"ansible-playbook ended with status {status} (rc={rc})"
     return PlaybookResult(status=status, rc=rc, hosts=recorder.hosts, log_path=log_path, failure=failure)
 
 
+_CANCEL_SIGNALS = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM", signal.SIGHUP: "SIGHUP"}
+
+
 @contextmanager
-def _ctrl_c_cancels(cancel: threading.Event) -> Iterator[None]:
-    """Turn Ctrl-C into a cancel request for the duration of the run.
+def _signals_cancel(cancel: threading.Event, cancelled_by: list[str]) -> Iterator[None]:
+    """Turn Ctrl-C, SIGTERM and SIGHUP into a cancel request for the duration of the run.
 
     Ansible runs in its own session under runner's pty, so it does not get the terminal's SIGINT: runner
-    kills it once cancel_callback says so. Signal handlers can only be set from the main thread.
+    kills it once cancel_callback says so. SIGTERM and SIGHUP would end cesres-ctl at once, leaving the
+    run's private data behind and Ansible running (runner starts it ignoring SIGHUP): cancelled the same
+    way, the run stops Ansible and cleans up. Signal handlers can only be set from the main thread.
     """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
-    def on_sigint(signum: int, frame: FrameType | None) -> None:
+    def on_signal(signum: int, frame: FrameType | None) -> None:
         # Only set a flag: a signal handler must not take locks (queue, console) the main thread may hold.
+        if not cancelled_by:
+            cancelled_by.append(_CANCEL_SIGNALS.get(signal.Signals(signum), "a signal"))
         cancel.set()
 
-    previous = signal.signal(signal.SIGINT, on_sigint)
+    previous = {signum: signal.signal(signum, on_signal) for signum in _CANCEL_SIGNALS}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)

@@ -509,7 +509,8 @@ def _processes_with(text: str) -> list[int]:
 
 
 def _stop_orphans(private_dir: Path) -> None:
-    """Kill the ansible-playbook that a killed cesres-ctl leaves running (runner spawns it ignoring SIGHUP).
+    """Kill what a killed cesres-ctl leaves running: ansible-playbook (runner spawns it ignoring SIGHUP) and
+    its workers (each in its own session, so runner's cancel does not reach them either).
 
     Only processes with this test's own private data dir in their environment (AWX_ISOLATED_DATA_DIR).
     """
@@ -614,3 +615,32 @@ def test_doctor_runs_with_the_same_private_data_and_environment(project, tmp_pat
     private = Path(listing.split()[-1])
     assert private.parent == tmp_path / "state" / "cesres-ctl" / "runner"
     assert not private.exists()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_a_terminated_run_cancels_and_cleans_up(project, tmp_path, signum):
+    out = tmp_path / "seen.txt"
+    code = (
+        "from cesres_ctl.runner import run_playbook\n"
+        f"print(run_playbook('playbooks/slow.yml', extravars={{'out': {str(out)!r}}}, quiet=True).failure)\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not out.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert out.exists(), f"the playbook did not start (exit code {proc.poll()})"
+        runner_dir = tmp_path / "state" / "cesres-ctl" / "runner"
+        [private] = runner_dir.iterdir()
+        proc.send_signal(signum)
+        stdout, _ = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+        proc.wait()
+    # Cancelled as with Ctrl-C: runner killed ansible-playbook, the private data went on the way out.
+    assert stdout.strip() == f"canceled ({signum.name})"
+    assert list(runner_dir.iterdir()) == []
+    # Ansible's worker (its own session) outlives a cancel until its task ends: not this test's pause.
+    _stop_orphans(private)
