@@ -34,6 +34,9 @@ from cesres_ctl.runner import (
     parse_stats,
     run_playbook,
 )
+from cesres_ctl.runs import config as configs
+from cesres_ctl.runs import spec
+from cesres_ctl.runs.resources import Resources
 from tests.conftest import SYSTEM_TMP, files_containing
 
 
@@ -256,6 +259,23 @@ FIXTURE_PLAYBOOKS = {
         dest: "{{ out }}"
         mode: "0600"
 """,
+    "stage.yml": """\
+- name: Writes the configs as roles/cesres_job does
+  hosts: localhost
+  connection: local
+  gather_facts: false
+  tasks:
+    - name: Write the configuration the model reads
+      ansible.builtin.copy:
+        content: "{{ cesres_job_config_b64 | b64decode }}"
+        dest: "{{ out }}/config.yaml"
+        mode: "0600"
+    - name: Keep the configuration as it was submitted
+      ansible.builtin.copy:
+        content: "{{ cesres_job_submitted_config_b64 | b64decode }}"
+        dest: "{{ out }}/config.submitted.yaml"
+        mode: "0600"
+""",
     "inspect.yml": """\
 - name: Describes what the run sees
   hosts: localhost
@@ -428,6 +448,20 @@ def test_large_extravars_reach_the_playbook_intact(project, tmp_path):
     result = run_playbook("playbooks/size.yml", extravars={"big": big, "out": str(out)}, quiet=True)
     assert result.ok, result.failure
     assert out.read_text() == f"{len(big)} {hashlib.sha256(big.encode()).hexdigest()}"
+
+
+def test_a_config_over_the_old_argument_limit_reaches_the_playbook(project, tmp_path):
+    # Twice base64 in one -e argument, a config over ~48 KB used to fail with "Argument list too long".
+    demo = REPO / "sandbox" / "cesres-mini"
+    cfg = tmp_path / "big.yaml"
+    cfg.write_text((demo / "configs" / "demo.yaml").read_text() + f"NOTES: {'n' * 200_000}\n")
+    run_config = configs.load(cfg, cwd=demo)
+    resources = Resources(partition="gpu", gpus=1, cpus_per_task=1, time="00:30:00")
+    run_spec = spec.RunSpec(cluster="sandbox", name="big", config=run_config, resources=resources)
+    result = run_playbook("playbooks/stage.yml", extravars={**run_spec.extravars(), "out": str(tmp_path)}, quiet=True)
+    assert result.ok, result.failure
+    assert (tmp_path / "config.yaml").read_text() == run_config.rewritten_text
+    assert (tmp_path / "config.submitted.yaml").read_text() == run_config.original_text
 
 
 def test_the_task_listing_reads_the_extravars_file(tmp_path):

@@ -158,6 +158,17 @@ def test_bad_configs_are_one_line_errors(tmp_path, edit, message):
     assert "\n" not in str(info.value)
 
 
+def test_a_config_over_10_mb_is_refused_in_one_line(tmp_path):
+    demo = (DEMO / "configs" / "demo.yaml").read_text()
+    cfg = tmp_path / "big.yaml"
+    cfg.write_text(demo + "# " + "x" * (configs.MAX_CONFIG_BYTES - len(demo.encode())) + "\n")
+    with pytest.raises(CesresError) as info:
+        configs.load(cfg, cwd=DEMO)
+    assert str(info.value) == f"config file {cfg} is 10.1 MB; the limit is 10 MB"
+    cfg.write_text(demo + "# " + "x" * (configs.MAX_CONFIG_BYTES - len(demo.encode()) - 3) + "\n")
+    assert configs.load(cfg, cwd=DEMO).original_text.startswith(demo)
+
+
 @pytest.mark.parametrize(
     ("args", "options"),
     [
