@@ -220,6 +220,8 @@ _ENV_NAMES = frozenset(
         "TMPDIR",
         "TERM",
         "TZ",
+        # A venv made from a module-loaded Python (a login node) may need it to find libpython.
+        "LD_LIBRARY_PATH",
         # Ansible needs a UTF-8 locale (LC_* by prefix below); ssh sends LANG and LC_* to the cluster.
         "LANG",
         "LANGUAGE",

@@ -464,14 +464,39 @@ def test_a_config_over_the_old_argument_limit_reaches_the_playbook(project, tmp_
     assert (tmp_path / "config.submitted.yaml").read_text() == run_config.original_text
 
 
-def test_the_task_listing_reads_the_extravars_file(tmp_path):
-    env = {"PATH": str(Path(sys.executable).parent)}
-    extravars_file = tmp_path / "env" / "extravars"
+def test_the_task_listing_reads_the_extravars_file(project, tmp_path, monkeypatch):
+    # On a terminal a second ansible-playbook lists the tasks to size the bar: it reads the same file.
+    totals = []
+
+    class TerminalDisplay(ProgressDisplay):
+        def __init__(self, title, *, verbose=False):
+            super().__init__(title, verbose=verbose, console=Console(file=io.StringIO(), force_terminal=True))
+
+        def set_total(self, total):
+            totals.append(total)
+            super().set_total(total)
+
+    monkeypatch.setattr("cesres_ctl.runner.ProgressDisplay", TerminalDisplay)
+    # Without the extra vars the play has no hosts and the listing fails: no total.
+    (project / "playbooks" / "listed.yml").write_text(
+        FIXTURE_PLAYBOOKS["size.yml"].replace("hosts: localhost", 'hosts: "{{ target }}"')
+        + "    - name: Wait for the listing\n      ansible.builtin.pause:\n        seconds: 2\n"
+    )
+    extravars = {"target": "localhost", "big": "x" * 300_000, "out": str(tmp_path / "o")}
+    result = run_playbook("playbooks/listed.yml", extravars=extravars)
+    assert result.ok, result.failure
+    assert totals == [2]
     command = _list_tasks_command(
-        env, "playbooks/ok.yml", inventory=None, limit="x", extravars_file=extravars_file, tags=(), skip_tags=()
+        {"PATH": str(Path(sys.executable).parent)},
+        "playbooks/ok.yml",
+        inventory=None,
+        limit="x",
+        extravars_file=tmp_path / "env" / "extravars",
+        tags=(),
+        skip_tags=(),
     )
     assert command is not None
-    assert command[command.index("-e") + 1] == f"@{extravars_file}"
+    assert command[command.index("-e") + 1] == f"@{tmp_path / 'env' / 'extravars'}"
 
 
 def test_private_data_dir_is_private_and_removed_after_success_and_error(project, tmp_path, monkeypatch):
