@@ -62,6 +62,14 @@ def check_dir(path: Path, what: str, hint: str) -> Path:
     return path
 
 
+def runner_dir() -> Path:
+    """The private data of the runs in progress (their inputs, ansible-runner's artifacts), owner-only."""
+    path = state_dir() / "runner"
+    path.mkdir(mode=0o700, exist_ok=True)
+    path.chmod(0o700)  # mkdir's mode goes through the umask, and an older dir may be wider
+    return path
+
+
 def sandbox_root() -> Path:
     """The single directory that holds every piece of sandbox state."""
     return Path(os.environ.get("CESRES_SANDBOX_ROOT") or DEFAULT_SANDBOX_ROOT)

@@ -6,9 +6,7 @@ the login node's Python is too old for ansible-core 2.19 (and says so).
 
 import os
 import shlex
-import shutil
 import sys
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -140,7 +138,7 @@ def parse_checks(stdout: str, cluster: str) -> list[Check]:
 
 def run_raw(cluster: str, command: str, *, timeout: int = 120) -> tuple[str, dict[str, Any]]:
     """Run one raw command on ``cluster`` through ansible-runner; (event name, result) of its outcome."""
-    import ansible_runner
+    from cesres_ctl.runner import private_data_dir, run_ansible
 
     project = paths.project_dir()
     envvars = {
@@ -157,23 +155,19 @@ def run_raw(cluster: str, command: str, *, timeout: int = 120) -> tuple[str, dic
             outcome["res"] = (event.get("event_data") or {}).get("res") or {}
         return False
 
-    private_dir = tempfile.mkdtemp(prefix="cesres-")
-    try:
-        runner = ansible_runner.run(
-            private_data_dir=private_dir,
+    with private_data_dir("doctor") as private_dir:
+        runner = run_ansible(
+            private_dir,
+            envvars=envvars,
             project_dir=str(project),
             inventory=str(project / "inventory"),
             host_pattern=cluster,
             module="raw",
             module_args=command,
-            envvars=envvars,
-            suppress_env_files=True,
             quiet=True,
             event_handler=on_event,
             timeout=timeout,
         )
-    finally:
-        shutil.rmtree(private_dir, ignore_errors=True)
     if "event" not in outcome:
         raise CesresError(f"doctor: ansible did not run on {cluster} (status {runner.status}, rc {runner.rc})")
     return outcome["event"], outcome["res"]

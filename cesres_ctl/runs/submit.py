@@ -1,13 +1,12 @@
 """`cesres-ctl train`: validate everything locally, then stage and submit through playbooks/train.yml."""
 
 import json
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from cesres_ctl.errors import CesresError
-from cesres_ctl.runner import format_summary, run_playbook
+from cesres_ctl.runner import format_summary, private_data_dir, run_playbook
 from cesres_ctl.runs import cluster as clusters
 from cesres_ctl.runs import config as configs
 from cesres_ctl.runs import jobscript, spec
@@ -93,13 +92,14 @@ def submit(
     registry = registry or Registry()
     # A job must never run unrecorded: a registry that cannot take it stops us before sbatch.
     registry.check_writable()
-    with tempfile.TemporaryDirectory(prefix="cesres-train-") as tmp:
-        report_path = Path(tmp) / "report.json"
+    # With the run's other private data (owner-only, removed by the next run if this one is killed).
+    with private_data_dir("train-report") as tmp:
+        report_path = tmp / "report.json"
         result = run_playbook(
             PLAYBOOK,
             limit=prepared.cluster.name,
             extravars=run_spec.extravars(
-                str(report_path), staged=spec.link_local_inputs(run_spec.config, Path(tmp) / "inputs")
+                str(report_path), staged=spec.link_local_inputs(run_spec.config, tmp / "inputs")
             ),
             verbose=verbose,
             title=f"train {run_spec.name} on {prepared.cluster.name}",

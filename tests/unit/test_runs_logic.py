@@ -2,16 +2,20 @@
 
 import base64
 import importlib.util
+import json
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
 import yaml
 
 from cesres_ctl.errors import CesresError
+from cesres_ctl.runner import HostStats, PlaybookResult
 from cesres_ctl.runs import config as configs
-from cesres_ctl.runs import remote, spec
+from cesres_ctl.runs import remote, spec, submit
 from cesres_ctl.runs.cluster import load as load_cluster
+from cesres_ctl.runs.registry import Registry
 from cesres_ctl.runs.resources import Resources, check_extra_sbatch, parse_partitions, resolve
 from cesres_ctl.runs.slurmtime import format_seconds, parse_seconds
 
@@ -195,6 +199,17 @@ def test_an_unreadable_data_file_is_one_line(monkeypatch):
         configs.load(DEMO / "configs" / "demo.yaml", cwd=DEMO)
 
 
+def test_a_config_over_10_mb_is_refused_in_one_line(tmp_path):
+    demo = (DEMO / "configs" / "demo.yaml").read_text()
+    cfg = tmp_path / "big.yaml"
+    cfg.write_text(demo + "# " + "x" * (configs.MAX_CONFIG_BYTES - len(demo.encode())) + "\n")
+    with pytest.raises(CesresError) as info:
+        configs.load(cfg, cwd=DEMO)
+    assert str(info.value) == f"config file {cfg} is 10.1 MB; the limit is 10 MB"
+    cfg.write_text(demo + "# " + "x" * (configs.MAX_CONFIG_BYTES - len(demo.encode()) - 3) + "\n")
+    assert configs.load(cfg, cwd=DEMO).original_text.startswith(demo)
+
+
 @pytest.mark.parametrize(
     ("args", "options"),
     [
@@ -322,6 +337,28 @@ def test_extravars_carry_the_config_as_base64_and_refuse_template_text():
     assert variables["cesres_job_partition"] == "gpu" and variables["cesres_job_gpus"] == 1
     with pytest.raises(CesresError, match="template"):
         _spec(name="{{ lookup('pipe', 'id') }}").extravars()
+
+
+def test_the_train_report_is_kept_with_the_runs_private_data(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    seen = []
+
+    def fake_run_playbook(playbook, *, extravars, **kwargs):
+        report = Path(extravars["cesres_job_report_path"])
+        seen.append((report.parent, report.parent.stat().st_mode & 0o777))
+        report.write_text(json.dumps({"run_id": "demo-1", "job_id": "42", "run_dir": "~/r", "submitted": True}))
+        hosts = {"sandbox": HostStats(1, 0, 0, 0, 0, 0, 0)}
+        return PlaybookResult("successful", 0, hosts, tmp_path / "x.log", None)
+
+    monkeypatch.setattr(submit, "run_playbook", fake_run_playbook)
+    prepared = submit.Prepared(cluster=load_cluster("sandbox"), spec=_spec())
+    outcome = submit.submit(prepared, quiet=True, registry=Registry(tmp_path / "runs.sqlite"))
+    assert (outcome.run.job_id, outcome.submitted) == ("42", True)
+    [(report_dir, mode)] = seen
+    assert report_dir.parent == tmp_path / "state" / "cesres-ctl" / "runner"
+    assert mode == 0o700
+    assert not report_dir.exists()
 
 
 @pytest.mark.parametrize("name", ["demo", "run_1.b-2", "A"])
