@@ -522,7 +522,7 @@ def run_playbook(
     playbook: str,
     *,
     limit: str | None = None,
-    extravars: dict | None = None,
+    extravars: dict[str, Any] | None = None,
     tags: Sequence[str] = (),
     skip_tags: Sequence[str] = (),
     verbose: bool = False,

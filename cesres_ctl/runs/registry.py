@@ -6,7 +6,7 @@ another): WAL journal, a busy timeout, and every write in a BEGIN IMMEDIATE tran
 
 import json
 import sqlite3
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -254,11 +254,12 @@ class Registry:
         runs = self.list(cluster)
         # A short prefix would pick a run by accident ('' is a prefix of every id): only exact matches then.
         prefix_ok = len(ref) >= MIN_PREFIX
-        for matcher in (
+        matchers: tuple[Callable[[Run], bool], ...] = (
             lambda r: r.run_id == ref,
             lambda r: r.job_id == ref or ref in r.jobs,
             lambda r: prefix_ok and r.run_id.startswith(ref),
-        ):
+        )
+        for matcher in matchers:
             found = [run for run in runs if matcher(run)]
             if len(found) == 1:
                 return found[0]
