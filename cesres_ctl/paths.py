@@ -35,10 +35,15 @@ def _is_project(root: Path) -> bool:
     return (root / "playbooks").is_dir() and (root / "ansible.cfg").is_file()
 
 
+def state_path() -> Path:
+    """Where the per-user state lives ($XDG_STATE_HOME/cesres-ctl), without creating it."""
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "cesres-ctl"
+
+
 def state_dir() -> Path:
     """Per-user state (run registry, logs), following the XDG base directory spec."""
-    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return ensure_dir(Path(base) / "cesres-ctl", "the state directory", "set XDG_STATE_HOME to a writable directory")
+    return ensure_dir(state_path(), "the state directory", "set XDG_STATE_HOME to a writable directory")
 
 
 def logs_dir() -> Path:

@@ -495,7 +495,7 @@ def _list_tasks_command(
     env: Mapping[str, str],
     playbook: str,
     *,
-    inventory: str | None,
+    inventory: Sequence[str],
     limit: str | None,
     extravars_file: Path | None,
     tags: Sequence[str],
@@ -505,8 +505,8 @@ def _list_tasks_command(
     if executable is None:
         return None
     command = [executable, "--list-tasks", playbook]
-    if inventory:
-        command += ["-i", inventory]
+    for source in inventory:
+        command += ["-i", source]
     if limit:
         command += ["--limit", limit]
     if extravars_file is not None:
@@ -527,19 +527,22 @@ def run_playbook(
     skip_tags: Sequence[str] = (),
     verbose: bool = False,
     title: str | None = None,
-    inventory: str | None = None,
+    inventory: str | Sequence[str] | None = None,
     quiet: bool = False,
 ) -> PlaybookResult:
-    """Run `playbook` (relative to the project) and return its outcome; never raises on a failed run."""
+    """Run `playbook` (relative to the project) and return its outcome; never raises on a failed run.
+
+    inventory: one source or several, read in order (the project's, then the user's overlay); None: ansible.cfg's.
+    """
     project = paths.project_dir()
     if not (project / playbook).is_file():
         raise CesresError(f"no playbook {playbook} in {project}")
-    inventory_path: str | None = None
-    if inventory is not None:
-        resolved = Path(inventory) if Path(inventory).is_absolute() else project / inventory
+    inventory_paths: list[str] = []
+    for source in [inventory] if isinstance(inventory, str) else inventory or []:
+        resolved = Path(source) if Path(source).is_absolute() else project / source
         if not resolved.exists():
-            raise CesresError(f"inventory {inventory} not found")
-        inventory_path = str(resolved)
+            raise CesresError(f"inventory {source} not found")
+        inventory_paths.append(str(resolved))
     extravars = dict(extravars or {})
     stem = Path(playbook).stem
     ident = f"{stem}-{datetime.now(UTC):%Y%m%dT%H%M%S.%fZ}"
@@ -572,8 +575,9 @@ def run_playbook(
         # idle_timeout stays unset: quiet tasks (pip install, sbatch --wait) must not be killed.
         "settings": {"pexpect_timeout": 1},
     }
-    if inventory_path:
-        kwargs["inventory"] = inventory_path
+    if inventory_paths:
+        # A list: runner passes one -i per source (a comma string would be written out as an inventory).
+        kwargs["inventory"] = inventory_paths
     if limit:
         kwargs["limit"] = limit
     if tags:
@@ -594,7 +598,7 @@ def run_playbook(
             else _list_tasks_command(
                 envvars,
                 playbook,
-                inventory=inventory_path,
+                inventory=inventory_paths,
                 limit=limit,
                 extravars_file=extravars_file,
                 tags=tags,

@@ -4,8 +4,10 @@ import json
 import os
 import secrets
 import shlex
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -107,6 +109,19 @@ def run_cli(
 def _sandbox_status() -> dict:
     done = run_cli("sandbox", "status", "--json", timeout=120)
     return json.loads(done.stdout)
+
+
+_CONFIG_DIR = tempfile.mkdtemp(prefix="cesres-test-config-")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # The developer's own settings (cesres-ctl config) must not change what the tests see: every test and
+    # every cesres-ctl the tests start read a configuration that does not exist, unless a test says otherwise.
+    os.environ["CESRES_CTL_CONFIG"] = str(Path(_CONFIG_DIR) / "none.yml")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    shutil.rmtree(_CONFIG_DIR, ignore_errors=True)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

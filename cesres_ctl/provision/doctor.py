@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from cesres_ctl import paths, sshdiag
+from cesres_ctl import paths, sshdiag, userconfig
 from cesres_ctl.errors import CesresError
 from cesres_ctl.inventory import Inventory
 
@@ -136,8 +136,13 @@ def parse_checks(stdout: str, cluster: str) -> list[Check]:
     return checks
 
 
-def run_raw(cluster: str, command: str, *, timeout: int = 120) -> tuple[str, dict[str, Any]]:
-    """Run one raw command on ``cluster`` through ansible-runner; (event name, result) of its outcome."""
+def run_raw(
+    cluster: str, command: str, *, timeout: int = 120, sources: Sequence[str] | None = None
+) -> tuple[str, dict[str, Any]]:
+    """Run one raw command on ``cluster`` through ansible-runner; (event name, result) of its outcome.
+
+    sources: the inventory sources (default: the project's, then the user's overlay).
+    """
     from cesres_ctl.runner import private_data_dir, run_ansible
 
     project = paths.project_dir()
@@ -160,7 +165,7 @@ def run_raw(cluster: str, command: str, *, timeout: int = 120) -> tuple[str, dic
             private_dir,
             envvars=envvars,
             project_dir=str(project),
-            inventory=str(project / "inventory"),
+            inventory=list(sources) if sources is not None else userconfig.inventory_sources(project),
             host_pattern=cluster,
             module="raw",
             module_args=command,
@@ -188,7 +193,7 @@ def diagnose(cluster: str, *, inventory: Inventory | None = None) -> list[Check]
     inventory = inventory or Inventory()
     host_vars = inventory.host_vars(cluster)
     where = host_vars.get("ansible_host", cluster)
-    event, res = run_raw(cluster, doctor_command(host_vars))
+    event, res = run_raw(cluster, doctor_command(host_vars), sources=inventory.sources)
     if event == "runner_on_unreachable":
         message = str(res.get("msg", ""))
         explained = sshdiag.explain(message, str(where)) or _diagnose(cluster)

@@ -104,6 +104,7 @@ def submit(
             verbose=verbose,
             title=f"train {run_spec.name} on {prepared.cluster.name}",
             quiet=quiet,
+            inventory=list(prepared.cluster.inventory_sources) or None,
         )
         if not result.ok:
             raise CesresError(f"train failed: {result.failure}", log_path=str(result.log_path))

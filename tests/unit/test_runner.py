@@ -430,6 +430,17 @@ def test_explicit_inventory(project):
     assert list(result.hosts) == ["otherhost"]
 
 
+def test_several_inventory_sources_are_read_in_order(project, tmp_path):
+    """The user's overlay after the project's inventory: its host vars win, the project's hosts stay."""
+    overlay = tmp_path / "overlay" / "user.yml"
+    overlay.parent.mkdir()
+    overlay.write_text("all:\n  hosts:\n    localhost:\n      who: the-overlay\n")
+    result = run_playbook("playbooks/ok.yml", inventory=["inventory/hosts", str(overlay)], quiet=True)
+    assert result.ok, result.failure
+    assert list(result.hosts) == ["localhost"]
+    assert '"msg": "hello the-overlay"' in result.log_path.read_text()
+
+
 def test_report_tasks_reach_the_user_other_debug_tasks_do_not():
     def event(task: str, msg: object, action: str = "ansible.builtin.debug", kind: str = "runner_on_ok") -> dict:
         return {
@@ -498,7 +509,7 @@ def test_the_task_listing_reads_the_extravars_file(project, tmp_path, monkeypatc
     command = _list_tasks_command(
         {"PATH": str(Path(sys.executable).parent)},
         "playbooks/ok.yml",
-        inventory=None,
+        inventory=[],
         limit="x",
         extravars_file=tmp_path / "env" / "extravars",
         tags=(),
