@@ -30,7 +30,7 @@ from typing import Any
 
 import yaml
 
-from cesres_ctl import paths
+from cesres_ctl import paths, rules
 from cesres_ctl.errors import CesresError
 
 CLUSTER_ENV = "CESRES_CLUSTER"
@@ -242,10 +242,8 @@ def _text(value: str, setting: Setting, what: str) -> str:
     if setting.kind == "word" and not _SLURM_WORD.match(value):
         raise CesresError(f"{what} {value!r} contains characters Slurm does not accept here")
     if setting.kind == "time":
-        from cesres_ctl.runs.slurmtime import parse_seconds
-
         try:
-            parse_seconds(value)
+            rules.slurm_seconds(value)
         except CesresError as exc:
             raise CesresError(f"{what}: {exc}") from None
     return value

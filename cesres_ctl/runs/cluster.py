@@ -17,7 +17,7 @@ import yaml
 from cesres_ctl import paths
 from cesres_ctl.errors import CesresError
 from cesres_ctl.inventory import Inventory
-from cesres_ctl.runs.resources import Partition, parse_partitions
+from cesres_ctl.rules import Partition, parse_partitions
 
 ROLE = "cesres_job"
 

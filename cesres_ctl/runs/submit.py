@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cesres_ctl import rules
 from cesres_ctl.errors import CesresError
 from cesres_ctl.runner import format_summary, private_data_dir, run_playbook
 from cesres_ctl.runs import cluster as clusters
@@ -45,7 +46,7 @@ def prepare(
     defaults = defaults_from_vars(target.job_vars, RESOURCE_KEYS)
     resources = resolve(target.partitions, defaults, overrides, cluster=cluster)
     run_config = configs.load(config_path, options=options, gpus=resources.gpus)
-    run_name = spec.check_name(name) if name is not None else spec.default_name(run_config)
+    run_name = rules.check_run_name(name) if name is not None else spec.default_name(run_config)
     run_spec = spec.RunSpec(
         cluster=cluster,
         name=run_name,
@@ -72,7 +73,7 @@ def dry_run_text(prepared: Prepared) -> str:
     root = job_vars.get("cesres_job_root", "~/cesres")
     lines = [
         f"# dry run: nothing is sent to {prepared.cluster.name}",
-        f"# run directory: {root}/runs/{run_spec.name}-<10 hex digits from the inputs and the code version>/",
+        f"# run directory: {rules.run_dir(root, run_spec.name)}-<10 hex digits from the inputs and the code version>/",
         "# would copy:",
         f"#   {run_spec.config.path} -> config.submitted.yaml (and rewritten -> config.yaml)",
     ]

@@ -1,7 +1,6 @@
 """cesres_ctl.runs: time strings, resources, the CESReS config, model arguments, run spec, status parsing."""
 
 import base64
-import importlib.util
 import json
 import os
 import tempfile
@@ -11,13 +10,13 @@ import pytest
 import yaml
 
 from cesres_ctl.errors import CesresError
+from cesres_ctl.rules import parse_partitions
 from cesres_ctl.runner import HostStats, PlaybookResult
 from cesres_ctl.runs import config as configs
 from cesres_ctl.runs import remote, spec, submit
 from cesres_ctl.runs.cluster import load as load_cluster
 from cesres_ctl.runs.registry import Registry
-from cesres_ctl.runs.resources import Resources, check_extra_sbatch, parse_partitions, resolve
-from cesres_ctl.runs.slurmtime import format_seconds, parse_seconds
+from cesres_ctl.runs.resources import Resources, check_extra_sbatch, resolve
 
 PROJECT = Path(__file__).resolve().parents[2]
 DEMO = PROJECT / "sandbox" / "cesres-mini"
@@ -28,44 +27,6 @@ PARTITIONS = parse_partitions(
         "debug": {"max_time": "00:30:00", "default": False, "gpus": 0},
     }
 )
-
-
-def _filter_plugin():
-    path = PROJECT / "roles" / "cesres_job" / "filter_plugins" / "cesres_job.py"
-    module_spec = importlib.util.spec_from_file_location("cesres_job_filters", path)
-    module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
-    return module.cesres_slurm_seconds
-
-
-@pytest.mark.parametrize(
-    ("text", "seconds"),
-    [
-        ("30", 1800),
-        ("5:30", 330),
-        ("01:00:00", 3600),
-        ("1-0", 86400),
-        ("2-12", 216000),
-        ("1-02:03", 93780),
-        ("5-00:00:00", 432000),
-        ("00:01:00", 60),
-    ],
-)
-def test_slurm_time_parses_like_sbatch_and_like_the_role_filter(text, seconds):
-    assert parse_seconds(text) == seconds
-    assert _filter_plugin()(text) == seconds
-
-
-@pytest.mark.parametrize("text", ["", "soon", "1:2:3:4", "-1", "1-", "0", "00:00:00", "1h"])
-def test_slurm_time_rejects_garbage(text):
-    with pytest.raises(CesresError):
-        parse_seconds(text)
-
-
-def test_slurm_time_formats_canonically():
-    assert format_seconds(60) == "00:01:00"
-    assert format_seconds(432000) == "5-00:00:00"
-    assert format_seconds(93780) == "1-02:03:00"
 
 
 def test_resources_take_cluster_defaults_then_overrides():
@@ -359,17 +320,6 @@ def test_the_train_report_is_kept_with_the_runs_private_data(tmp_path, monkeypat
     assert report_dir.parent == tmp_path / "state" / "cesres-ctl" / "runner"
     assert mode == 0o700
     assert not report_dir.exists()
-
-
-@pytest.mark.parametrize("name", ["demo", "run_1.b-2", "A"])
-def test_run_names(name):
-    assert spec.check_name(name) == name
-
-
-@pytest.mark.parametrize("name", ['x"; touch ~/pwned; "', "-x", "a b", "", "a" * 41, "a\nb", "$(id)"])
-def test_bad_run_names(name):
-    with pytest.raises(CesresError, match="run name"):
-        spec.check_name(name)
 
 
 def test_settings_only_for_cluster_paths():
