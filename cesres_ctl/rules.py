@@ -151,3 +151,51 @@ TERMINAL_STATES = frozenset(
 # A run whose job ended in one of these is submitted again by `train` with the same inputs; a run whose
 # job is in any other state (live, completed, or unknown: never risk a duplicate) keeps it.
 RESUBMIT_STATES = TERMINAL_STATES - {"COMPLETED"}
+
+
+# --- paths on the cluster: ~ and $VARIABLES of the login shell --------------------------------------------
+
+_VARIABLE = re.compile(r"\$(?:\{(?P<braced>[^}]*)\}|(?P<bare>[A-Za-z_][A-Za-z0-9_]*))")
+_VARIABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def path_variables(path: str) -> list[str]:
+    """The names of the variables a configured path refers to (`$NAME`, `${NAME}`), in order."""
+    names = []
+    for match in _VARIABLE.finditer(path):
+        name = match.group("braced") if match.group("braced") is not None else match.group("bare")
+        if name not in names:
+            names.append(name)
+    return names
+
+
+def expand_path(path: str, env: Mapping[str, str], *, what: str = "path") -> str:
+    """A configured cluster path with `~`, `$NAME` and `${NAME}` replaced from the login shell's `env`.
+
+    As a login shell would read it, without running anything: one pass (a value that holds `$X` stays
+    as it is: no loop on a variable that refers to itself), a lone `$` or a `}` are characters. A
+    variable that is unset, or an invalid `${…}`, is an error naming it: an unset `$GLOBALSCRATCH`
+    must not quietly make `/cesres`. A relative result is relative to `$HOME`, as ssh sees it.
+    """
+    home = env.get("HOME", "")
+    if path == "~" or path.startswith("~/"):
+        if not home:
+            raise RuleError(f"{what} {path!r}: HOME is not set on the cluster")
+        path = home + path[1:]
+
+    def replace(match: re.Match[str]) -> str:
+        name = match.group("braced") if match.group("braced") is not None else match.group("bare")
+        if not _VARIABLE_NAME.match(name):
+            raise RuleError(f"{what} {path!r}: ${{{name}}} is not a variable name")
+        if name not in env:
+            raise RuleError(f"{what} {path!r}: the variable ${name} is not set in a login shell on the cluster")
+        return env[name]
+
+    expanded = _VARIABLE.sub(replace, path)
+    if not expanded:
+        raise RuleError(f"{what} is empty")
+    if not expanded.startswith("/"):
+        if not home:
+            raise RuleError(f"{what} {path!r} is relative and HOME is not set on the cluster")
+        expanded = f"{home.rstrip('/')}/{expanded}"
+    return expanded

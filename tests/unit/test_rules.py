@@ -131,3 +131,45 @@ def test_submit_sh_keeps_or_resubmits_by_the_rules_states(tmp_path, state, exist
         ["bash", "-s", "--", str(tmp_path), "check", states], input=script, capture_output=True, text=True, check=True
     )
     assert re.search(rf'"existing":{str(existing).lower()}', done.stdout), done.stdout
+
+
+ENV = {"HOME": "/home/u", "GLOBALSCRATCH": "/scratch/u", "SELF": "$SELF", "EMPTY": ""}
+
+
+@pytest.mark.parametrize(
+    ("path", "expanded"),
+    [
+        ("~", "/home/u"),
+        ("~/cesres", "/home/u/cesres"),
+        ("$GLOBALSCRATCH/env", "/scratch/u/env"),
+        ("${GLOBALSCRATCH}/env", "/scratch/u/env"),
+        ("${HOME}x/$GLOBALSCRATCH", "/home/ux//scratch/u"),
+        ("cesres", "/home/u/cesres"),
+        ("/abs/a}b", "/abs/a}b"),  # a } alone is a character
+        ("/abs/$", "/abs/$"),  # so is a lone $
+        ("/x/$SELF", "/x/$SELF"),  # one pass: a value is never expanded again
+        ("/x/${EMPTY}y", "/x/y"),
+        ("~user/x", "/home/u/~user/x"),  # only ~ and ~/ mean the home directory
+    ],
+)
+def test_cluster_paths_expand_like_a_login_shell_without_running_anything(path, expanded):
+    assert rules.expand_path(path, ENV) == expanded
+
+
+@pytest.mark.parametrize(
+    ("path", "message"),
+    [
+        ("$UNSET/env", "the variable $UNSET is not set in a login shell on the cluster"),
+        ("${UNSET}", "the variable $UNSET is not set"),
+        ("/x/${a b}", "${a b} is not a variable name"),
+        ("/x/${}", "${} is not a variable name"),
+        ("", "is empty"),
+    ],
+)
+def test_an_unset_variable_in_a_cluster_path_is_an_error_naming_it(path, message):
+    with pytest.raises(rules.RuleError, match=re.escape(message)):
+        rules.expand_path(path, ENV, what="cesres_root")
+
+
+def test_the_variables_a_path_needs_are_listed_once():
+    assert rules.path_variables("$A/${B}/$A/x}y/$") == ["A", "B"]
