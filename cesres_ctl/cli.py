@@ -6,6 +6,7 @@ from typing import NoReturn
 import typer
 
 from cesres_ctl import __version__
+from cesres_ctl.config_commands import app as config_app
 from cesres_ctl.console import err
 from cesres_ctl.errors import CesresError
 from cesres_ctl.provision.commands import app as provision_app
@@ -22,6 +23,7 @@ app = typer.Typer(
 app.add_typer(sandbox_app, name="sandbox")
 register_run_commands(app)
 app.add_typer(provision_app)  # setup, doctor: top-level commands
+app.add_typer(config_app, name="config")
 
 
 def _version(value: bool) -> None:

@@ -7,27 +7,43 @@ from pathlib import Path
 from cesres_ctl.errors import CesresError
 
 DEFAULT_SANDBOX_ROOT = Path("/var/lib/cesres-sandbox")
+# Where a wheel puts its copy of the project, inside the package (hatch_build.py writes it there).
+BUNDLED_PROJECT = "_project"
 
 
 def project_dir() -> Path:
-    """The checkout that holds ansible.cfg, playbooks/ and roles/.
+    """The Ansible project that the CLI drives: ansible.cfg, inventory/, playbooks/ and roles/.
 
-    The package is installed in editable mode from the checkout, so the project is the
-    package's parent; CESRES_CTL_PROJECT overrides it for unusual installs.
+    Run from a checkout (an editable install, or the checkout on PYTHONPATH), it is the checkout, the
+    package's parent. An installed wheel carries a copy of it in the package, under _project/ (see
+    hatch_build.py). CESRES_CTL_PROJECT overrides both.
     """
     override = os.environ.get("CESRES_CTL_PROJECT")
-    root = Path(override) if override else Path(__file__).resolve().parent.parent
-    if not (root / "playbooks").is_dir() or not (root / "ansible.cfg").is_file():
+    if override:
+        root = Path(override)
+    else:
+        package = Path(__file__).resolve().parent
+        root = package.parent if _is_project(package.parent) else package / BUNDLED_PROJECT
+    if not _is_project(root):
         raise CesresError(
             f"cannot find the cesres-ctl project (playbooks/, ansible.cfg) in {root}; set CESRES_CTL_PROJECT"
         )
     return root
 
 
+def _is_project(root: Path) -> bool:
+    return (root / "playbooks").is_dir() and (root / "ansible.cfg").is_file()
+
+
+def state_path() -> Path:
+    """Where the per-user state lives ($XDG_STATE_HOME/cesres-ctl), without creating it."""
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "cesres-ctl"
+
+
 def state_dir() -> Path:
     """Per-user state (run registry, logs), following the XDG base directory spec."""
-    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return ensure_dir(Path(base) / "cesres-ctl", "the state directory", "set XDG_STATE_HOME to a writable directory")
+    return ensure_dir(state_path(), "the state directory", "set XDG_STATE_HOME to a writable directory")
 
 
 def logs_dir() -> Path:
@@ -59,6 +75,14 @@ def check_dir(path: Path, what: str, hint: str) -> Path:
     except OSError as exc:
         reason = exc.strerror or exc
         raise CesresError(f"cannot use {path} as {what}: cannot write in {existing} ({reason}); {hint}") from None
+    return path
+
+
+def runner_dir() -> Path:
+    """The private data of the runs in progress (their inputs, ansible-runner's artifacts), owner-only."""
+    path = state_dir() / "runner"
+    path.mkdir(mode=0o700, exist_ok=True)
+    path.chmod(0o700)  # mkdir's mode goes through the umask, and an older dir may be wider
     return path
 
 

@@ -1,9 +1,12 @@
 """Run one of the project's playbooks through ansible-runner, with live progress and a kept log.
 
 Every call gets a fresh private data dir: runner never rewrites the env/* files of a reused one, so a
-second run would silently see the first run's extravars (ansible-runner #172). The event handler only
-enqueues (a slow handler makes runner time out, #1343); a consumer thread writes the log and drives the
-display.
+second run would silently see the first run's extravars (ansible-runner #172). It lives in the user's
+state directory (owner-only), holds the extra vars as a file (a command line argument is limited to
+128 KiB) and is removed on the way out, or by the next run when a run was killed. Ansible gets only
+the environment it needs: runner would pass it all and write it to artifacts/<ident>/command. The
+event handler only enqueues (a slow handler makes runner time out, #1343); a consumer thread writes the
+log and drives the display.
 """
 
 import json
@@ -12,10 +15,12 @@ import queue
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -24,7 +29,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO
 
-import ansible_runner
+import ansible_runner.interface
 
 from cesres_ctl import paths, sshdiag
 from cesres_ctl.errors import CesresError
@@ -194,6 +199,216 @@ def event_output(event: Mapping[str, Any]) -> list[str]:
     return _ANSI_ESCAPE.sub("", stdout or "").replace("\r\n", "\n").replace("\r", "\n").split("\n")
 
 
+# --- private data and the run's environment -----------------------------------------------------
+
+# What Ansible may inherit from cesres-ctl's environment; everything else (tokens, cloud credentials, …)
+# stays out of it, and so out of every file runner writes (artifacts/<ident>/command, fact caches).
+_ENV_NAMES = frozenset(
+    {
+        # Who and where: ssh reads ~/.ssh and runs ProxyCommand with $SHELL; temporary files.
+        "HOME",
+        "USER",
+        "LOGNAME",
+        "SHELL",
+        "TMPDIR",
+        "TERM",
+        "TZ",
+        # A venv made from a module-loaded Python (a login node) may need it to find libpython.
+        "LD_LIBRARY_PATH",
+        # Ansible needs a UTF-8 locale (LC_* by prefix below); ssh sends LANG and LC_* to the cluster.
+        "LANG",
+        "LANGUAGE",
+        # The user's keys through their agent, and Kerberos tickets for GSSAPI logins.
+        "SSH_AUTH_SOCK",
+        "KRB5CCNAME",
+        "KRB5_CONFIG",
+        # Local tasks that reach the network (the sandbox's apt) behind a proxy or a private CA.
+        "http_proxy",
+        "https_proxy",
+        "no_proxy",
+        "all_proxy",
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "NO_PROXY",
+        "ALL_PROXY",
+        "SSL_CERT_FILE",
+        "SSL_CERT_DIR",
+        # Read by the playbooks: lookup('ansible.builtin.env', …) in group_vars/cluster_sandbox.yml.
+        "CESRES_SANDBOX_ROOT",
+    }
+)
+# LC_*: the locale; ANSIBLE_*: the user's Ansible settings; XDG_*: base directories.
+_ENV_PREFIXES = ("LC_", "ANSIBLE_", "XDG_")
+# A private data dir without its pid file this long after its creation was left by a killed run.
+_UNCLAIMED_SECONDS = 60.0
+
+
+def _inherits(name: str) -> bool:
+    return name in _ENV_NAMES or name.startswith(_ENV_PREFIXES)
+
+
+def run_environment(envvars: Mapping[str, str]) -> dict[str, str]:
+    """The environment of a process cesres-ctl runs Ansible in: the allowed part of ours, then `envvars`."""
+    return {**{name: value for name, value in os.environ.items() if _inherits(name)}, **envvars}
+
+
+def _runner_environment(built: Mapping[str, str], envvars: Mapping[str, str]) -> dict[str, str]:
+    """Runner's environment for the run without what it copied from ours and is not allowed.
+
+    Runner starts from a copy of os.environ (it has no option not to), then adds `envvars` and its own
+    variables (callback plugin, artifact dir, fact cache): those differ from ours or are new, and stay.
+    """
+    return {
+        name: value
+        for name, value in built.items()
+        if _inherits(name) or name in envvars or os.environ.get(name) != value
+    }
+
+
+def _process_start(pid: int) -> str | None:
+    """The start time of a process (clock ticks since boot) where /proc tells it: a reused pid differs."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return None
+    fields = stat.rpartition(")")[2].split()
+    return fields[19] if len(fields) > 19 else None
+
+
+def _owner_record() -> str:
+    pid = os.getpid()
+    return json.dumps({"pid": pid, "start": _process_start(pid), "host": socket.gethostname()}) + "\n"
+
+
+def _owner_alive(private_dir: Path) -> bool:
+    """Whether the run that made `private_dir` may still be running (when unsure: yes)."""
+    try:
+        record = json.loads((private_dir / "pid").read_text(encoding="utf-8"))
+        pid = int(record["pid"])
+    except FileNotFoundError:
+        # Between mkdtemp and the pid file, or killed right there.
+        try:
+            return time.time() - private_dir.stat().st_mtime < _UNCLAIMED_SECONDS
+        except OSError:
+            return False
+    except (OSError, ValueError, TypeError, KeyError):
+        return True
+    if record.get("host") != socket.gethostname():
+        return True  # a home shared with another machine: that machine's next run decides
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    started = record.get("start")
+    return started is None or _process_start(pid) in (None, started)
+
+
+def _open_under(directory: Path) -> bool:
+    """Whether a process holds a file under `directory` open (runner keeps artifacts/<ident>/stdout open)."""
+    prefix = f"{directory}{os.sep}"
+    try:
+        processes = [entry for entry in Path("/proc").iterdir() if entry.name.isdigit()]
+    except OSError:
+        return True  # cannot tell: keep it
+    for process in processes:
+        try:
+            fds = list((process / "fd").iterdir())
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                if str(fd.readlink()).startswith(prefix):
+                    return True
+            except OSError:
+                continue
+    return False
+
+
+def sweep_private_dirs() -> None:
+    """Remove the private data that killed runs left: ours, and the /tmp/cesres-* of earlier versions."""
+    for entry in paths.runner_dir().iterdir():
+        if entry.is_dir() and not entry.is_symlink() and not _owner_alive(entry):
+            shutil.rmtree(entry, ignore_errors=True)
+    # Earlier versions kept it in the temporary directory, where a killed run left its environment.
+    for entry in Path(tempfile.gettempdir()).glob("cesres-*"):
+        try:
+            info = entry.lstat()
+        except OSError:
+            continue
+        if (
+            entry.is_dir()
+            and not entry.is_symlink()
+            and info.st_uid == os.getuid()
+            and (entry / "artifacts").is_dir()
+            and time.time() - info.st_mtime > _UNCLAIMED_SECONDS
+            and not _open_under(entry)
+        ):
+            shutil.rmtree(entry, ignore_errors=True)
+
+
+@contextmanager
+def private_data_dir(stem: str) -> Iterator[Path]:
+    """A fresh owner-only directory for one run's private data, removed on the way out.
+
+    In the state directory, not /tmp: runner puts nothing there whose path length matters (its
+    ssh-agent socket, the reason for runner's /tmp default (#136), exists only with its ssh_key option,
+    which cesres-ctl never passes: ssh uses the user's own keys and agent, and ControlPath is under
+    ~/.ansible/cp). A `pid` file names the owner (pid, start time, host), so that the next run on this
+    machine removes the directory if this one is killed; that next run also removes what earlier versions
+    left in /tmp.
+    """
+    sweep_private_dirs()
+    path = Path(tempfile.mkdtemp(prefix=f"{stem}-", dir=paths.runner_dir()))  # mode 0700
+    try:
+        _write_private(path / "pid", _owner_record())
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _write_private(path: Path, text: str) -> None:
+    path.parent.mkdir(mode=0o700, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+
+
+def write_extravars(private_dir: Path, extravars: Mapping[str, Any]) -> Path:
+    """env/extravars of the private data dir, which runner passes as `-e @FILE` (no size limit then)."""
+    path = private_dir / "env" / "extravars"
+    _write_private(path, json.dumps(extravars))
+    return path
+
+
+def _drop_command_artifact(status: Mapping[str, Any], runner_config: Any) -> None:
+    # Runner writes the command line and the whole environment to artifacts/<ident>/command before it
+    # starts Ansible, and reads it nowhere: remove it as soon as Ansible runs.
+    if status.get("status") == "running":
+        Path(runner_config.artifact_dir, "command").unlink(missing_ok=True)
+
+
+def run_ansible(private_dir: Path, *, envvars: Mapping[str, str], **kwargs: Any) -> ansible_runner.Runner:
+    """ansible_runner.run in `private_dir`, with only the environment the run needs; returns runner's Runner.
+
+    Inputs go in env/extravars (write_extravars), never in `extravars`: runner puts those on the command line.
+    """
+    if "extravars" in kwargs:
+        raise TypeError("pass extra vars through write_extravars, not on the command line")
+    # As ansible_runner.run does (init_runner, then run), with the environment filtered in between.
+    runner = ansible_runner.interface.init_runner(
+        private_data_dir=str(private_dir),
+        envvars=dict(envvars),
+        suppress_env_files=True,
+        status_handler=_drop_command_artifact,
+        **kwargs,
+    )
+    runner.config.env = _runner_environment(runner.config.env, envvars)
+    runner.run()
+    return runner
+
+
 # --- the run ------------------------------------------------------------------------------------
 
 
@@ -293,9 +508,9 @@ def _list_tasks_command(
     env: Mapping[str, str],
     playbook: str,
     *,
-    inventory: str | None,
+    inventory: Sequence[str],
     limit: str | None,
-    extravars: Mapping[str, Any],
+    extravars_file: Path | None,
     tags: Sequence[str],
     skip_tags: Sequence[str],
 ) -> list[str] | None:
@@ -303,12 +518,12 @@ def _list_tasks_command(
     if executable is None:
         return None
     command = [executable, "--list-tasks", playbook]
-    if inventory:
-        command += ["-i", inventory]
+    for source in inventory:
+        command += ["-i", source]
     if limit:
         command += ["--limit", limit]
-    if extravars:
-        command += ["-e", json.dumps(extravars)]
+    if extravars_file is not None:
+        command += ["-e", f"@{extravars_file}"]
     if tags:
         command += ["--tags", ",".join(tags)]
     if skip_tags:
@@ -320,28 +535,29 @@ def run_playbook(
     playbook: str,
     *,
     limit: str | None = None,
-    extravars: dict | None = None,
+    extravars: dict[str, Any] | None = None,
     tags: Sequence[str] = (),
     skip_tags: Sequence[str] = (),
     verbose: bool = False,
     title: str | None = None,
-    inventory: str | None = None,
+    inventory: str | Sequence[str] | None = None,
     quiet: bool = False,
     check: bool = False,
 ) -> PlaybookResult:
     """Run `playbook` (relative to the project) and return its outcome; never raises on a failed run.
 
+    inventory: one source or several, read in order (the project's, then the user's overlay); None: ansible.cfg's.
     check: ansible-playbook --check, the roles report what would change and change nothing.
     """
     project = paths.project_dir()
     if not (project / playbook).is_file():
         raise CesresError(f"no playbook {playbook} in {project}")
-    inventory_path: str | None = None
-    if inventory is not None:
-        resolved = Path(inventory) if Path(inventory).is_absolute() else project / inventory
+    inventory_paths: list[str] = []
+    for source in [inventory] if isinstance(inventory, str) else inventory or []:
+        resolved = Path(source) if Path(source).is_absolute() else project / source
         if not resolved.exists():
-            raise CesresError(f"inventory {inventory} not found")
-        inventory_path = str(resolved)
+            raise CesresError(f"inventory {source} not found")
+        inventory_paths.append(str(resolved))
     extravars = dict(extravars or {})
     stem = Path(playbook).stem
     ident = f"{stem}-{datetime.now(UTC):%Y%m%dT%H%M%S.%fZ}"
@@ -367,9 +583,6 @@ def run_playbook(
         "project_dir": str(project),
         "playbook": playbook,
         "ident": ident,
-        "envvars": envvars,
-        "extravars": extravars,
-        "suppress_env_files": True,
         "quiet": True,
         "event_handler": on_event,
         "cancel_callback": cancel.is_set,
@@ -377,8 +590,9 @@ def run_playbook(
         # idle_timeout stays unset: quiet tasks (pip install, sbatch --wait) must not be killed.
         "settings": {"pexpect_timeout": 1},
     }
-    if inventory_path:
-        kwargs["inventory"] = inventory_path
+    if inventory_paths:
+        # A list: runner passes one -i per source (a comma string would be written out as an inventory).
+        kwargs["inventory"] = inventory_paths
     if limit:
         kwargs["limit"] = limit
     if tags:
@@ -388,30 +602,30 @@ def run_playbook(
     if check:
         kwargs["cmdline"] = "--check"
     display = None if quiet else ProgressDisplay(title or stem, verbose=verbose)
-    # The task count only sizes the animated bar: not worth a second ansible-playbook otherwise.
-    list_tasks = (
-        None
-        if display is None or not display.animated
-        else _list_tasks_command(
-            envvars,
-            playbook,
-            inventory=inventory_path,
-            limit=limit,
-            extravars=extravars,
-            tags=tags,
-            skip_tags=skip_tags,
-        )
-    )
+    cancelled_by: list[str] = []
 
     with log_path.open("w", encoding="utf-8") as log, ExitStack() as cleanup:
-        # In /tmp and short: runner puts ssh-agent's unix socket in it (path length limit, runner #136).
-        private_dir = Path(tempfile.mkdtemp(prefix="cesres-"))
-        cleanup.callback(shutil.rmtree, private_dir, ignore_errors=True)
-        kwargs["private_data_dir"] = str(private_dir)
+        # Entered first, so removed last: after Ansible and the task listing are gone.
+        private_dir = cleanup.enter_context(private_data_dir(stem))
+        extravars_file = write_extravars(private_dir, extravars) if extravars else None
+        # The task count only sizes the animated bar: not worth a second ansible-playbook otherwise.
+        list_tasks = (
+            None
+            if display is None or not display.animated
+            else _list_tasks_command(
+                envvars,
+                playbook,
+                inventory=inventory_paths,
+                limit=limit,
+                extravars_file=extravars_file,
+                tags=tags,
+                skip_tags=skip_tags,
+            )
+        )
         if display is not None:
             cleanup.enter_context(display)
-        cleanup.enter_context(_ctrl_c_cancels(cancel))
-        task_count = _TaskCount(list_tasks, {**os.environ, **envvars}, project, private_dir / "tasks.txt")
+        cleanup.enter_context(_signals_cancel(cancel, cancelled_by))
+        task_count = _TaskCount(list_tasks, run_environment(envvars), project, private_dir / "tasks.txt")
         cleanup.callback(task_count.stop)
         recorder = _Recorder(log, display, cancel)
         consumer = threading.Thread(target=recorder.consume, args=(events, task_count), daemon=True)
@@ -419,14 +633,14 @@ def run_playbook(
         # Runs last on the way out: every queued event is logged and shown before the display closes.
         cleanup.callback(consumer.join)
         cleanup.callback(events.put, None)
-        runner = ansible_runner.run(**kwargs)
+        runner = run_ansible(private_dir, envvars=envvars, **kwargs)
 
     status = str(runner.status)
     rc = runner.rc if isinstance(runner.rc, int) else -1
     failure = None
     if status != "successful" or rc != 0:
         if status == "canceled":
-            failure = "canceled (Ctrl-C)"
+            failure = f"canceled ({cancelled_by[0] if cancelled_by else 'Ctrl-C'})"
         elif recorder.unexplained_host:
             failure = _diagnosed(recorder.unexplained_host) or recorder.failure
         else:
@@ -454,23 +668,31 @@ def _diagnosed(host: str) -> str | None:
     return f"{host}: {reason}" if reason else None
 
 
+_CANCEL_SIGNALS = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM", signal.SIGHUP: "SIGHUP"}
+
+
 @contextmanager
-def _ctrl_c_cancels(cancel: threading.Event) -> Iterator[None]:
-    """Turn Ctrl-C into a cancel request for the duration of the run.
+def _signals_cancel(cancel: threading.Event, cancelled_by: list[str]) -> Iterator[None]:
+    """Turn Ctrl-C, SIGTERM and SIGHUP into a cancel request for the duration of the run.
 
     Ansible runs in its own session under runner's pty, so it does not get the terminal's SIGINT: runner
-    kills it once cancel_callback says so. Signal handlers can only be set from the main thread.
+    kills it once cancel_callback says so. SIGTERM and SIGHUP would end cesres-ctl at once, leaving the
+    run's private data behind and Ansible running (runner starts it ignoring SIGHUP): cancelled the same
+    way, the run stops Ansible and cleans up. Signal handlers can only be set from the main thread.
     """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
-    def on_sigint(signum: int, frame: FrameType | None) -> None:
+    def on_signal(signum: int, frame: FrameType | None) -> None:
         # Only set a flag: a signal handler must not take locks (queue, console) the main thread may hold.
+        if not cancelled_by:
+            cancelled_by.append(_CANCEL_SIGNALS.get(signal.Signals(signum), "a signal"))
         cancel.set()
 
-    previous = signal.signal(signal.SIGINT, on_sigint)
+    previous = {signum: signal.signal(signum, on_signal) for signum in _CANCEL_SIGNALS}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)

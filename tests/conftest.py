@@ -1,11 +1,15 @@
-"""Shared fixtures: the sandbox cluster that integration tests run against."""
+"""Shared fixtures: the sandbox cluster that integration tests run against, and no environment in /tmp."""
 
 import json
 import os
+import secrets
 import shlex
+import shutil
 import subprocess
 import sys
-from collections.abc import Mapping
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +17,56 @@ import pytest
 
 PROJECT = Path(__file__).resolve().parent.parent
 CESRES_CTL = [sys.executable, "-m", "cesres_ctl"]
+
+# Every process the tests start inherits this variable; no file under /tmp may hold it after a test
+# (issue 11: a run's environment, tokens included, must not reach a file).
+ENV_CANARY = f"canary-{secrets.token_hex(16)}"
+os.environ["CESRES_TEST_ENV_CANARY"] = ENV_CANARY
+SYSTEM_TMP = Path("/tmp")
+_SCAN_MAX_BYTES = 5 * 1024 * 1024
+_reported_leaks: set[Path] = set()
+
+
+def files_containing(root: Path, needle: bytes, since: float) -> list[Path]:
+    """Regular files under `root` modified at `since` or later that contain `needle` (symlinks not followed).
+
+    Files over 5 MB, unreadable files, sockets and pipes are skipped.
+    """
+    found = []
+    pending = [str(root)]
+    while pending:
+        try:
+            with os.scandir(pending.pop()) as entries:
+                listed = list(entries)
+        except OSError:
+            continue
+        for entry in listed:
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    pending.append(entry.path)
+                    continue
+                if not entry.is_file(follow_symlinks=False):
+                    continue
+                info = entry.stat(follow_symlinks=False)
+                if info.st_mtime < since or info.st_size > _SCAN_MAX_BYTES:
+                    continue
+                if needle in Path(entry.path).read_bytes():
+                    found.append(Path(entry.path))
+            except OSError:
+                continue
+    return sorted(found)
+
+
+@pytest.fixture(autouse=True)
+def no_environment_in_tmp() -> Iterator[None]:
+    """After each test, no file it wrote under /tmp holds the environment (the canary variable's value)."""
+    started = time.time() - 1  # file times may lag the clock by a tick
+    yield
+    # Each file once: the margin above would otherwise blame the next test too.
+    leaks = [path for path in files_containing(SYSTEM_TMP, ENV_CANARY.encode(), started) if path not in _reported_leaks]
+    _reported_leaks.update(leaks)
+    if leaks:
+        pytest.fail("the environment of a process reached files under /tmp: " + ", ".join(map(str, leaks)))
 
 
 @dataclass(frozen=True)
@@ -55,6 +109,19 @@ def run_cli(
 def _sandbox_status() -> dict:
     done = run_cli("sandbox", "status", "--json", timeout=120)
     return json.loads(done.stdout)
+
+
+_CONFIG_DIR = tempfile.mkdtemp(prefix="cesres-test-config-")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # The developer's own settings (cesres-ctl config) must not change what the tests see: every test and
+    # every cesres-ctl the tests start read a configuration that does not exist, unless a test says otherwise.
+    os.environ["CESRES_CTL_CONFIG"] = str(Path(_CONFIG_DIR) / "none.yml")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    shutil.rmtree(_CONFIG_DIR, ignore_errors=True)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -1,4 +1,4 @@
-"""Static checks are tests: ansible-lint (production profile), yamllint and ruff."""
+"""Static checks are tests: ansible-lint (production profile), yamllint, ruff and mypy."""
 
 import subprocess
 import sys
@@ -36,3 +36,10 @@ def test_ruff_check():
 def test_ruff_format():
     done = run("ruff", "format", "--check", ".")
     assert done.returncode == 0, done.stdout[-6000:]
+
+
+def test_mypy():
+    # [tool.mypy] in pyproject.toml: strict, on cesres_ctl/.
+    assert (BIN / "mypy").exists(), f"mypy is not in {BIN}: pip install -e '.[dev]'"
+    done = run("mypy")
+    assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-3000:]

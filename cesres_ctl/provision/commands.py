@@ -5,29 +5,38 @@ import json
 import typer
 from rich.table import Table
 
+from cesres_ctl import userconfig
 from cesres_ctl.console import err, out
 from cesres_ctl.errors import CesresError
 from cesres_ctl.inventory import Inventory
+from cesres_ctl.options import cluster_option
 from cesres_ctl.provision import doctor as doctor_checks
 from cesres_ctl.provision.settings import SETUP_PLAYBOOK, parse_extra_vars, validate_setup_vars
 from cesres_ctl.runner import PlaybookResult, format_summary, run_playbook
 
 app = typer.Typer()
 
-DEFAULT_CLUSTER = "dragon2"
 # Exit codes of setup: 0 success, 1 a task failed, 3 the cluster was unreachable, 130 Ctrl-C.
 EXIT_FAILED = 1
 EXIT_UNREACHABLE = 3
 EXIT_CANCELED = 130
 
-ClusterOption = typer.Option(
-    DEFAULT_CLUSTER, "--cluster", "-c", help="Inventory host of the cluster (dragon2, sandbox, …)."
-)
+ClusterOption = cluster_option()
+# The short form was -c before every command took -C: still read, no longer shown.
+LegacyClusterOption = typer.Option(None, "-c", hidden=True, help="Deprecated: -C.")
+
+
+def _cluster(cluster: str | None, legacy: str | None) -> str:
+    if legacy is not None:
+        err.print("note: -c is deprecated, use -C (or --cluster)", markup=False)
+        return legacy
+    return userconfig.cluster_or_default(cluster)
 
 
 @app.command()
 def setup(
-    cluster: str = ClusterOption,
+    cluster: str | None = ClusterOption,
+    legacy_cluster: str | None = LegacyClusterOption,
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show Ansible's own output."),
     extra_vars: list[str] = typer.Option(  # noqa: B008 - typer's way of declaring a repeatable option
         [],
@@ -45,12 +54,22 @@ def setup(
     With --check, lists the steps that would change something and changes nothing.
     Exit codes: 0 success, 1 a step failed, 3 cluster unreachable, 130 interrupted.
     """
+    cluster = _cluster(cluster, legacy_cluster)
     extravars = parse_extra_vars(extra_vars)
-    problems = validate_setup_vars(cluster, extravars)
+    inventory = Inventory()
+    problems = validate_setup_vars(cluster, extravars, inventory)
     if problems:
         raise CesresError(f"invalid settings for {cluster}: " + "; ".join(problems))
     title = f"setup --check {cluster}" if check else f"setup {cluster}"
-    result = run_playbook(SETUP_PLAYBOOK, limit=cluster, extravars=extravars, verbose=verbose, title=title, check=check)
+    result = run_playbook(
+        SETUP_PLAYBOOK,
+        limit=cluster,
+        extravars=extravars,
+        verbose=verbose,
+        title=title,
+        inventory=inventory.sources,
+        check=check,
+    )
     _summarise(result)
     if not result.ok:
         raise CesresError(result.failure or "setup failed", log_path=str(result.log_path), exit_code=exit_code(result))
@@ -91,8 +110,9 @@ def _summarise(result: PlaybookResult) -> None:
 
 @app.command()
 def doctor(
-    cluster: str = ClusterOption,
+    cluster: str | None = ClusterOption,
     as_json: bool = typer.Option(False, "--json", help="Print the checks as JSON."),
+    legacy_cluster: str | None = LegacyClusterOption,
 ) -> None:
     """Check that a cluster is ready for setup (ssh, Python, Lmod, modules, partitions, space).
 
@@ -100,6 +120,7 @@ def doctor(
     free space and quota of $HOME and $GLOBALSCRATCH. Uses only Ansible's raw module (no Python needed
     on the cluster). Exits 1 if any check fails.
     """
+    cluster = _cluster(cluster, legacy_cluster)
     checks = doctor_checks.diagnose(cluster, inventory=Inventory())
     failed = any(check.failed for check in checks)
     if as_json:

@@ -6,15 +6,13 @@ the login node's Python is too old for ansible-core 2.19 (and says so).
 
 import os
 import shlex
-import shutil
 import sys
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from cesres_ctl import paths, sshdiag
+from cesres_ctl import paths, sshdiag, userconfig
 from cesres_ctl.errors import CesresError
 from cesres_ctl.inventory import Inventory
 
@@ -138,9 +136,14 @@ def parse_checks(stdout: str, cluster: str) -> list[Check]:
     return checks
 
 
-def run_raw(cluster: str, command: str, *, timeout: int = 120) -> tuple[str, dict[str, Any]]:
-    """Run one raw command on ``cluster`` through ansible-runner; (event name, result) of its outcome."""
-    import ansible_runner
+def run_raw(
+    cluster: str, command: str, *, timeout: int = 120, sources: Sequence[str] | None = None
+) -> tuple[str, dict[str, Any]]:
+    """Run one raw command on ``cluster`` through ansible-runner; (event name, result) of its outcome.
+
+    sources: the inventory sources (default: the project's, then the user's overlay).
+    """
+    from cesres_ctl.runner import private_data_dir, run_ansible
 
     project = paths.project_dir()
     envvars = {
@@ -157,23 +160,19 @@ def run_raw(cluster: str, command: str, *, timeout: int = 120) -> tuple[str, dic
             outcome["res"] = (event.get("event_data") or {}).get("res") or {}
         return False
 
-    private_dir = tempfile.mkdtemp(prefix="cesres-")
-    try:
-        runner = ansible_runner.run(
-            private_data_dir=private_dir,
+    with private_data_dir("doctor") as private_dir:
+        runner = run_ansible(
+            private_dir,
+            envvars=envvars,
             project_dir=str(project),
-            inventory=str(project / "inventory"),
+            inventory=list(sources) if sources is not None else userconfig.inventory_sources(project),
             host_pattern=cluster,
             module="raw",
             module_args=command,
-            envvars=envvars,
-            suppress_env_files=True,
             quiet=True,
             event_handler=on_event,
             timeout=timeout,
         )
-    finally:
-        shutil.rmtree(private_dir, ignore_errors=True)
     if "event" not in outcome:
         raise CesresError(f"doctor: ansible did not run on {cluster} (status {runner.status}, rc {runner.rc})")
     return outcome["event"], outcome["res"]
@@ -194,7 +193,7 @@ def diagnose(cluster: str, *, inventory: Inventory | None = None) -> list[Check]
     inventory = inventory or Inventory()
     host_vars = inventory.host_vars(cluster)
     where = host_vars.get("ansible_host", cluster)
-    event, res = run_raw(cluster, doctor_command(host_vars))
+    event, res = run_raw(cluster, doctor_command(host_vars), sources=inventory.sources)
     if event == "runner_on_unreachable":
         message = str(res.get("msg", ""))
         explained = sshdiag.explain(message, str(where)) or _diagnose(cluster)

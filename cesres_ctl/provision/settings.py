@@ -25,7 +25,7 @@ SETUP_ROLES = ("cesres_python", "cesres_modules", "cesres_repo", "cesres_venv", 
 
 def parse_extra_vars(items: Sequence[str]) -> dict[str, Any]:
     """``-e`` values as ansible-playbook reads them: ``key=value`` (a string), a JSON/YAML mapping, or ``@file``."""
-    result: dict[str, Any] = {}
+    result: dict[Any, Any] = {}  # YAML keys may be anything: checked to be names at the end
     for item in items:
         text = item.strip()
         if text.startswith("@"):

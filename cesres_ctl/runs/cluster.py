@@ -1,11 +1,10 @@
-"""What cesres-ctl knows about a cluster without connecting to it: its inventory variables (group_vars
-plus the job role's defaults, templated exactly as Ansible would) and its ssh settings.
+"""What cesres-ctl knows about a cluster without connecting to it: its inventory variables (group_vars and
+the user's settings plus the job role's defaults, templated exactly as Ansible would) and its ssh settings.
 
 cesres_ctl.inventory reads it with Ansible's own code (no ssh), so the limits checked here are the ones
 the playbook will see.
 """
 
-import os
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -18,11 +17,9 @@ import yaml
 from cesres_ctl import paths
 from cesres_ctl.errors import CesresError
 from cesres_ctl.inventory import Inventory
-from cesres_ctl.runs.resources import Partition, parse_partitions
+from cesres_ctl.rules import Partition, parse_partitions
 
 ROLE = "cesres_job"
-DEFAULT_CLUSTER_ENV = "CESRES_CLUSTER"
-DEFAULT_CLUSTER = "dragon2"
 
 
 @dataclass(frozen=True)
@@ -40,11 +37,9 @@ class Cluster:
     name: str
     ssh: SshSettings
     partitions: dict[str, Partition]
-    job_vars: dict[str, Any]  # templated cesres_job_* values (role defaults overlaid by group_vars)
-
-
-def default_name() -> str:
-    return os.environ.get(DEFAULT_CLUSTER_ENV) or DEFAULT_CLUSTER
+    job_vars: dict[str, Any]  # templated cesres_job_* values (role defaults < group_vars < the user's settings)
+    # The inventory sources these values come from (the project's, then the user's overlay): the playbook's too.
+    inventory_sources: tuple[str, ...] = ()
 
 
 # The inventory's connection variables that plain ssh/rsync need, in order of preference.
@@ -74,7 +69,13 @@ def load(name: str) -> Cluster:
         raise CesresError(f"cluster {name}: cannot evaluate its variables: {errors[0]}")
     job_vars = {key: values[key] for key in job_keys if key in values}
     partitions = parse_partitions(job_vars.get("cesres_job_partitions") or {})
-    return Cluster(name=name, ssh=_ssh_settings(name, values), partitions=partitions, job_vars=job_vars)
+    return Cluster(
+        name=name,
+        ssh=_ssh_settings(name, values),
+        partitions=partitions,
+        job_vars=job_vars,
+        inventory_sources=tuple(inventory.sources),
+    )
 
 
 def _ssh_settings(name: str, values: Mapping[str, Any]) -> SshSettings:

@@ -12,9 +12,10 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from cesres_ctl import paths
+from cesres_ctl import paths, userconfig
 from cesres_ctl.console import err, out
 from cesres_ctl.errors import CesresError
+from cesres_ctl.options import cluster_option
 from cesres_ctl.runs import cluster as clusters
 from cesres_ctl.runs import plot as plots
 from cesres_ctl.runs import remote
@@ -23,9 +24,8 @@ from cesres_ctl.runs.submit import dry_run_text, prepare, submit
 
 DEFAULT_FETCH_ROOT = Path("cesres-runs")
 EXIT_INTERRUPTED = 130
-ClusterOption = typer.Option(
-    None, "--cluster", "-C", help="Cluster of the inventory (default: $CESRES_CLUSTER or dragon2)."
-)
+ClusterOption = cluster_option()
+# A run id names its cluster: here --cluster only narrows the search, and has no default.
 RunClusterOption = typer.Option(None, "--cluster", "-C", help="Only look for the run on this cluster.")
 JsonOption = typer.Option(False, "--json", help="Print JSON (fields: docs/runs.md).")
 ConfigArgument = typer.Argument(..., help="CESReS config file (the model's YAML format).")
@@ -97,7 +97,7 @@ def train(
     }
     prepared = prepare(
         config,
-        cluster=cluster or clusters.default_name(),
+        cluster=userconfig.cluster_or_default(cluster),
         name=name,
         overrides=overrides,
         model_args=list(ctx.args),

@@ -7,6 +7,7 @@ current directory, then to the config file's directory), or files already on the
 """
 
 import hashlib
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,10 @@ CLUSTER_PREFIX = "cluster:"
 RUN_SUBDIR = "cesres_run"
 RESULTS = f"{RUN_SUBDIR}/results"
 _SAFE_SUFFIX = re.compile(r"^\.[A-Za-z0-9]{1,10}$")
+# A real CESReS config is a few KB. The playbook gets it twice, base64-encoded, as extra vars in a file
+# (no command-line limit since issue 11), but ansible-playbook's memory grows with it: about 250 MB for
+# a 10 MB config (measured locally), linearly beyond. A bigger "config" is another file given by mistake.
+MAX_CONFIG_BYTES = 10_000_000
 # Strings that Ansible would template if they reached it as extra vars.
 _JINJA = ("{{", "}}", "{%", "%}", "{#", "#}")
 
@@ -179,6 +184,10 @@ def _read(path: Path) -> str:
         if path.exists():
             raise CesresError(f"config file {path} is not a regular file: give a YAML file")
         raise CesresError(f"config file {path} not found")
+    size = path.stat().st_size
+    if size > MAX_CONFIG_BYTES:
+        megabytes = math.ceil(size / 100_000) / 10  # rounded up: 10.0 would read as within the limit
+        raise CesresError(f"config file {path} is {megabytes} MB; the limit is {MAX_CONFIG_BYTES // 1_000_000} MB")
     try:
         return path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:

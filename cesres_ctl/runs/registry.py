@@ -6,36 +6,20 @@ another): WAL journal, a busy timeout, and every write in a BEGIN IMMEDIATE tran
 
 import json
 import sqlite3
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from cesres_ctl import paths
+from cesres_ctl import paths, rules
 from cesres_ctl.errors import CesresError
 
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_MS = 15000
 # The shortest run id prefix `find` accepts.
 MIN_PREFIX = 4
-# Slurm states after which a job never changes again.
-TERMINAL_STATES = frozenset(
-    {
-        "COMPLETED",
-        "FAILED",
-        "CANCELLED",
-        "TIMEOUT",
-        "OUT_OF_MEMORY",
-        "NODE_FAIL",
-        "PREEMPTED",
-        "BOOT_FAIL",
-        "DEADLINE",
-        "REVOKED",
-    }
-)
-
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
     cluster TEXT NOT NULL,
@@ -85,11 +69,11 @@ class Run:
 
     @property
     def final(self) -> bool:
-        return self.state in TERMINAL_STATES
+        return self.state in rules.TERMINAL_STATES
 
     @property
     def log_path(self) -> str:
-        return f"{self.remote_dir}/slurm-{self.job_id}.out"
+        return f"{self.remote_dir}/{rules.log_name(self.job_id)}"
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -254,11 +238,12 @@ class Registry:
         runs = self.list(cluster)
         # A short prefix would pick a run by accident ('' is a prefix of every id): only exact matches then.
         prefix_ok = len(ref) >= MIN_PREFIX
-        for matcher in (
+        matchers: tuple[Callable[[Run], bool], ...] = (
             lambda r: r.run_id == ref,
             lambda r: r.job_id == ref or ref in r.jobs,
             lambda r: prefix_ok and r.run_id.startswith(ref),
-        ):
+        )
+        for matcher in matchers:
             found = [run for run in runs if matcher(run)]
             if len(found) == 1:
                 return found[0]

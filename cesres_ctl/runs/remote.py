@@ -13,8 +13,9 @@ from pathlib import Path
 
 from cesres_ctl import paths, sshdiag
 from cesres_ctl.errors import CesresError
+from cesres_ctl.rules import EXIT_CODE_FILE, TERMINAL_STATES
 from cesres_ctl.runs.cluster import SshSettings
-from cesres_ctl.runs.registry import TERMINAL_STATES, Run
+from cesres_ctl.runs.registry import Run
 
 _SEP = "@@cesres@@"
 # Unix socket paths are limited to ~104 bytes; %C is 40 hex characters.
@@ -126,7 +127,7 @@ def status_command(run: Run, tail_lines: int = 0) -> str:
         f"echo {_SEP}",
         f"sacct -X -n -P -j {job} -o State,ExitCode,Elapsed,Timelimit,Reason 2>/dev/null",
         f"echo {_SEP}",
-        f"cat {shlex.quote(run.remote_dir + '/exit_code')} 2>/dev/null",
+        f"cat {shlex.quote(run.remote_dir + '/' + EXIT_CODE_FILE)} 2>/dev/null",
     ]
     if tail_lines:
         parts += [f"echo {_SEP}", f"tail -n {int(tail_lines)} {shlex.quote(run.log_path)} 2>/dev/null"]
@@ -198,7 +199,7 @@ def status(settings: SshSettings, run: Run, *, tail_lines: int = 0) -> JobStatus
 def statuses_command(runs: Sequence[Run]) -> str:
     """One squeue and one sacct for every job of `runs`, then each run's exit_code file."""
     jobs = shlex.quote(",".join(run.job_id for run in runs))
-    files = " ".join(shlex.quote(run.remote_dir + "/exit_code") for run in runs)
+    files = " ".join(shlex.quote(f"{run.remote_dir}/{EXIT_CODE_FILE}") for run in runs)
     return (
         "; ".join(
             [
@@ -230,7 +231,7 @@ def parse_statuses(output: str, runs: Sequence[Run]) -> dict[str, JobStatus]:
     result = {}
     for run in runs:
         queue, acct = by_job.get(run.job_id, [[], []])
-        code = codes.get(run.remote_dir + "/exit_code", "")
+        code = codes.get(f"{run.remote_dir}/{EXIT_CODE_FILE}", "")
         text = "\n".join(queue[:1]) + f"\n{_SEP}\n" + "\n".join(acct[:1]) + f"\n{_SEP}\n" + code + "\n"
         result[run.run_id] = parse_status(text)
     return result
@@ -294,7 +295,7 @@ def fetch(settings: SshSettings, run: Run, dest: Path) -> tuple[int, str]:
         "--include=/config.yaml",
         "--include=/config.submitted.yaml",
         "--include=/job.sbatch",
-        "--include=/exit_code",
+        f"--include=/{EXIT_CODE_FILE}",
         "--exclude=*",
         target,
         f"{dest}/",

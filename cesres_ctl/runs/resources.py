@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from cesres_ctl.errors import CesresError
-from cesres_ctl.runs.slurmtime import format_seconds, parse_seconds
+from cesres_ctl.rules import Partition, check_fit, choose_partition, format_seconds, slurm_seconds
 
 # Values that end up on an `#SBATCH` line: sbatch parses these lines itself, so a newline, a quote or
 # a space would end the directive or start shell code. Nothing else is allowed through.
@@ -31,14 +31,6 @@ _OWNED_OPTIONS = {
     "--cpus-per-task",
 }
 SIGNAL_GRACE_DEFAULT = 300
-
-
-@dataclass(frozen=True)
-class Partition:
-    name: str
-    max_seconds: int
-    gpus: int
-    default: bool
 
 
 @dataclass(frozen=True)
@@ -65,20 +57,6 @@ class Resources:
     def extravars(self) -> dict[str, Any]:
         """The role's inputs for these resources."""
         return {f"cesres_job_{key}": value for key, value in self.to_dict().items()}
-
-
-def parse_partitions(raw: Mapping[str, Any]) -> dict[str, Partition]:
-    """`cesres_cluster_partitions` (name: {max_time, gpus, default}) as Partition objects."""
-    partitions = {}
-    for name, facts in (raw or {}).items():
-        facts = facts or {}
-        partitions[str(name)] = Partition(
-            name=str(name),
-            max_seconds=parse_seconds(str(facts.get("max_time", "21-00:00:00"))),
-            gpus=int(facts.get("gpus") or 0),
-            default=bool(facts.get("default", False)),
-        )
-    return partitions
 
 
 def _int(value: object, what: str, minimum: int = 0) -> int:
@@ -111,28 +89,13 @@ def resolve(
     merged = {**defaults, **given}
     if not partitions:
         raise CesresError(f"cluster {cluster} has no cesres_cluster_partitions in its group_vars")
-    partition = str(merged.get("partition") or "").strip()
-    if not partition:
-        partition = next((p.name for p in partitions.values() if p.default), "")
-    if partition not in partitions:
-        known = ", ".join(sorted(partitions))
-        raise CesresError(f"unknown partition {partition!r} on {cluster} (partitions: {known})")
-    part = partitions[partition]
-
+    partition = choose_partition(partitions, str(merged.get("partition") or ""))
     # --partition batch without --gpus: the cluster's default GPU count was meant for its gpu partition.
-    keep_default_gpus = "gpus" in given or "partition" not in given or part.gpus > 0
+    part = partitions.get(partition)
+    keep_default_gpus = "gpus" in given or "partition" not in given or (part is not None and part.gpus > 0)
     gpus = _int(merged.get("gpus", 0), "gpus") if keep_default_gpus else 0
-    if gpus > part.gpus:
-        if part.gpus == 0:
-            raise CesresError(f"partition {partition} of {cluster} has no GPUs: use --gpus 0 or a GPU partition")
-        raise CesresError(f"partition {partition} of {cluster} has at most {part.gpus} GPUs per node, asked {gpus}")
-
-    seconds = parse_seconds(str(merged.get("time") or "01:00:00"))
-    if seconds > part.max_seconds:
-        raise CesresError(
-            f"time {format_seconds(seconds)} is over the limit of partition {partition} on {cluster} "
-            f"({format_seconds(part.max_seconds)})"
-        )
+    seconds = slurm_seconds(str(merged.get("time") or "01:00:00"))
+    check_fit(partitions, partition, gpus, seconds, cluster=cluster)
     mem = str(merged.get("mem") or "").strip().upper()
     if mem and not _MEM.match(mem):
         raise CesresError(f"memory {mem!r} must be a number with an optional unit K, M, G or T (e.g. 16G)")

@@ -18,8 +18,6 @@ from cesres_ctl.errors import CesresError
 from cesres_ctl.runs.config import RunConfig, check_text
 from cesres_ctl.runs.resources import Resources
 
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,39}$")
-
 
 @dataclass(frozen=True)
 class RunSpec:
@@ -85,14 +83,6 @@ def parse_settings(items: list[str]) -> tuple[tuple[str, str], ...]:
             raise CesresError(f"--set {item!r}: use KEY=VALUE with KEY one of {', '.join(SETTABLE)}")
         parsed.append((key, check_text(value.strip(), f"--set {key}")))
     return tuple(parsed)
-
-
-def check_name(name: str) -> str:
-    if not NAME.match(name):
-        raise CesresError(
-            f"run name {name!r} must be 1-40 letters, digits, '.', '_' or '-' and start with a letter or digit"
-        )
-    return name
 
 
 def default_name(config: RunConfig) -> str:

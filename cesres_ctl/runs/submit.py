@@ -1,13 +1,13 @@
 """`cesres-ctl train`: validate everything locally, then stage and submit through playbooks/train.yml."""
 
 import json
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cesres_ctl import rules
 from cesres_ctl.errors import CesresError
-from cesres_ctl.runner import format_summary, run_playbook
+from cesres_ctl.runner import format_summary, private_data_dir, run_playbook
 from cesres_ctl.runs import cluster as clusters
 from cesres_ctl.runs import config as configs
 from cesres_ctl.runs import jobscript, spec
@@ -46,7 +46,7 @@ def prepare(
     defaults = defaults_from_vars(target.job_vars, RESOURCE_KEYS)
     resources = resolve(target.partitions, defaults, overrides, cluster=cluster)
     run_config = configs.load(config_path, options=options, gpus=resources.gpus)
-    run_name = spec.check_name(name) if name is not None else spec.default_name(run_config)
+    run_name = rules.check_run_name(name) if name is not None else spec.default_name(run_config)
     run_spec = spec.RunSpec(
         cluster=cluster,
         name=run_name,
@@ -73,7 +73,7 @@ def dry_run_text(prepared: Prepared) -> str:
     root = job_vars.get("cesres_job_root", "~/cesres")
     lines = [
         f"# dry run: nothing is sent to {prepared.cluster.name}",
-        f"# run directory: {root}/runs/{run_spec.name}-<10 hex digits from the inputs and the code version>/",
+        f"# run directory: {rules.run_dir(root, run_spec.name)}-<10 hex digits from the inputs and the code version>/",
         "# would copy:",
         f"#   {run_spec.config.path} -> config.submitted.yaml (and rewritten -> config.yaml)",
     ]
@@ -93,17 +93,19 @@ def submit(
     registry = registry or Registry()
     # A job must never run unrecorded: a registry that cannot take it stops us before sbatch.
     registry.check_writable()
-    with tempfile.TemporaryDirectory(prefix="cesres-train-") as tmp:
-        report_path = Path(tmp) / "report.json"
+    # With the run's other private data (owner-only, removed by the next run if this one is killed).
+    with private_data_dir("train-report") as tmp:
+        report_path = tmp / "report.json"
         result = run_playbook(
             PLAYBOOK,
             limit=prepared.cluster.name,
             extravars=run_spec.extravars(
-                str(report_path), staged=spec.link_local_inputs(run_spec.config, Path(tmp) / "inputs")
+                str(report_path), staged=spec.link_local_inputs(run_spec.config, tmp / "inputs")
             ),
             verbose=verbose,
             title=f"train {run_spec.name} on {prepared.cluster.name}",
             quiet=quiet,
+            inventory=list(prepared.cluster.inventory_sources) or None,
         )
         if not result.ok:
             raise CesresError(f"train failed: {result.failure}", log_path=str(result.log_path))

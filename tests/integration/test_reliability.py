@@ -65,17 +65,18 @@ def own_cli(tmp_path, cluster_code):
 
 @pytest.mark.parametrize("variable", ["alt", None], ids=["variable-set", "variable-unset"])
 def test_a_dollar_in_a_local_data_path_stages_that_very_file(own_cli, sandbox, tmp_path, variable):
+    # $USER: a variable that Ansible's own environment keeps, so that its expansion would show.
     data = tmp_path / "data"
     data.mkdir()
-    literal = data / "$CESX.txt"
+    literal = data / "$USER.txt"
     literal.write_text((DEMO / "data" / "train.txt").read_text())
-    # What Ansible's expansion of $CESX would pick instead: another valid data file.
+    # What Ansible's expansion of $USER would pick instead: another valid data file.
     (data / "alt.txt").write_text((DEMO / "data" / "validation.txt").read_text())
     config = demo_config_with(tmp_path, '"data/train.txt"', json.dumps(str(literal)))
     if variable:
-        own_cli.env["CESX"] = variable
+        own_cli.env["USER"] = variable
     else:
-        own_cli.env.pop("CESX", None)
+        own_cli.env.pop("USER", None)
     name = tag("literal")
     done = own_cli("train", config, *SETS, "--name", name, *QUICK, "--json", *QUICK_MODEL)
     assert done.returncode == 0, done.stderr

@@ -1,10 +1,20 @@
 """cesres_ctl.runner: failure lines and stats from plain events, and real runs of a throwaway project."""
 
+import contextlib
+import hashlib
 import io
+import json
+import os
+import signal
+import socket
+import subprocess
 import sys
 import tempfile
+import time
+import uuid
 from pathlib import Path
 
+import ansible_runner.runner
 import pytest
 from rich.console import Console
 
@@ -14,6 +24,8 @@ from cesres_ctl.runner import (
     MAX_FAILURE_CHARS,
     HostStats,
     PlaybookResult,
+    _list_tasks_command,
+    _process_start,
     changed_task,
     describe_failure,
     event_output,
@@ -23,6 +35,10 @@ from cesres_ctl.runner import (
     parse_stats,
     run_playbook,
 )
+from cesres_ctl.runs import config as configs
+from cesres_ctl.runs import spec
+from cesres_ctl.runs.resources import Resources
+from tests.conftest import SYSTEM_TMP, files_containing
 
 
 def event(name, host="sandbox", task="venv | Create the virtualenv", role=None, **data):
@@ -256,6 +272,73 @@ FIXTURE_PLAYBOOKS = {
       ansible.builtin.debug:
         msg: looked
 """,
+    "size.yml": """\
+- name: Measures an input
+  hosts: localhost
+  connection: local
+  gather_facts: false
+  tasks:
+    - name: Write its length and digest
+      ansible.builtin.copy:
+        content: "{{ big | length }} {{ big | hash('sha256') }}"
+        dest: "{{ out }}"
+        mode: "0600"
+""",
+    "stage.yml": """\
+- name: Writes the configs as roles/cesres_job does
+  hosts: localhost
+  connection: local
+  gather_facts: false
+  tasks:
+    - name: Write the configuration the model reads
+      ansible.builtin.copy:
+        content: "{{ cesres_job_config_b64 | b64decode }}"
+        dest: "{{ out }}/config.yaml"
+        mode: "0600"
+    - name: Keep the configuration as it was submitted
+      ansible.builtin.copy:
+        content: "{{ cesres_job_submitted_config_b64 | b64decode }}"
+        dest: "{{ out }}/config.submitted.yaml"
+        mode: "0600"
+""",
+    "inspect.yml": """\
+- name: Describes what the run sees
+  hosts: localhost
+  connection: local
+  gather_facts: false
+  tasks:
+    - name: Write the private data dir, its mode and its parent's, and the names of the environment
+      ansible.builtin.command:
+        argv:
+          - "{{ ansible_playbook_python }}"
+          - -c
+          - |
+            import json, os, sys
+            private = os.path.dirname(os.path.dirname(os.environ["AWX_ISOLATED_DATA_DIR"]))
+            mode = lambda path: oct(os.stat(path).st_mode & 0o777)
+            info = {"dir": private, "mode": mode(private), "parent_mode": mode(os.path.dirname(private)),
+                    "env": sorted(os.environ), "files": sorted(os.listdir(private)),
+                    "artifacts": sorted(os.listdir(os.environ["AWX_ISOLATED_DATA_DIR"]))}
+            with open(sys.argv[1], "w") as out:
+                json.dump(info, out)
+          - "{{ out }}"
+      changed_when: false
+""",
+    "slow.yml": """\
+- name: Waits to be killed
+  hosts: localhost
+  connection: local
+  gather_facts: false
+  tasks:
+    - name: Record the canary as the run sees it
+      ansible.builtin.copy:
+        content: "seen={{ lookup('ansible.builtin.env', 'CESRES_TEST_CANARY_SECRET') }}"
+        dest: "{{ out }}"
+        mode: "0600"
+    - name: Wait
+      ansible.builtin.pause:
+        seconds: 30
+""",
 }
 
 
@@ -272,6 +355,10 @@ def project(tmp_path, monkeypatch):
         (root / "playbooks" / name).write_text(text)
     monkeypatch.setenv("CESRES_CTL_PROJECT", str(root))
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    # Runs sweep the temporary directory for what earlier versions left: this test's own, not the machine's.
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
     return root
 
 
@@ -306,7 +393,8 @@ def test_successful_run_and_no_leak_between_runs(project, tmp_path, monkeypatch)
     assert "first-run" not in second_log
     # One fresh private data dir per run, gone afterwards; only the logs stay.
     assert len(set(private_dirs)) == 2
-    assert all(d.name.startswith("cesres-") and not d.exists() for d in private_dirs)
+    runner_dir = tmp_path / "state" / "cesres-ctl" / "runner"
+    assert all(d.parent == runner_dir and d.name.startswith("ok-") and not d.exists() for d in private_dirs)
 
 
 def test_check_mode_reports_the_change_and_makes_none(project, tmp_path):
@@ -381,6 +469,17 @@ def test_explicit_inventory(project):
     assert list(result.hosts) == ["otherhost"]
 
 
+def test_several_inventory_sources_are_read_in_order(project, tmp_path):
+    """The user's overlay after the project's inventory: its host vars win, the project's hosts stay."""
+    overlay = tmp_path / "overlay" / "user.yml"
+    overlay.parent.mkdir()
+    overlay.write_text("all:\n  hosts:\n    localhost:\n      who: the-overlay\n")
+    result = run_playbook("playbooks/ok.yml", inventory=["inventory/hosts", str(overlay)], quiet=True)
+    assert result.ok, result.failure
+    assert list(result.hosts) == ["localhost"]
+    assert '"msg": "hello the-overlay"' in result.log_path.read_text()
+
+
 def test_report_tasks_reach_the_user_other_debug_tasks_do_not():
     def event(task: str, msg: object, action: str = "ansible.builtin.debug", kind: str = "runner_on_ok") -> dict:
         return {
@@ -401,3 +500,272 @@ def test_report_tasks_reach_the_user_other_debug_tasks_do_not():
     loop = event("Report each", "All items completed")
     loop["event_data"]["res"]["results"] = [{"msg": "item one"}]
     assert report_lines(loop) == []
+
+
+# --- inputs through a file, private data kept private -----------------------------------------
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_large_extravars_reach_the_playbook_intact(project, tmp_path):
+    # One -e argument is limited to 128 KiB by the kernel (MAX_ARG_STRLEN): a file has no such limit.
+    big = "".join(chr(ord("a") + i % 26) for i in range(300_000))
+    out = tmp_path / "size.txt"
+    result = run_playbook("playbooks/size.yml", extravars={"big": big, "out": str(out)}, quiet=True)
+    assert result.ok, result.failure
+    assert out.read_text() == f"{len(big)} {hashlib.sha256(big.encode()).hexdigest()}"
+
+
+def test_a_config_over_the_old_argument_limit_reaches_the_playbook(project, tmp_path):
+    # Twice base64 in one -e argument, a config over ~48 KB used to fail with "Argument list too long".
+    demo = REPO / "sandbox" / "cesres-mini"
+    cfg = tmp_path / "big.yaml"
+    cfg.write_text((demo / "configs" / "demo.yaml").read_text() + f"NOTES: {'n' * 200_000}\n")
+    run_config = configs.load(cfg, cwd=demo)
+    resources = Resources(partition="gpu", gpus=1, cpus_per_task=1, time="00:30:00")
+    run_spec = spec.RunSpec(cluster="sandbox", name="big", config=run_config, resources=resources)
+    result = run_playbook("playbooks/stage.yml", extravars={**run_spec.extravars(), "out": str(tmp_path)}, quiet=True)
+    assert result.ok, result.failure
+    assert (tmp_path / "config.yaml").read_text() == run_config.rewritten_text
+    assert (tmp_path / "config.submitted.yaml").read_text() == run_config.original_text
+
+
+def test_the_task_listing_reads_the_extravars_file(project, tmp_path, monkeypatch):
+    # On a terminal a second ansible-playbook lists the tasks to size the bar: it reads the same file.
+    totals = []
+
+    class TerminalDisplay(ProgressDisplay):
+        def __init__(self, title, *, verbose=False):
+            super().__init__(title, verbose=verbose, console=Console(file=io.StringIO(), force_terminal=True))
+
+        def set_total(self, total):
+            totals.append(total)
+            super().set_total(total)
+
+    monkeypatch.setattr("cesres_ctl.runner.ProgressDisplay", TerminalDisplay)
+    # Without the extra vars the play has no hosts and the listing fails: no total.
+    (project / "playbooks" / "listed.yml").write_text(
+        FIXTURE_PLAYBOOKS["size.yml"].replace("hosts: localhost", 'hosts: "{{ target }}"')
+        + "    - name: Wait for the listing\n      ansible.builtin.pause:\n        seconds: 2\n"
+    )
+    extravars = {"target": "localhost", "big": "x" * 300_000, "out": str(tmp_path / "o")}
+    result = run_playbook("playbooks/listed.yml", extravars=extravars)
+    assert result.ok, result.failure
+    assert totals == [2]
+    command = _list_tasks_command(
+        {"PATH": str(Path(sys.executable).parent)},
+        "playbooks/ok.yml",
+        inventory=[],
+        limit="x",
+        extravars_file=tmp_path / "env" / "extravars",
+        tags=(),
+        skip_tags=(),
+    )
+    assert command is not None
+    assert command[command.index("-e") + 1] == f"@{tmp_path / 'env' / 'extravars'}"
+
+
+def test_private_data_dir_is_private_and_removed_after_success_and_error(project, tmp_path, monkeypatch):
+    runner_dir = tmp_path / "state" / "cesres-ctl" / "runner"
+    out = tmp_path / "inspect.json"
+    assert run_playbook("playbooks/inspect.yml", extravars={"out": str(out)}, quiet=True).ok
+    seen = json.loads(out.read_text())
+    private = Path(seen["dir"])
+    assert private.parent == runner_dir
+    assert (seen["mode"], seen["parent_mode"]) == ("0o700", "0o700")
+    assert "pid" in seen["files"]
+    # Runner's record of the command line and environment is gone once Ansible runs.
+    assert "command" not in seen["artifacts"]
+    assert not private.exists()
+
+    # An error on the way out (Ctrl-C, a bug): the private data dir goes all the same.
+    real_run = ansible_runner.runner.Runner.run
+
+    def run_then_fail(self):
+        real_run(self)
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(ansible_runner.runner.Runner, "run", run_then_fail)
+    out.unlink()
+    with pytest.raises(RuntimeError, match="boom"):
+        run_playbook("playbooks/inspect.yml", extravars={"out": str(out)}, quiet=True)
+    private = Path(json.loads(out.read_text())["dir"])
+    assert private.parent == runner_dir
+    assert not private.exists()
+    assert list(runner_dir.iterdir()) == []
+
+
+def test_the_run_gets_only_the_environment_it_needs(project, tmp_path, monkeypatch):
+    keep = {
+        "SSH_AUTH_SOCK": "/run/user/0/agent.sock",
+        "LANG": "C.UTF-8",
+        "LC_TIME": "C",
+        "ANSIBLE_TIMEOUT": "30",
+        "CESRES_SANDBOX_ROOT": "/var/lib/cesres-sandbox",
+        "https_proxy": "http://proxy.example:3128",
+        "KRB5CCNAME": "FILE:/tmp/krb5cc_0",
+    }
+    drop = {
+        "GITHUB_TOKEN": "ghp-secret",
+        "AWS_SECRET_ACCESS_KEY": "aws-secret",
+        "HF_TOKEN": "hf-secret",
+        "CESRES_TEST_CANARY_SECRET": "tok-secret",
+        "PYTHONSTARTUP": "/nowhere",
+    }
+    for key, value in {**keep, **drop}.items():
+        monkeypatch.setenv(key, value)
+    out = tmp_path / "inspect.json"
+    assert run_playbook("playbooks/inspect.yml", extravars={"out": str(out)}, quiet=True).ok
+    names = set(json.loads(out.read_text())["env"])
+    assert {"PATH", "HOME", *keep} <= names
+    assert not names & set(drop)
+
+
+def _processes_with(text: str) -> list[int]:
+    needle = text.encode()
+    found = []
+    for process in Path("/proc").iterdir():
+        try:
+            if process.name.isdigit() and needle in (process / "environ").read_bytes():
+                found.append(int(process.name))
+        except OSError:
+            continue
+    return found
+
+
+def _stop_orphans(private_dir: Path) -> None:
+    """Kill what a killed cesres-ctl leaves running: ansible-playbook (runner spawns it ignoring SIGHUP) and
+    its workers (each in its own session, so runner's cancel does not reach them either).
+
+    Only processes with this test's own private data dir in their environment (AWX_ISOLATED_DATA_DIR).
+    """
+    deadline = time.monotonic() + 30
+    while (orphans := _processes_with(str(private_dir))) and time.monotonic() < deadline:
+        for pid in orphans:
+            with contextlib.suppress(OSError):
+                os.killpg(os.getpgid(pid), signal.SIGKILL)
+        time.sleep(0.1)
+    assert not orphans, f"processes {orphans} of the killed run still run"
+
+
+def test_a_killed_run_leaves_no_environment_behind(project, tmp_path):
+    canary = f"tok-{uuid.uuid4().hex}"
+    started = time.time() - 1
+    out = tmp_path / "seen.txt"
+    code = (
+        "from cesres_ctl.runner import run_playbook\n"
+        f"run_playbook('playbooks/slow.yml', extravars={{'out': {str(out)!r}}}, quiet=True)\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code],
+        cwd=REPO,
+        env={**os.environ, "CESRES_TEST_CANARY_SECRET": canary},
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not out.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert out.exists(), f"the playbook did not start (exit code {proc.poll()})"
+    finally:
+        proc.kill()
+        proc.wait()
+    # ansible-playbook never had the variable, so nothing it ran or wrote can hold it.
+    assert out.read_text() == "seen="
+    runner_dir = tmp_path / "state" / "cesres-ctl" / "runner"
+    leftovers = list(runner_dir.iterdir())
+    assert len(leftovers) == 1
+    assert json.loads((leftovers[0] / "pid").read_text())["pid"] == proc.pid
+    _stop_orphans(leftovers[0])
+
+    # The next run removes what the killed one left.
+    assert run_playbook("playbooks/ok.yml", quiet=True).ok
+    assert list(runner_dir.iterdir()) == []
+    assert files_containing(SYSTEM_TMP, canary.encode(), started) == []
+    assert files_containing(tmp_path / "state", canary.encode(), 0) == []
+
+
+def test_the_next_run_removes_only_what_dead_runs_left(project, tmp_path):
+    host = socket.gethostname()
+    me = {"pid": os.getpid(), "start": _process_start(os.getpid()), "host": host}
+    child = subprocess.Popen(["true"])
+    child.wait()
+    dead_pid = child.pid
+    an_hour_ago = time.time() - 3600
+
+    def leave(path: Path, owner: dict | None = None, *, age: float = an_hour_ago) -> Path:
+        (path / "artifacts" / "x").mkdir(parents=True)
+        (path / "artifacts" / "x" / "command").write_text('{"env": {}}')
+        if owner is not None:
+            (path / "pid").write_text(json.dumps(owner))
+        os.utime(path, (age, age))
+        return path
+
+    runner_dir = tmp_path / "state" / "cesres-ctl" / "runner"
+    runner_dir.mkdir(parents=True)
+    removed = [
+        leave(runner_dir / "dead", {**me, "pid": dead_pid}),
+        leave(runner_dir / "reused-pid", {**me, "start": "1"}),
+        leave(runner_dir / "unclaimed"),
+        # Earlier versions: private data dirs in the temporary directory.
+        leave(tmp_path / "tmp" / "cesres-old"),
+    ]
+    kept = [
+        leave(runner_dir / "alive", me),
+        leave(runner_dir / "other-machine", {**me, "pid": dead_pid, "host": f"not-{host}"}),
+        leave(runner_dir / "just-made", age=time.time()),
+        leave(tmp_path / "tmp" / "cesres-in-use"),
+        leave(tmp_path / "tmp" / "cesres-just-made", age=time.time()),
+    ]
+    (tmp_path / "tmp" / "cesres-cm-0").mkdir()  # ssh's control sockets: no artifacts/, not runner's
+    os.utime(tmp_path / "tmp" / "cesres-cm-0", (an_hour_ago, an_hour_ago))
+    kept.append(tmp_path / "tmp" / "cesres-cm-0")
+    with (tmp_path / "tmp" / "cesres-in-use" / "artifacts" / "x" / "command").open():
+        assert run_playbook("playbooks/ok.yml", quiet=True).ok
+    assert [path for path in removed if path.exists()] == []
+    assert [path for path in kept if not path.exists()] == []
+
+
+def test_doctor_runs_with_the_same_private_data_and_environment(project, tmp_path, monkeypatch):
+    from cesres_ctl.provision import doctor
+
+    monkeypatch.setenv("GITHUB_TOKEN", "ghp-secret")
+    event, res = doctor.run_raw("localhost", 'env; ls -ld "$(dirname "$(dirname "$AWX_ISOLATED_DATA_DIR")")"')
+    assert event == "runner_on_ok", res
+    assert "GITHUB_TOKEN" not in res["stdout"]
+    listing = res["stdout_lines"][-1]
+    assert listing.startswith("drwx------")
+    private = Path(listing.split()[-1])
+    assert private.parent == tmp_path / "state" / "cesres-ctl" / "runner"
+    assert not private.exists()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_a_terminated_run_cancels_and_cleans_up(project, tmp_path, signum):
+    out = tmp_path / "seen.txt"
+    code = (
+        "from cesres_ctl.runner import run_playbook\n"
+        f"print(run_playbook('playbooks/slow.yml', extravars={{'out': {str(out)!r}}}, quiet=True).failure)\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not out.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert out.exists(), f"the playbook did not start (exit code {proc.poll()})"
+        runner_dir = tmp_path / "state" / "cesres-ctl" / "runner"
+        [private] = runner_dir.iterdir()
+        proc.send_signal(signum)
+        stdout, _ = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+        proc.wait()
+    # Cancelled as with Ctrl-C: runner killed ansible-playbook, the private data went on the way out.
+    assert stdout.strip() == f"canceled ({signum.name})"
+    assert list(runner_dir.iterdir()) == []
+    # Ansible's worker (its own session) outlives a cancel until its task ends: not this test's pause.
+    _stop_orphans(private)

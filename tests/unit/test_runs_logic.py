@@ -1,19 +1,22 @@
 """cesres_ctl.runs: time strings, resources, the CESReS config, model arguments, run spec, status parsing."""
 
 import base64
-import importlib.util
+import json
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
 import yaml
 
 from cesres_ctl.errors import CesresError
+from cesres_ctl.rules import parse_partitions
+from cesres_ctl.runner import HostStats, PlaybookResult
 from cesres_ctl.runs import config as configs
-from cesres_ctl.runs import remote, spec
+from cesres_ctl.runs import remote, spec, submit
 from cesres_ctl.runs.cluster import load as load_cluster
-from cesres_ctl.runs.resources import Resources, check_extra_sbatch, parse_partitions, resolve
-from cesres_ctl.runs.slurmtime import format_seconds, parse_seconds
+from cesres_ctl.runs.registry import Registry
+from cesres_ctl.runs.resources import Resources, check_extra_sbatch, resolve
 
 PROJECT = Path(__file__).resolve().parents[2]
 DEMO = PROJECT / "sandbox" / "cesres-mini"
@@ -24,44 +27,6 @@ PARTITIONS = parse_partitions(
         "debug": {"max_time": "00:30:00", "default": False, "gpus": 0},
     }
 )
-
-
-def _filter_plugin():
-    path = PROJECT / "roles" / "cesres_job" / "filter_plugins" / "cesres_job.py"
-    module_spec = importlib.util.spec_from_file_location("cesres_job_filters", path)
-    module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
-    return module.cesres_slurm_seconds
-
-
-@pytest.mark.parametrize(
-    ("text", "seconds"),
-    [
-        ("30", 1800),
-        ("5:30", 330),
-        ("01:00:00", 3600),
-        ("1-0", 86400),
-        ("2-12", 216000),
-        ("1-02:03", 93780),
-        ("5-00:00:00", 432000),
-        ("00:01:00", 60),
-    ],
-)
-def test_slurm_time_parses_like_sbatch_and_like_the_role_filter(text, seconds):
-    assert parse_seconds(text) == seconds
-    assert _filter_plugin()(text) == seconds
-
-
-@pytest.mark.parametrize("text", ["", "soon", "1:2:3:4", "-1", "1-", "0", "00:00:00", "1h"])
-def test_slurm_time_rejects_garbage(text):
-    with pytest.raises(CesresError):
-        parse_seconds(text)
-
-
-def test_slurm_time_formats_canonically():
-    assert format_seconds(60) == "00:01:00"
-    assert format_seconds(432000) == "5-00:00:00"
-    assert format_seconds(93780) == "1-02:03:00"
 
 
 def test_resources_take_cluster_defaults_then_overrides():
@@ -195,6 +160,17 @@ def test_an_unreadable_data_file_is_one_line(monkeypatch):
         configs.load(DEMO / "configs" / "demo.yaml", cwd=DEMO)
 
 
+def test_a_config_over_10_mb_is_refused_in_one_line(tmp_path):
+    demo = (DEMO / "configs" / "demo.yaml").read_text()
+    cfg = tmp_path / "big.yaml"
+    cfg.write_text(demo + "# " + "x" * (configs.MAX_CONFIG_BYTES - len(demo.encode())) + "\n")
+    with pytest.raises(CesresError) as info:
+        configs.load(cfg, cwd=DEMO)
+    assert str(info.value) == f"config file {cfg} is 10.1 MB; the limit is 10 MB"
+    cfg.write_text(demo + "# " + "x" * (configs.MAX_CONFIG_BYTES - len(demo.encode()) - 3) + "\n")
+    assert configs.load(cfg, cwd=DEMO).original_text.startswith(demo)
+
+
 @pytest.mark.parametrize(
     ("args", "options"),
     [
@@ -324,15 +300,26 @@ def test_extravars_carry_the_config_as_base64_and_refuse_template_text():
         _spec(name="{{ lookup('pipe', 'id') }}").extravars()
 
 
-@pytest.mark.parametrize("name", ["demo", "run_1.b-2", "A"])
-def test_run_names(name):
-    assert spec.check_name(name) == name
+def test_the_train_report_is_kept_with_the_runs_private_data(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    seen = []
 
+    def fake_run_playbook(playbook, *, extravars, **kwargs):
+        report = Path(extravars["cesres_job_report_path"])
+        seen.append((report.parent, report.parent.stat().st_mode & 0o777))
+        report.write_text(json.dumps({"run_id": "demo-1", "job_id": "42", "run_dir": "~/r", "submitted": True}))
+        hosts = {"sandbox": HostStats(1, 0, 0, 0, 0, 0, 0)}
+        return PlaybookResult("successful", 0, hosts, tmp_path / "x.log", None)
 
-@pytest.mark.parametrize("name", ['x"; touch ~/pwned; "', "-x", "a b", "", "a" * 41, "a\nb", "$(id)"])
-def test_bad_run_names(name):
-    with pytest.raises(CesresError, match="run name"):
-        spec.check_name(name)
+    monkeypatch.setattr(submit, "run_playbook", fake_run_playbook)
+    prepared = submit.Prepared(cluster=load_cluster("sandbox"), spec=_spec())
+    outcome = submit.submit(prepared, quiet=True, registry=Registry(tmp_path / "runs.sqlite"))
+    assert (outcome.run.job_id, outcome.submitted) == ("42", True)
+    [(report_dir, mode)] = seen
+    assert report_dir.parent == tmp_path / "state" / "cesres-ctl" / "runner"
+    assert mode == 0o700
+    assert not report_dir.exists()
 
 
 def test_settings_only_for_cluster_paths():

@@ -1,0 +1,21 @@
+"""Options shared by several commands, declared once so that they read the same everywhere."""
+
+from typing import Any
+
+import typer
+
+from cesres_ctl import userconfig
+
+CLUSTER_HELP = (
+    "Cluster: a host of the inventory (dragon2, sandbox, …). "
+    f"Default: ${userconfig.CLUSTER_ENV}, else the configured default_cluster (cesres-ctl config show), "
+    f"else {userconfig.BUILTIN_CLUSTER}."
+)
+
+
+def cluster_option(help_text: str = CLUSTER_HELP) -> Any:
+    """--cluster/-C with $CESRES_CLUSTER: the cluster of a command (None: the configured default).
+
+    Any, as typer.Option itself: the value is a parameter's default, whatever the parameter's type.
+    """
+    return typer.Option(None, "--cluster", "-C", envvar=userconfig.CLUSTER_ENV, show_envvar=False, help=help_text)

@@ -1,0 +1,201 @@
+"""The rules that the CLI and the roles both apply, in one place.
+
+cesres-ctl checks a run before anything is sent; roles/cesres_job checks it again when a playbook is run
+by hand (`ansible-playbook playbooks/train.yml`). Both read the rules here: the CLI imports this module,
+the role through its filter plugin (roles/cesres_job/filter_plugins/cesres_job.py). Nothing here
+imports Ansible or does I/O.
+"""
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from cesres_ctl.errors import CesresError
+
+
+class RuleError(CesresError):
+    """A value that breaks one of these rules; the message is one line for the user."""
+
+
+# --- Slurm time strings (--time, partition limits) -----------------------------------------------------
+
+_TIME = re.compile(r"^(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?$")
+DEFAULT_MAX_TIME = "21-00:00:00"
+
+
+def slurm_seconds(text: object) -> int:
+    """Seconds of a Slurm time string, in the forms sbatch documents: "minutes", "minutes:seconds",
+    "hours:minutes:seconds", "days-hours", "days-hours:minutes", "days-hours:minutes:seconds".
+    Zero, UNLIMITED and anything else are refused."""
+    match = _TIME.match(str(text).strip())
+    if not match:
+        raise RuleError(
+            f"invalid time {text!r}: use minutes, HH:MM:SS, D-HH or D-HH:MM:SS (e.g. 02:00:00 or 1-12:00:00)"
+        )
+    days, first, second, third = match.groups()
+    if days is not None:
+        seconds = int(days) * 86400 + int(first) * 3600 + int(second or 0) * 60 + int(third or 0)
+    elif third is not None:
+        seconds = int(first) * 3600 + int(second) * 60 + int(third)
+    elif second is not None:
+        seconds = int(first) * 60 + int(second)
+    else:
+        seconds = int(first) * 60
+    if seconds <= 0:
+        raise RuleError(f"invalid time {text!r}: must be more than zero")
+    return seconds
+
+
+def format_seconds(seconds: int) -> str:
+    """Canonical `D-HH:MM:SS` (or `HH:MM:SS` under a day), as sinfo prints limits."""
+    days, rest = divmod(int(seconds), 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    clock = f"{hours:02d}:{minutes:02d}:{secs:02d}"
+    return f"{days}-{clock}" if days else clock
+
+
+# --- partitions and what a job may ask of them ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Partition:
+    name: str
+    max_seconds: int
+    gpus: int
+    default: bool
+
+
+def parse_partitions(raw: Mapping[str, Any] | None) -> dict[str, Partition]:
+    """`cesres_cluster_partitions` (name: {max_time, gpus, default}) as Partition objects."""
+    partitions = {}
+    for name, facts in (raw or {}).items():
+        facts = facts or {}
+        partitions[str(name)] = Partition(
+            name=str(name),
+            max_seconds=slurm_seconds(str(facts.get("max_time", DEFAULT_MAX_TIME))),
+            gpus=int(facts.get("gpus") or 0),
+            default=bool(facts.get("default", False)),
+        )
+    return partitions
+
+
+def choose_partition(partitions: Mapping[str, Partition], asked: str) -> str:
+    """The partition asked for, else the cluster's default one ("" if it has none)."""
+    return asked.strip() or next((p.name for p in partitions.values() if p.default), "")
+
+
+def check_fit(partitions: Mapping[str, Partition], partition: str, gpus: int, seconds: int, *, cluster: str) -> None:
+    """The partition exists and allows that many GPUs and that much time; else RuleError."""
+    if partition not in partitions:
+        known = ", ".join(sorted(partitions))
+        raise RuleError(f"unknown partition {partition!r} on {cluster} (partitions: {known})")
+    part = partitions[partition]
+    if gpus < 0:
+        raise RuleError(f"gpus must be at least 0, got {gpus}")
+    if gpus > part.gpus:
+        if part.gpus == 0:
+            raise RuleError(f"partition {partition} of {cluster} has no GPUs: use --gpus 0 or a GPU partition")
+        raise RuleError(f"partition {partition} of {cluster} has at most {part.gpus} GPUs per node, asked {gpus}")
+    if seconds > part.max_seconds:
+        raise RuleError(
+            f"time {format_seconds(seconds)} is over the limit of partition {partition} on {cluster} "
+            f"({format_seconds(part.max_seconds)})"
+        )
+
+
+# --- runs: names, directories, files ---------------------------------------------------------------------
+
+_RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,39}$")
+RUNS_DIR = "runs"  # under the CESReS checkout on the cluster
+JOBID_FILE = "jobid"  # the run's current job id
+EXIT_CODE_FILE = "exit_code"  # the model's exit code, written by the job script
+
+
+def check_run_name(name: str) -> str:
+    if not _RUN_NAME.match(name):
+        raise RuleError(
+            f"run name {name!r} must be 1-40 letters, digits, '.', '_' or '-' and start with a letter or digit"
+        )
+    return name
+
+
+def run_dir(root: str, run_id: str) -> str:
+    """The run's directory on the cluster: its submit directory, which holds everything of the run."""
+    return f"{root.rstrip('/')}/{RUNS_DIR}/{run_id}"
+
+
+def log_name(job_id: str) -> str:
+    """The Slurm log of a job, in the run directory (#SBATCH --output=slurm-%j.out)."""
+    return f"slurm-{job_id}.out"
+
+
+# --- Slurm job states -------------------------------------------------------------------------------------
+
+# States after which a job never changes again.
+TERMINAL_STATES = frozenset(
+    {
+        "COMPLETED",
+        "FAILED",
+        "CANCELLED",
+        "TIMEOUT",
+        "OUT_OF_MEMORY",
+        "NODE_FAIL",
+        "PREEMPTED",
+        "BOOT_FAIL",
+        "DEADLINE",
+        "REVOKED",
+    }
+)
+# A run whose job ended in one of these is submitted again by `train` with the same inputs; a run whose
+# job is in any other state (live, completed, or unknown: never risk a duplicate) keeps it.
+RESUBMIT_STATES = TERMINAL_STATES - {"COMPLETED"}
+
+
+# --- paths on the cluster: ~ and $VARIABLES of the login shell --------------------------------------------
+
+_VARIABLE = re.compile(r"\$(?:\{(?P<braced>[^}]*)\}|(?P<bare>[A-Za-z_][A-Za-z0-9_]*))")
+_VARIABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def path_variables(path: str) -> list[str]:
+    """The names of the variables a configured path refers to (`$NAME`, `${NAME}`), in order."""
+    names = []
+    for match in _VARIABLE.finditer(path):
+        name = match.group("braced") if match.group("braced") is not None else match.group("bare")
+        if name not in names:
+            names.append(name)
+    return names
+
+
+def expand_path(path: str, env: Mapping[str, str], *, what: str = "path") -> str:
+    """A configured cluster path with `~`, `$NAME` and `${NAME}` replaced from the login shell's `env`.
+
+    As a login shell would read it, without running anything: one pass (a value that holds `$X` stays
+    as it is: no loop on a variable that refers to itself), a lone `$` or a `}` are characters. A
+    variable that is unset, or an invalid `${…}`, is an error naming it: an unset `$GLOBALSCRATCH`
+    must not quietly make `/cesres`. A relative result is relative to `$HOME`, as ssh sees it.
+    """
+    home = env.get("HOME", "")
+    if path == "~" or path.startswith("~/"):
+        if not home:
+            raise RuleError(f"{what} {path!r}: HOME is not set on the cluster")
+        path = home + path[1:]
+
+    def replace(match: re.Match[str]) -> str:
+        name = match.group("braced") if match.group("braced") is not None else match.group("bare")
+        if not _VARIABLE_NAME.match(name):
+            raise RuleError(f"{what} {path!r}: ${{{name}}} is not a variable name")
+        if name not in env:
+            raise RuleError(f"{what} {path!r}: the variable ${name} is not set in a login shell on the cluster")
+        return env[name]
+
+    expanded = _VARIABLE.sub(replace, path)
+    if not expanded:
+        raise RuleError(f"{what} is empty")
+    if not expanded.startswith("/"):
+        if not home:
+            raise RuleError(f"{what} {path!r} is relative and HOME is not set on the cluster")
+        expanded = f"{home.rstrip('/')}/{expanded}"
+    return expanded

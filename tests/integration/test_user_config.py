@@ -1,0 +1,148 @@
+"""Issue 8, §3: the user's settings live with the user. `cesres-ctl config init` and `config set` (in a
+private XDG_CONFIG_HOME), then `setup` and `train` with neither --cluster, -e nor --set: the configured
+default cluster, repository version and paths reach the cluster, and no file of the checkout changes.
+
+The code and venv of this test are its own (~/cesres-uc, ~/cesres-uc-env), removed at the end; the
+Hugging Face cache is the shared default one (setup leaves a cached model alone).
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import PROJECT
+
+pytestmark = pytest.mark.sandbox
+
+DEMO = PROJECT / "sandbox" / "cesres-mini"
+ROOT = "cesres-uc"
+VENV = "cesres-uc-env"
+
+
+def porcelain() -> str:
+    done = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=all"],
+        cwd=PROJECT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout
+
+
+@pytest.fixture
+def user_env(tmp_path):
+    """cesres-ctl's environment: a private configuration and state, no cluster chosen by the environment."""
+    env = {
+        **os.environ,
+        "XDG_CONFIG_HOME": str(tmp_path / "config"),
+        "XDG_STATE_HOME": str(tmp_path / "state"),
+        # The subprocess imports the code under test, wherever the CLI is installed from.
+        "PYTHONPATH": str(PROJECT),
+    }
+    for name in ("CESRES_CTL_CONFIG", "CESRES_CLUSTER"):
+        env.pop(name, None)
+    return env
+
+
+@pytest.fixture
+def clean_cluster(sandbox):
+    remove = f'rm -rf "$HOME/{ROOT}" "$HOME/{VENV}"'
+    assert sandbox.ssh(remove).returncode == 0
+    yield sandbox
+    done = sandbox.ssh(remove)
+    assert done.returncode == 0, done.stderr
+
+
+def cesres_ctl(env, *args: str, cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "cesres_ctl", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        cwd=cwd,
+        env=env,
+    )
+
+
+def test_config_init_then_setup_and_train_use_the_users_settings(user_env, clean_cluster, tmp_path):
+    sandbox = clean_cluster
+    before = porcelain()
+    elsewhere = tmp_path / "work"
+    elsewhere.mkdir()
+
+    def ok(*args: str, cwd: Path = elsewhere, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+        done = cesres_ctl(user_env, *args, cwd=cwd, timeout=timeout)
+        assert done.returncode == 0, f"{args}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+        return done
+
+    # The published version of the sandbox's CESReS, pinned by commit: a value group_vars does not hold.
+    commit = subprocess.run(
+        ["git", "--git-dir", str(sandbox.root / "git" / "cesres.git"), "rev-parse", "master"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert len(commit) == 40
+
+    ok("config", "init", "--cluster", "sandbox")
+    config_file = tmp_path / "config" / "cesres-ctl" / "config.yml"
+    assert config_file.is_file()
+    ok("config", "set", "cesres_root", f"~/{ROOT}")
+    ok("config", "set", "cesres_venv", f"~/{VENV}")
+    ok("config", "set", "cesres_repo_version", commit)
+    report = json.loads(ok("config", "show", "--json").stdout)
+    assert report["default_cluster"] == {"name": "sandbox", "source": str(config_file)}
+    shown = report["clusters"]["sandbox"]
+    assert shown["cesres_root"] == {"value": f"~/{ROOT}", "source": "user config (config.yml)"}
+    assert shown["cesres_repo_version"]["value"] == commit
+
+    # setup: no --cluster, no -e. The sandbox (the configured default) gets the code at the configured
+    # commit in the configured root, and a ready venv at the configured path.
+    done = ok("setup", timeout=1500)
+    assert "setup of sandbox done" in done.stdout
+    head = sandbox.ssh(f"cat ~/{ROOT}/.git/HEAD && test -f ~/{ROOT}/cesres_graphcodebert_model.py")
+    assert head.returncode == 0, head.stderr
+    assert head.stdout.strip() == commit
+    assert sandbox.ssh(f"test -e ~/{VENV}/.cesres-ready && test -x ~/{VENV}/bin/python").returncode == 0
+
+    # train: no --cluster, no --set. The run lives under the configured root, uses the configured venv
+    # and code, and completes.
+    fetched = tmp_path / "fetched"
+    done = ok(
+        "train",
+        "configs/demo.yaml",
+        "--partition",
+        "batch",
+        "--name",
+        "userconfig",
+        "--new",
+        "--wait",
+        "--dest",
+        str(fetched),
+        "--json",
+        "--",
+        "-d",
+        "cpu",
+        "-l",
+        "1",
+        cwd=DEMO,
+        timeout=900,
+    )
+    run = json.loads(done.stdout)
+    assert run["cluster"] == "sandbox"
+    assert run["state"] == "COMPLETED", run
+    assert run["remote_dir"].startswith(f"{sandbox.home}/{ROOT}/runs/userconfig-"), run["remote_dir"]
+    assert run["code_version"] == commit
+    script = sandbox.ssh(f"cat {run['remote_dir']}/job.sbatch")
+    assert script.returncode == 0, script.stderr
+    assert f"venv={sandbox.home}/{VENV}\n" in script.stdout
+    assert (fetched / "results").is_dir()
+
+    # Nothing of the checkout was edited (nor created: the fetched results went to --dest).
+    assert porcelain() == before

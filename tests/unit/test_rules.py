@@ -1,0 +1,175 @@
+"""cesres_ctl.rules, and the role's filter plugin that applies the same rules (one implementation)."""
+
+import importlib.util
+import re
+import subprocess
+
+import pytest
+
+from cesres_ctl import rules
+from tests.conftest import PROJECT
+
+PARTITIONS = rules.parse_partitions(
+    {
+        "batch": {"max_time": "5-00:00:00", "default": True, "gpus": 0},
+        "gpu": {"max_time": "5-00:00:00", "gpus": 2},
+        "debug": {"max_time": "00:30:00", "gpus": 0},
+    }
+)
+
+
+def filters() -> dict:
+    path = PROJECT / "roles" / "cesres_job" / "filter_plugins" / "cesres_job.py"
+    module_spec = importlib.util.spec_from_file_location("cesres_job_filters", path)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    return module.FilterModule().filters()
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("30", 1800),
+        ("5:30", 330),
+        ("01:00:00", 3600),
+        ("1-0", 86400),
+        ("2-12", 216000),
+        ("1-02:03", 93780),
+        ("5-00:00:00", 432000),
+        ("00:01:00", 60),
+    ],
+)
+def test_slurm_time_parses_like_sbatch_in_the_cli_and_the_role(text, seconds):
+    assert rules.slurm_seconds(text) == seconds
+    assert filters()["cesres_slurm_seconds"](text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "soon", "1:2:3:4", "-1", "1-", "0", "00:00:00", "1h", "UNLIMITED"])
+def test_slurm_time_rejects_garbage(text):
+    with pytest.raises(rules.RuleError, match="invalid time"):
+        rules.slurm_seconds(text)
+
+
+def test_slurm_time_formats_canonically():
+    assert rules.format_seconds(60) == "00:01:00"
+    assert rules.format_seconds(432000) == "5-00:00:00"
+    assert rules.format_seconds(93780) == "1-02:03:00"
+
+
+@pytest.mark.parametrize(
+    ("partition", "gpus", "time", "error"),
+    [
+        ("gpu", 2, "5-00:00:00", None),
+        ("batch", 0, "01:00:00", None),
+        ("nope", 0, "01:00:00", "unknown partition 'nope' on c (partitions: batch, debug, gpu)"),
+        ("batch", 1, "01:00:00", "partition batch of c has no GPUs: use --gpus 0 or a GPU partition"),
+        ("gpu", 3, "01:00:00", "partition gpu of c has at most 2 GPUs per node, asked 3"),
+        ("debug", 0, "01:00:00", "time 01:00:00 is over the limit of partition debug on c (00:30:00)"),
+        ("gpu", -1, "01:00:00", "gpus must be at least 0, got -1"),
+    ],
+)
+def test_the_fit_of_a_job_is_one_rule_for_the_cli_and_the_role(partition, gpus, time, error):
+    raw = {
+        "batch": {"max_time": "5-00:00:00", "default": True, "gpus": 0},
+        "gpu": {"max_time": "5-00:00:00", "gpus": 2},
+    }
+    raw["debug"] = {"max_time": "00:30:00", "gpus": 0}
+    if error is None:
+        rules.check_fit(PARTITIONS, partition, gpus, rules.slurm_seconds(time), cluster="c")
+    else:
+        with pytest.raises(rules.RuleError) as failed:
+            rules.check_fit(PARTITIONS, partition, gpus, rules.slurm_seconds(time), cluster="c")
+        assert str(failed.value) == error
+    assert filters()["cesres_fit_errors"](raw, partition, gpus, time, "c") == ([] if error is None else [error])
+
+
+def test_the_default_partition_is_chosen_in_one_place():
+    assert rules.choose_partition(PARTITIONS, "") == "batch"
+    assert rules.choose_partition(PARTITIONS, " gpu ") == "gpu"
+    assert filters()["cesres_choose_partition"]({"a": {}, "b": {"default": True}}, "") == "b"
+
+
+@pytest.mark.parametrize("name", ["demo", "run_1.b-2", "A", "a" * 40])
+def test_run_names(name):
+    assert rules.check_run_name(name) == name
+    assert filters()["cesres_run_name_errors"](name) == []
+
+
+@pytest.mark.parametrize("name", ['x"; touch ~/pwned; "', "-x", "a b", "", "a" * 41, "a\nb", "$(id)", "../x"])
+def test_bad_run_names(name):
+    with pytest.raises(rules.RuleError, match="run name"):
+        rules.check_run_name(name)
+    assert filters()["cesres_run_name_errors"](name) != []
+
+
+def test_the_run_directory_layout():
+    assert rules.run_dir("/home/u/cesres/", "demo-0123456789") == "/home/u/cesres/runs/demo-0123456789"
+    assert filters()["cesres_run_dir"]("/r", "x-1") == rules.run_dir("/r", "x-1")
+    assert rules.log_name("42") == "slurm-42.out"
+    template = (PROJECT / "roles" / "cesres_job" / "templates" / "job.sbatch.j2").read_text()
+    assert "#SBATCH --output=" + rules.log_name("%j") in template
+
+
+def test_terminal_states_and_the_ones_a_run_is_submitted_again_for():
+    assert "COMPLETED" in rules.TERMINAL_STATES and "COMPLETED" not in rules.RESUBMIT_STATES
+    assert {"FAILED", "CANCELLED", "TIMEOUT"} <= rules.RESUBMIT_STATES < rules.TERMINAL_STATES
+    assert filters()["cesres_resubmit_states"]() == sorted(rules.RESUBMIT_STATES)
+
+
+@pytest.mark.parametrize(
+    ("state", "existing"),
+    [("", False), ("FAILED", False), ("TIMEOUT", False), ("PENDING", True), ("COMPLETED", True), ("UNKNOWN", True)],
+)
+def test_submit_sh_keeps_or_resubmits_by_the_rules_states(tmp_path, state, existing):
+    """files/submit.sh in check mode, with the job state given by a stand-in of lib.sh's function."""
+    lib = f'cesres_job_state() {{ printf %s "{state}"; }}\n'
+    script = lib + (PROJECT / "roles" / "cesres_job" / "files" / "submit.sh").read_text()
+    if state:
+        (tmp_path / "jobid").write_text("7\n")
+    states = " ".join(sorted(rules.RESUBMIT_STATES))
+    done = subprocess.run(
+        ["bash", "-s", "--", str(tmp_path), "check", states], input=script, capture_output=True, text=True, check=True
+    )
+    assert re.search(rf'"existing":{str(existing).lower()}', done.stdout), done.stdout
+
+
+ENV = {"HOME": "/home/u", "GLOBALSCRATCH": "/scratch/u", "SELF": "$SELF", "EMPTY": ""}
+
+
+@pytest.mark.parametrize(
+    ("path", "expanded"),
+    [
+        ("~", "/home/u"),
+        ("~/cesres", "/home/u/cesres"),
+        ("$GLOBALSCRATCH/env", "/scratch/u/env"),
+        ("${GLOBALSCRATCH}/env", "/scratch/u/env"),
+        ("${HOME}x/$GLOBALSCRATCH", "/home/ux//scratch/u"),
+        ("cesres", "/home/u/cesres"),
+        ("/abs/a}b", "/abs/a}b"),  # a } alone is a character
+        ("/abs/$", "/abs/$"),  # so is a lone $
+        ("/x/$SELF", "/x/$SELF"),  # one pass: a value is never expanded again
+        ("/x/${EMPTY}y", "/x/y"),
+        ("~user/x", "/home/u/~user/x"),  # only ~ and ~/ mean the home directory
+    ],
+)
+def test_cluster_paths_expand_like_a_login_shell_without_running_anything(path, expanded):
+    assert rules.expand_path(path, ENV) == expanded
+
+
+@pytest.mark.parametrize(
+    ("path", "message"),
+    [
+        ("$UNSET/env", "the variable $UNSET is not set in a login shell on the cluster"),
+        ("${UNSET}", "the variable $UNSET is not set"),
+        ("/x/${a b}", "${a b} is not a variable name"),
+        ("/x/${}", "${} is not a variable name"),
+        ("", "is empty"),
+    ],
+)
+def test_an_unset_variable_in_a_cluster_path_is_an_error_naming_it(path, message):
+    with pytest.raises(rules.RuleError, match=re.escape(message)):
+        rules.expand_path(path, ENV, what="cesres_root")
+
+
+def test_the_variables_a_path_needs_are_listed_once():
+    assert rules.path_variables("$A/${B}/$A/x}y/$") == ["A", "B"]
