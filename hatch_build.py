@@ -16,7 +16,16 @@ BUNDLE = "cesres_ctl/_project"
 # What the CLI and the playbooks read at run time, relative to the checkout: ansible.cfg and the inventory
 # (runner.py, inventory.py), the playbooks and roles, and the payloads of the sandbox that
 # playbooks/sandbox.yml and the sandbox_cluster role copy from `playbook_dir`/../sandbox.
-PROJECT = ("ansible.cfg", "playbooks", "roles", "inventory", "group_vars", "sandbox/cesres-mini", "sandbox/hub")
+PROJECT = (
+    "ansible.cfg",
+    "filter_plugins",
+    "playbooks",
+    "roles",
+    "inventory",
+    "group_vars",
+    "sandbox/cesres-mini",
+    "sandbox/hub",
+)
 # The checkout's symlinks, each copied from its target: a wheel cannot hold a symlink, and an sdist built
 # by hatchling leaves this one out (its target is in the sdist already).
 LINKS = {"inventory/group_vars": "group_vars"}

@@ -2,7 +2,7 @@
 
 cesres-ctl checks a run before anything is sent; roles/cesres_job checks it again when a playbook is run
 by hand (`ansible-playbook playbooks/train.yml`). Both read the rules here: the CLI imports this module,
-the role through its filter plugin (roles/cesres_job/filter_plugins/cesres_job.py). Nothing here
+the roles through the shared filter plugin (filter_plugins/cesres.py). Nothing here
 imports Ansible or does I/O.
 """
 
@@ -169,13 +169,14 @@ def path_variables(path: str) -> list[str]:
     return names
 
 
-def expand_path(path: str, env: Mapping[str, str], *, what: str = "path") -> str:
+def expand_path(path: str, env: Mapping[str, str], *, what: str = "path", relative_to: str = "") -> str:
     """A configured cluster path with `~`, `$NAME` and `${NAME}` replaced from the login shell's `env`.
 
     As a login shell would read it, without running anything: one pass (a value that holds `$X` stays
     as it is: no loop on a variable that refers to itself), a lone `$` or a `}` are characters. A
     variable that is unset, or an invalid `${…}`, is an error naming it: an unset `$GLOBALSCRATCH`
-    must not quietly make `/cesres`. A relative result is relative to `$HOME`, as ssh sees it.
+    must not quietly make `/cesres`. A relative result is relative to `relative_to` (absolute), else
+    to `$HOME`, as ssh sees it.
     """
     home = env.get("HOME", "")
     if path == "~" or path.startswith("~/"):
@@ -194,6 +195,8 @@ def expand_path(path: str, env: Mapping[str, str], *, what: str = "path") -> str
     expanded = _VARIABLE.sub(replace, path)
     if not expanded:
         raise RuleError(f"{what} is empty")
+    if not expanded.startswith("/") and relative_to:
+        expanded = f"{relative_to.rstrip('/')}/{expanded}"
     if not expanded.startswith("/"):
         if not home:
             raise RuleError(f"{what} {path!r} is relative and HOME is not set on the cluster")

@@ -19,7 +19,8 @@ from cesres_ctl.errors import CesresError
 from cesres_ctl.inventory import Inventory
 
 SETUP_PLAYBOOK = "playbooks/setup.yml"
-# The roles of playbooks/setup.yml, in play order.
+# The roles of playbooks/setup.yml that take settings, in play order (cesres_login, after cesres_python,
+# takes none).
 SETUP_ROLES = ("cesres_python", "cesres_modules", "cesres_repo", "cesres_venv", "cesres_data", "cesres_hf_cache")
 
 

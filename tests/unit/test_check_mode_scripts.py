@@ -88,6 +88,8 @@ def origin(tmp_path):
 def git_sync(home: Path, dest: str, url: Path, *, check: bool, force: bool = False) -> subprocess.CompletedProcess[str]:
     files = ROLES / "cesres_repo" / "files"
     script = (files / "lib.sh").read_text() + (files / "git_sync.sh").read_text()
+    # The role passes the destination expanded (cesres_expand_path).
+    dest = dest.replace("~", str(home), 1)
     return run_script(script, dest, str(url), "master", str(force).lower(), "", "", str(check).lower(), home=home)
 
 
@@ -141,7 +143,17 @@ def venv_probe(home: Path, check: bool) -> subprocess.CompletedProcess[str]:
     files = ROLES / "cesres_venv" / "files"
     script = (files / "common.sh").read_text() + "\n" + (files / "probe.sh").read_text()
     env = {"PATH": f"{home / 'bin'}:/usr/bin:/bin", "CESRES_VENV_CHECK": str(check).lower()}
-    return run_script(script, "~/env", "~/code/req.txt", "~/code/m.py", "config", "releases/2022a", home=home, env=env)
+    # The role passes the paths expanded (cesres_expand_path).
+    return run_script(
+        script,
+        f"{home}/env",
+        f"{home}/code/req.txt",
+        f"{home}/code/m.py",
+        "config",
+        "releases/2022a",
+        home=home,
+        env=env,
+    )
 
 
 def test_venv_probe_in_check_mode_accepts_requirements_not_deployed_yet(python_home):
@@ -162,13 +174,13 @@ def test_data_mkdirs_in_check_mode_lists_the_directories_and_creates_none(tmp_pa
     ]
     home = tmp_path / "home"
     (home / "root" / "old").mkdir(parents=True)
-    checked = run_script(script, "true", "~/root", "old", "data/train", "", home=home)
+    checked = run_script(script, "true", f"{home}/root", "old", "data/train", "", home=home)
     assert checked.returncode == 0, checked.stderr
     assert checked.stdout.splitlines() == [f"DEST {home}/root", "CREATED data/train"]
     assert sorted(p.name for p in (home / "root").iterdir()) == ["old"]
-    fresh = run_script(script, "true", "~/new", "data", home=home)
+    fresh = run_script(script, "true", f"{home}/new", "data", home=home)
     assert fresh.stdout.splitlines() == [f"DEST {home}/new", "CREATED ", "CREATED data"]
     assert not (home / "new").exists()
-    real = run_script(script, "false", "~/new", "data", home=home)
+    real = run_script(script, "false", f"{home}/new", "data", home=home)
     assert real.stdout.splitlines() == [f"DEST {home}/new", "CREATED ", "CREATED data"]
     assert (home / "new" / "data").is_dir()

@@ -19,8 +19,8 @@ PARTITIONS = rules.parse_partitions(
 
 
 def filters() -> dict:
-    path = PROJECT / "roles" / "cesres_job" / "filter_plugins" / "cesres_job.py"
-    module_spec = importlib.util.spec_from_file_location("cesres_job_filters", path)
+    path = PROJECT / "filter_plugins" / "cesres.py"
+    module_spec = importlib.util.spec_from_file_location("cesres_filters", path)
     module = importlib.util.module_from_spec(module_spec)
     module_spec.loader.exec_module(module)
     return module.FilterModule().filters()
@@ -173,3 +173,38 @@ def test_an_unset_variable_in_a_cluster_path_is_an_error_naming_it(path, message
 
 def test_the_variables_a_path_needs_are_listed_once():
     assert rules.path_variables("$A/${B}/$A/x}y/$") == ["A", "B"]
+
+
+def test_the_roles_expand_cluster_paths_with_the_shared_filter():
+    env = {"HOME": "/home/u", "GLOBALSCRATCH": "/scratch/u"}
+    expand = filters()["cesres_expand_path"]
+    assert expand("$GLOBALSCRATCH/env", env, "cesres_venv") == "/scratch/u/env"
+    assert expand("data/x.txt", env, "a cluster data file", "/home/u/cesres") == "/home/u/cesres/data/x.txt"
+    from ansible.errors import AnsibleFilterError
+
+    with pytest.raises(AnsibleFilterError, match=r"cesres_venv '\$NOPE/env': the variable \$NOPE is not set"):
+        expand("$NOPE/env", env, "cesres_venv")
+    with pytest.raises(AnsibleFilterError, match="run the cesres_login role first"):
+        expand("~/x", {}, "cesres_root")
+
+
+def test_the_login_environment_is_read_as_env_prints_it():
+    import base64
+
+    raw = b"HOME=/home/u\0MULTI=a\nb=c\0EMPTY=\0"
+    assert filters()["cesres_env_from_b64"](base64.b64encode(raw).decode()) == {
+        "HOME": "/home/u",
+        "MULTI": "a\nb=c",
+        "EMPTY": "",
+    }
+
+
+def test_no_role_or_scenario_expands_a_path_by_itself():
+    """One implementation: rules.expand_path, through the filter; grep for a second copy finds none."""
+    copies = []
+    for path in [*(PROJECT / "roles").rglob("*"), *(PROJECT / "molecule").rglob("*")]:
+        if path.is_file() and path.suffix in {".sh", ".yml", ".yaml", ".j2", ".py"}:
+            text = path.read_text(errors="replace")
+            if "BASH_REMATCH" in text or re.search(r"\bexpand\(\)|cesres_expand\b|expandvars", text):
+                copies.append(str(path.relative_to(PROJECT)))
+    assert copies == []

@@ -1,4 +1,5 @@
 # Run as: bash -lc "$(cat cache.sh)" cache HF_HOME PYTHON LOADER ENDPOINT RELEASE NMODULES MODULE... ID REVISION ...
+# (HF_HOME and PYTHON absolute, expanded by the role).
 # Caches each model with the venv's own loaders (LOADER: the source of cache_models.py), proves
 # that it loads offline, then records it. One line on stderr naming a failure.
 set -u
@@ -7,7 +8,6 @@ py=$2 loader=$3 endpoint=$4 release=$5 n=$6
 shift 6
 mods=("${@:1:n}")
 shift "$n"
-case $py in "~/"*) py=$HOME/${py#"~/"} ;; esac
 if [ -n "$release" ]; then
   module purge >/dev/null 2>&1
   module load "$release" >/dev/null 2>&1 && { [ ${#mods[@]} -eq 0 ] || module load "${mods[@]}" >/dev/null 2>&1; } \

@@ -11,22 +11,6 @@ cesres_json_str() {
     printf '"%s"' "$s"
 }
 
-# Expand a leading ~ and $NAME / ${NAME} references (variable names only: no command
-# substitution, no globbing, no word splitting) in $1; print the result.
-cesres_expand() {
-    local p=$1 name i
-    case $p in
-        "~") p=$HOME ;;
-        "~/"*) p=$HOME/${p#"~/"} ;;
-    esac
-    for ((i = 0; i < 20; i++)); do
-        [[ $p =~ \$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*) ]] || break
-        name=${BASH_REMATCH[1]:-${BASH_REMATCH[2]}}
-        p=${p/"${BASH_REMATCH[0]}"/"${!name-}"}
-    done
-    printf '%s' "$p"
-}
-
 # State of a Slurm job: squeue while it is known there, then sacct (squeue forgets a job
 # MinJobAge seconds after it ended), then the exit_code file the job script writes.
 # Prints one upper-case word, or UNKNOWN.

@@ -1,21 +1,19 @@
-# Probe the cluster before staging a run: expand the configured paths, read the code version
-# and checksum the data files already on the cluster. Runs in a login shell (module, $GLOBALSCRATCH).
-# Arguments: ROOT VENV HF_HOME MODULES_RELEASE GIT_MODULE ENTRY_POINT CLUSTER MODELS [CLUSTER_INPUT ...]
-# (MODELS: the model ids separated by spaces). Prints one line: CESRES_RESULT {json}
+# Probe the cluster before staging a run: check the code, the venv and the models, read the code
+# version and checksum the data files already on the cluster. Runs in a login shell (module).
+# Arguments: ROOT VENV HF_HOME MODULES_RELEASE GIT_MODULE ENTRY_POINT CLUSTER MODELS [GIVEN PATH ...]
+# (paths absolute, expanded by the role with the login shell's environment; MODELS: the model ids
+# separated by spaces; GIVEN PATH: each cluster data file as configured and as expanded).
+# Prints one line: CESRES_RESULT {json}
 set -u
-root=$(cesres_expand "$1")
-venv=$(cesres_expand "$2")
-hf_home=$(cesres_expand "$3")
+root=$1
+venv=$2
+hf_home=$3
 release=$4
 git_module=$5
 entry=$6
 cluster=$7
 read -ra models <<<"$8"
 shift 8
-# Relative paths are relative to the home directory, as ssh and Ansible see them.
-case $root in /*) ;; *) root=$HOME/$root ;; esac
-case $venv in /*) ;; *) venv=$HOME/$venv ;; esac
-case $hf_home in /*) ;; *) hf_home=$HOME/$hf_home ;; esac
 
 errors=()
 version=""
@@ -54,9 +52,9 @@ for model in "${models[@]}"; do
 done
 
 inputs=""
-for given in "$@"; do
-    path=$(cesres_expand "$given")
-    case $path in /*) ;; *) path=$root/$path ;; esac
+while [ $# -ge 2 ]; do
+    given=$1 path=$2
+    shift 2
     sum=""
     if [ -f "$path" ] && [ -r "$path" ]; then
         sum=$(sha256sum -- "$path" | cut -d' ' -f1)

@@ -1,11 +1,12 @@
 # Run as: bash -lc "$(cat lib.sh git_sync.sh)" git-sync DEST URL VERSION FORCE RELEASE GIT_MODULE CHECK
+# DEST is absolute, expanded by the role (cesres_expand_path).
 # Clones or updates DEST at VERSION. Last stdout line: "CESRES_REPO <ok|changed> <commit> <dest>".
 # Refusals and errors: one line on stderr, exit 3 (local changes) or 2 (other).
 # CHECK=true (check mode) changes nothing, neither DEST nor its .git: it resolves VERSION with
 # git ls-remote and says whether the real run would change DEST ("changed", with the commit when
 # known, else VERSION), or refuse it. It does not fetch, so commits not on the remote are not looked for.
 set -u
-dest=$(expand "$1") url=$2 version=$3 force=$4 release=$5 gitmod=$6 check=${7:-false}
+dest=$1 url=$2 version=$3 force=$4 release=$5 gitmod=$6 check=${7:-false}
 if [ -n "$gitmod" ]; then
   module purge >/dev/null 2>&1
   if [ -n "$release" ]; then module load "$release" >/dev/null 2>&1 || die 2 "cannot load module $release"; fi

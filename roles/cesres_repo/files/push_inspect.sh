@@ -1,11 +1,11 @@
-# Run as: bash -lc "$(cat lib.sh push_inspect.sh)" push-inspect DEST
+# Run as: bash -lc "$(cat lib.sh push_inspect.sh)" push-inspect DEST (absolute, expanded by the role)
 # Prints "DEST <absolute path>", then one line per finding:
 #   MANIFEST            a manifest of the last push exists
 #   MODIFIED <file>     changed (or deleted) on the cluster since the last push
 #   FOREIGN             DEST is not empty and was not deployed by cesres-ctl
 #   GITDIRTY <file>     DEST is a git checkout with modified tracked files
 set -u
-dest=$(expand "$1")
+dest=$1
 echo "DEST $dest"
 [ -d "$dest" ] || exit 0
 cd "$dest" || exit 2

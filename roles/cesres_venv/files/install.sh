@@ -35,7 +35,7 @@ if ! flock -n 9; then
 fi
 rm -f "$stamp"
 pip=("$py" -m pip --disable-pip-version-check --no-input install)
-[ -z "$cache" ] || pip+=(--cache-dir "$(expand "$cache")")
+[ -z "$cache" ] || pip+=(--cache-dir "$cache")
 pip+=("${extra[@]}")
 mkdir -p "$plan_dir" || die 2 "cannot create $plan_dir"
 args=(plan "$req" "$plan_dir")

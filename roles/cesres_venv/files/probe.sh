@@ -1,9 +1,10 @@
 # Run as: bash -lc "$(cat common.sh probe.sh)" probe VENV REQUIREMENTS ENTRY CONFIG RELEASE MODULE...
+# (paths absolute, expanded by the role: cesres_expand_path).
 # Prints: VENV <path>, REQ <path>, ENTRY <path>, HASH <hash of CONFIG + Python version + requirements>,
 # STATE <ready|stale|missing|recreate>. Changes nothing.
 # With CESRES_VENV_CHECK=true (check mode, where cesres_repo has not deployed anything yet), a requirements
 # file that is not there is no error: HASH is "none" and a venv cannot be ready.
-venv=$(expand "$1") req=$(expand "$2") entry=$(expand "$3") config=$4
+venv=$1 req=$2 entry=$3 config=$4
 shift 4
 load_modules "$@"
 py=$(python3 -c 'import sys; print(sys.version.split()[0])') || die 2 "python3 does not run with the modules loaded"

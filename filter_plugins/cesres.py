@@ -1,11 +1,13 @@
-"""Filters of the cesres_job role: the rules of cesres_ctl.rules, which the CLI applies too.
+"""Filters that the roles share: the rules of cesres_ctl.rules, which the CLI applies too.
 
-The role checks a run by itself when the playbook runs without cesres-ctl; it must apply the very
-same rules, so it imports them instead of keeping a copy. Ansible runs on the controller, in the
-Python where cesres-ctl is installed; from a checkout without an install, the package is found next to
-roles/ (the checkout's root).
+The roles check a run by themselves when a playbook runs without cesres-ctl, and expand the configured
+cluster paths; they must apply the very same rules, so they import them instead of keeping a copy.
+Ansible runs on the controller, in the Python where cesres-ctl is installed; from a checkout without an
+install, the package is found next to this directory (the checkout's root). ansible.cfg (and molecule's
+configuration) name this directory in filter_plugins.
 """
 
+import base64
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -16,7 +18,7 @@ from ansible.errors import AnsibleFilterError
 try:
     from cesres_ctl import rules
 except ImportError:  # ansible-playbook from a checkout, with another Python
-    sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from cesres_ctl import rules
 
 
@@ -64,6 +66,25 @@ def cesres_resubmit_states(_: object = None) -> list:
     return sorted(rules.RESUBMIT_STATES)
 
 
+def cesres_expand_path(path: object, env: Mapping[str, str], what: str = "path", relative_to: str = "") -> str:
+    """A configured cluster path expanded with the login shell's environment (rules.expand_path).
+
+    env: cesres_login_env, read once per play by the cesres_login role.
+    """
+    if not env:
+        raise AnsibleFilterError(f"{what}: the cluster's login environment is unknown: run the cesres_login role first")
+    try:
+        return rules.expand_path(str(path), env, what=what, relative_to=relative_to)
+    except rules.RuleError as exc:
+        raise AnsibleFilterError(str(exc)) from None
+
+
+def cesres_env_from_b64(text: str) -> dict:
+    """The environment that `env -0 | base64 -w0` printed, as a mapping."""
+    entries = base64.b64decode(text.strip()).decode("utf-8", errors="replace").split("\0")
+    return dict(entry.split("=", 1) for entry in entries if "=" in entry)
+
+
 class FilterModule:
     def filters(self) -> dict[str, object]:
         return {
@@ -73,4 +94,6 @@ class FilterModule:
             "cesres_run_name_errors": cesres_run_name_errors,
             "cesres_run_dir": cesres_run_dir,
             "cesres_resubmit_states": cesres_resubmit_states,
+            "cesres_expand_path": cesres_expand_path,
+            "cesres_env_from_b64": cesres_env_from_b64,
         }
