@@ -23,7 +23,16 @@ from tests.integration.runs_support import ROOT, SETS, VENV
 pytestmark = [pytest.mark.sandbox, pytest.mark.index]
 
 # What the wheel carries, in the checkout's layout (hatch_build.py: PROJECT and LINKS).
-BUNDLED = ("ansible.cfg", "filter_plugins", "playbooks", "roles", "inventory", "group_vars", "sandbox/cesres-mini", "sandbox/hub")
+BUNDLED = (
+    "ansible.cfg",
+    "filter_plugins",
+    "playbooks",
+    "roles",
+    "inventory",
+    "group_vars",
+    "sandbox/cesres-mini",
+    "sandbox/hub",
+)
 DEMO = PROJECT / "sandbox" / "cesres-mini"
 
 
