@@ -7,8 +7,10 @@ imports Ansible or does I/O.
 """
 
 import re
+import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from cesres_ctl.errors import CesresError
@@ -202,3 +204,65 @@ def expand_path(path: str, env: Mapping[str, str], *, what: str = "path", relati
             raise RuleError(f"{what} {path!r} is relative and HOME is not set on the cluster")
         expanded = f"{home.rstrip('/')}/{expanded}"
     return expanded
+
+
+# --- plain ssh to a cluster, as Ansible reaches it -------------------------------------------------------
+
+# The inventory's connection variables that plain ssh (and rsync -e) needs, in order of preference.
+SSH_VARIABLES = (
+    "ansible_host",
+    "ansible_ssh_host",
+    "ansible_user",
+    "ansible_ssh_user",
+    "ansible_port",
+    "ansible_ssh_port",
+    "ansible_ssh_common_args",
+    "ansible_ssh_extra_args",
+    "ansible_ssh_private_key_file",
+    "ansible_private_key_file",
+)
+
+
+@dataclass(frozen=True)
+class SshTarget:
+    """How plain ssh reaches a cluster: what Ansible's connection variables say, nothing dropped."""
+
+    host: str
+    user: str | None = None
+    port: int | None = None
+    options: tuple[str, ...] = ()  # ssh options (ssh_common_args, ssh_extra_args, -i KEY)
+
+    def argv(self) -> list[str]:
+        """`ssh` and its options, without the host: the start of an ssh command, or rsync's -e."""
+        argv = ["ssh", *self.options]
+        if self.port:
+            argv += ["-p", str(self.port)]
+        if self.user:
+            argv += ["-l", self.user]
+        return argv
+
+
+def ssh_target(values: Mapping[str, Any], default_host: str) -> SshTarget:
+    """The SshTarget of an inventory host from its (templated) connection variables."""
+
+    def get(*keys: str) -> str | None:
+        for key in keys:
+            if values.get(key) not in (None, ""):
+                return str(values[key])
+        return None
+
+    options: list[str] = []
+    for key in ("ansible_ssh_common_args", "ansible_ssh_extra_args"):
+        value = get(key)
+        if value:
+            options += shlex.split(value)
+    key_file = get("ansible_ssh_private_key_file", "ansible_private_key_file")
+    if key_file:
+        options += ["-i", str(Path(key_file).expanduser())]
+    port = get("ansible_port", "ansible_ssh_port")
+    return SshTarget(
+        host=get("ansible_host", "ansible_ssh_host") or default_host,
+        user=get("ansible_user", "ansible_ssh_user"),
+        port=int(port) if port else None,
+        options=tuple(options),
+    )

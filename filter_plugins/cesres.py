@@ -8,6 +8,7 @@ configuration) name this directory in filter_plugins.
 """
 
 import base64
+import shlex
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -85,6 +86,19 @@ def cesres_env_from_b64(text: str) -> dict:
     return dict(entry.split("=", 1) for entry in entries if "=" in entry)
 
 
+def cesres_rsync_ssh(values: Mapping[str, Any], host: str) -> str:
+    """rsync's -e: ssh with the host's connection variables (rules.ssh_target), its key file included.
+
+    values: a mapping of the connection variables (rules.SSH_VARIABLES) as the play sees them.
+    """
+    return " ".join(shlex.quote(word) for word in rules.ssh_target(values, host).argv())
+
+
+def cesres_ssh_host(values: Mapping[str, Any], host: str) -> str:
+    """The host name plain ssh connects to (ansible_host, else the inventory name)."""
+    return rules.ssh_target(values, host).host
+
+
 class FilterModule:
     def filters(self) -> dict[str, object]:
         return {
@@ -96,4 +110,6 @@ class FilterModule:
             "cesres_resubmit_states": cesres_resubmit_states,
             "cesres_expand_path": cesres_expand_path,
             "cesres_env_from_b64": cesres_env_from_b64,
+            "cesres_rsync_ssh": cesres_rsync_ssh,
+            "cesres_ssh_host": cesres_ssh_host,
         }

@@ -16,6 +16,7 @@ from cesres_ctl import paths, userconfig
 from cesres_ctl.console import err, out
 from cesres_ctl.errors import CesresError
 from cesres_ctl.options import cluster_option
+from cesres_ctl.rules import SshTarget
 from cesres_ctl.runs import cluster as clusters
 from cesres_ctl.runs import plot as plots
 from cesres_ctl.runs import remote
@@ -218,7 +219,7 @@ def _refresh_unfinished(registry: Registry, recorded: list[Run]) -> None:
                 )
 
 
-def _settings(run: Run) -> clusters.SshSettings:
+def _settings(run: Run) -> SshTarget:
     return clusters.load(run.cluster).ssh
 
 

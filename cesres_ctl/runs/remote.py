@@ -13,8 +13,7 @@ from pathlib import Path
 
 from cesres_ctl import paths, sshdiag
 from cesres_ctl.errors import CesresError
-from cesres_ctl.rules import EXIT_CODE_FILE, TERMINAL_STATES
-from cesres_ctl.runs.cluster import SshSettings
+from cesres_ctl.rules import EXIT_CODE_FILE, TERMINAL_STATES, SshTarget
 from cesres_ctl.runs.registry import Run
 
 _SEP = "@@cesres@@"
@@ -30,34 +29,20 @@ def control_dir() -> Path:
     return base
 
 
-def ssh_base(settings: SshSettings) -> list[str]:
+def ssh_base(settings: SshTarget) -> list[str]:
     """`ssh` with the cluster's options, batch mode and a shared master connection (no command)."""
-    argv = ["ssh", *settings.options]
-    argv += [
-        "-o",
-        "BatchMode=yes",
-        "-o",
-        "ControlMaster=auto",
-        "-o",
-        f"ControlPath={control_dir()}/%C",
-        "-o",
-        "ControlPersist=120s",
-    ]
-    if settings.port:
-        argv += ["-p", str(settings.port)]
-    if settings.user:
-        argv += ["-l", settings.user]
-    return argv
+    multiplexed = ["-o", "ControlMaster=auto", "-o", f"ControlPath={control_dir()}/%C", "-o", "ControlPersist=120s"]
+    return [*settings.argv(), "-o", "BatchMode=yes", *multiplexed]
 
 
-def ssh_argv(settings: SshSettings, words: Sequence[str] | str) -> list[str]:
+def ssh_argv(settings: SshTarget, words: Sequence[str] | str) -> list[str]:
     """ssh argv running `words` (each quoted) or a prepared command line (a str) on the cluster."""
     command = words if isinstance(words, str) else " ".join(shlex.quote(word) for word in words)
     return [*ssh_base(settings), "--", settings.host, command]
 
 
 def execute(
-    settings: SshSettings, words: Sequence[str] | str, *, timeout: float = 60
+    settings: SshTarget, words: Sequence[str] | str, *, timeout: float = 60
 ) -> subprocess.CompletedProcess[str]:
     argv = ssh_argv(settings, words)
     try:
@@ -69,12 +54,12 @@ def execute(
     return done
 
 
-def unreachable_reason(settings: SshSettings, stderr: str) -> str:
+def unreachable_reason(settings: SshTarget, stderr: str) -> str:
     """Why ssh failed, in one line: its own message, or else what a fresh connection says."""
     return sshdiag.explain(stderr, settings.host) or diagnose(settings) or sshdiag.reason(stderr, settings.host)
 
 
-def diagnose(settings: SshSettings) -> str | None:
+def diagnose(settings: SshTarget) -> str | None:
     """Why ssh cannot connect to the cluster, from a fresh connection that shows ssh's own messages.
 
     Through master connections (ControlPersist, also the gateway's own, from the ssh config) ssh does
@@ -83,11 +68,7 @@ def diagnose(settings: SshSettings) -> str | None:
     ssh has no master either.
     """
     direct = ["-o", "BatchMode=yes", "-o", "ControlMaster=no", "-o", "ControlPath=none", "-o", "ConnectTimeout=20"]
-    argv = ["ssh", *settings.options, *direct]
-    if settings.port:
-        argv += ["-p", str(settings.port)]
-    if settings.user:
-        argv += ["-l", settings.user]
+    argv = [*settings.argv(), *direct]
     try:
         resolved = subprocess.run([*argv, "-G", settings.host], capture_output=True, text=True, timeout=30, check=False)
         jump = next((line.split()[1] for line in resolved.stdout.splitlines() if line.startswith("proxyjump ")), "")
@@ -191,7 +172,7 @@ def _exit(value: str) -> str:
     return code
 
 
-def status(settings: SshSettings, run: Run, *, tail_lines: int = 0) -> JobStatus:
+def status(settings: SshTarget, run: Run, *, tail_lines: int = 0) -> JobStatus:
     done = run_remote_script(settings, status_command(run, tail_lines))
     return parse_status(done.stdout)
 
@@ -237,22 +218,22 @@ def parse_statuses(output: str, runs: Sequence[Run]) -> dict[str, JobStatus]:
     return result
 
 
-def statuses(settings: SshSettings, runs: Sequence[Run]) -> dict[str, JobStatus]:
+def statuses(settings: SshTarget, runs: Sequence[Run]) -> dict[str, JobStatus]:
     """The state of several runs of one cluster in one ssh call."""
     if not runs:
         return {}
     return parse_statuses(run_remote_script(settings, statuses_command(runs)).stdout, runs)
 
 
-def run_remote_script(settings: SshSettings, script: str, *, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def run_remote_script(settings: SshTarget, script: str, *, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     return execute(settings, script, timeout=timeout)
 
 
-def cancel(settings: SshSettings, run: Run) -> subprocess.CompletedProcess[str]:
+def cancel(settings: SshTarget, run: Run) -> subprocess.CompletedProcess[str]:
     return execute(settings, ["scancel", run.job_id])
 
 
-def logs_argv(settings: SshSettings, run: Run, *, follow: bool, lines: int | None = None) -> list[str]:
+def logs_argv(settings: SshTarget, run: Run, *, follow: bool, lines: int | None = None) -> list[str]:
     log = shlex.quote(run.log_path)
     start = f"-n {int(lines)}" if lines else "-n +1"
     if not follow:
@@ -268,12 +249,12 @@ def logs_argv(settings: SshSettings, run: Run, *, follow: bool, lines: int | Non
     return ssh_argv(settings, script)
 
 
-def rsync_ssh(settings: SshSettings) -> str:
+def rsync_ssh(settings: SshTarget) -> str:
     """The `rsync -e` command: rsync splits it on spaces, honouring quotes."""
     return " ".join(shlex.quote(word) for word in ssh_base(settings))
 
 
-def fetch(settings: SshSettings, run: Run, dest: Path) -> tuple[int, str]:
+def fetch(settings: SshTarget, run: Run, dest: Path) -> tuple[int, str]:
     """rsync results/, the Slurm logs and the run's files into `dest`; return (files changed, output)."""
     # Asked first (one round trip on the master connection), so that nothing is created locally for a
     # cluster that cannot be reached or a run directory that is gone.

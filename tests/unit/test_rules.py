@@ -208,3 +208,26 @@ def test_no_role_or_scenario_expands_a_path_by_itself():
             if "BASH_REMATCH" in text or re.search(r"\bexpand\(\)|cesres_expand\b|expandvars", text):
                 copies.append(str(path.relative_to(PROJECT)))
     assert copies == []
+
+
+def test_ssh_to_a_cluster_is_one_rule_for_the_cli_and_the_roles_and_keeps_the_key():
+    values = {
+        "ansible_host": "dragon2",
+        "ansible_user": "jdoe",
+        "ansible_port": 2222,
+        "ansible_ssh_common_args": "-F '/my cfg' -o ProxyJump=gw",
+        "ansible_ssh_private_key_file": "/keys/id_ceci",
+    }
+    target = rules.ssh_target(values, "dragon2")
+    expected = ["ssh", "-F", "/my cfg", "-o", "ProxyJump=gw", "-i", "/keys/id_ceci", "-p", "2222", "-l", "jdoe"]
+    assert target.argv() == expected
+    # rsync -e in the roles: the same words, quoted for rsync's own splitting.
+    assert (
+        filters()["cesres_rsync_ssh"](values, "dragon2")
+        == "ssh -F '/my cfg' -o ProxyJump=gw -i /keys/id_ceci -p 2222 -l jdoe"
+    )
+    assert filters()["cesres_ssh_host"]({}, "nic5") == "nic5"
+    from cesres_ctl.runs import remote
+
+    assert remote.ssh_base(target)[: len(expected)] == expected
+    assert remote.rsync_ssh(target).startswith("ssh -F '/my cfg' -o ProxyJump=gw -i /keys/id_ceci -p 2222 -l jdoe ")
