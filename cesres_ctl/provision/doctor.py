@@ -19,13 +19,15 @@ from cesres_ctl.inventory import Inventory
 MIN_FREE_GIB = 2.0
 # roles/cesres_python's script: which Python runs Ansible's modules on the cluster.
 CHOOSE_PYTHON = ("roles", "cesres_python", "files", "choose_python.sh")
+# roles/cesres_modules' script: do the release and the modules exist (one check, for setup and doctor).
+CHECK_MODULES = ("roles", "cesres_modules", "files", "check_modules.sh")
 
 # Runs in a login shell (bash -lc), where Lmod's "module" is defined. Prints one line per check:
 # CHECK <TAB> id <TAB> pass|fail|warn <TAB> detail. Always exits 0: the lines carry the result.
 DOCTOR_SCRIPT = r"""
 ck() { printf 'CHECK\t%s\t%s\t%s\n' "$1" "$2" "$3"; }
-choose=$1 pymodule=$2 release=$3 partitions=$4 min_gib=$5
-shift 5
+choose=$1 check_modules=$2 pymodule=$3 release=$4 partitions=$5 min_gib=$6
+shift 6
 # The Python that Ansible will run with: roles/cesres_python's choice, made by the same script.
 if out=$(set -- check "$release" "$pymodule" .cesres/python; . /dev/stdin <<<"$choose" 2>&1); then
   read -r _ _ path version system <<<"$(grep '^CESRES_PYTHON ' <<<"$out")"
@@ -34,21 +36,22 @@ if out=$(set -- check "$release" "$pymodule" .cesres/python; . /dev/stdin <<<"$c
 else
   ck python fail "$(tail -1 <<<"$out")"
 fi
-if type module >/dev/null 2>&1; then
+# The modules: roles/cesres_modules' check, made by the same script.
+found=$(set -- "$release" "$@"; . /dev/stdin <<<"$check_modules" 2>&1)
+if grep -qx NOLMOD <<<"$found"; then
+  ck lmod fail "module is not defined in a login shell"
+else
   ck lmod pass "$(module --version 2>&1 | grep -o 'Version [^ ]*' | head -1)"
-  module purge >/dev/null 2>&1
-  if module load "$release" >/dev/null 2>&1; then
-    ck "module:$release" pass "loads"
-    for m in "$@"; do
-      if module is-avail "$m" >/dev/null 2>&1; then ck "module:$m" pass "available"
-      else ck "module:$m" fail "not available in $release"; fi
-    done
-  else
+  if grep -qxF "MISSING $release" <<<"$found"; then
     ck "module:$release" fail "cannot be loaded"
     for m in "$@"; do ck "module:$m" fail "not checked: $release does not load"; done
+  else
+    ck "module:$release" pass "loads"
+    for m in "$@"; do
+      if grep -qxF "MISSING $m" <<<"$found"; then ck "module:$m" fail "not available in $release"
+      else ck "module:$m" pass "available"; fi
+    done
   fi
-else
-  ck lmod fail "module is not defined in a login shell"
 fi
 if command -v sinfo >/dev/null 2>&1; then
   info=$(sinfo -h -o '%P %a %l' 2>&1)
@@ -115,6 +118,7 @@ def doctor_command(host_vars: Mapping[str, Any], min_free_gib: float = MIN_FREE_
     )
     args = [
         paths.project_dir().joinpath(*CHOOSE_PYTHON).read_text(encoding="utf-8"),
+        paths.project_dir().joinpath(*CHECK_MODULES).read_text(encoding="utf-8"),
         python_module,
         str(host_vars.get("cesres_cluster_modules_release", "")),
         " ".join(host_vars.get("cesres_cluster_partitions", {}) or {}),

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from cesres_ctl import sshdiag
+from cesres_ctl import paths, sshdiag
 from cesres_ctl.errors import CesresError
 from cesres_ctl.inventory import Inventory
 from cesres_ctl.provision import doctor
@@ -191,3 +191,13 @@ def test_doctor_script_runs_locally_with_stub_tools(tmp_path):
     assert checks["partition:batch"] == "pass"
     assert checks["partition:gpu"] == "fail" and checks["partition:debug"] == "fail"
     assert "space:$HOME" in checks and "space:$GLOBALSCRATCH" in checks
+
+
+def test_doctor_checks_the_modules_with_the_roles_own_script():
+    """One module check: doctor runs roles/cesres_modules' check_modules.sh, not a copy of it."""
+    script = doctor.DOCTOR_SCRIPT
+    assert "module is-avail" not in script and "check_modules" in script
+    command = shlex.split(doctor.doctor_command({"cesres_cluster_modules_release": "r", "cesres_cluster_modules": []}))
+    role_script = paths.project_dir().joinpath(*doctor.CHECK_MODULES).read_text()
+    assert role_script.startswith("# Run as: bash -lc")
+    assert command[4] == role_script
