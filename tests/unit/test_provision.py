@@ -200,4 +200,4 @@ def test_doctor_checks_the_modules_with_the_roles_own_script():
     command = shlex.split(doctor.doctor_command({"cesres_cluster_modules_release": "r", "cesres_cluster_modules": []}))
     role_script = paths.project_dir().joinpath(*doctor.CHECK_MODULES).read_text()
     assert role_script.startswith("# Run as: bash -lc")
-    assert command[4] == role_script
+    assert command[5] == role_script
