@@ -231,3 +231,26 @@ def test_ssh_to_a_cluster_is_one_rule_for_the_cli_and_the_roles_and_keeps_the_ke
 
     assert remote.ssh_base(target)[: len(expected)] == expected
     assert remote.rsync_ssh(target).startswith("ssh -F '/my cfg' -o ProxyJump=gw -i /keys/id_ceci -p 2222 -l jdoe ")
+
+
+@pytest.mark.parametrize(
+    ("marker", "home"),
+    [
+        ("OUT_OF_MEMORY", "cesres_ctl/rules.py"),  # the job states
+        ("{0,39}", "cesres_ctl/rules.py"),  # the run-name rule
+        (r"(?:(\d+)-)", "cesres_ctl/rules.py"),  # the Slurm time syntax
+        ("module is-avail", "roles/cesres_modules/files/check_modules.sh"),  # the module check
+        ("ansible_ssh_extra_args", "cesres_ctl/rules.py"),  # how plain ssh reaches a cluster
+    ],
+)
+def test_each_rule_has_one_home(marker, home):
+    """Issue 8: a grep for a second copy of a rule comes back empty."""
+    found = sorted(
+        str(path.relative_to(PROJECT))
+        for top in ("cesres_ctl", "roles", "filter_plugins", "molecule", "playbooks", "sandbox")
+        for path in (PROJECT / top).rglob("*")
+        if path.is_file()
+        and path.suffix in {".py", ".sh", ".yml", ".j2"}
+        and marker in path.read_text(errors="replace")
+    )
+    assert found == [home]
