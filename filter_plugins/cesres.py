@@ -16,11 +16,12 @@ from typing import Any
 
 from ansible.errors import AnsibleFilterError
 
-try:
-    from cesres_ctl import rules
-except ImportError:  # ansible-playbook from a checkout, with another Python
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from cesres_ctl import rules
+# The rules of the project these playbooks belong to: in a checkout, its own cesres_ctl (even if another
+# version is installed in this Python); in an installed wheel, the package that carries this copy.
+_CHECKOUT = Path(__file__).resolve().parents[1]
+if (_CHECKOUT / "cesres_ctl" / "rules.py").is_file() and str(_CHECKOUT) not in sys.path:
+    sys.path.insert(0, str(_CHECKOUT))
+from cesres_ctl import rules  # noqa: E402 - after the path of the checkout
 
 
 def cesres_slurm_seconds(value: object) -> int:
