@@ -2,9 +2,9 @@
 
 The roles check a run by themselves when a playbook runs without cesres-ctl, and expand the configured
 cluster paths; they must apply the very same rules, so they import them instead of keeping a copy.
-Ansible runs on the controller, in the Python where cesres-ctl is installed; from a checkout without an
-install, the package is found next to this directory (the checkout's root). ansible.cfg (and molecule's
-configuration) name this directory in filter_plugins.
+Ansible runs them on the controller, with the cesres_ctl of the checkout next to this directory or, in an
+installed wheel, of the package that carries it. ansible.cfg (and molecule's configuration) name this
+directory in filter_plugins.
 """
 
 import base64
