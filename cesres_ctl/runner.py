@@ -49,6 +49,8 @@ _STATS_KEYS = {
 }
 
 _ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+# "Finalization of task args … failed: Error while resolving value for 'argv': The filter plugin 'X' failed: REASON"
+_FILTER_FAILURE = re.compile(r"The filter plugin '[^']+' failed: (?P<reason>.+)$")
 
 
 @dataclass(frozen=True)
@@ -145,6 +147,10 @@ def _failure_message(host: str, res: Mapping[str, Any], *, unreachable: bool) ->
         # no_log: the result holds nothing we may show.
         return "failed (output hidden by no_log)"
     msg = _first_line(res.get("msg")).removeprefix("Task failed: ")
+    filtered = _FILTER_FAILURE.search(msg)
+    if filtered:
+        # A rule of cesres_ctl.rules refused a value: its own line, not Ansible's wrapping around it.
+        return filtered.group("reason")
     results = res.get("results")
     if isinstance(results, list) and (not msg or msg.startswith("One or more items failed")):
         # A loop: the reason is in the first failed item.

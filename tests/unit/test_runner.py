@@ -769,3 +769,15 @@ def test_a_terminated_run_cancels_and_cleans_up(project, tmp_path, signum):
     assert list(runner_dir.iterdir()) == []
     # Ansible's worker (its own session) outlives a cancel until its task ends: not this test's pause.
     _stop_orphans(private)
+
+
+def test_a_rule_refused_in_a_filter_is_its_own_line():
+    msg = (
+        "Task failed: Finalization of task args for 'ansible.builtin.command' failed: Error while resolving value "
+        "for 'argv': The filter plugin 'cesres_expand_path' failed: cesres_venv_path '$X/env': the variable $X is "
+        "not set in a login shell on the cluster"
+    )
+    line = describe_failure(event("runner_on_failed", task="probe", res={"msg": msg}))
+    assert line == (
+        "sandbox: probe: cesres_venv_path '$X/env': the variable $X is not set in a login shell on the cluster"
+    )
