@@ -4,12 +4,12 @@ so that tests of the provisioning roles that reset ~/cesres cannot disturb them.
 
 import json
 import os
+import shlex
 import subprocess
-import sys
 import time
 from pathlib import Path
 
-from tests.conftest import PROJECT
+from tests.conftest import PROJECT, run_cli
 
 DEMO = PROJECT / "sandbox" / "cesres-mini"
 ROOT = "~/cesres-it"
@@ -27,15 +27,7 @@ class Cli:
             self.env["PATH"] = f"{path_prefix}:{self.env['PATH']}"
 
     def __call__(self, *args: str, timeout: float = 600, cwd: Path = DEMO) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "cesres_ctl", *args],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-            cwd=cwd,
-            env=self.env,
-        )
+        return run_cli(*args, timeout=timeout, cwd=cwd, env=self.env)
 
     def json(self, *args: str, timeout: float = 600) -> dict:
         done = self(*args, "--json", timeout=timeout)
@@ -65,3 +57,17 @@ def demo_config_with(directory: Path, old: str, new: str) -> str:
     path = directory / "edited.yaml"
     path.write_text(text)
     return str(path)
+
+
+def one_error_line(done: subprocess.CompletedProcess[str]) -> str:
+    """The one line a failed command prints on stderr: no traceback, nothing else."""
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert "Traceback" not in done.stderr + done.stdout, done.stderr
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("cesres-ctl: error: "), lines[0]
+    return lines[0]
+
+
+def cluster_runs(sandbox, name: str) -> list[str]:
+    """Run directories of runs named `name` on the cluster (every root the tests use)."""
+    return sandbox.ssh(f"ls -d ~/cesres*/runs/{shlex.quote(name)}-* 2>/dev/null; true").stdout.split()

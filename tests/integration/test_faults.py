@@ -5,7 +5,6 @@ They stop sandbox daemons (and start them again), so they run after the other sa
 
 import json
 import os
-import shlex
 import signal
 import subprocess
 import sys
@@ -21,17 +20,9 @@ from cesres_ctl.runs.registry import Registry, Run
 from cesres_ctl.sandbox import daemons
 from cesres_ctl.sandbox import manifest as manifests
 from tests.conftest import PROJECT
-from tests.integration.runs_support import ROOT, SETS, Cli
+from tests.integration.runs_support import ROOT, SETS, Cli, cluster_runs, one_error_line
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.disruptive]
-
-
-def one_error_line(done: subprocess.CompletedProcess[str]) -> str:
-    lines = [line for line in done.stderr.splitlines() if line.strip()]
-    assert "Traceback" not in done.stderr + done.stdout, done.stderr
-    assert len(lines) == 1, done.stderr
-    assert lines[0].startswith("cesres-ctl: error: "), lines[0]
-    return lines[0]
 
 
 def _children(pid: int) -> list[int]:
@@ -65,10 +56,6 @@ def stopped(sandbox, name: str, *, sessions: bool = False) -> Iterator[None]:
         yield
     finally:
         daemons.start(daemon, manifest.netns)
-
-
-def cluster_runs(sandbox, name: str) -> list[str]:
-    return sandbox.ssh(f"ls -d ~/cesres*/runs/{shlex.quote(name)}-* 2>/dev/null; true").stdout.split()
 
 
 # --- slurmctld down at submit ----------------------------------------------------------------------------

@@ -8,6 +8,7 @@ run tests' cluster_code fixture, so it changes nothing they rely on. pip reuses 
 downloads ansible-core and the other dependencies (a minute or two), later ones take seconds.
 """
 
+import ast
 import json
 import os
 import shutil
@@ -22,17 +23,14 @@ from tests.integration.runs_support import ROOT, SETS, VENV
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.index]
 
-# What the wheel carries, in the checkout's layout (hatch_build.py: PROJECT and LINKS).
-BUNDLED = (
-    "ansible.cfg",
-    "filter_plugins",
-    "playbooks",
-    "roles",
-    "inventory",
-    "group_vars",
-    "sandbox/cesres-mini",
-    "sandbox/hub",
-)
+
+def bundled() -> tuple[str, ...]:
+    """What the wheel carries, in the checkout's layout: hatch_build.py's PROJECT, read without hatchling."""
+    tree = ast.parse((PROJECT / "hatch_build.py").read_text())
+    value = next(n.value for n in tree.body if isinstance(n, ast.Assign) and n.targets[0].id == "PROJECT")
+    return tuple(ast.literal_eval(value))
+
+
 DEMO = PROJECT / "sandbox" / "cesres-mini"
 
 
@@ -109,7 +107,7 @@ def test_the_wheel_carries_the_project_outside_the_checkout(installed):
     assert bundle == site_packages / "cesres_ctl" / "_project"
     assert not bundle.is_relative_to(PROJECT)
     # The checkout's layout, file for file, with inventory/group_vars a real copy of group_vars.
-    for top in BUNDLED:
+    for top in bundled():
         source, copy = PROJECT / top, bundle / top
         if source.is_file():
             assert copy.read_bytes() == source.read_bytes(), top

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.runs_support import DEMO, SETS, Cli, demo_config_with
+from tests.integration.runs_support import DEMO, SETS, Cli, cluster_runs, demo_config_with, one_error_line
 
 pytestmark = pytest.mark.sandbox
 
@@ -32,20 +32,6 @@ QUICK_MODEL = ("--", "-l", "1", "-d", "cpu")
 
 def tag(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:6]}"
-
-
-def one_error_line(done: subprocess.CompletedProcess[str]) -> str:
-    lines = [line for line in done.stderr.splitlines() if line.strip()]
-    assert "Traceback" not in done.stderr + done.stdout, done.stderr
-    assert len(lines) == 1, done.stderr
-    assert lines[0].startswith("cesres-ctl: error: "), lines[0]
-    return lines[0]
-
-
-def cluster_runs(sandbox, name: str) -> list[str]:
-    """Run directories of runs named `name` on the cluster (every root the tests use)."""
-    done = sandbox.ssh(f"ls -d ~/cesres*/runs/{shlex.quote(name)}-* 2>/dev/null; true")
-    return done.stdout.split()
 
 
 def cluster_jobs(sandbox, name: str) -> list[str]:

@@ -9,12 +9,11 @@ Hugging Face cache is the shared default one (setup leaves a cached model alone)
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import PROJECT
+from tests.conftest import PROJECT, run_cli
 
 pytestmark = pytest.mark.sandbox
 
@@ -58,18 +57,6 @@ def clean_cluster(sandbox):
     assert done.returncode == 0, done.stderr
 
 
-def cesres_ctl(env, *args: str, cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "cesres_ctl", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-        cwd=cwd,
-        env=env,
-    )
-
-
 def test_config_init_then_setup_and_train_use_the_users_settings(user_env, clean_cluster, tmp_path):
     sandbox = clean_cluster
     before = porcelain()
@@ -77,7 +64,7 @@ def test_config_init_then_setup_and_train_use_the_users_settings(user_env, clean
     elsewhere.mkdir()
 
     def ok(*args: str, cwd: Path = elsewhere, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-        done = cesres_ctl(user_env, *args, cwd=cwd, timeout=timeout)
+        done = run_cli(*args, cwd=cwd, timeout=timeout, env=user_env)
         assert done.returncode == 0, f"{args}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
         return done
 
