@@ -126,10 +126,16 @@ def parse_status(output: str) -> JobStatus:
         if line.strip():
             acct = line.split("|")
             break
-    acct_state = acct[0].split()[0] if acct and acct[0].strip() else ""
-    acct_exit = acct[1] if len(acct) > 1 else ""
     file_code = exit_file.strip().splitlines()[0].strip() if exit_file.strip() else ""
     queue_line = next((line for line in squeue.splitlines() if line.strip()), "")
+    return _combine(queue_line, acct, file_code, tail_lines)
+
+
+def _combine(queue_line: str, acct: list[str], file_code: str, tail_lines: tuple[str, ...] = ()) -> JobStatus:
+    """One job's state from its squeue line (`state|reason|elapsed|limit`), its sacct fields (`State`,
+    `ExitCode`, `Elapsed`, `Timelimit`, `Reason`) and its exit_code file, each possibly empty."""
+    acct_state = acct[0].split()[0] if acct and acct[0].strip() else ""
+    acct_exit = acct[1] if len(acct) > 1 else ""
     if queue_line:
         state, reason, elapsed, limit = [*queue_line.split("|"), "", "", ""][:4]
         if state in TERMINAL_STATES and acct_state:
@@ -196,26 +202,28 @@ def statuses_command(runs: Sequence[Run]) -> str:
 
 
 def parse_statuses(output: str, runs: Sequence[Run]) -> dict[str, JobStatus]:
-    """statuses_command's output as each run's JobStatus, keyed by run id (parse_status per job)."""
-    sections = [*output.split(_SEP + "\n"), "", ""]
-    by_job: dict[str, list[list[str]]] = {}
-    for index, section in enumerate(sections[:2]):
+    """statuses_command's output as each run's JobStatus, keyed by run id (the rules of parse_status)."""
+    squeue, sacct, files = [*output.split(_SEP + "\n"), "", ""][:3]
+
+    def by_job(section: str) -> dict[str, str]:
+        # The first line of each job id (its `JobID|…` prefix removed).
+        lines: dict[str, str] = {}
         for line in section.splitlines():
             job, sep, rest = line.partition("|")
             if sep:
-                by_job.setdefault(job.strip(), [[], []])[index].append(rest)
-    codes = {}
-    for line in sections[2].splitlines():
-        path, sep, code = line.rpartition("|")
-        if sep:
-            codes[path] = code.strip()
-    result = {}
-    for run in runs:
-        queue, acct = by_job.get(run.job_id, [[], []])
-        code = codes.get(f"{run.remote_dir}/{EXIT_CODE_FILE}", "")
-        text = "\n".join(queue[:1]) + f"\n{_SEP}\n" + "\n".join(acct[:1]) + f"\n{_SEP}\n" + code + "\n"
-        result[run.run_id] = parse_status(text)
-    return result
+                lines.setdefault(job.strip(), rest)
+        return lines
+
+    queued, accounted = by_job(squeue), by_job(sacct)
+    codes = {path: code.strip() for path, sep, code in (line.rpartition("|") for line in files.splitlines()) if sep}
+    return {
+        run.run_id: _combine(
+            queued.get(run.job_id, ""),
+            accounted[run.job_id].split("|") if run.job_id in accounted else [],
+            codes.get(f"{run.remote_dir}/{EXIT_CODE_FILE}", ""),
+        )
+        for run in runs
+    }
 
 
 def statuses(settings: SshTarget, runs: Sequence[Run]) -> dict[str, JobStatus]:

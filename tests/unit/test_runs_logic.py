@@ -15,7 +15,7 @@ from cesres_ctl.runner import HostStats, PlaybookResult
 from cesres_ctl.runs import config as configs
 from cesres_ctl.runs import remote, spec, submit
 from cesres_ctl.runs.cluster import load as load_cluster
-from cesres_ctl.runs.registry import Registry
+from cesres_ctl.runs.registry import Registry, Run
 from cesres_ctl.runs.resources import Resources, check_extra_sbatch, resolve
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -398,3 +398,19 @@ def test_every_model_the_config_names_is_collected(tmp_path):
     cfg.write_text(other.replace("org/pooler-model", "bad id; rm -rf ~").replace('"data/', f'"{DEMO}/data/'))
     with pytest.raises(CesresError, match=r"MODEL.encoder.arg\[0\] must be a Hugging Face model id"):
         configs.load(cfg, cwd=DEMO, gpus=1)
+
+
+def test_statuses_of_several_runs_come_from_one_squeue_and_one_sacct():
+    runs = [Run("c", f"{n}-1", n, job, f"/x/{n}", "t", "PENDING") for n, job in (("a", "4"), ("b", "5"), ("c", "77"))]
+    command = remote.statuses_command(runs)
+    assert command.count("squeue ") == 1 and command.count("sacct ") == 1 and "-j 4,5,77" in command
+    output = (
+        "4|RUNNING|None|1:00|5:00\n" + SEP + "4|RUNNING|0:0|00:01:00|00:05:00|None\n"
+        "5|CANCELLED by 1001|0:15|00:00:20|00:05:00|None\n"
+        + SEP
+        + "/x/a/exit_code|\n/x/b/exit_code|143\n/x/c/exit_code|\n"
+    )
+    found = {
+        run_id: (job.state, job.exit_code, job.source) for run_id, job in remote.parse_statuses(output, runs).items()
+    }
+    assert found == {"a-1": ("RUNNING", "", "squeue"), "b-1": ("CANCELLED", "143", "sacct"), "c-1": ("UNKNOWN", "", "")}
