@@ -665,12 +665,9 @@ def run_playbook(
 def _diagnosed(host: str) -> str | None:
     """`host: reason` from a direct ssh connection: through Ansible's master connection, ssh does not
     show why a gateway hop failed (a changed host key reads "Connection closed by UNKNOWN port")."""
-    from cesres_ctl.runs import cluster, remote  # the cluster's ssh settings, only on this failure path
+    from cesres_ctl.runs.remote import diagnose_cluster  # only on this failure path
 
-    try:
-        reason = remote.diagnose(cluster.load(host).ssh)
-    except CesresError:
-        return None
+    reason = diagnose_cluster(host)
     return f"{host}: {reason}" if reason else None
 
 

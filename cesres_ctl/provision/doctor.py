@@ -15,6 +15,7 @@ from typing import Any
 from cesres_ctl import paths, sshdiag, userconfig
 from cesres_ctl.errors import CesresError
 from cesres_ctl.inventory import Inventory
+from cesres_ctl.runs.remote import diagnose_cluster
 
 MIN_FREE_GIB = 2.0
 # roles/cesres_python's script: which Python runs Ansible's modules on the cluster.
@@ -182,17 +183,6 @@ def run_raw(
     return outcome["event"], outcome["res"]
 
 
-def _diagnose(cluster: str) -> str | None:
-    """Why ssh fails, from a direct connection (Ansible's master connection hides the gateway's words)."""
-    from cesres_ctl.runs import cluster as clusters
-    from cesres_ctl.runs import remote
-
-    try:
-        return remote.diagnose(clusters.load(cluster).ssh)
-    except CesresError:
-        return None
-
-
 def diagnose(cluster: str, *, inventory: Inventory | None = None) -> list[Check]:
     inventory = inventory or Inventory()
     host_vars = inventory.host_vars(cluster)
@@ -200,7 +190,7 @@ def diagnose(cluster: str, *, inventory: Inventory | None = None) -> list[Check]
     event, res = run_raw(cluster, doctor_command(host_vars), sources=inventory.sources)
     if event == "runner_on_unreachable":
         message = str(res.get("msg", ""))
-        explained = sshdiag.explain(message, str(where)) or _diagnose(cluster)
+        explained = sshdiag.explain(message, str(where)) or diagnose_cluster(cluster)
         if explained:
             return [Check("reach", "fail", explained, HINTS["reach"])]
         return [Check("reach", "fail", f"{where}: {' '.join(message.split())[:200]}", HINTS["reach"])]

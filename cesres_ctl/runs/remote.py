@@ -86,6 +86,16 @@ def diagnose(settings: SshTarget) -> str | None:
     return None if done.returncode == 0 else sshdiag.explain(done.stderr, settings.host)
 
 
+def diagnose_cluster(name: str) -> str | None:
+    """diagnose() for an inventory host by name; None when it cannot be said (unknown host, ssh works)."""
+    from cesres_ctl.runs import cluster  # the inventory, read only on this failure path
+
+    try:
+        return diagnose(cluster.load(name).ssh)
+    except CesresError:
+        return None
+
+
 @dataclass(frozen=True)
 class JobStatus:
     state: str
