@@ -59,9 +59,12 @@ def demo_config_with(directory: Path, old: str, new: str) -> str:
     return str(path)
 
 
-def one_error_line(done: subprocess.CompletedProcess[str]) -> str:
-    """The one line a failed command prints on stderr: no traceback, nothing else."""
+def one_error_line(done: subprocess.CompletedProcess[str], *, among_others: bool = False) -> str:
+    """The one error line a failed command prints on stderr, and no traceback. among_others: other lines
+    (setup's summary of the play) may stand beside it."""
     lines = [line for line in done.stderr.splitlines() if line.strip()]
+    if among_others:
+        lines = [line for line in lines if line.startswith("cesres-ctl: error: ")]
     assert "Traceback" not in done.stderr + done.stdout, done.stderr
     assert len(lines) == 1, done.stderr
     assert lines[0].startswith("cesres-ctl: error: "), lines[0]
