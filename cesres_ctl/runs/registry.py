@@ -6,6 +6,7 @@ another): WAL journal, a busy timeout, and every write in a BEGIN IMMEDIATE tran
 
 import json
 import sqlite3
+import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -89,6 +90,25 @@ def _row_to_run(row: sqlite3.Row) -> Run:
     return Run(**data)
 
 
+def _use_wal(conn: sqlite3.Connection) -> None:
+    """Put the database in WAL mode, waiting for other processes as long as any other statement would.
+
+    Switching a rollback-journal database to WAL fails at once, without SQLite's busy handler, while
+    another connection holds a write lock: two first commands started together (a fresh state
+    directory, or a database another process is still creating) would otherwise fail with
+    "database is locked".
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.02)
+
+
 class Registry:
     def __init__(self, path: Path | None = None) -> None:
         self.path = path or paths.state_dir() / "runs.sqlite"
@@ -138,7 +158,7 @@ class Registry:
         try:
             conn.row_factory = sqlite3.Row
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            conn.execute("PRAGMA journal_mode = WAL")
+            _use_wal(conn)
             conn.execute("PRAGMA synchronous = NORMAL")
             if conn.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
                 conn.execute("BEGIN IMMEDIATE")

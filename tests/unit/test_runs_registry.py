@@ -2,7 +2,9 @@
 
 import json
 import multiprocessing
+import sqlite3
 import struct
+import threading
 from pathlib import Path
 
 import pytest
@@ -80,6 +82,25 @@ def test_several_processes_write_at_once(tmp_path):
     runs = Registry(path).list()
     assert len(runs) == 100
     assert {run.state for run in runs} == {"RUNNING"}
+
+
+def test_a_registry_another_process_is_still_creating_is_waited_for(tmp_path):
+    # The other process has created the file (rollback journal, as before its switch to WAL) and holds
+    # its write lock for a moment: SQLite refuses the switch to WAL at once, without its busy handler.
+    path = tmp_path / "runs.sqlite"
+    creator = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    creator.execute("CREATE TABLE early (x)")
+    creator.execute("BEGIN IMMEDIATE")
+    release = threading.Timer(0.5, lambda: creator.execute("COMMIT"))
+    release.start()
+    try:
+        assert Registry(path).list() == []
+    finally:
+        release.join()
+        creator.close()
+    registry = Registry(path)
+    registry.record_submission(make_run())
+    assert [run.run_id for run in registry.list()] == ["demo-0123456789"]
 
 
 def test_plot_writes_a_png_of_the_curves(tmp_path):
