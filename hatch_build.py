@@ -19,6 +19,7 @@ BUNDLE = "cesres_ctl/_project"
 PROJECT = (
     "ansible.cfg",
     "filter_plugins",
+    "module_utils",
     "playbooks",
     "roles",
     "inventory",

@@ -89,3 +89,16 @@ def runner_dir() -> Path:
 def sandbox_root() -> Path:
     """The single directory that holds every piece of sandbox state."""
     return Path(os.environ.get("CESRES_SANDBOX_ROOT") or DEFAULT_SANDBOX_ROOT)
+
+
+# Unix socket paths are limited to ~104 bytes; %C is 40 hex characters.
+_MAX_CONTROL_DIR = 40
+
+
+def control_dir() -> Path:
+    """The master connections of cesres-ctl's ssh, rsync and Ansible (ANSIBLE_SSH_CONTROL_PATH_DIR of its runs)."""
+    base = state_dir() / "cm"
+    if len(str(base)) > _MAX_CONTROL_DIR:
+        base = Path(tempfile.gettempdir()) / f"cesres-cm-{os.getuid()}"
+    base.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return base

@@ -54,7 +54,6 @@ class ProgressState:
     """What the display shows; `apply` folds one runner event into it."""
 
     title: str
-    total: int | None = None
     tasks_started: int = 0
     task: str = ""
     host: str = ""
@@ -72,7 +71,7 @@ class ProgressState:
         if name in ("playbook_on_task_start", "playbook_on_handler_task_start"):
             self.task = task_label(data)
             self.host = ""
-            # Handlers are not in --list-tasks, so they must not move the bar past its total.
+            # The count is of the play's tasks: handlers run on top of them.
             if name == "playbook_on_task_start":
                 self.tasks_started += 1
             kind = "HANDLER" if name == "playbook_on_handler_task_start" else "TASK"
@@ -109,7 +108,7 @@ class _Bar(Progress):
             SpinnerColumn(),
             TextColumn("[bold]{task.description}"),
             BarColumn(),
-            TextColumn("{task.completed}/{task.fields[total_text]} tasks"),
+            TextColumn("tasks: {task.completed}"),
             TimeElapsedColumn(),
             console=console,
         )
@@ -133,8 +132,8 @@ class ProgressDisplay:
     def __enter__(self) -> "ProgressDisplay":
         if self.animated:
             self._bar = _Bar(self.state, self._console)
-            # total=None makes the bar indeterminate until set_total() knows the task count.
-            self._bar_task = self._bar.add_task(self.state.title, total=None, total_text="?")
+            # Indeterminate: counting the tasks beforehand would cost a second ansible-playbook (~1 s).
+            self._bar_task = self._bar.add_task(self.state.title, total=None)
             self._bar.start()
         return self
 
@@ -144,12 +143,8 @@ class ProgressDisplay:
         if self._bar is not None and self._bar_task is not None:
             # The run is over whatever the estimate said: leave a full bar with the final counters.
             done = self.state.tasks_started
-            self._bar.update(self._bar_task, total=done, completed=done, total_text=str(done))
+            self._bar.update(self._bar_task, total=done, completed=done)
             self._bar.stop()
-
-    def set_total(self, total: int) -> None:
-        self.state.total = total
-        self._refresh()
 
     def cancelling(self) -> None:
         self.state.cancelling = True
@@ -171,16 +166,7 @@ class ProgressDisplay:
     def _refresh(self) -> None:
         if self._bar is None or self._bar_task is None:
             return
-        total = self.state.total
-        if total is not None:
-            # Dynamic includes are not listed beforehand: grow the total rather than overflow the bar.
-            total = max(total, self.state.tasks_started)
-        self._bar.update(
-            self._bar_task,
-            total=total,
-            completed=self.state.tasks_started,
-            total_text="?" if total is None else str(total),
-        )
+        self._bar.update(self._bar_task, completed=self.state.tasks_started)
 
     def _print(self, lines: Iterable[str]) -> None:
         # Task names and Ansible output may contain [brackets]: never interpret them as markup.

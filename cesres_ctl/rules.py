@@ -2,10 +2,12 @@
 
 cesres-ctl checks a run before anything is sent; roles/cesres_job checks it again when a playbook is run
 by hand (`ansible-playbook playbooks/train.yml`). Both read the rules here: the CLI imports this module,
-the roles through the shared filter plugin (filter_plugins/cesres.py). Nothing here
-imports Ansible or does I/O.
+the roles through the shared filter plugin (filter_plugins/cesres.py) on this machine and, on the cluster,
+through the modules that import it as module_utils/cesres_rules.py (a link to this file, which Ansible sends
+with them). Nothing here imports Ansible or does I/O, and it runs on the cluster's Python (3.10 on dragon2).
 """
 
+import hashlib
 import re
 import shlex
 from collections.abc import Mapping
@@ -13,7 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cesres_ctl.errors import CesresError
+try:
+    from cesres_ctl.errors import CesresError
+except ImportError:  # on the cluster, sent as module_utils: the modules report the message themselves
+    CesresError = ValueError  # type: ignore[assignment,misc]
 
 
 class RuleError(CesresError):
@@ -111,6 +116,8 @@ def check_fit(partitions: Mapping[str, Partition], partition: str, gpus: int, se
 
 _RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,39}$")
 RUNS_DIR = "runs"  # under the CESReS checkout on the cluster
+# The runs' data files, one per content (named by its sha256); each run's inputs/ holds hard links to them.
+STORE_DIR = f"{RUNS_DIR}/.store"
 JOBID_FILE = "jobid"  # the run's current job id
 EXIT_CODE_FILE = "exit_code"  # the model's exit code, written by the job script
 
@@ -126,6 +133,28 @@ def check_run_name(name: str) -> str:
 def run_dir(root: str, run_id: str) -> str:
     """The run's directory on the cluster: its submit directory, which holds everything of the run."""
     return f"{root.rstrip('/')}/{RUNS_DIR}/{run_id}"
+
+
+def run_id(name: str, spec_hash: str, code_version: str, cluster_sha256s: list[str]) -> str:
+    """The run's id: its name and 10 hex digits of what it is made of. spec_hash covers everything
+    cesres-ctl knows (config, local data checksums, resources, --new's nonce); the cluster adds the code
+    version and the checksums of the data files that were already there."""
+    digest = hashlib.sha256(":".join([spec_hash, code_version, *cluster_sha256s]).encode("utf-8")).hexdigest()
+    return f"{name}-{digest[:10]}"
+
+
+def store_dir(root: str) -> str:
+    """The content-addressed store of the runs' data files on the cluster."""
+    return f"{root.rstrip('/')}/{STORE_DIR}"
+
+
+RUN_ENV_FILE = "run.env"  # the run's id and cluster paths, sourced by the job script
+RUN_ENV_KEYS = ("run_id", "code_dir", "venv", "hf_home")
+
+
+def run_env_text(values: Mapping[str, str]) -> str:
+    """run.env: one shell-quoted assignment per key of RUN_ENV_KEYS, the job script's only cluster values."""
+    return "".join(f"{key}={shlex.quote(str(values[key]))}\n" for key in RUN_ENV_KEYS)
 
 
 def log_name(job_id: str) -> str:
@@ -223,6 +252,23 @@ SSH_VARIABLES = (
 )
 
 
+# How long a master connection outlives its last use: the next command of a session reuses it.
+CONTROL_PERSIST = "120s"
+
+
+def multiplex_options(control_dir: str) -> list[str]:
+    """ssh options sharing one master connection per cluster under `control_dir`: Ansible's control_path_dir
+    (ansible.cfg names its sockets %C too), so Ansible, rsync and cesres-ctl's own ssh share one."""
+    return [
+        "-o",
+        "ControlMaster=auto",
+        "-o",
+        f"ControlPath={control_dir.rstrip('/')}/%C",
+        "-o",
+        f"ControlPersist={CONTROL_PERSIST}",
+    ]
+
+
 @dataclass(frozen=True)
 class SshTarget:
     """How plain ssh reaches a cluster: what Ansible's connection variables say, nothing dropped."""
@@ -232,9 +278,10 @@ class SshTarget:
     port: int | None = None
     options: tuple[str, ...] = ()  # ssh options (ssh_common_args, ssh_extra_args, -i KEY)
 
-    def argv(self) -> list[str]:
-        """`ssh` and its options, without the host: the start of an ssh command, or rsync's -e."""
-        argv = ["ssh", *self.options]
+    def argv(self, control_dir: str = "") -> list[str]:
+        """`ssh` and its options, without the host: the start of an ssh command, or rsync's -e; with a
+        control_dir, through the master connection there (multiplex_options)."""
+        argv = ["ssh", *self.options, *(multiplex_options(control_dir) if control_dir else [])]
         if self.port:
             argv += ["-p", str(self.port)]
         if self.user:

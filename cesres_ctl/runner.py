@@ -16,14 +16,13 @@ import re
 import shutil
 import signal
 import socket
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
@@ -38,6 +37,7 @@ from cesres_ctl.progress import ProgressDisplay, task_label
 MAX_FAILURE_CHARS = 300
 
 # HostStats field -> key of the playbook_on_stats event data.
+_SET_FACT = frozenset({"set_fact", "ansible.builtin.set_fact", "ansible.legacy.set_fact"})
 _STATS_KEYS = {
     "ok": "ok",
     "changed": "changed",
@@ -72,6 +72,8 @@ class PlaybookResult:
     log_path: Path  # full Ansible output of this run, kept after the run
     failure: str | None  # one line describing the first failure, None when successful
     changed: tuple[str, ...] = ()  # `<host>: <task>` of each task that reported changed (would change, in check mode)
+    # The facts that set_fact tasks set, per host (the playbook's outcome, e.g. cesres_job_outcome).
+    facts: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -113,6 +115,15 @@ def first_failure(events: Iterable[Mapping[str, Any]]) -> str | None:
         if is_failure_event(event):
             return describe_failure(event)
     return None
+
+
+def set_facts(event: Mapping[str, Any]) -> tuple[str, dict[str, Any]] | None:
+    """(host, facts) of a set_fact task that ran; None for any other event."""
+    data = event.get("event_data") or {}
+    if event.get("event") != "runner_on_ok" or data.get("task_action") not in _SET_FACT:
+        return None
+    facts = (data.get("res") or {}).get("ansible_facts")
+    return (str(data.get("host") or ""), dict(facts)) if isinstance(facts, Mapping) else None
 
 
 def changed_task(event: Mapping[str, Any]) -> str | None:
@@ -429,8 +440,9 @@ class _Recorder:
         self.unexplained_host = ""  # unreachable for a reason ssh did not show (see _diagnosed)
         self.hosts: dict[str, HostStats] = {}
         self.changed: list[str] = []
+        self.facts: dict[str, dict[str, Any]] = {}
 
-    def consume(self, events: "queue.Queue[Mapping[str, Any] | None]", task_count: "_TaskCount") -> None:
+    def consume(self, events: "queue.Queue[Mapping[str, Any] | None]") -> None:
         cancel_shown = False
         while True:
             try:
@@ -439,13 +451,9 @@ class _Recorder:
                 event = {}
             if event is None:
                 return
-            if self.display is not None:
-                total = task_count.poll()
-                if total is not None:
-                    self.display.set_total(total)
-                if self.cancel.is_set() and not cancel_shown:
-                    cancel_shown = True
-                    self.display.cancelling()
+            if self.display is not None and self.cancel.is_set() and not cancel_shown:
+                cancel_shown = True
+                self.display.cancelling()
             if event:
                 self.record(event)
 
@@ -464,77 +472,13 @@ class _Recorder:
         change = changed_task(event)
         if change is not None:
             self.changed.append(change)
+        facts = set_facts(event)
+        if facts is not None:
+            self.facts.setdefault(facts[0], {}).update(facts[1])
         if event.get("event") == "playbook_on_stats":
             self.hosts = parse_stats(event.get("event_data") or {})
         if self.display is not None:
             self.display.handle(event, lines)
-
-
-class _TaskCount:
-    """`ansible-playbook --list-tasks`, run alongside the playbook to size the progress bar (~1 s)."""
-
-    def __init__(self, command: list[str] | None, env: Mapping[str, str], cwd: Path, out: Path) -> None:
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._out = out
-        self._done = False
-        if command is None:
-            return
-        # A file rather than a pipe: nobody reads the pipe while the child runs, a big listing would block.
-        with out.open("wb") as sink:
-            try:
-                self._proc = subprocess.Popen(
-                    command,
-                    stdout=sink,
-                    stderr=subprocess.DEVNULL,
-                    stdin=subprocess.DEVNULL,
-                    env=env,
-                    cwd=cwd,
-                )
-            except OSError:
-                self._proc = None
-
-    def poll(self) -> int | None:
-        """The number of listed tasks, once, as soon as the listing is done (None before and after)."""
-        if self._done or self._proc is None or self._proc.poll() is None:
-            return None
-        self._done = True
-        if self._proc.returncode != 0:
-            return None
-        listing = self._out.read_text(encoding="utf-8", errors="replace")
-        # Task lines are indented under "    tasks:" and end with a TAB-separated tag list.
-        return sum(1 for line in listing.splitlines() if line.startswith("      ") and "\tTAGS:" in line)
-
-    def stop(self) -> None:
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.kill()
-            self._proc.wait()
-
-
-def _list_tasks_command(
-    env: Mapping[str, str],
-    playbook: str,
-    *,
-    inventory: Sequence[str],
-    limit: str | None,
-    extravars_file: Path | None,
-    tags: Sequence[str],
-    skip_tags: Sequence[str],
-) -> list[str] | None:
-    executable = shutil.which("ansible-playbook", path=env["PATH"])
-    if executable is None:
-        return None
-    command = [executable, "--list-tasks", playbook]
-    for source in inventory:
-        command += ["-i", source]
-    if limit:
-        command += ["--limit", limit]
-    if extravars_file is not None:
-        command += ["-e", f"@{extravars_file}"]
-    if tags:
-        command += ["--tags", ",".join(tags)]
-    if skip_tags:
-        command += ["--skip-tags", ",".join(skip_tags)]
-    return command
 
 
 def run_playbook(
@@ -570,6 +514,8 @@ def run_playbook(
     log_path = paths.logs_dir() / f"{ident}.log"
     envvars = {
         "ANSIBLE_CONFIG": str(project / "ansible.cfg"),
+        # The master connections of cesres-ctl's own ssh and rsync: one per cluster for all of them.
+        "ANSIBLE_SSH_CONTROL_PATH_DIR": str(paths.control_dir()),
         # Runner forces host key checking off unless it is set explicitly; we always check.
         "ANSIBLE_HOST_KEY_CHECKING": "True",
         # Ansible runs under runner's pty and would colour its output: keep the log plain text.
@@ -613,28 +559,13 @@ def run_playbook(
     with log_path.open("w", encoding="utf-8") as log, ExitStack() as cleanup:
         # Entered first, so removed last: after Ansible and the task listing are gone.
         private_dir = cleanup.enter_context(private_data_dir(stem))
-        extravars_file = write_extravars(private_dir, extravars) if extravars else None
-        # The task count only sizes the animated bar: not worth a second ansible-playbook otherwise.
-        list_tasks = (
-            None
-            if display is None or not display.animated
-            else _list_tasks_command(
-                envvars,
-                playbook,
-                inventory=inventory_paths,
-                limit=limit,
-                extravars_file=extravars_file,
-                tags=tags,
-                skip_tags=skip_tags,
-            )
-        )
+        if extravars:
+            write_extravars(private_dir, extravars)
         if display is not None:
             cleanup.enter_context(display)
         cleanup.enter_context(_signals_cancel(cancel, cancelled_by))
-        task_count = _TaskCount(list_tasks, run_environment(envvars), project, private_dir / "tasks.txt")
-        cleanup.callback(task_count.stop)
         recorder = _Recorder(log, display, cancel)
-        consumer = threading.Thread(target=recorder.consume, args=(events, task_count), daemon=True)
+        consumer = threading.Thread(target=recorder.consume, args=(events,), daemon=True)
         consumer.start()
         # Runs last on the way out: every queued event is logged and shown before the display closes.
         cleanup.callback(consumer.join)
@@ -659,6 +590,7 @@ def run_playbook(
         log_path=log_path,
         failure=failure,
         changed=tuple(recorder.changed),
+        facts=recorder.facts,
     )
 
 

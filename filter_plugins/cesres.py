@@ -87,17 +87,46 @@ def cesres_env_from_b64(text: str) -> dict:
     return dict(entry.split("=", 1) for entry in entries if "=" in entry)
 
 
-def cesres_rsync_ssh(values: Mapping[str, Any], host: str) -> str:
+def cesres_rsync_ssh(values: Mapping[str, Any], host: str, control_dir: str = "") -> str:
     """rsync's -e: ssh with the host's connection variables (rules.ssh_target), its key file included.
 
     values: a mapping of the connection variables (rules.SSH_VARIABLES) as the play sees them.
+    control_dir: Ansible's control_path_dir, to go through the play's own master connection.
     """
-    return " ".join(shlex.quote(word) for word in rules.ssh_target(values, host).argv())
+    return " ".join(shlex.quote(word) for word in rules.ssh_target(values, host).argv(control_dir))
 
 
 def cesres_ssh_host(values: Mapping[str, Any], host: str) -> str:
     """The host name plain ssh connects to (ansible_host, else the inventory name)."""
     return rules.ssh_target(values, host).host
+
+
+_CONSTANTS = ("RUNS_DIR", "STORE_DIR", "JOBID_FILE", "EXIT_CODE_FILE", "RUN_ENV_FILE")
+
+
+def cesres_rule(name: str) -> str:
+    """A named constant of the rules (a file or directory name of the run layout): 'RUNS_DIR' | cesres_rule."""
+    if name not in _CONSTANTS:
+        raise AnsibleFilterError(f"cesres_rule: {name!r} is not one of {', '.join(_CONSTANTS)}")
+    return str(getattr(rules, name))
+
+
+def cesres_with_checksums(inputs: list, stat_results: list) -> list:
+    """The role's data inputs, each local one ({name, src}) with its sha256: given, or from the results of
+    an ansible.builtin.stat loop (checksum_algorithm sha256) over those given without one."""
+    sums = {
+        result["item"]["name"]: result["stat"]["checksum"]
+        for result in stat_results
+        if isinstance(result, Mapping) and result.get("stat", {}).get("checksum")
+    }
+    filled = []
+    for item in inputs:
+        if "src" in item and "sha256" not in item:
+            if item["name"] not in sums:
+                raise AnsibleFilterError(f"no checksum of the data file {item['src']}: is it a readable file?")
+            item = {**item, "sha256": sums[item["name"]]}
+        filled.append(item)
+    return filled
 
 
 class FilterModule:
@@ -113,4 +142,6 @@ class FilterModule:
             "cesres_env_from_b64": cesres_env_from_b64,
             "cesres_rsync_ssh": cesres_rsync_ssh,
             "cesres_ssh_host": cesres_ssh_host,
+            "cesres_with_checksums": cesres_with_checksums,
+            "cesres_rule": cesres_rule,
         }

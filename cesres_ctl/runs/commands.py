@@ -385,10 +385,22 @@ def plot(
     out.print(str(target), markup=False, soft_wrap=True)
 
 
-def _wait(run: Run, *, quiet: bool = False, poll: float = 5.0) -> Run:
+# train --wait: the first poll after 1 s (a short job), then 1.5 times longer each time the job's state
+# has not changed, up to 30 s; a change of state starts again from 1 s. One ssh call per poll.
+FIRST_POLL = 1.0
+MAX_POLL = 30.0
+
+
+def next_poll(delay: float, *, state_changed: bool) -> float:
+    """The wait before the next poll, after waiting `delay` (0 before the first)."""
+    if state_changed or delay <= 0:
+        return FIRST_POLL
+    return min(MAX_POLL, delay * 1.5)
+
+
+def _wait(run: Run, *, quiet: bool = False) -> Run:
     """Follow the job with a live line (state, elapsed, last log line) until it reaches a final state."""
     registry = Registry()
-    started = time.monotonic()
     live_view = err.is_terminal and not quiet
     last_line = ""
 
@@ -400,8 +412,10 @@ def _wait(run: Run, *, quiet: bool = False, poll: float = 5.0) -> Run:
         return text
 
     job = remote.JobStatus("PENDING")
+    delay = 0.0
     with Live(view(job), console=err, transient=False, auto_refresh=False) if live_view else _nothing() as live:
         while True:
+            previous = job.state
             job = refresh(run, tail_lines=1, registry=registry)
             if live is not None:
                 live.update(view(job), refresh=True)
@@ -412,8 +426,8 @@ def _wait(run: Run, *, quiet: bool = False, poll: float = 5.0) -> Run:
                     last_line = line
             if job.final:
                 break
-            # Quick polls at first (a short job), then every `poll` seconds.
-            time.sleep(1.0 if time.monotonic() - started < 20 else poll)
+            delay = next_poll(delay, state_changed=job.state != previous)
+            time.sleep(delay)
     return registry.get(run.cluster, run.run_id) or run
 
 

@@ -1,6 +1,6 @@
 """Render the job role's template on this machine, with Ansible's own templating, for --dry-run and
-tests. The playbook renders the same file on submission; only the cluster-side paths differ: here
-they are shown as configured (unexpanded), the playbook writes them expanded."""
+tests. The playbook renders the same file on submission, here too; the run's id and cluster paths are not
+in it but in the run directory's run.env, which the cluster writes (see run_env_preview)."""
 
 from collections.abc import Mapping
 from typing import Any
@@ -11,6 +11,8 @@ from cesres_ctl.inventory import init_ansible
 
 TEMPLATE = ("roles", "cesres_job", "templates", "job.sbatch.j2")
 RUN_ID_PLACEHOLDER = "<run id: set on submission from the code version>"
+# What roles/cesres_job's defaults say when the cluster's inventory does not.
+PATH_DEFAULTS = {"root": "~/cesres", "venv": "~/cesres_env", "hf_home": "~/.cache/huggingface"}
 
 
 def role_constants() -> dict[str, Any]:
@@ -44,16 +46,21 @@ def render(variables: Mapping[str, Any]) -> str:
 def preview_variables(
     extravars: Mapping[str, Any], job_vars: Mapping[str, Any], partition: str, signal_grace: int
 ) -> dict[str, Any]:
-    """What the playbook would have after its probe, with the configured (unexpanded) paths."""
+    """What the template sees on submission, once the role has chosen the partition and the grace time."""
     return {
         **job_vars,
         **extravars,
-        "__cesres_job_run_id": RUN_ID_PLACEHOLDER,
         "__cesres_job_partition": partition,
         "__cesres_job_signal_grace": signal_grace,
-        "__cesres_job_paths": {
-            "root": job_vars.get("cesres_job_root", "~/cesres"),
-            "venv": job_vars.get("cesres_job_venv", "~/cesres_env"),
-            "hf_home": job_vars.get("cesres_job_hf_home", "~/.cache/huggingface"),
-        },
+    }
+
+
+def run_env_preview(job_vars: Mapping[str, Any]) -> dict[str, str]:
+    """run.env's values as configured: the cluster writes them expanded (~ and $VARIABLES of its login shell)."""
+    paths_ = {key: str(job_vars.get(f"cesres_job_{key}", default)) for key, default in PATH_DEFAULTS.items()}
+    return {
+        "run_id": RUN_ID_PLACEHOLDER,
+        "code_dir": paths_["root"],
+        "venv": paths_["venv"],
+        "hf_home": paths_["hf_home"],
     }

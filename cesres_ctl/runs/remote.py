@@ -3,10 +3,8 @@
 playbook takes a second or more. Host keys are checked as the user's ssh config says (never
 disabled); every remote argument is quoted with shlex.quote; nothing runs as root."""
 
-import os
 import shlex
 import subprocess
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,22 +15,12 @@ from cesres_ctl.rules import EXIT_CODE_FILE, TERMINAL_STATES, SshTarget
 from cesres_ctl.runs.registry import Run
 
 _SEP = "@@cesres@@"
-# Unix socket paths are limited to ~104 bytes; %C is 40 hex characters.
-_MAX_CONTROL_DIR = 40
-
-
-def control_dir() -> Path:
-    base = paths.state_dir() / "cm"
-    if len(str(base)) > _MAX_CONTROL_DIR:
-        base = Path(tempfile.gettempdir()) / f"cesres-cm-{os.getuid()}"
-    base.mkdir(mode=0o700, parents=True, exist_ok=True)
-    return base
 
 
 def ssh_base(settings: SshTarget) -> list[str]:
-    """`ssh` with the cluster's options, batch mode and a shared master connection (no command)."""
-    multiplexed = ["-o", "ControlMaster=auto", "-o", f"ControlPath={control_dir()}/%C", "-o", "ControlPersist=120s"]
-    return [*settings.argv(), "-o", "BatchMode=yes", *multiplexed]
+    """`ssh` with the cluster's options, batch mode and the master connection that Ansible's runs of
+    cesres-ctl share (paths.control_dir)."""
+    return [*settings.argv(control_dir=str(paths.control_dir())), "-o", "BatchMode=yes"]
 
 
 def ssh_argv(settings: SshTarget, words: Sequence[str] | str) -> list[str]:

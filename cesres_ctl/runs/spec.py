@@ -41,7 +41,7 @@ class RunSpec:
         canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()
 
-    def extravars(self, report_path: str = "", staged: Path | None = None) -> dict[str, Any]:
+    def extravars(self, staged: Path | None = None) -> dict[str, Any]:
         """The role's inputs; every free string was checked (no template delimiters, no newlines).
 
         `staged`: a directory holding a link to each local data file under its staged name. Ansible
@@ -50,9 +50,10 @@ class RunSpec:
         """
         inputs: list[dict[str, str]] = []
         for item in self.config.inputs:
-            if item.local_path is not None:
+            if item.local_path is not None and item.sha256 is not None:
                 source = staged / item.staged_name if staged is not None else item.local_path
-                inputs.append({"name": item.staged_name, "src": str(source)})
+                # With its checksum: the role finds it in the cluster's store without reading it again.
+                inputs.append({"name": item.staged_name, "src": str(source), "sha256": item.sha256})
             else:
                 inputs.append({"name": item.staged_name, "cluster_path": str(item.cluster_path)})
         variables: dict[str, Any] = {
@@ -62,7 +63,6 @@ class RunSpec:
             "cesres_job_submitted_config_b64": _b64(self.config.original_text),
             "cesres_job_inputs": inputs,
             "cesres_job_models": list(self.config.models),
-            "cesres_job_report_path": report_path,
             **self.resources.extravars(),
             **{f"cesres_job_{key}": value for key, value in self.settings},
         }

@@ -1,6 +1,5 @@
 """`cesres-ctl train`: validate everything locally, then stage and submit through playbooks/train.yml."""
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -70,7 +69,8 @@ def dry_run_text(prepared: Prepared) -> str:
         run_spec.resources.signal_grace,
     )
     script = jobscript.render(variables)
-    root = job_vars.get("cesres_job_root", "~/cesres")
+    run_env = jobscript.run_env_preview(job_vars)
+    root = run_env["code_dir"]
     lines = [
         f"# dry run: nothing is sent to {prepared.cluster.name}",
         f"# run directory: {rules.run_dir(root, run_spec.name)}-<10 hex digits from the inputs and the code version>/",
@@ -81,6 +81,8 @@ def dry_run_text(prepared: Prepared) -> str:
         source = str(item.local_path) if item.local_path else f"{item.cluster_path} (on the cluster)"
         lines.append(f"#   {source} -> inputs/{item.staged_name}")
     lines += ["# config.yaml:", *("#   " + line for line in run_spec.config.rewritten_text.splitlines())]
+    lines += ["# run.env (written on the cluster, paths expanded there):"]
+    lines += [f"#   {key}={value}" for key, value in run_env.items()]
     lines += ["# job.sbatch:", script.rstrip("\n")]
     return "\n".join(lines) + "\n"
 
@@ -94,28 +96,25 @@ def submit(
     # A job must never run unrecorded: a registry that cannot take it stops us before sbatch.
     registry.check_writable()
     # With the run's other private data (owner-only, removed by the next run if this one is killed).
-    with private_data_dir("train-report") as tmp:
-        report_path = tmp / "report.json"
+    with private_data_dir("train-inputs") as tmp:
         result = run_playbook(
             PLAYBOOK,
             limit=prepared.cluster.name,
-            extravars=run_spec.extravars(
-                str(report_path), staged=spec.link_local_inputs(run_spec.config, tmp / "inputs")
-            ),
+            extravars=run_spec.extravars(staged=spec.link_local_inputs(run_spec.config, tmp / "inputs")),
             verbose=verbose,
             title=f"train {run_spec.name} on {prepared.cluster.name}",
             quiet=quiet,
             inventory=list(prepared.cluster.inventory_sources) or None,
         )
-        if not result.ok:
-            raise CesresError(f"train failed: {result.failure}", log_path=str(result.log_path))
-        if not result.hosts:
-            raise CesresError(f"train matched no host {prepared.cluster.name}", log_path=str(result.log_path))
-        try:
-            report = json.loads(report_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            summary = format_summary(result)
-            raise CesresError(f"train ran but reported no job ({summary})", log_path=str(result.log_path)) from None
+    if not result.ok:
+        raise CesresError(f"train failed: {result.failure}", log_path=str(result.log_path))
+    if not result.hosts:
+        raise CesresError(f"train matched no host {prepared.cluster.name}", log_path=str(result.log_path))
+    # The role's outcome, from the event of the task that set it (roles/cesres_job: cesres_job_outcome).
+    report = result.facts.get(prepared.cluster.name, {}).get("cesres_job_outcome")
+    if not isinstance(report, dict) or not report.get("job_id"):
+        summary = format_summary(result)
+        raise CesresError(f"train ran but reported no job ({summary})", log_path=str(result.log_path))
     run = run_from_report(
         prepared.cluster.name,
         run_spec.name,

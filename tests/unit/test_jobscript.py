@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from cesres_ctl import rules
 from cesres_ctl.runs import jobscript
 
 FAKE_MODEL = r"""
@@ -53,14 +54,8 @@ def variables(tmp_path: Path, **overrides) -> dict:
         "cesres_job_modules_release": "releases/2022a",
         "cesres_job_modules": ["Python/3.10.4-GCCcore-11.3.0", "SciPy-bundle/2022.05-foss-2022a"],
         "cesres_job_entry_point": "cesres_graphcodebert_model.py",
-        "__cesres_job_run_id": "demo-0123456789",
         "__cesres_job_partition": "gpu",
         "__cesres_job_signal_grace": 300,
-        "__cesres_job_paths": {
-            "root": str(tmp_path / "code"),
-            "venv": str(tmp_path / "venv"),
-            "hf_home": str(tmp_path / "hf"),
-        },
     }
     base.update(overrides)
     return base
@@ -91,9 +86,13 @@ def job(tmp_path):
     scratch = tmp_path / "scratch"
     scratch.mkdir()
 
-    def start(mode="ok", **overrides):
+    def start(mode="ok", run_env=None, **overrides):
         script = run_dir / "job.sbatch"
         script.write_text(jobscript.render(variables(tmp_path, **overrides)))
+        # What cesres_run writes on the cluster next to it, by the same rule.
+        values = {"run_id": "demo-0123456789", "code_dir": str(code), "venv": str(venv.parent)}
+        values = {**values, "hf_home": str(tmp_path / "hf"), **(run_env or {})}
+        (run_dir / rules.RUN_ENV_FILE).write_text(rules.run_env_text(values))
         env = {
             "PATH": f"{stubs}:{os.environ['PATH']}",
             "HOME": str(tmp_path),
@@ -268,7 +267,7 @@ HOSTILE = ['x"; touch PWNED; "', "$(touch PWNED)", "`touch PWNED`", "a'b; touch 
 
 def test_hostile_values_stay_literal_text(job):
     proc = job(
-        __cesres_job_run_id=HOSTILE[0],
+        run_env={"run_id": HOSTILE[0]},
         cesres_job_modules=HOSTILE,
         cesres_job_entry_point="cesres_graphcodebert_model.py",
     )
@@ -284,8 +283,8 @@ def test_hostile_values_stay_literal_text(job):
 def test_hostile_paths_stay_literal_text(job, tmp_path):
     weird = tmp_path / "we ird$(touch PWNED)"
     (tmp_path / "code").rename(weird)
-    paths = {"root": str(weird), "venv": str(tmp_path / "venv"), "hf_home": "/x/$(touch PWNED)"}
-    proc = job(__cesres_job_paths=paths)
+    paths = {"code_dir": str(weird), "venv": str(tmp_path / "venv"), "hf_home": "/x/$(touch PWNED)"}
+    proc = job(run_env=paths)
     output, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0, output
     env = json.loads((job.run_dir / "results" / "env.json").read_text())

@@ -2,11 +2,11 @@
 
 import importlib.util
 import re
-import subprocess
+import shlex
 
 import pytest
 
-from cesres_ctl import rules
+from cesres_ctl import paths, rules
 from tests.conftest import PROJECT
 
 PARTITIONS = rules.parse_partitions(
@@ -116,23 +116,6 @@ def test_terminal_states_and_the_ones_a_run_is_submitted_again_for():
     assert filters()["cesres_resubmit_states"]() == sorted(rules.RESUBMIT_STATES)
 
 
-@pytest.mark.parametrize(
-    ("state", "existing"),
-    [("", False), ("FAILED", False), ("TIMEOUT", False), ("PENDING", True), ("COMPLETED", True), ("UNKNOWN", True)],
-)
-def test_submit_sh_keeps_or_resubmits_by_the_rules_states(tmp_path, state, existing):
-    """files/submit.sh in check mode, with the job state given by a stand-in of lib.sh's function."""
-    lib = f'cesres_job_state() {{ printf %s "{state}"; }}\n'
-    script = lib + (PROJECT / "roles" / "cesres_job" / "files" / "submit.sh").read_text()
-    if state:
-        (tmp_path / "jobid").write_text("7\n")
-    states = " ".join(sorted(rules.RESUBMIT_STATES))
-    done = subprocess.run(
-        ["bash", "-s", "--", str(tmp_path), "check", states], input=script, capture_output=True, text=True, check=True
-    )
-    assert re.search(rf'"existing":{str(existing).lower()}', done.stdout), done.stdout
-
-
 ENV = {"HOME": "/home/u", "GLOBALSCRATCH": "/scratch/u", "SELF": "$SELF", "EMPTY": ""}
 
 
@@ -229,8 +212,12 @@ def test_ssh_to_a_cluster_is_one_rule_for_the_cli_and_the_roles_and_keeps_the_ke
     assert filters()["cesres_ssh_host"]({}, "nic5") == "nic5"
     from cesres_ctl.runs import remote
 
-    assert remote.ssh_base(target)[: len(expected)] == expected
-    assert remote.rsync_ssh(target).startswith("ssh -F '/my cfg' -o ProxyJump=gw -i /keys/id_ceci -p 2222 -l jdoe ")
+    # cesres-ctl's own ssh and the roles' rsync go through the same master connection as Ansible's runs.
+    control = str(paths.control_dir())
+    shared = [*expected[:7], *rules.multiplex_options(control), *expected[7:]]
+    assert remote.ssh_base(target) == [*shared, "-o", "BatchMode=yes"]
+    assert shlex.split(filters()["cesres_rsync_ssh"](values, "dragon2", control)) == shared
+    assert f"ControlPath={control}/%C" in shared
 
 
 @pytest.mark.parametrize(

@@ -24,7 +24,6 @@ from cesres_ctl.runner import (
     MAX_FAILURE_CHARS,
     HostStats,
     PlaybookResult,
-    _list_tasks_command,
     _process_start,
     changed_task,
     describe_failure,
@@ -224,7 +223,6 @@ def test_display_without_tty_prints_one_plain_line_per_task():
     out = io.StringIO()
     console = Console(file=out, force_terminal=False, width=200)
     with ProgressDisplay("setup", console=console) as display:
-        display.set_total(5)
         display.handle({"event": "playbook_on_task_start", "event_data": {"task": "[brackets] kept"}}, ["TASK ..."])
         display.handle(event("runner_on_ok", res={}), ["ok: [sandbox]"])
     assert out.getvalue() == "[setup] TASK [brackets] kept\n"
@@ -530,39 +528,27 @@ def test_a_config_over_the_old_argument_limit_reaches_the_playbook(project, tmp_
     assert (tmp_path / "config.submitted.yaml").read_text() == run_config.original_text
 
 
-def test_the_task_listing_reads_the_extravars_file(project, tmp_path, monkeypatch):
-    # On a terminal a second ansible-playbook lists the tasks to size the bar: it reads the same file.
-    totals = []
+def test_a_run_on_a_terminal_starts_one_ansible_playbook_and_counts_its_tasks(project, tmp_path, monkeypatch):
+    # The bar is not sized by a second ansible-playbook --list-tasks (about 1 s, issue 9): it counts.
+    out = io.StringIO()
 
     class TerminalDisplay(ProgressDisplay):
         def __init__(self, title, *, verbose=False):
-            super().__init__(title, verbose=verbose, console=Console(file=io.StringIO(), force_terminal=True))
+            super().__init__(title, verbose=verbose, console=Console(file=out, force_terminal=True, width=120))
 
-        def set_total(self, total):
-            totals.append(total)
-            super().set_total(total)
+    started = []
+    real_popen = subprocess.Popen
+
+    def popen(argv, *args, **kwargs):
+        started.append(argv)
+        return real_popen(argv, *args, **kwargs)
 
     monkeypatch.setattr("cesres_ctl.runner.ProgressDisplay", TerminalDisplay)
-    # Without the extra vars the play has no hosts and the listing fails: no total.
-    (project / "playbooks" / "listed.yml").write_text(
-        FIXTURE_PLAYBOOKS["size.yml"].replace("hosts: localhost", 'hosts: "{{ target }}"')
-        + "    - name: Wait for the listing\n      ansible.builtin.pause:\n        seconds: 2\n"
-    )
-    extravars = {"target": "localhost", "big": "x" * 300_000, "out": str(tmp_path / "o")}
-    result = run_playbook("playbooks/listed.yml", extravars=extravars)
+    monkeypatch.setattr(subprocess, "Popen", popen)
+    result = run_playbook("playbooks/size.yml", extravars={"big": "x", "out": str(tmp_path / "o")})
     assert result.ok, result.failure
-    assert totals == [2]
-    command = _list_tasks_command(
-        {"PATH": str(Path(sys.executable).parent)},
-        "playbooks/ok.yml",
-        inventory=[],
-        limit="x",
-        extravars_file=tmp_path / "env" / "extravars",
-        tags=(),
-        skip_tags=(),
-    )
-    assert command is not None
-    assert command[command.index("-e") + 1] == f"@{tmp_path / 'env' / 'extravars'}"
+    assert not [argv for argv in started if "--list-tasks" in argv]
+    assert "tasks: 1" in out.getvalue()
 
 
 def test_private_data_dir_is_private_and_removed_after_success_and_error(project, tmp_path, monkeypatch):

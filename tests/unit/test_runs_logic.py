@@ -1,7 +1,7 @@
 """cesres_ctl.runs: time strings, resources, the CESReS config, model arguments, run spec, status parsing."""
 
 import base64
-import json
+import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -291,35 +291,56 @@ def test_spec_hash_is_stable_and_follows_every_input():
 
 
 def test_extravars_carry_the_config_as_base64_and_refuse_template_text():
-    variables = _spec().extravars("/tmp/report.json")
+    variables = _spec().extravars()
     text = base64.b64decode(variables["cesres_job_config_b64"]).decode()
     assert "serialization_dir: cesres_run/results" in text
-    assert variables["cesres_job_inputs"][0] == {"name": "training.txt", "src": str(DEMO / "data" / "train.txt")}
+    train = DEMO / "data" / "train.txt"
+    assert variables["cesres_job_inputs"][0] == {
+        "name": "training.txt",
+        "src": str(train),
+        "sha256": hashlib.sha256(train.read_bytes()).hexdigest(),
+    }
     assert variables["cesres_job_partition"] == "gpu" and variables["cesres_job_gpus"] == 1
     with pytest.raises(CesresError, match="template"):
         _spec(name="{{ lookup('pipe', 'id') }}").extravars()
 
 
-def test_the_train_report_is_kept_with_the_runs_private_data(tmp_path, monkeypatch):
+def test_train_reads_its_outcome_from_the_playbooks_facts_and_keeps_its_links_private(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     seen = []
 
     def fake_run_playbook(playbook, *, extravars, **kwargs):
-        report = Path(extravars["cesres_job_report_path"])
-        seen.append((report.parent, report.parent.stat().st_mode & 0o777))
-        report.write_text(json.dumps({"run_id": "demo-1", "job_id": "42", "run_dir": "~/r", "submitted": True}))
+        staged = Path(extravars["cesres_job_inputs"][0]["src"]).parent
+        seen.append((staged.parent, staged.parent.stat().st_mode & 0o777))
+        outcome = {"run_id": "demo-1", "job_id": "42", "run_dir": "~/r", "submitted": True}
         hosts = {"sandbox": HostStats(1, 0, 0, 0, 0, 0, 0)}
-        return PlaybookResult("successful", 0, hosts, tmp_path / "x.log", None)
+        facts = {"sandbox": {"cesres_job_outcome": outcome}}
+        return PlaybookResult("successful", 0, hosts, tmp_path / "x.log", None, facts=facts)
 
     monkeypatch.setattr(submit, "run_playbook", fake_run_playbook)
     prepared = submit.Prepared(cluster=load_cluster("sandbox"), spec=_spec())
     outcome = submit.submit(prepared, quiet=True, registry=Registry(tmp_path / "runs.sqlite"))
     assert (outcome.run.job_id, outcome.submitted) == ("42", True)
-    [(report_dir, mode)] = seen
-    assert report_dir.parent == tmp_path / "state" / "cesres-ctl" / "runner"
+    [(private_dir, mode)] = seen
+    assert private_dir.parent == tmp_path / "state" / "cesres-ctl" / "runner"
     assert mode == 0o700
-    assert not report_dir.exists()
+    assert not private_dir.exists()
+
+
+def test_train_without_an_outcome_fact_is_one_line_and_records_nothing(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+
+    def fake_run_playbook(playbook, *, extravars, **kwargs):
+        hosts = {"sandbox": HostStats(3, 0, 0, 0, 0, 0, 0)}
+        return PlaybookResult("successful", 0, hosts, tmp_path / "x.log", None)
+
+    monkeypatch.setattr(submit, "run_playbook", fake_run_playbook)
+    prepared = submit.Prepared(cluster=load_cluster("sandbox"), spec=_spec())
+    registry = Registry(tmp_path / "runs.sqlite")
+    with pytest.raises(CesresError, match="reported no job"):
+        submit.submit(prepared, quiet=True, registry=registry)
+    assert registry.list() == []
 
 
 def test_settings_only_for_cluster_paths():
@@ -414,3 +435,15 @@ def test_statuses_of_several_runs_come_from_one_squeue_and_one_sacct():
         run_id: (job.state, job.exit_code, job.source) for run_id, job in remote.parse_statuses(output, runs).items()
     }
     assert found == {"a-1": ("RUNNING", "", "squeue"), "b-1": ("CANCELLED", "143", "sacct"), "c-1": ("UNKNOWN", "", "")}
+
+
+def test_train_wait_backs_off_while_nothing_changes_and_starts_again_on_a_change():
+    from cesres_ctl.runs.commands import MAX_POLL, next_poll
+
+    delays, delay = [], 0.0
+    for _ in range(12):
+        delay = next_poll(delay, state_changed=False)
+        delays.append(delay)
+    assert delays[:4] == [1.0, 1.5, 2.25, 3.375]
+    assert delays == sorted(delays) and delays[-1] == MAX_POLL == 30.0
+    assert next_poll(MAX_POLL, state_changed=True) == 1.0

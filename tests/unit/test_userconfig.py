@@ -14,7 +14,6 @@ from cesres_ctl import cli, paths, userconfig
 from cesres_ctl.errors import CesresError
 from cesres_ctl.inventory import Inventory
 from cesres_ctl.provision.settings import validate_setup_vars
-from cesres_ctl.runner import _list_tasks_command
 from cesres_ctl.runs import cluster as clusters
 from tests.conftest import PROJECT
 
@@ -293,20 +292,6 @@ def test_a_cluster_the_project_does_not_know_is_one_line(config_file):
         Inventory()
     message = str(info.value)
     assert "clusters.sandbx: unknown cluster (did you mean sandbox?)" in message and "\n" not in message
-
-
-def test_the_list_tasks_command_reads_every_source():
-    command = _list_tasks_command(
-        {"PATH": str(Path(sys.executable).parent)},
-        "playbooks/setup.yml",
-        inventory=["inv", "overlay.yml"],
-        limit=None,
-        extravars_file=None,
-        tags=(),
-        skip_tags=(),
-    )
-    assert command is not None
-    assert command[command.index("-i") :][:4] == ["-i", "inv", "-i", "overlay.yml"]
 
 
 # --- the cluster of a command --------------------------------------------------------------------

@@ -1,0 +1,1 @@
+../cesres_ctl/rules.py

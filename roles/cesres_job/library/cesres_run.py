@@ -1,0 +1,493 @@
+#!/usr/bin/python
+"""Ansible module cesres_run: check, stage and submit one CESReS run on the cluster, in one call.
+
+Runs on the cluster with the Python that roles/cesres_python chose (3.10 on dragon2). The rules it
+applies (path expansion, run id, run directory, store, job states) are cesres_ctl.rules, sent along as
+module_utils/cesres_rules.py.
+"""
+
+import fcntl
+import hashlib
+import os
+import shlex
+import shutil
+import subprocess
+import time
+from pathlib import Path
+from typing import IO, Any
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.cesres_rules import (
+    EXIT_CODE_FILE,
+    JOBID_FILE,
+    RESUBMIT_STATES,
+    RUN_ENV_FILE,
+    RUNS_DIR,
+    RuleError,
+    expand_path,
+    path_variables,
+    run_dir,
+    run_env_text,
+    run_id,
+    store_dir,
+)
+
+DOCUMENTATION = r"""
+module: cesres_run
+short_description: Check, stage and submit one CESReS training run on a Slurm cluster
+description:
+  - Expands the configured cluster paths with the login shell's environment, checks that the CESReS
+    checkout, its ready virtualenv and the named models are there, reads the code version and derives
+    the run id from it.
+  - A run that already has a pending, running or completed job is reported as it is (changed=false).
+  - Otherwise, holding a lock on the run directory, writes the run's files, links its data files from
+    the content-addressed store (a data file is stored once however many runs use it) and submits the
+    job script with sbatch from the run directory.
+  - Local data files must be in the store first; when some are not, nothing is staged and their
+    checksums are returned in C(missing), for the caller to send them to C(store)/C(<sha256>.incoming).
+  - A run directory that got no job (a failed write, sbatch refused) is removed again.
+options:
+  root:
+    description: The CESReS checkout as configured (C(~) and login shell variables allowed).
+    type: str
+    required: true
+  venv:
+    description: The virtualenv the job activates, as configured.
+    type: str
+    required: true
+  hf_home:
+    description: The Hugging Face cache the job reads offline, as configured.
+    type: str
+    required: true
+  entry_point:
+    description: The model's program, relative to the checkout.
+    type: str
+    required: true
+  modules_release:
+    description: Lmod release loaded before I(git_module).
+    type: str
+    default: ""
+  git_module:
+    description: Lmod module that provides git when it is not on PATH (to read the code version).
+    type: str
+    default: ""
+  cluster:
+    description: The cluster's inventory name, for messages.
+    type: str
+    required: true
+  models:
+    description: Hugging Face model ids that must be in the cluster's model cache list.
+    type: list
+    elements: str
+    default: []
+  name:
+    description: The run name, prefix of the run id.
+    type: str
+    required: true
+  spec_hash:
+    description: Digest of the run's inputs computed on the controller.
+    type: str
+    required: true
+  config:
+    description: The configuration the model reads (written as config.yaml).
+    type: str
+    required: true
+  submitted_config:
+    description: The configuration as the user wrote it (config.submitted.yaml); empty for none.
+    type: str
+    default: ""
+  job_script:
+    description: The job script, rendered on the controller (job.sbatch).
+    type: str
+    required: true
+  inputs:
+    description:
+      - The data files, each C({name, sha256}) (a local file, in the store by its checksum) or
+        C({name, cluster_path}) (a file already on the cluster, copied into the store).
+    type: list
+    elements: dict
+    default: []
+author: cesres-ctl
+"""
+
+EXAMPLES = r"""
+- name: Stage and submit the run
+  cesres_run:
+    root: ~/cesres
+    venv: ~/cesres_env
+    hf_home: ~/.cache/huggingface
+    entry_point: cesres_graphcodebert_model.py
+    cluster: dragon2
+    name: demo
+    spec_hash: "{{ cesres_job_spec_hash }}"
+    config: "{{ cesres_job_config_b64 | b64decode }}"
+    job_script: "{{ lookup('ansible.builtin.template', 'job.sbatch.j2') }}"
+    inputs: [{name: training.txt, sha256: 0123...}]
+"""
+
+RETURN = r"""
+run_id:
+  description: The run id.
+  type: str
+  returned: always
+run_dir:
+  description: The run directory on the cluster.
+  type: str
+  returned: always
+code_version:
+  description: The code version the run id was made from (git commit, +dirty.<digest>, or tree.<digest>).
+  type: str
+  returned: always
+job_id:
+  description: The run's job (empty when none was submitted, or missing data).
+  type: str
+  returned: always
+state:
+  description: The job's state (PENDING after a submission).
+  type: str
+  returned: always
+submitted:
+  description: Whether this call submitted a job.
+  type: bool
+  returned: always
+previous_job_id:
+  description: The job that ended without completing and that this submission replaces.
+  type: str
+  returned: always
+missing:
+  description: Checksums of local data files that are not in the store yet (nothing was staged then).
+  type: list
+  elements: str
+  returned: always
+store:
+  description: The store directory on the cluster.
+  type: str
+  returned: always
+"""
+
+LOCK_WAIT = 120  # seconds another submission of the same run may hold the lock
+
+
+class RunError(Exception):
+    """A reason to stop, as one line for the user."""
+
+
+def login_environment(paths: list[str]) -> dict[str, str]:
+    """The environment the configured paths are expanded with: a login shell's when one of them names a
+    variable (login scripts set $GLOBALSCRATCH, $CECIHOME...), else this process's ($HOME, for ~)."""
+    if not any(path_variables(path) for path in paths):
+        return dict(os.environ)
+    done = subprocess.run(
+        ["bash", "-lc", "env -0"], stdin=subprocess.DEVNULL, capture_output=True, timeout=120, check=False
+    )
+    if done.returncode != 0:
+        raise RunError(f"cannot read the login shell's environment: {done.stderr.decode(errors='replace').strip()}")
+    pairs = (item.partition("=") for item in done.stdout.decode("utf-8", errors="replace").split("\0") if item)
+    return {key: value for key, _, value in pairs}
+
+
+def run_git(root: Path, args: list[str], release: str, git_module: str) -> bytes | None:
+    """The output of `git -C root args`, with git from PATH, else from the git module in a login shell;
+    None when it fails or there is no git."""
+    if shutil.which("git"):
+        argv = ["git", "-C", str(root), *args]
+    elif git_module:
+        loads = " && ".join(f"module load {shlex.quote(name)}" for name in (release, git_module) if name)
+        argv = ["bash", "-lc", f"{loads} >/dev/null 2>&1 && exec git -C {shlex.quote(str(root))} {shlex.join(args)}"]
+    else:
+        return None
+    done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=120, check=False)
+    return done.stdout if done.returncode == 0 else None
+
+
+def code_version(root: Path, release: str, git_module: str) -> str:
+    """The commit of the checkout (+dirty.<digest of the diff> with modified tracked files); a tree digest
+    for a checkout pushed without git (names, sizes, times; runs/ and .git/ left out)."""
+    head = run_git(root, ["rev-parse", "HEAD"], release, git_module)
+    if head is not None:
+        version = head.decode().strip()
+        status = run_git(root, ["status", "--porcelain", "--untracked-files=no"], release, git_module)
+        if status and status.strip():
+            diff = run_git(root, ["diff", "HEAD"], release, git_module) or b""
+            version += "+dirty." + hashlib.sha256(diff).hexdigest()[:12]
+        return version
+    listing = []
+    for directory, subdirs, names in os.walk(root):
+        here = Path(directory)
+        if here == root:
+            subdirs[:] = [name for name in subdirs if name not in (RUNS_DIR, ".git")]
+        for name in names:
+            try:
+                info = (here / name).lstat()
+            except OSError:
+                continue
+            listing.append(f"{(here / name).relative_to(root)} {info.st_size} {info.st_mtime}")
+    return "tree." + hashlib.sha256("\n".join(sorted(listing)).encode()).hexdigest()[:40]
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def first_line(path: Path) -> str:
+    try:
+        with path.open(encoding="utf-8") as handle:
+            return handle.readline().strip()
+    except OSError:
+        return ""
+
+
+def slurm_state(job: str, directory: Path) -> str:
+    """squeue while Slurm still lists the job, then sacct (squeue forgets it MinJobAge after it ended),
+    then the exit code file the job script writes; UNKNOWN when nothing says."""
+    for argv in (["squeue", "-h", "-j", job, "-o", "%T"], ["sacct", "-X", "-n", "-P", "-j", job, "-o", "State"]):
+        try:
+            done = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        words = done.stdout.split("\n", 1)[0].split() if done.returncode == 0 else []
+        if words:
+            return words[0]
+    code = first_line(directory / EXIT_CODE_FILE)
+    if code:
+        return "COMPLETED" if code == "0" else "FAILED"
+    return "UNKNOWN"
+
+
+def write_atomically(path: Path, text: str, mode: int) -> None:
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(text, encoding="utf-8")
+    partial.chmod(mode)
+    partial.replace(path)
+
+
+def store_cluster_file(path: Path, sha256: str, store: Path) -> None:
+    """Copy a data file that is on the cluster into the store (a copy, not a link: the user may edit theirs)."""
+    target = store / sha256
+    if target.exists():
+        return
+    partial = store / f"{sha256}.{os.getpid()}.partial"
+    shutil.copyfile(path, partial)
+    if file_sha256(partial) != sha256:
+        partial.unlink()
+        raise RunError(f"data file {path} changed while it was copied into the store")
+    partial.chmod(0o440)
+    partial.replace(target)
+
+
+def admit_incoming(store: Path, sha256: str) -> None:
+    """A local data file the controller sent as <sha256>.incoming: checked against its name, then stored."""
+    target = store / sha256
+    incoming = store / f"{sha256}.incoming"
+    if target.exists() or not incoming.exists():
+        return
+    if file_sha256(incoming) != sha256:
+        incoming.unlink()
+        raise RunError(f"a data file sent as {sha256} has another checksum (was it changed while it was sent?)")
+    incoming.chmod(0o440)
+    incoming.replace(target)
+
+
+def keeps_job(job: str, state: str) -> bool:
+    """Whether the run keeps its job: it has one, and it did not end without completing (a live, completed
+    or unknown job is kept: never risk a duplicate)."""
+    return bool(job) and state not in RESUBMIT_STATES
+
+
+class Run:
+    """One run: its paths as the cluster means them, its checks, its id, and its submission."""
+
+    def __init__(self, module: AnsibleModule) -> None:
+        self.module = module
+        self.params: dict[str, Any] = module.params
+        self.cluster_inputs = [dict(item) for item in self.params["inputs"] if item.get("cluster_path")]
+        self.local_inputs = [item["sha256"] for item in self.params["inputs"] if not item.get("cluster_path")]
+        self.version = ""
+
+    def resolve_paths(self) -> None:
+        p = self.params
+        given = [p["root"], p["venv"], p["hf_home"]] + [item["cluster_path"] for item in self.cluster_inputs]
+        env = login_environment(given)
+        self.root = Path(expand_path(p["root"], env, what="cesres_job_root"))
+        self.venv = Path(expand_path(p["venv"], env, what="cesres_job_venv"))
+        self.hf_home = Path(expand_path(p["hf_home"], env, what="cesres_job_hf_home"))
+        for item in self.cluster_inputs:
+            given_path = item["cluster_path"]
+            item["path"] = Path(expand_path(given_path, env, what="a cluster data file", relative_to=str(self.root)))
+        self.store = Path(store_dir(str(self.root)))
+
+    def check(self) -> list[str]:
+        """The reasons the run cannot start on this cluster (all of them, not the first)."""
+        p = self.params
+        errors = []
+        if not self.root.is_dir():
+            errors.append(f"the CESReS code is not on the cluster at {self.root} (run cesres-ctl setup first)")
+        elif not (self.root / p["entry_point"]).is_file():
+            errors.append(f"{self.root} has no {p['entry_point']}: is it a CESReS checkout?")
+        else:
+            self.version = code_version(self.root, p["modules_release"], p["git_module"])
+        if not (self.venv / "bin" / "activate").is_file():
+            errors.append(f"no virtualenv at {self.venv} (run cesres-ctl setup first)")
+        elif not first_line(self.venv / ".cesres-ready"):
+            # setup writes the stamp only after pip, pip check and the import check passed.
+            errors.append(
+                f"the virtualenv {self.venv} is not ready (its installation failed or is still running): "
+                "run cesres-ctl setup"
+            )
+        try:
+            listed = (self.hf_home / "cesres-models.list").read_text(encoding="utf-8").splitlines()
+        except OSError:
+            listed = []
+        cached = {line.split()[0] for line in listed if line.split()}
+        for model in p["models"]:
+            if model not in cached:
+                errors.append(
+                    f"model {model}, named by the config, is not in the cluster's model cache ({self.hf_home}): "
+                    f"cache it with cesres-ctl setup --cluster {p['cluster']} "
+                    f'-e \'{{"cesres_hf_models": [{{"id": "{model}"}}]}}\''
+                )
+        for item in self.cluster_inputs:
+            if item["path"].is_file() and os.access(item["path"], os.R_OK):
+                item["sha256"] = file_sha256(item["path"])
+            else:
+                errors.append(f"data file cluster:{item['cluster_path']} not found on the cluster ({item['path']})")
+        return errors
+
+    def stage_and_submit(self, directory: Path, identifier: str, job: str) -> tuple[str, str]:
+        """Under the run's lock: the run's files, its data links, then sbatch. Returns (job, previous job)."""
+        p = self.params
+        previous = ""
+        if job:
+            # It ended without completing: keep what it left, submit again.
+            previous = job
+            if (directory / "results").exists():
+                (directory / "results").replace(directory / f"results.{job}")
+            (directory / EXIT_CODE_FILE).unlink(missing_ok=True)
+        inputs = directory / "inputs"
+        inputs.mkdir(mode=0o750, exist_ok=True)
+        for item in p["inputs"]:
+            # A hard link: no second copy on the disk, and a plain file for the job's copy and for fetch.
+            link = inputs / item["name"]
+            link.unlink(missing_ok=True)
+            os.link(self.store / item["sha256"], link)
+        values = {
+            "run_id": identifier,
+            "code_dir": str(self.root),
+            "venv": str(self.venv),
+            "hf_home": str(self.hf_home),
+        }
+        write_atomically(directory / RUN_ENV_FILE, run_env_text(values), 0o640)
+        write_atomically(directory / "config.yaml", p["config"], 0o640)
+        if p["submitted_config"]:
+            write_atomically(directory / "config.submitted.yaml", p["submitted_config"], 0o640)
+        write_atomically(directory / "job.sbatch", p["job_script"], 0o750)
+        done = subprocess.run(
+            ["sbatch", "--parsable", "job.sbatch"], cwd=directory, capture_output=True, text=True, timeout=300
+        )
+        if done.returncode != 0:
+            raise RunError(f"sbatch refused the job: {' '.join((done.stderr or done.stdout).split())}")
+        job = done.stdout.strip().split("\n")[-1].split(";")[0].strip()
+        write_atomically(directory / JOBID_FILE, job + "\n", 0o640)
+        with (directory / "jobs").open("a", encoding="utf-8") as handle:
+            handle.write(job + "\n")
+        return job, previous
+
+    def main(self) -> dict[str, Any]:
+        p = self.params
+        self.resolve_paths()
+        errors = self.check()
+        if errors:
+            raise RunError("; ".join(errors))
+        identifier = run_id(p["name"], p["spec_hash"], self.version, [i["sha256"] for i in self.cluster_inputs])
+        directory = Path(run_dir(str(self.root), identifier))
+        result: dict[str, Any] = {
+            "run_id": identifier,
+            "run_dir": str(directory),
+            "code_version": self.version,
+            "store": str(self.store),
+            "job_id": "",
+            "state": "",
+            "submitted": False,
+            "previous_job_id": "",
+            "missing": [],
+            "changed": False,
+        }
+        job = first_line(directory / JOBID_FILE)
+        state = slurm_state(job, directory) if job else ""
+        result.update(job_id=job, state=state)
+        if keeps_job(job, state):
+            return result
+        for sha256 in self.local_inputs:
+            admit_incoming(self.store, sha256)
+        result["missing"] = sorted({sha256 for sha256 in self.local_inputs if not (self.store / sha256).exists()})
+        if self.module.check_mode:
+            return dict(result, changed=True)
+        self.store.mkdir(mode=0o750, parents=True, exist_ok=True)
+        if result["missing"]:
+            return result  # the caller sends them, then calls again
+        for item in self.cluster_inputs:
+            store_cluster_file(item["path"], item["sha256"], self.store)
+        created = not directory.is_dir()
+        directory.mkdir(mode=0o750, parents=True, exist_ok=True)
+        try:
+            with (directory / ".submit.lock").open("a", encoding="utf-8") as lock:
+                self._lock(lock, directory)
+                # Another cesres-ctl may have submitted this run while we waited for the lock.
+                job = first_line(directory / JOBID_FILE)
+                state = slurm_state(job, directory) if job else ""
+                if keeps_job(job, state):
+                    return dict(result, job_id=job, state=state)
+                job, previous = self.stage_and_submit(directory, identifier, job)
+        except BaseException:
+            # A run directory that never got a job is removed: the next train stages it afresh. One that
+            # holds a job keeps its results and logs.
+            if created and not first_line(directory / JOBID_FILE):
+                shutil.rmtree(directory, ignore_errors=True)
+            raise
+        return dict(result, job_id=job, state="PENDING", submitted=True, previous_job_id=previous, changed=True)
+
+    @staticmethod
+    def _lock(lock: IO[str], directory: Path) -> None:
+        deadline = time.monotonic() + LOCK_WAIT
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise RunError(f"{directory} is locked by another submission") from None
+                time.sleep(0.2)
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec={
+            "root": {"type": "str", "required": True},
+            "venv": {"type": "str", "required": True},
+            "hf_home": {"type": "str", "required": True},
+            "entry_point": {"type": "str", "required": True},
+            "modules_release": {"type": "str", "default": ""},
+            "git_module": {"type": "str", "default": ""},
+            "cluster": {"type": "str", "required": True},
+            "models": {"type": "list", "elements": "str", "default": []},
+            "name": {"type": "str", "required": True},
+            "spec_hash": {"type": "str", "required": True},
+            "config": {"type": "str", "required": True},
+            "submitted_config": {"type": "str", "default": ""},
+            "job_script": {"type": "str", "required": True},
+            "inputs": {"type": "list", "elements": "dict", "default": []},
+        },
+        supports_check_mode=True,
+    )
+    try:
+        module.exit_json(**Run(module).main())
+    except (RunError, RuleError, OSError, subprocess.SubprocessError) as exc:
+        module.fail_json(msg=str(exc))
+
+
+if __name__ == "__main__":
+    main()

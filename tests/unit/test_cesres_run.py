@@ -1,0 +1,93 @@
+"""The pure parts of roles/cesres_job/library/cesres_run.py (the module that checks, stages and submits a run
+on the cluster): which job a run keeps, the store's admission of sent and cluster-side files, the tree
+version of a checkout without git. The whole module runs against the sandbox in tests/integration."""
+
+import hashlib
+import importlib.util
+import sys
+
+import pytest
+
+from cesres_ctl import rules
+from tests.conftest import PROJECT
+
+MODULE = PROJECT / "roles" / "cesres_job" / "library" / "cesres_run.py"
+
+
+@pytest.fixture(scope="module")
+def cesres_run():
+    # On the cluster Ansible sends the rules as ansible.module_utils.cesres_rules (module_utils/, a link).
+    assert (PROJECT / "module_utils" / "cesres_rules.py").resolve() == PROJECT / "cesres_ctl" / "rules.py"
+    sys.modules["ansible.module_utils.cesres_rules"] = rules
+    spec = importlib.util.spec_from_file_location("cesres_run_module", MODULE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    yield module
+    del sys.modules["ansible.module_utils.cesres_rules"]
+
+
+@pytest.mark.parametrize(
+    ("job", "state", "kept"),
+    [
+        ("", "", False),  # no job yet
+        ("7", "FAILED", False),
+        ("7", "TIMEOUT", False),
+        ("7", "CANCELLED", False),
+        ("7", "PENDING", True),
+        ("7", "RUNNING", True),
+        ("7", "COMPLETED", True),
+        ("7", "UNKNOWN", True),  # nothing says it ended: never risk a duplicate
+    ],
+)
+def test_a_run_keeps_its_job_unless_it_ended_without_completing(cesres_run, job, state, kept):
+    assert cesres_run.keeps_job(job, state) is kept
+    assert kept == (bool(job) and state not in rules.RESUBMIT_STATES)
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def test_a_sent_file_enters_the_store_only_under_its_own_checksum(cesres_run, tmp_path):
+    store = tmp_path / "store"
+    store.mkdir()
+    good = b"print('hello')\n"
+    (store / f"{_sha(good)}.incoming").write_bytes(good)
+    cesres_run.admit_incoming(store, _sha(good))
+    assert (store / _sha(good)).read_bytes() == good
+    assert (store / _sha(good)).stat().st_mode & 0o777 == 0o440
+    assert not (store / f"{_sha(good)}.incoming").exists()
+
+    # Changed while it was sent: refused, and not kept under a name that lies.
+    (store / f"{_sha(b'a')}.incoming").write_bytes(b"b")
+    with pytest.raises(cesres_run.RunError, match="another checksum"):
+        cesres_run.admit_incoming(store, _sha(b"a"))
+    assert sorted(p.name for p in store.iterdir()) == [_sha(good)]
+
+
+def test_a_cluster_file_is_copied_into_the_store_not_linked(cesres_run, tmp_path):
+    store = tmp_path / "store"
+    store.mkdir()
+    source = tmp_path / "train.txt"
+    source.write_bytes(b"x = 1\n")
+    cesres_run.store_cluster_file(source, _sha(b"x = 1\n"), store)
+    stored = store / _sha(b"x = 1\n")
+    assert stored.read_bytes() == b"x = 1\n"
+    # The user may edit their own file later: the store keeps what the run was made from.
+    assert stored.stat().st_ino != source.stat().st_ino
+    with pytest.raises(cesres_run.RunError, match="changed while it was copied"):
+        cesres_run.store_cluster_file(source, _sha(b"other"), store)
+    assert sorted(p.name for p in store.iterdir()) == [_sha(b"x = 1\n")]
+
+
+def test_the_tree_version_of_a_pushed_checkout_ignores_runs_and_follows_the_code(cesres_run, tmp_path):
+    root = tmp_path / "code"
+    (root / rules.RUNS_DIR / ".store").mkdir(parents=True)
+    (root / "model.py").write_text("a\n")
+    first = cesres_run.code_version(root, "", "")
+    assert first.startswith("tree.") and len(first) == 45
+    (root / rules.RUNS_DIR / "demo-0123456789").mkdir()
+    (root / rules.RUNS_DIR / ".store" / "x").write_text("data")
+    assert cesres_run.code_version(root, "", "") == first
+    (root / "model.py").write_text("b, longer\n")
+    assert cesres_run.code_version(root, "", "") != first
