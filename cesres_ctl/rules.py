@@ -114,7 +114,8 @@ def check_fit(partitions: Mapping[str, Partition], partition: str, gpus: int, se
 
 # --- runs: names, directories, files ---------------------------------------------------------------------
 
-_RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,39}$")
+_NAME = r"[A-Za-z0-9][A-Za-z0-9._-]{0,39}"
+_RUN_NAME = re.compile(rf"^{_NAME}$")
 RUNS_DIR = "runs"  # under the CESReS checkout on the cluster
 # The runs' data files, one per content (named by its sha256); each run's inputs/ holds hard links to them.
 STORE_DIR = f"{RUNS_DIR}/.store"
@@ -128,6 +129,14 @@ def check_run_name(name: str) -> str:
             f"run name {name!r} must be 1-40 letters, digits, '.', '_' or '-' and start with a letter or digit"
         )
     return name
+
+
+_RUN_ID = re.compile(rf"^{_NAME}-[0-9a-f]{{10}}$")
+
+
+def is_run_id(text: str) -> bool:
+    """Whether `text` has the form of a run id (run_id()): a directory of runs/ that train made."""
+    return bool(_RUN_ID.match(text))
 
 
 def run_dir(root: str, run_id: str) -> str:

@@ -19,7 +19,9 @@ from cesres_ctl.options import cluster_option
 from cesres_ctl.rules import SshTarget
 from cesres_ctl.runs import cluster as clusters
 from cesres_ctl.runs import plot as plots
+from cesres_ctl.runs import prune as pruning
 from cesres_ctl.runs import remote
+from cesres_ctl.runs.refresh import refresh_unfinished
 from cesres_ctl.runs.registry import Registry, Run
 from cesres_ctl.runs.submit import dry_run_text, prepare, submit
 
@@ -39,13 +41,15 @@ WaitDestOption = typer.Option(
     None, "--dest", "-d", help="With --wait: where to fetch the results (default: ./cesres-runs/RUN)."
 )
 OutputOption = typer.Option(None, "--output", "-o", help="PNG file (default: <fetched run>/training_curves.png).")
+PruneRunsArgument = typer.Argument(None, help="Only these runs (default: every recorded run of the cluster).")
+StateOption = typer.Option([], "--state", help="Only runs in this final state (e.g. FAILED); repeatable.")
 RunArgument = typer.Argument(..., help="Run id, a unique prefix of it, its job id, or its name (latest run).")
 
 
 def register(app: typer.Typer) -> None:
     """Add the run commands to the main app."""
     app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(train)
-    for command in (runs, status, logs, fetch, cancel, plot):
+    for command in (runs, status, logs, fetch, cancel, plot, prune):
         app.command()(command)
 
 
@@ -167,7 +171,7 @@ def runs(
     """List the recorded runs; the states of unfinished ones are asked of their clusters first."""
     registry = Registry()
     if not no_refresh:
-        _refresh_unfinished(registry, registry.list(cluster))
+        refresh_unfinished(registry, registry.list(cluster))
     recorded = registry.list(cluster)
     if as_json:
         _print_json([run.to_dict() for run in recorded])
@@ -192,31 +196,6 @@ def runs(
             str(res.get("time", "")),
         )
     out.print(table)
-
-
-def _refresh_unfinished(registry: Registry, recorded: list[Run]) -> None:
-    """One ssh call per cluster for the runs whose last known state is not final; a cluster that
-    cannot be asked keeps its runs' last known states, and a note says so."""
-    unfinished: dict[str, list[Run]] = {}
-    for run in recorded:
-        if not run.final:
-            unfinished.setdefault(run.cluster, []).append(run)
-    for name, pending in unfinished.items():
-        try:
-            found = remote.statuses(clusters.load(name).ssh, pending)
-        except CesresError as exc:
-            err.print(
-                f"note: could not ask {name} ({exc}); its {len(pending)} unfinished run(s) show their last known state",
-                markup=False,
-                soft_wrap=True,
-            )
-            continue
-        for run in pending:
-            job = found[run.run_id]
-            if job.state != "UNKNOWN" and (job.state, job.exit_code) != (run.state, run.exit_code):
-                registry.update(
-                    name, run.run_id, state=job.state, exit_code=job.exit_code, reason=job.reason, elapsed=job.elapsed
-                )
 
 
 def _settings(run: Run) -> SshTarget:
@@ -396,6 +375,38 @@ def next_poll(delay: float, *, state_changed: bool) -> float:
     if state_changed or delay <= 0:
         return FIRST_POLL
     return min(MAX_POLL, delay * 1.5)
+
+
+def prune(
+    run_refs: list[str] = PruneRunsArgument,
+    cluster: str | None = ClusterOption,
+    older_than: float | None = typer.Option(None, "--older-than", help="Only runs submitted more than DAYS ago."),
+    state: list[str] = StateOption,
+    dry_run: bool = typer.Option(False, "--dry-run", "-n", help="Say what would be removed; remove nothing."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Free space on the cluster: finished runs whose results are fetched, runs that never got a job, and
+    stored data that no run uses any more. A live run or results not fetched are never removed."""
+    name = userconfig.cluster_or_default(cluster)
+    report = pruning.prune(
+        name, list(run_refs or []), older_than_days=older_than, states=state, dry_run=dry_run, quiet=as_json
+    )
+    if as_json:
+        _print_json(report)
+        return
+    verb = "would remove" if dry_run else "removed"
+    for item in report["removed"]:
+        line = f"{verb} {item['run_id']} ({item['reason']}, {pruning.human_bytes(item['bytes'])})"
+        out.print(line, markup=False, soft_wrap=True)
+    for item in report["kept"]:
+        out.print(f"kept {item['run_id']}: {item['reason']}", markup=False, soft_wrap=True)
+    stored = report["store_removed"]
+    stored_bytes = pruning.human_bytes(sum(item["bytes"] for item in stored))
+    out.print(f"{verb} {len(stored)} stored data file(s) that no run uses ({stored_bytes})", markup=False)
+    freed = pruning.human_bytes(report["freed_bytes"])
+    out.print(f"{'would free' if dry_run else 'freed'} {freed} on {name}", markup=False, soft_wrap=True)
+    for line in pruning.usage_lines(report["usage"]):
+        out.print(line, markup=False, soft_wrap=True)
 
 
 def _wait(run: Run, *, quiet: bool = False) -> Run:

@@ -14,16 +14,24 @@ from tests.conftest import PROJECT
 MODULE = PROJECT / "roles" / "cesres_job" / "library" / "cesres_run.py"
 
 
-@pytest.fixture(scope="module")
-def cesres_run():
-    # On the cluster Ansible sends the rules as ansible.module_utils.cesres_rules (module_utils/, a link).
-    assert (PROJECT / "module_utils" / "cesres_rules.py").resolve() == PROJECT / "cesres_ctl" / "rules.py"
-    sys.modules["ansible.module_utils.cesres_rules"] = rules
-    spec = importlib.util.spec_from_file_location("cesres_run_module", MODULE)
+def load_module_file(name, path):
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    yield module
-    del sys.modules["ansible.module_utils.cesres_rules"]
+    return module
+
+
+@pytest.fixture(scope="module")
+def cesres_run():
+    # On the cluster Ansible sends module_utils/ with the module: the rules (a link to cesres_ctl/rules.py)
+    # and the cluster-side helpers, imported as ansible.module_utils.<name>.
+    assert (PROJECT / "module_utils" / "cesres_rules.py").resolve() == PROJECT / "cesres_ctl" / "rules.py"
+    sys.modules["ansible.module_utils.cesres_rules"] = rules
+    sys.modules["ansible.module_utils.cesres_cluster"] = load_module_file(
+        "ansible.module_utils.cesres_cluster", PROJECT / "module_utils" / "cesres_cluster.py"
+    )
+    yield load_module_file("cesres_run_module", MODULE)
+    del sys.modules["ansible.module_utils.cesres_rules"], sys.modules["ansible.module_utils.cesres_cluster"]
 
 
 @pytest.mark.parametrize(

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.cesres_cluster import RunError, file_sha256, first_line, login_environment, slurm_state
 from ansible.module_utils.cesres_rules import (
     EXIT_CODE_FILE,
     JOBID_FILE,
@@ -25,7 +26,6 @@ from ansible.module_utils.cesres_rules import (
     RUNS_DIR,
     RuleError,
     expand_path,
-    path_variables,
     run_dir,
     run_env_text,
     run_id,
@@ -168,24 +168,6 @@ store:
 LOCK_WAIT = 120  # seconds another submission of the same run may hold the lock
 
 
-class RunError(Exception):
-    """A reason to stop, as one line for the user."""
-
-
-def login_environment(paths: list[str]) -> dict[str, str]:
-    """The environment the configured paths are expanded with: a login shell's when one of them names a
-    variable (login scripts set $GLOBALSCRATCH, $CECIHOME...), else this process's ($HOME, for ~)."""
-    if not any(path_variables(path) for path in paths):
-        return dict(os.environ)
-    done = subprocess.run(
-        ["bash", "-lc", "env -0"], stdin=subprocess.DEVNULL, capture_output=True, timeout=120, check=False
-    )
-    if done.returncode != 0:
-        raise RunError(f"cannot read the login shell's environment: {done.stderr.decode(errors='replace').strip()}")
-    pairs = (item.partition("=") for item in done.stdout.decode("utf-8", errors="replace").split("\0") if item)
-    return {key: value for key, _, value in pairs}
-
-
 def run_git(root: Path, args: list[str], release: str, git_module: str) -> bytes | None:
     """The output of `git -C root args`, with git from PATH, else from the git module in a login shell;
     None when it fails or there is no git."""
@@ -223,39 +205,6 @@ def code_version(root: Path, release: str, git_module: str) -> str:
                 continue
             listing.append(f"{(here / name).relative_to(root)} {info.st_size} {info.st_mtime}")
     return "tree." + hashlib.sha256("\n".join(sorted(listing)).encode()).hexdigest()[:40]
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def first_line(path: Path) -> str:
-    try:
-        with path.open(encoding="utf-8") as handle:
-            return handle.readline().strip()
-    except OSError:
-        return ""
-
-
-def slurm_state(job: str, directory: Path) -> str:
-    """squeue while Slurm still lists the job, then sacct (squeue forgets it MinJobAge after it ended),
-    then the exit code file the job script writes; UNKNOWN when nothing says."""
-    for argv in (["squeue", "-h", "-j", job, "-o", "%T"], ["sacct", "-X", "-n", "-P", "-j", job, "-o", "State"]):
-        try:
-            done = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
-        except (OSError, subprocess.TimeoutExpired):
-            continue
-        words = done.stdout.split("\n", 1)[0].split() if done.returncode == 0 else []
-        if words:
-            return words[0]
-    code = first_line(directory / EXIT_CODE_FILE)
-    if code:
-        return "COMPLETED" if code == "0" else "FAILED"
-    return "UNKNOWN"
 
 
 def write_atomically(path: Path, text: str, mode: int) -> None:
