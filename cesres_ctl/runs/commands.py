@@ -199,7 +199,7 @@ def runs(
 
 
 def _settings(run: Run) -> SshTarget:
-    return clusters.load(run.cluster).ssh
+    return clusters.ssh(run.cluster)
 
 
 def refresh(run: Run, *, tail_lines: int = 0, registry: Registry | None = None) -> remote.JobStatus:

@@ -9,7 +9,6 @@ module_utils/cesres_rules.py.
 import fcntl
 import hashlib
 import os
-import shlex
 import shutil
 import subprocess
 import time
@@ -17,7 +16,14 @@ from pathlib import Path
 from typing import IO, Any
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.cesres_cluster import RunError, file_sha256, first_line, login_environment, slurm_state
+from ansible.module_utils.cesres_cluster import (
+    RunError,
+    file_sha256,
+    first_line,
+    login_environment,
+    module_environment,
+    slurm_state,
+)
 from ansible.module_utils.cesres_rules import (
     EXIT_CODE_FILE,
     JOBID_FILE,
@@ -168,29 +174,35 @@ store:
 LOCK_WAIT = 120  # seconds another submission of the same run may hold the lock
 
 
-def run_git(root: Path, args: list[str], release: str, git_module: str) -> bytes | None:
-    """The output of `git -C root args`, with git from PATH, else from the git module in a login shell;
-    None when it fails or there is no git."""
+def git_environment(release: str, git_module: str) -> dict[str, str] | None:
+    """An environment with a working git: this one, else the git module's (dragon2's login nodes have no
+    git outside of it); None without git."""
     if shutil.which("git"):
-        argv = ["git", "-C", str(root), *args]
-    elif git_module:
-        loads = " && ".join(f"module load {shlex.quote(name)}" for name in (release, git_module) if name)
-        argv = ["bash", "-lc", f"{loads} >/dev/null 2>&1 && exec git -C {shlex.quote(str(root))} {shlex.join(args)}"]
-    else:
+        return dict(os.environ)
+    if not git_module:
         return None
-    done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=120, check=False)
+    return module_environment([release, git_module], ["git", "--version"])
+
+
+def run_git(root: Path, args: list[str], env: dict[str, str] | None) -> bytes | None:
+    """The output of `git -C root args` in `env`; None when it fails or there is no git."""
+    if env is None:
+        return None
+    argv = ["git", "-C", str(root), *args]
+    done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=120, check=False, env=env)
     return done.stdout if done.returncode == 0 else None
 
 
 def code_version(root: Path, release: str, git_module: str) -> str:
     """The commit of the checkout (+dirty.<digest of the diff> with modified tracked files); a tree digest
     for a checkout pushed without git (names, sizes, times; runs/ and .git/ left out)."""
-    head = run_git(root, ["rev-parse", "HEAD"], release, git_module)
+    env = git_environment(release, git_module) if (root / ".git").exists() else None
+    head = run_git(root, ["rev-parse", "HEAD"], env)
     if head is not None:
         version = head.decode().strip()
-        status = run_git(root, ["status", "--porcelain", "--untracked-files=no"], release, git_module)
+        status = run_git(root, ["status", "--porcelain", "--untracked-files=no"], env)
         if status and status.strip():
-            diff = run_git(root, ["diff", "HEAD"], release, git_module) or b""
+            diff = run_git(root, ["diff", "HEAD"], env) or b""
             version += "+dirty." + hashlib.sha256(diff).hexdigest()[:12]
         return version
     listing = []
