@@ -35,9 +35,53 @@ class Cluster:
 
 @cache
 def load(name: str) -> Cluster:
-    """The cluster `name` as the inventory defines it; CesresError for an unknown name."""
+    """The cluster `name` as the inventory defines it; CesresError for an unknown name.
+
+    Kept in the state directory while nothing it comes from changed (the inventory files, the job role's
+    defaults, the user's settings, the environment): Ansible's inventory takes ~0.4 s to load, three times
+    the ssh call of `status` itself.
+    """
+    key = _sources_fingerprint(name)
+    cache_file = paths.state_dir() / CACHE_NAME
+    entries: dict[str, Any] = {}
+    try:
+        loaded = json.loads(cache_file.read_text(encoding="utf-8"))
+        entries = loaded if isinstance(loaded, dict) else {}
+        entry = entries[key]
+        ssh = SshTarget(
+            str(entry["ssh"]["host"]), entry["ssh"]["user"], entry["ssh"]["port"], tuple(entry["ssh"]["options"])
+        )
+        job_vars = dict(entry["job_vars"])
+        return Cluster(
+            name=name,
+            ssh=ssh,
+            partitions=parse_partitions(job_vars.get("cesres_job_partitions") or {}),
+            job_vars=job_vars,
+            # Written again from the user's settings, as Inventory() does (the overlay is generated).
+            inventory_sources=tuple(userconfig.inventory_sources(paths.project_dir())),
+        )
+    except (OSError, ValueError, KeyError, TypeError):
+        pass  # no cache yet, or not for these sources: read the inventory
+    cluster = load_from_inventory(name)
+    try:
+        entry_text = json.dumps({"ssh": asdict(cluster.ssh), "job_vars": cluster.job_vars})
+    except (TypeError, ValueError):
+        return cluster  # a value JSON cannot keep: not cached
+    entries = dict(list(entries.items())[-(_CACHE_ENTRIES - 1) :])
+    entries[key] = json.loads(entry_text)
+    partial = cache_file.with_name(f"{cache_file.name}.{os.getpid()}")
+    try:
+        partial.write_text(json.dumps(entries), encoding="utf-8")
+        partial.replace(cache_file)
+    except OSError:
+        partial.unlink(missing_ok=True)  # a cache: the next command reads the inventory again
+    return cluster
+
+
+def load_from_inventory(name: str) -> Cluster:
+    """load() without its cache: Ansible's inventory, templated exactly as a playbook would see it."""
     inventory = Inventory()
-    defaults = paths.project_dir() / "roles" / ROLE / "defaults" / "main.yml"
+    defaults = _role_defaults()
     role_defaults = yaml.safe_load(defaults.read_text(encoding="utf-8")) or {}
     job_keys = sorted(key for key in {*role_defaults, *inventory.host_vars(name)} if key.startswith("cesres_job_"))
     values, errors = inventory.resolve(name, {}, [*job_keys, *SSH_VARIABLES], defaults)
@@ -54,39 +98,18 @@ def load(name: str) -> Cluster:
     )
 
 
-# At most this many clusters' ssh settings are cached (one per cluster and state of its sources).
-_SSH_CACHE_ENTRIES = 32
+# The clusters kept (one entry per cluster and state of its sources), in the state directory.
+CACHE_NAME = "clusters.json"
+_CACHE_ENTRIES = 32
 
 
-def ssh(name: str) -> SshTarget:
-    """The cluster's ssh settings (what status, logs, fetch and cancel need), cached in the state directory
-    while nothing they come from changed: Ansible's inventory takes ~0.4 s to load, three times the ssh call
-    of `status` itself. The key covers the inventory files, the user's settings and the environment."""
-    key = _sources_fingerprint(name)
-    cache_file = paths.state_dir() / "ssh-settings.json"
-    entries: dict[str, Any] = {}
-    try:
-        loaded = json.loads(cache_file.read_text(encoding="utf-8"))
-        entries = loaded if isinstance(loaded, dict) else {}
-        entry = entries[key]
-        return SshTarget(str(entry["host"]), entry["user"], entry["port"], tuple(entry["options"]))
-    except (OSError, ValueError, KeyError, TypeError):
-        pass  # no cache yet, or not for these sources: load the inventory
-    target = load(name).ssh
-    entries = dict(list(entries.items())[-(_SSH_CACHE_ENTRIES - 1) :])
-    entries[key] = asdict(target)
-    partial = cache_file.with_name(f"{cache_file.name}.{os.getpid()}")
-    try:
-        partial.write_text(json.dumps(entries), encoding="utf-8")
-        partial.replace(cache_file)
-    except OSError:
-        partial.unlink(missing_ok=True)  # a cache: the next command loads the inventory again
-    return target
+def _role_defaults() -> Path:
+    return paths.project_dir() / "roles" / ROLE / "defaults" / "main.yml"
 
 
 def _sources_fingerprint(name: str) -> str:
     project = paths.project_dir()
-    files: list[Path] = [userconfig.config_path()]
+    files: list[Path] = [userconfig.config_path(), _role_defaults()]
     for top in ("inventory", "group_vars"):
         files += sorted(path for path in (project / top).rglob("*") if path.is_file())
     parts = [name, str(project)]

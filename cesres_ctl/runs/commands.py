@@ -199,7 +199,7 @@ def runs(
 
 
 def _settings(run: Run) -> SshTarget:
-    return clusters.ssh(run.cluster)
+    return clusters.load(run.cluster).ssh
 
 
 def refresh(run: Run, *, tail_lines: int = 0, registry: Registry | None = None) -> remote.JobStatus:

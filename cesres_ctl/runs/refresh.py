@@ -16,7 +16,7 @@ def refresh_unfinished(registry: Registry, recorded: list[Run]) -> None:
             unfinished.setdefault(run.cluster, []).append(run)
     for name, pending in unfinished.items():
         try:
-            found = remote.statuses(clusters.ssh(name), pending)
+            found = remote.statuses(clusters.load(name).ssh, pending)
         except CesresError as exc:
             err.print(
                 f"note: could not ask {name} ({exc}); its {len(pending)} unfinished run(s) show their last known state",

@@ -449,30 +449,33 @@ def test_train_wait_backs_off_while_nothing_changes_and_starts_again_on_a_change
     assert next_poll(MAX_POLL, state_changed=True) == 1.0
 
 
-def test_the_ssh_settings_of_a_cluster_are_cached_until_their_sources_change(tmp_path, monkeypatch):
+def test_a_cluster_is_kept_until_its_sources_change(tmp_path, monkeypatch):
     from cesres_ctl.runs import cluster as clusters
 
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     monkeypatch.setenv("CESRES_CTL_CONFIG", str(tmp_path / "config.yml"))
     loads = []
-    real_load = clusters.load.__wrapped__
+    real_load = clusters.load_from_inventory
 
     def counting_load(name):
         loads.append(name)
         return real_load(name)
 
-    monkeypatch.setattr(clusters, "load", counting_load)
-    first = clusters.ssh("sandbox")
-    assert first == real_load("sandbox").ssh
-    assert clusters.ssh("sandbox") == first and loads == ["sandbox"]
-    # The user's settings change (another host): the inventory is read again (in one process Ansible's
-    # own caches may keep the old value; each cesres-ctl command is a process of its own).
+    def load(name):
+        clusters.load.cache_clear()  # each cesres-ctl command is a process of its own
+        return clusters.load(name)
+
+    monkeypatch.setattr(clusters, "load_from_inventory", counting_load)
+    first = load("sandbox")
+    again = load("sandbox")
+    assert again == first == real_load("sandbox") and loads == ["sandbox"]
+    # The user's settings change (another host): the inventory is read again.
     (tmp_path / "config.yml").write_text("clusters:\n  sandbox:\n    ansible_host: elsewhere\n")
-    clusters.ssh("sandbox")
+    load("sandbox")
     assert len(loads) == 2
     # So does the environment the inventory reads (the sandbox's root).
     monkeypatch.setenv("CESRES_SANDBOX_ROOT", str(tmp_path / "other-sandbox"))
-    clusters.ssh("sandbox")
+    load("sandbox")
+    load("sandbox")
     assert len(loads) == 3
-    clusters.ssh("sandbox")
-    assert len(loads) == 3
+    clusters.load.cache_clear()
