@@ -226,31 +226,31 @@ def write_atomically(path: Path, text: str, mode: int) -> None:
     partial.replace(path)
 
 
+def enter_store(candidate: Path, store: Path, sha256: str, mismatch: str) -> None:
+    """Move `candidate` into the store as <sha256>, read-only, if its content has that checksum; else drop it."""
+    if file_sha256(candidate) != sha256:
+        candidate.unlink()
+        raise RunError(mismatch)
+    candidate.chmod(0o440)
+    candidate.replace(store / sha256)
+
+
 def store_cluster_file(path: Path, sha256: str, store: Path) -> None:
     """Copy a data file that is on the cluster into the store (a copy, not a link: the user may edit theirs)."""
-    target = store / sha256
-    if target.exists():
+    if (store / sha256).exists():
         return
     partial = store / f"{sha256}.{os.getpid()}.partial"
     shutil.copyfile(path, partial)
-    if file_sha256(partial) != sha256:
-        partial.unlink()
-        raise RunError(f"data file {path} changed while it was copied into the store")
-    partial.chmod(0o440)
-    partial.replace(target)
+    enter_store(partial, store, sha256, f"data file {path} changed while it was copied into the store")
 
 
 def admit_incoming(store: Path, sha256: str) -> None:
     """A local data file the controller sent as <sha256>.incoming: checked against its name, then stored."""
-    target = store / sha256
     incoming = store / f"{sha256}.incoming"
-    if target.exists() or not incoming.exists():
+    if (store / sha256).exists() or not incoming.exists():
         return
-    if file_sha256(incoming) != sha256:
-        incoming.unlink()
-        raise RunError(f"a data file sent as {sha256} has another checksum (was it changed while it was sent?)")
-    incoming.chmod(0o440)
-    incoming.replace(target)
+    message = f"a data file sent as {sha256} has another checksum (was it changed while it was sent?)"
+    enter_store(incoming, store, sha256, message)
 
 
 def keeps_job(job: str, state: str) -> bool:
