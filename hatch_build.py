@@ -30,7 +30,8 @@ PROJECT = (
 # The checkout's symlinks, each copied from its target: a wheel cannot hold a symlink, and an sdist built
 # by hatchling leaves this one out (its target is in the sdist already).
 LINKS = {"inventory/group_vars": "group_vars"}
-SKIPPED_DIRS = frozenset({"__pycache__"})
+# Local outputs that a run of the demo or of the tests may leave in a checkout (.gitignore).
+SKIPPED_DIRS = frozenset({"__pycache__", "cesres-runs"})
 
 
 def project_files(root: Path) -> dict[str, str]:

@@ -72,10 +72,11 @@ class Partition:
     max_seconds: int
     gpus: int
     default: bool
+    max_jobs: int = 0  # jobs a user may run at once there (a sweep's --max-parallel); 0: not known
 
 
 def parse_partitions(raw: Mapping[str, Any] | None) -> dict[str, Partition]:
-    """`cesres_cluster_partitions` (name: {max_time, gpus, default}) as Partition objects."""
+    """`cesres_cluster_partitions` (name: {max_time, gpus, default, max_jobs}) as Partition objects."""
     partitions = {}
     for name, facts in (raw or {}).items():
         facts = facts or {}
@@ -84,6 +85,7 @@ def parse_partitions(raw: Mapping[str, Any] | None) -> dict[str, Partition]:
             max_seconds=slurm_seconds(str(facts.get("max_time", DEFAULT_MAX_TIME))),
             gpus=int(facts.get("gpus") or 0),
             default=bool(facts.get("default", False)),
+            max_jobs=int(facts.get("max_jobs") or 0),
         )
     return partitions
 
@@ -150,6 +152,20 @@ def run_id(name: str, spec_hash: str, code_version: str, cluster_sha256s: list[s
     version and the checksums of the data files that were already there."""
     digest = hashlib.sha256(":".join([spec_hash, code_version, *cluster_sha256s]).encode("utf-8")).hexdigest()
     return f"{name}-{digest[:10]}"
+
+
+# A sweep's directory: its array job script and its list of points (each point is a run of runs/).
+SWEEPS_DIR = f"{RUNS_DIR}/.sweeps"
+
+
+def sweep_dir(root: str, sweep_id: str) -> str:
+    """Where a sweep's job array is submitted from (its points are runs of their own, in runs/)."""
+    return f"{root.rstrip('/')}/{SWEEPS_DIR}/{sweep_id}"
+
+
+def sweep_id(name: str, sweep_hash: str, code_version: str, cluster_sha256s: list[str]) -> str:
+    """A sweep's id: `sweep-` and what run_id() would make of the whole sweep (never a run's id or name)."""
+    return "sweep-" + run_id(name, sweep_hash, code_version, cluster_sha256s)
 
 
 def store_dir(root: str) -> str:

@@ -18,9 +18,11 @@ from cesres_ctl.errors import CesresError
 from cesres_ctl.options import cluster_option
 from cesres_ctl.rules import SshTarget
 from cesres_ctl.runs import cluster as clusters
+from cesres_ctl.runs import compare as comparing
 from cesres_ctl.runs import plot as plots
 from cesres_ctl.runs import prune as pruning
-from cesres_ctl.runs import remote
+from cesres_ctl.runs import remote, run_options
+from cesres_ctl.runs import sweep as sweeping
 from cesres_ctl.runs.refresh import refresh_unfinished
 from cesres_ctl.runs.registry import Registry, Run
 from cesres_ctl.runs.submit import dry_run_text, prepare, submit
@@ -32,10 +34,6 @@ ClusterOption = cluster_option()
 RunClusterOption = typer.Option(None, "--cluster", "-C", help="Only look for the run on this cluster.")
 JsonOption = typer.Option(False, "--json", help="Print JSON (fields: docs/runs.md).")
 ConfigArgument = typer.Argument(..., help="CESReS config file (the model's YAML format).")
-SetOption = typer.Option(
-    [], "--set", help="Cluster path for this run: root, venv, hf_home or entry_point (KEY=VALUE); repeatable."
-)
-SbatchOption = typer.Option([], "--sbatch", help="Extra sbatch option (--option=value); repeatable.")
 DestOption = typer.Option(None, "--dest", "-d", help="Local directory (default: ./cesres-runs/RUN).")
 WaitDestOption = typer.Option(
     None, "--dest", "-d", help="With --wait: where to fetch the results (default: ./cesres-runs/RUN)."
@@ -43,13 +41,15 @@ WaitDestOption = typer.Option(
 OutputOption = typer.Option(None, "--output", "-o", help="PNG file (default: <fetched run>/training_curves.png).")
 PruneRunsArgument = typer.Argument(None, help="Only these runs (default: every recorded run of the cluster).")
 StateOption = typer.Option([], "--state", help="Only runs in this final state (e.g. FAILED); repeatable.")
+CompareArgument = typer.Argument(..., help="Runs and sweeps: their ids, prefixes, job ids or names.")
 RunArgument = typer.Argument(..., help="Run id, a unique prefix of it, its job id, or its name (latest run).")
 
 
 def register(app: typer.Typer) -> None:
     """Add the run commands to the main app."""
     app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(train)
-    for command in (runs, status, logs, fetch, cancel, plot, prune):
+    app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(sweep)
+    for command in (runs, status, logs, fetch, cancel, plot, compare, prune):
         app.command()(command)
 
 
@@ -61,17 +61,17 @@ def train(
     ctx: typer.Context,
     config: Path = ConfigArgument,
     cluster: str | None = ClusterOption,
-    partition: str | None = typer.Option(None, "--partition", "-p", help="Slurm partition."),
-    gpus: int | None = typer.Option(None, "--gpus", help="GPUs (--gres=gpu:N)."),
-    time_limit: str | None = typer.Option(None, "--time", "-t", help="Time limit, HH:MM:SS or D-HH:MM:SS."),
-    cpus: int | None = typer.Option(None, "--cpus", help="CPUs per task."),
-    mem: str | None = typer.Option(None, "--mem", help="Memory per node, e.g. 16G."),
-    account: str | None = typer.Option(None, "--account", help="Slurm account."),
-    qos: str | None = typer.Option(None, "--qos", help="Slurm QoS."),
-    mail: str | None = typer.Option(None, "--mail", help="Mail address for job notifications."),
-    sbatch: list[str] = SbatchOption,
-    settings: list[str] = SetOption,
-    name: str | None = typer.Option(None, "--name", "-n", help="Run name (default: the config file's name)."),
+    partition: str | None = run_options.Partition,
+    gpus: int | None = run_options.Gpus,
+    time_limit: str | None = run_options.Time,
+    cpus: int | None = run_options.Cpus,
+    mem: str | None = run_options.Mem,
+    account: str | None = run_options.Account,
+    qos: str | None = run_options.Qos,
+    mail: str | None = run_options.Mail,
+    sbatch: list[str] = run_options.Sbatch,
+    settings: list[str] = run_options.Set,
+    name: str | None = run_options.Name,
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the job script and the copies; submit nothing."),
     wait: bool = typer.Option(False, "--wait", "-w", help="Follow the job until it ends, then fetch its results."),
     new: bool = typer.Option(False, "--new", help="Submit a new run even if one with the same inputs exists."),
@@ -89,17 +89,7 @@ def train(
     """
     if wait and dest is not None:
         _check_fetch_dir(dest)  # before the job is submitted, not when it ends
-    overrides = {
-        "partition": partition,
-        "gpus": gpus,
-        "time": time_limit,
-        "cpus_per_task": cpus,
-        "mem": mem,
-        "account": account,
-        "qos": qos,
-        "mail_user": mail,
-        "extra_sbatch": list(sbatch) or None,
-    }
+    overrides = run_options.resources(partition, gpus, time_limit, cpus, mem, account, qos, mail, sbatch)
     prepared = prepare(
         config,
         cluster=userconfig.cluster_or_default(cluster),
@@ -143,6 +133,65 @@ def train(
         _print_json({**run.to_dict(), "submitted": outcome.submitted, "previous_job_id": outcome.previous_job_id})
 
 
+VaryOption = typer.Option([], "--vary", help="SECTION.key=VALUE,VALUE,…: one axis of the grid; repeatable.")
+VaryFileOption = typer.Option(None, "--vary-file", help="YAML: {SECTION.key: [values]}, more axes.")
+
+
+def sweep(
+    ctx: typer.Context,
+    config: Path = ConfigArgument,
+    vary: list[str] = VaryOption,
+    vary_file: Path | None = VaryFileOption,
+    cluster: str | None = ClusterOption,
+    partition: str | None = run_options.Partition,
+    gpus: int | None = run_options.Gpus,
+    time_limit: str | None = run_options.Time,
+    cpus: int | None = run_options.Cpus,
+    mem: str | None = run_options.Mem,
+    account: str | None = run_options.Account,
+    qos: str | None = run_options.Qos,
+    mail: str | None = run_options.Mail,
+    sbatch: list[str] = run_options.Sbatch,
+    settings: list[str] = run_options.Set,
+    name: str | None = run_options.Name,
+    max_parallel: int | None = typer.Option(None, "--max-parallel", help="At most K points at once (%K)."),
+    max_points: int = typer.Option(sweeping.DEFAULT_MAX_POINTS, "--max-points", help="Refuse larger grids."),
+    new: bool = typer.Option(False, "--new", help="Submit a new sweep even if the same one exists."),
+    retry_failed: bool = typer.Option(
+        False, "--retry-failed", help="Submit again only the points whose job failed or timed out."
+    ),
+    as_json: bool = JsonOption,
+) -> None:
+    """Train a grid of variants of a config as one Slurm job array; model options go after `--`.
+
+    Each point is a run of its own (`runs --sweep ID`). The same sweep again is the existing one.
+    """
+    axes = sweeping.parse_vary(list(vary)) + (sweeping.parse_vary_file(vary_file) if vary_file else [])
+    prepared = sweeping.prepare(
+        config,
+        axes,
+        cluster=userconfig.cluster_or_default(cluster),
+        name=name,
+        overrides=run_options.resources(partition, gpus, time_limit, cpus, mem, account, qos, mail, sbatch),
+        model_args=list(ctx.args),
+        new=new,
+        settings=list(settings),
+        max_parallel=max_parallel,
+        max_points=max_points,
+        retry_failed=retry_failed,
+    )
+    report = sweeping.submit(prepared, quiet=as_json)
+    if as_json:
+        _print_json(report)
+        return
+    submitted = set(report["submitted"])
+    verb = f"submitted {len(submitted)} point(s) as job {report['array_job_id']}" if submitted else "already submitted"
+    out.print(f"sweep {report['sweep_id']} on {report['cluster']}: {verb}", markup=False, soft_wrap=True)
+    for point in report["points"]:
+        line = f"  {point['run_id']} [{sweeping.describe(point['values'])}] job {point['job_id']}: {point['state']}"
+        out.print(line, markup=False, soft_wrap=True)
+
+
 def _interrupted(run: Run, *, cancel_job: bool) -> str:
     """Ctrl-C while following a job: the job itself runs on unless asked; say where it is and what next."""
     registry = Registry()
@@ -167,12 +216,22 @@ def runs(
     cluster: str | None = RunClusterOption,
     as_json: bool = JsonOption,
     no_refresh: bool = typer.Option(False, "--no-refresh", help="Show the recorded states without asking."),
+    sweep: str | None = typer.Option(None, "--sweep", help="Only the points of this sweep (its id or a prefix)."),
 ) -> None:
     """List the recorded runs; the states of unfinished ones are asked of their clusters first."""
     registry = Registry()
+
+    def chosen() -> list[Run]:
+        if sweep is None:
+            return registry.list(cluster)
+        points = registry.sweep(sweep, cluster)
+        if not points:
+            raise CesresError(f"no sweep {sweep!r} in the registry: see `cesres-ctl runs`")
+        return points
+
     if not no_refresh:
-        refresh_unfinished(registry, registry.list(cluster))
-    recorded = registry.list(cluster)
+        refresh_unfinished(registry, chosen())
+    recorded = chosen()
     if as_json:
         _print_json([run.to_dict() for run in recorded])
         return
@@ -180,7 +239,8 @@ def runs(
         out.print("no runs recorded yet: cesres-ctl train CONFIG.yaml", markup=False, soft_wrap=True)
         return
     table = Table(box=None, pad_edge=False)
-    for column in ("RUN", "CLUSTER", "JOB", "STATE", "EXIT", "SUBMITTED", "PARTITION", "GPUS", "TIME"):
+    columns = ("RUN", "CLUSTER", "JOB", "STATE", "EXIT", "SUBMITTED", "PARTITION", "GPUS", "TIME")
+    for column in (*columns, "POINT") if sweep else columns:
         table.add_column(column, no_wrap=True)
     for run in recorded:
         res = run.resources
@@ -194,6 +254,7 @@ def runs(
             str(res.get("partition", "")),
             str(res.get("gpus", "")),
             str(res.get("time", "")),
+            *([sweeping.describe(run.point)] if sweep else []),
         )
     out.print(table)
 
@@ -216,30 +277,50 @@ def refresh(run: Run, *, tail_lines: int = 0, registry: Registry | None = None) 
 
 
 def status(run_ref: str = RunArgument, cluster: str | None = RunClusterOption, as_json: bool = JsonOption) -> None:
-    """State of a run's job: squeue, then sacct (after squeue forgot it); final only when terminal."""
+    """State of a run's job (or of every point of a sweep): squeue, then sacct; final only when terminal."""
     registry = Registry()
-    run = registry.find(run_ref, cluster)
-    job = refresh(run, registry=registry)
-    if as_json:
-        _print_json(
-            {
-                "run_id": run.run_id,
-                "cluster": run.cluster,
-                "job_id": run.job_id,
-                "state": job.state,
-                "final": job.final,
-                "reason": job.reason,
-                "elapsed": job.elapsed,
-                "time_limit": job.time_limit,
-                "exit_code": job.exit_code,
-                "source": job.source,
-                "remote_dir": run.remote_dir,
-                "log": run.log_path,
-            }
-        )
+    points = registry.sweep(run_ref, cluster)
+    if not points:
+        run = registry.find(run_ref, cluster)
+        job = refresh(run, registry=registry)
+        if as_json:
+            _print_json(_status_dict(run, job))
+            return
+        out.print(f"{run.run_id} (job {run.job_id} on {run.cluster}): {_describe(job)}", markup=False, soft_wrap=True)
+        out.print(f"log: {run.cluster}:{run.log_path}", markup=False, soft_wrap=True)
         return
-    out.print(f"{run.run_id} (job {run.job_id} on {run.cluster}): {_describe(job)}", markup=False, soft_wrap=True)
-    out.print(f"log: {run.cluster}:{run.log_path}", markup=False, soft_wrap=True)
+    # A sweep: one ssh call for all its unfinished points.
+    refresh_unfinished(registry, points)
+    points = [registry.get(run.cluster, run.run_id) or run for run in points]
+    if as_json:
+        _print_json([_status_dict(run, _recorded(run)) for run in points])
+        return
+    for run in points:
+        line = f"{run.run_id} [{sweeping.describe(run.point)}] (job {run.job_id}): {_describe(_recorded(run))}"
+        out.print(line, markup=False, soft_wrap=True)
+
+
+def _recorded(run: Run) -> remote.JobStatus:
+    return remote.JobStatus(run.state, run.reason, run.elapsed, "", run.exit_code, "registry")
+
+
+def _status_dict(run: Run, job: remote.JobStatus) -> dict[str, Any]:
+    return {
+        "run_id": run.run_id,
+        "cluster": run.cluster,
+        "job_id": run.job_id,
+        "state": job.state,
+        "final": job.final,
+        "reason": job.reason,
+        "elapsed": job.elapsed,
+        "time_limit": job.time_limit,
+        "exit_code": job.exit_code,
+        "source": job.source,
+        "remote_dir": run.remote_dir,
+        "log": run.log_path,
+        "sweep_id": run.sweep_id,
+        "values": run.point,
+    }
 
 
 def _describe(job: remote.JobStatus) -> str:
@@ -264,8 +345,19 @@ def logs(
     lines: int | None = typer.Option(None, "--lines", "-n", help="Only the last N lines."),
     cluster: str | None = RunClusterOption,
 ) -> None:
-    """Print the job's Slurm log (stdout and stderr of the job), or follow it."""
-    run = Registry().find(run_ref, cluster)
+    """Print the job's Slurm log (stdout and stderr of the job), or follow it; of a sweep, each point's."""
+    registry = Registry()
+    points = registry.sweep(run_ref, cluster)
+    if points and follow:
+        raise CesresError("--follow takes one run: give the run id of one point of the sweep")
+    for run in points or [registry.find(run_ref, cluster)]:
+        if points:
+            out.print(f"== {run.run_id} [{sweeping.describe(run.point)}]", markup=False, soft_wrap=True)
+            sys.stdout.flush()
+        _print_log(run, follow=follow, lines=lines)
+
+
+def _print_log(run: Run, *, follow: bool, lines: int | None) -> None:
     argv = remote.logs_argv(_settings(run), run, follow=follow, lines=lines)
     try:
         # The log streams to stdout; ssh's own complaints are kept for a one-line error.
@@ -303,8 +395,22 @@ def fetch(
     cluster: str | None = RunClusterOption,
     as_json: bool = JsonOption,
 ) -> None:
-    """Bring results/ and the Slurm log back (rsync: only what changed moves)."""
-    run = Registry().find(run_ref, cluster)
+    """Bring results/ and the Slurm log back (rsync: only what changed moves); of every point of a sweep,
+    each into its own directory (under --dest if given)."""
+    registry = Registry()
+    points = registry.sweep(run_ref, cluster)
+    if points:
+        fetched = [
+            {"run_id": run.run_id, "dest": str(_fetch(run, dest / run.run_id if dest else None, quiet=as_json))}
+            for run in points
+        ]
+        if as_json:
+            _print_json(fetched)
+        else:
+            for item in fetched:
+                out.print(item["dest"], markup=False, soft_wrap=True)
+        return
+    run = registry.find(run_ref, cluster)
     target = _fetch(run, dest, quiet=as_json)
     if as_json:
         _print_json({"run_id": run.run_id, "dest": str(target)})
@@ -313,8 +419,24 @@ def fetch(
 
 
 def cancel(run_ref: str = RunArgument, cluster: str | None = RunClusterOption, as_json: bool = JsonOption) -> None:
-    """Cancel the run's job (scancel) and record it."""
+    """Cancel the run's job (scancel) and record it; of a sweep, every point that has not ended."""
     registry = Registry()
+    points = registry.sweep(run_ref, cluster)
+    if points:
+        live = [run for run in points if not run.final]
+        if not live:
+            raise CesresError(f"every point of sweep {points[0].sweep_id} already ended: nothing to cancel")
+        results = [
+            {"run_id": run.run_id, "job_id": run.job_id, "state": state, "cancelled": state == "CANCELLED"}
+            for run in live
+            for state in [_cancel(run, registry)]
+        ]
+        if as_json:
+            _print_json(results)
+        else:
+            for item in results:
+                out.print(f"{item['run_id']} (job {item['job_id']}): {item['state']}", markup=False, soft_wrap=True)
+        return
     run = registry.find(run_ref, cluster)
     if run.final:
         raise CesresError(f"{run.run_id} already ended ({run.state}): nothing to cancel")
@@ -353,15 +475,84 @@ def plot(
     output: Path | None = OutputOption,
     no_fetch: bool = typer.Option(False, "--no-fetch", help="Use the results fetched earlier as they are."),
     cluster: str | None = RunClusterOption,
+    as_json: bool = JsonOption,
 ) -> None:
-    """Write a PNG of the training curves (loss and metrics per epoch)."""
-    run = Registry().find(run_ref, cluster)
+    """Write a PNG of the training curves (loss and metrics per epoch); of a sweep, every point's
+    validation loss overlaid and the final F-score against each varied value."""
+    registry = Registry()
     if output is not None:
         plots.check_output(output)  # before the fetch
-    local = Path(run.local_dir) if no_fetch and run.local_dir else _fetch(run, None)
-    target = output or local / "training_curves.png"
-    plots.plot(local / "results", target, f"{run.run_id} ({run.cluster}, job {run.job_id})")
-    out.print(str(target), markup=False, soft_wrap=True)
+    points = registry.sweep(run_ref, cluster)
+    if points:
+        rows = _rows(points, no_fetch=no_fetch)
+        data = comparing.sweep_plot_data(rows)
+        target = output or DEFAULT_FETCH_ROOT / f"{points[0].sweep_id}.png"
+        comparing.plot_sweep(data, target, f"{points[0].sweep_id} ({points[0].cluster}, {len(points)} points)")
+    else:
+        run = registry.find(run_ref, cluster)
+        local = Path(run.local_dir) if no_fetch and run.local_dir else _fetch(run, None, quiet=as_json)
+        target = output or local / "training_curves.png"
+        plots.plot(local / "results", target, f"{run.run_id} ({run.cluster}, job {run.job_id})")
+        data = {}
+    if as_json:
+        _print_json({"output": str(target), **data})
+    else:
+        out.print(str(target), markup=False, soft_wrap=True)
+
+
+def compare(
+    refs: list[str] = CompareArgument,
+    cluster: str | None = RunClusterOption,
+    sort: str | None = typer.Option(None, "--sort", help=f"Best first by: {', '.join(comparing.METRICS)}."),
+    no_fetch: bool = typer.Option(False, "--no-fetch", help="Use the results fetched earlier as they are."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Compare runs and sweeps side by side: varied values, best epoch, validation and test metrics."""
+    registry = Registry()
+    chosen: list[Run] = []
+    for ref in refs:
+        for run in registry.sweep(ref, cluster) or [registry.find(ref, cluster)]:
+            if run not in chosen:
+                chosen.append(run)
+    refresh_unfinished(registry, chosen)
+    chosen = [registry.get(run.cluster, run.run_id) or run for run in chosen]
+    rows = comparing.sort_rows(_rows(chosen, no_fetch=no_fetch, quiet=True), sort)
+    if as_json:
+        _print_json(rows)
+        return
+    table = Table(box=None, pad_edge=False)
+    for column in ("RUN", "VALUES", "STATE", "EPOCHS", "BEST", "VAL LOSS", "VAL F1", "TEST LOSS", "TEST F1", "ELAPSED"):
+        table.add_column(column, no_wrap=True)
+    for item in rows:
+        table.add_row(
+            item["run_id"],
+            comparing.label(item["values"]),
+            item["state"],
+            str(item["epochs"]),
+            _cell(item["best_epoch"]),
+            _cell(item["best_validation_loss"]),
+            _cell(item["best_validation_fscore"]),
+            _cell(item.get("test_loss")),
+            _cell(item.get("test_fscore")),
+            item["elapsed"],
+        )
+    out.print(table)
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return "" if value is None else str(value)
+
+
+def _rows(runs_: list[Run], *, no_fetch: bool, quiet: bool = True) -> list[dict[str, Any]]:
+    """compare's rows, fetching each run's results unless they were fetched after it ended (or --no-fetch)."""
+    rows = []
+    for run in runs_:
+        fetched = run.local_dir and (no_fetch or pruning.fetched_after_the_end(run))
+        local = Path(run.local_dir) if fetched else _fetch(run, None, quiet=quiet)
+        rows.append(comparing.row(run, local / "results"))
+    return rows
 
 
 # train --wait: the first poll after 1 s (a short job), then 1.5 times longer each time the job's state

@@ -6,9 +6,11 @@ current directory, then to the config file's directory), or files already on the
 `cluster:PATH` (PATH absolute, `~/...`, or relative to the CESReS checkout, cesres_root).
 """
 
+import difflib
 import hashlib
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -102,18 +104,27 @@ def check_text(value: str, what: str) -> str:
 
 
 def load(
-    path: Path, *, cwd: Path | None = None, options: dict[str, Any] | None = None, gpus: int | None = None
+    path: Path,
+    *,
+    cwd: Path | None = None,
+    options: dict[str, Any] | None = None,
+    gpus: int | None = None,
+    values: Mapping[str, Any] | None = None,
 ) -> RunConfig:
     """Read, check and rewrite a CESReS configuration; every error is one line, before any ssh.
 
     options: CONFIG keys from the model options (see options_from_args), written into the rewritten
     CONFIG over the file's values. gpus: the GPUs the job gets; CONFIG.device follows it (None: unknown).
+    values: {"SECTION.key[.key…]": value} set in the configuration before it is checked (a sweep's point;
+    see set_value).
     """
     path = Path(path)
     text = _read(path)
     data = _parse(text, path)
     if not isinstance(data, dict):
         raise CesresError(f"config file {path} must be a YAML mapping with the sections {', '.join(SECTIONS)}")
+    for dotted, value in (values or {}).items():
+        set_value(data, dotted, value, path)
     missing = [section for section in SECTIONS if section not in data]
     if missing:
         raise CesresError(f"config file {path} lacks the section(s) {', '.join(missing)}")
@@ -173,6 +184,39 @@ def load(
         rewritten_text=rewritten_text,
         models=models,
     )
+
+
+def set_value(data: dict[str, Any], dotted: str, value: Any, path: Path) -> None:
+    """Set an existing key of the configuration, `SECTION.key[.key…]`, to a value of the same type (an int
+    where a float is, too): a typo or a value of another kind is an error naming it, never a new key."""
+    parts = dotted.split(".")
+    if len(parts) < 2 or parts[0] not in SECTIONS:
+        raise CesresError(f"{dotted}: give SECTION.key with SECTION one of {', '.join(SECTIONS)}")
+    node: Any = data
+    for depth, part in enumerate(parts):
+        if not isinstance(node, dict) or part not in node:
+            known = sorted(node) if isinstance(node, dict) else []
+            hint = difflib.get_close_matches(part, known, n=1)
+            where = ".".join(parts[:depth]) or "the config"
+            suggestion = f" (did you mean {hint[0]}?)" if hint else ""
+            raise CesresError(f"{dotted}: {where} in {path.name} has no key {part}{suggestion}")
+        if depth < len(parts) - 1:
+            node = node[part]
+    current = node[parts[-1]]
+    if not _same_kind(current, value):
+        theirs = f"the config's {current!r} ({type(current).__name__})"
+        raise CesresError(f"{dotted}: {value!r} ({type(value).__name__}) is not of the kind of {theirs}")
+    node[parts[-1]] = value
+
+
+def _same_kind(current: object, value: object) -> bool:
+    if isinstance(current, bool) or isinstance(value, bool):
+        return isinstance(current, bool) and isinstance(value, bool)
+    if isinstance(current, float):
+        return isinstance(value, int | float)
+    if current is None:
+        return not isinstance(value, dict | list)
+    return isinstance(value, type(current))
 
 
 def _read(path: Path) -> str:

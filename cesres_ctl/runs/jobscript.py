@@ -29,7 +29,9 @@ def render(variables: Mapping[str, Any]) -> str:
     from ansible.template import Templar, trust_as_template
 
     source = paths.project_dir().joinpath(*TEMPLATE).read_text(encoding="utf-8")
-    all_vars = {"ansible_managed": "Ansible managed", **role_constants(), **variables}
+    # A job array only for a sweep's points (the role derives it from cesres_job_points the same way).
+    array = {"__cesres_job_array": bool(variables.get("cesres_job_points"))}
+    all_vars = {"ansible_managed": "Ansible managed", **role_constants(), **array, **variables}
     templar = Templar(loader=DataLoader(), variables=all_vars)
     try:
         # The same call as the template action (trim_blocks on, no backslash escaping).

@@ -4,6 +4,7 @@ Several cesres-ctl processes may use it at once (a `train --wait` in one termina
 another): WAL journal, a busy timeout, and every write in a BEGIN IMMEDIATE transaction.
 """
 
+import builtins
 import json
 import sqlite3
 import time
@@ -17,7 +18,7 @@ from typing import Any
 from cesres_ctl import paths, rules
 from cesres_ctl.errors import CesresError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 BUSY_TIMEOUT_MS = 15000
 # The shortest run id prefix `find` accepts.
 MIN_PREFIX = 4
@@ -39,10 +40,21 @@ CREATE TABLE IF NOT EXISTS runs (
     updated_at TEXT NOT NULL,
     local_dir TEXT NOT NULL DEFAULT '',
     jobs TEXT NOT NULL DEFAULT '[]',
+    sweep_id TEXT NOT NULL DEFAULT '',
+    point TEXT NOT NULL DEFAULT '{}',
+    point_index INTEGER NOT NULL DEFAULT -1,
     PRIMARY KEY (cluster, run_id)
 );
 CREATE INDEX IF NOT EXISTS runs_submitted ON runs (submitted_at);
 """
+# What each schema version adds to the one before (a registry of an older cesres-ctl is upgraded in place).
+_MIGRATIONS = {
+    2: (
+        "ALTER TABLE runs ADD COLUMN sweep_id TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE runs ADD COLUMN point TEXT NOT NULL DEFAULT '{}'",
+        "ALTER TABLE runs ADD COLUMN point_index INTEGER NOT NULL DEFAULT -1",
+    ),
+}
 
 
 def now() -> str:
@@ -67,6 +79,9 @@ class Run:
     updated_at: str = ""
     local_dir: str = ""
     jobs: list[str] = field(default_factory=list)
+    sweep_id: str = ""  # the sweep this run is a point of ("" for a run of its own)
+    point: dict[str, Any] = field(default_factory=dict)  # the point's values, {"SECTION.key": value}
+    point_index: int = -1  # its place in the sweep's grid (its array task)
 
     @property
     def final(self) -> bool:
@@ -87,6 +102,7 @@ def _row_to_run(row: sqlite3.Row) -> Run:
     data = dict(row)
     data["resources"] = json.loads(data.get("resources") or "{}")
     data["jobs"] = json.loads(data.get("jobs") or "[]")
+    data["point"] = json.loads(data.get("point") or "{}")
     return Run(**data)
 
 
@@ -162,6 +178,12 @@ class Registry:
             conn.execute("PRAGMA synchronous = NORMAL")
             if conn.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
                 conn.execute("BEGIN IMMEDIATE")
+                version = conn.execute("PRAGMA user_version").fetchone()[0]
+                exists = conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'runs'").fetchone()
+                if exists:
+                    for step in range(max(version, 1) + 1, SCHEMA_VERSION + 1):
+                        for statement in _MIGRATIONS[step]:
+                            conn.execute(statement)
                 for statement in filter(None, (s.strip() for s in _SCHEMA.split(";"))):
                     conn.execute(statement)
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
@@ -215,6 +237,7 @@ class Registry:
             data.pop("log")
             data["resources"] = json.dumps(run.resources, sort_keys=True)
             data["jobs"] = json.dumps(run.jobs)
+            data["point"] = json.dumps(run.point)
             columns = ", ".join(data)
             placeholders = ", ".join(f":{key}" for key in data)
             conn.execute(f"INSERT OR REPLACE INTO runs ({columns}) VALUES ({placeholders})", data)  # noqa: S608
@@ -247,6 +270,19 @@ class Registry:
         with self._connect() as conn:
             row = conn.execute("SELECT * FROM runs WHERE cluster = ? AND run_id = ?", (cluster, run_id)).fetchone()
         return _row_to_run(row) if row else None
+
+    def sweep(self, ref: str, cluster: str | None = None) -> "builtins.list[Run]":
+        """The points of a sweep, by its id or a unique prefix of it (MIN_PREFIX characters or more), in the
+        order of the grid; [] when `ref` names no sweep."""
+        if len(ref.strip()) < MIN_PREFIX:
+            return []
+        points = [run for run in self.list(cluster) if run.sweep_id]
+        ids = {run.sweep_id for run in points if run.sweep_id == ref} or {
+            run.sweep_id for run in points if run.sweep_id.startswith(ref)
+        }
+        if len(ids) > 1:
+            raise CesresError(f"{ref!r} matches several sweeps ({', '.join(sorted(ids)[:5])}): give the full sweep id")
+        return sorted((run for run in points if run.sweep_id in ids), key=lambda run: run.point_index)
 
     def find(self, ref: str, cluster: str | None = None) -> Run:
         """A run by id, unique id prefix (MIN_PREFIX characters or more), job id, or name (the latest run

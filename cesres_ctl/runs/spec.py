@@ -59,8 +59,8 @@ class RunSpec:
         variables: dict[str, Any] = {
             "cesres_job_name": self.name,
             "cesres_job_spec_hash": self.spec_hash(),
-            "cesres_job_config_b64": _b64(self.config.rewritten_text),
-            "cesres_job_submitted_config_b64": _b64(self.config.original_text),
+            "cesres_job_config_b64": b64(self.config.rewritten_text),
+            "cesres_job_submitted_config_b64": b64(self.config.original_text),
             "cesres_job_inputs": inputs,
             "cesres_job_models": list(self.config.models),
             **self.resources.extravars(),
@@ -94,7 +94,7 @@ def new_nonce() -> str:
     return secrets.token_hex(8)
 
 
-def _b64(text: str) -> str:
+def b64(text: str) -> str:
     return base64.b64encode(text.encode("utf-8")).decode("ascii")
 
 

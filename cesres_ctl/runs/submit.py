@@ -122,8 +122,17 @@ def submit(
         config=str(run_spec.config.path),
         resources=run_spec.resources.to_dict(),
     )
+    run = keep_or_fail(registry, run)
+    return Outcome(
+        run=run, submitted=bool(report.get("submitted")), previous_job_id=str(report.get("previous_job_id") or "")
+    )
+
+
+def keep_or_fail(registry: Registry, run: Run) -> Run:
+    """Record a submitted run; if the registry will not take it, keep it for the next command (unrecorded/)
+    and fail naming its job, which must never be lost."""
     try:
-        run = registry.record_submission(run)
+        return registry.record_submission(run)
     except CesresError as exc:
         lost = f"job {run.job_id} of run {run.run_id} was submitted on {run.cluster} but not recorded ({exc})"
         try:
@@ -131,6 +140,3 @@ def submit(
         except OSError:
             raise CesresError(f"{lost}; train with the same inputs records it again") from None
         raise CesresError(f"{lost}; kept in {kept}, the next cesres-ctl command records it") from None
-    return Outcome(
-        run=run, submitted=bool(report.get("submitted")), previous_job_id=str(report.get("previous_job_id") or "")
-    )

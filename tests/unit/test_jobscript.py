@@ -86,7 +86,7 @@ def job(tmp_path):
     scratch = tmp_path / "scratch"
     scratch.mkdir()
 
-    def start(mode="ok", run_env=None, **overrides):
+    def start(mode="ok", run_env=None, extra_env=None, **overrides):
         script = run_dir / "job.sbatch"
         script.write_text(jobscript.render(variables(tmp_path, **overrides)))
         # What cesres_run writes on the cluster next to it, by the same rule.
@@ -106,6 +106,7 @@ def job(tmp_path):
             "FAKE_MPIRUN_LOG": str(tmp_path / "mpirun.log"),
             # Lmod's `module` is a shell function of login shells; here a stub that logs its arguments.
             "BASH_FUNC_module%%": f'() {{ printf "%s\\n" "$*" >> {tmp_path}/module.log; }}',
+            **(extra_env or {}),
         }
         return subprocess.Popen(
             ["bash", str(script)], cwd=run_dir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
@@ -162,6 +163,25 @@ def test_no_gpu_line_on_a_cpu_partition_and_optional_lines(tmp_path):
         "#SBATCH --exclusive",
     ):
         assert line in text
+
+
+def test_an_array_task_runs_the_point_of_its_index_and_logs_there(job, tmp_path):
+    # A sweep's job array: submitted from the sweep's directory, whose `points` lists the points' run
+    # directories; task 1 is the second point (the fixture's run directory).
+    sweep_dir = tmp_path / "sweep"
+    sweep_dir.mkdir()
+    (sweep_dir / "points").write_text(f"{tmp_path / 'other-point'}\n{job.run_dir}\n")
+    points = [{"spec_hash": "0" * 64, "config_b64": ""}] * 2
+    env = {"SLURM_SUBMIT_DIR": str(sweep_dir), "SLURM_ARRAY_TASK_ID": "1", "SLURM_ARRAY_JOB_ID": "42"}
+    proc = job(extra_env=env, cesres_job_points=points)
+    output, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, output
+    assert (job.run_dir / "results" / "metrics.json").is_file()
+    assert (job.run_dir / "exit_code").read_text() == "0\n"
+    log = (job.run_dir / "slurm-42_1.out").read_text()
+    assert "cesres-job: exit code 0" in log
+    assert "#SBATCH --output=slurm-%A_%a.out" in (job.run_dir / "job.sbatch").read_text()
+    assert not (tmp_path / "other-point").exists()
 
 
 def test_success_copies_results_back_and_removes_scratch(job):

@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import time
+from base64 import b64decode
 from pathlib import Path
 from typing import IO, Any
 
@@ -36,6 +37,8 @@ from ansible.module_utils.cesres_rules import (
     run_env_text,
     run_id,
     store_dir,
+    sweep_dir,
+    sweep_id,
 )
 
 DOCUMENTATION = r"""
@@ -113,6 +116,29 @@ options:
     type: list
     elements: dict
     default: []
+  points:
+    description:
+      - A sweep (issue 10): one C({spec_hash, config_b64}) per point of the grid. Each point is a run of its own
+        (run id, directory, config, results); one sbatch submits them as a job array from the sweep's
+        directory C(<root>/runs/.sweeps/<sweep id>/), whose C(points) file lists the points' run directories
+        (array task i runs line i+1). I(spec_hash) and I(config) are then unused.
+    type: list
+    elements: dict
+    default: []
+  sweep_hash:
+    description: Digest of the whole sweep (its points), for the sweep id.
+    type: str
+    default: ""
+  max_parallel:
+    description: At most this many points run at once (sbatch --array=...%K); 0 for no limit.
+    type: int
+    default: 0
+  retry_failed:
+    description:
+      - For a sweep that exists: submit again only its points whose job ended without completing. Without
+        it, the same sweep again is the existing one (nothing submitted).
+    type: bool
+    default: false
 author: cesres-ctl
 """
 
@@ -169,6 +195,15 @@ store:
   description: The store directory on the cluster.
   type: str
   returned: always
+sweep_id:
+  description: The sweep's id (a sweep only).
+  type: str
+  returned: with points
+points:
+  description: Each point's run_id, run_dir, job_id (<array job>_<index>), state, submitted, previous_job_id.
+  type: list
+  elements: dict
+  returned: with points
 """
 
 LOCK_WAIT = 120  # seconds another submission of the same run may hold the lock
@@ -267,6 +302,8 @@ class Run:
         self.params: dict[str, Any] = module.params
         self.cluster_inputs = [dict(item) for item in self.params["inputs"] if item.get("cluster_path")]
         self.local_inputs = [item["sha256"] for item in self.params["inputs"] if not item.get("cluster_path")]
+        # A sweep: several points (configs), one job array; else one run of one config, one job.
+        self.sweep = bool(self.params["points"])
         self.version = ""
 
     def resolve_paths(self) -> None:
@@ -318,9 +355,10 @@ class Run:
                 errors.append(f"data file cluster:{item['cluster_path']} not found on the cluster ({item['path']})")
         return errors
 
-    def stage_and_submit(self, directory: Path, identifier: str, job: str) -> tuple[str, str]:
-        """Under the run's lock: the run's files, its data links, then sbatch. Returns (job, previous job)."""
+    def stage(self, point: dict[str, Any], job: str) -> str:
+        """Write one run directory (its files, its data links); returns the job it replaces ("" if none)."""
         p = self.params
+        directory = point["dir"]
         previous = ""
         if job:
             # It ended without completing: keep what it left, submit again.
@@ -336,26 +374,39 @@ class Run:
             link.unlink(missing_ok=True)
             os.link(self.store / item["sha256"], link)
         values = {
-            "run_id": identifier,
+            "run_id": point["run_id"],
             "code_dir": str(self.root),
             "venv": str(self.venv),
             "hf_home": str(self.hf_home),
         }
         write_atomically(directory / RUN_ENV_FILE, run_env_text(values), 0o640)
-        write_atomically(directory / "config.yaml", p["config"], 0o640)
+        write_atomically(directory / "config.yaml", point["config"], 0o640)
         if p["submitted_config"]:
             write_atomically(directory / "config.submitted.yaml", p["submitted_config"], 0o640)
-        write_atomically(directory / "job.sbatch", p["job_script"], 0o750)
+        if not self.sweep:
+            write_atomically(directory / "job.sbatch", p["job_script"], 0o750)
+        return previous
+
+    @staticmethod
+    def sbatch(cwd: Path, *options: str) -> str:
         done = subprocess.run(
-            ["sbatch", "--parsable", "job.sbatch"], cwd=directory, capture_output=True, text=True, timeout=300
+            ["sbatch", "--parsable", *options, "job.sbatch"], cwd=cwd, capture_output=True, text=True, timeout=300
         )
         if done.returncode != 0:
             raise RunError(f"sbatch refused the job: {' '.join((done.stderr or done.stdout).split())}")
-        job = done.stdout.strip().split("\n")[-1].split(";")[0].strip()
-        write_atomically(directory / JOBID_FILE, job + "\n", 0o640)
-        with (directory / "jobs").open("a", encoding="utf-8") as handle:
-            handle.write(job + "\n")
-        return job, previous
+        return done.stdout.strip().split("\n")[-1].split(";")[0].strip()
+
+    def to_submit(self, points: list[dict[str, Any]]) -> list[int]:
+        """The points to (re)submit, by index. A run is submitted again when its job ended without
+        completing; a sweep only with retry_failed (else the same sweep again is the existing one)."""
+        if self.sweep and not self.params["retry_failed"] and any(point["job_id"] for point in points):
+            return [index for index, point in enumerate(points) if not point["job_id"]]
+        return [index for index, point in enumerate(points) if not keeps_job(point["job_id"], point["state"])]
+
+    def read_jobs(self, points: list[dict[str, Any]]) -> None:
+        for point in points:
+            point["job_id"] = first_line(point["dir"] / JOBID_FILE)
+            point["state"] = slurm_state(point["job_id"], point["dir"]) if point["job_id"] else ""
 
     def main(self) -> dict[str, Any]:
         p = self.params
@@ -363,53 +414,101 @@ class Run:
         errors = self.check()
         if errors:
             raise RunError("; ".join(errors))
-        identifier = run_id(p["name"], p["spec_hash"], self.version, [i["sha256"] for i in self.cluster_inputs])
-        directory = Path(run_dir(str(self.root), identifier))
-        result: dict[str, Any] = {
-            "run_id": identifier,
-            "run_dir": str(directory),
-            "code_version": self.version,
-            "store": str(self.store),
-            "job_id": "",
-            "state": "",
-            "submitted": False,
-            "previous_job_id": "",
-            "missing": [],
-            "changed": False,
-        }
-        job = first_line(directory / JOBID_FILE)
-        state = slurm_state(job, directory) if job else ""
-        result.update(job_id=job, state=state)
-        if keeps_job(job, state):
-            return result
-        for sha256 in self.local_inputs:
-            admit_incoming(self.store, sha256)
-        result["missing"] = sorted({sha256 for sha256 in self.local_inputs if not (self.store / sha256).exists()})
-        if self.module.check_mode:
-            return dict(result, changed=True)
+        cluster_sums = [i["sha256"] for i in self.cluster_inputs]
+        given = [(point["spec_hash"], b64decode(point["config_b64"]).decode("utf-8")) for point in p["points"]]
+        points = []
+        for spec_hash, config in given or [(p["spec_hash"], p["config"])]:
+            identifier = run_id(p["name"], spec_hash, self.version, cluster_sums)
+            points.append({"run_id": identifier, "dir": Path(run_dir(str(self.root), identifier)), "config": config})
+        result: dict[str, Any] = {"code_version": self.version, "store": str(self.store), "missing": []}
+        if self.sweep:
+            identifier = sweep_id(p["name"], p["sweep_hash"], self.version, cluster_sums)
+            lock_dir = Path(sweep_dir(str(self.root), identifier))
+            result.update(sweep_id=identifier, sweep_dir=str(lock_dir))
+        else:
+            lock_dir = points[0]["dir"]
+        self.read_jobs(points)
+        todo = self.to_submit(points)
+        if todo:
+            for sha256 in self.local_inputs:
+                admit_incoming(self.store, sha256)
+            result["missing"] = sorted({sha for sha in self.local_inputs if not (self.store / sha).exists()})
+        if not todo or self.module.check_mode:
+            return self.outcome(result, points, submitted=[], previous={}, changed=bool(todo))
         self.store.mkdir(mode=0o750, parents=True, exist_ok=True)
         if result["missing"]:
-            return result  # the caller sends them, then calls again
+            return self.outcome(result, points, submitted=[], previous={}, changed=False)
         for item in self.cluster_inputs:
             store_cluster_file(item["path"], item["sha256"], self.store)
-        created = not directory.is_dir()
-        directory.mkdir(mode=0o750, parents=True, exist_ok=True)
+        created = [point["dir"] for point in points if not point["dir"].is_dir()]
+        if not lock_dir.is_dir():
+            created.append(lock_dir)
+        lock_dir.mkdir(mode=0o750, parents=True, exist_ok=True)
+        previous: dict[int, str] = {}
         try:
-            with (directory / ".submit.lock").open("a", encoding="utf-8") as lock:
-                self._lock(lock, directory)
-                # Another cesres-ctl may have submitted this run while we waited for the lock.
-                job = first_line(directory / JOBID_FILE)
-                state = slurm_state(job, directory) if job else ""
-                if keeps_job(job, state):
-                    return dict(result, job_id=job, state=state)
-                job, previous = self.stage_and_submit(directory, identifier, job)
+            with (lock_dir / ".submit.lock").open("a", encoding="utf-8") as lock:
+                self._lock(lock, lock_dir)
+                # Another cesres-ctl may have submitted it while we waited for the lock.
+                self.read_jobs(points)
+                todo = self.to_submit(points)
+                if not todo:
+                    return self.outcome(result, points, submitted=[], previous={}, changed=False)
+                for index in todo:
+                    points[index]["dir"].mkdir(mode=0o750, parents=True, exist_ok=True)
+                    previous[index] = self.stage(points[index], points[index]["job_id"])
+                if self.sweep:
+                    # One array task per point: the task's index is the point's line in `points`.
+                    listing = "".join(f"{point['dir']}\n" for point in points)
+                    write_atomically(lock_dir / "points", listing, 0o640)
+                    write_atomically(lock_dir / "job.sbatch", p["job_script"], 0o750)
+                    limit = f"%{p['max_parallel']}" if p["max_parallel"] > 0 else ""
+                    array = self.sbatch(lock_dir, f"--array={','.join(map(str, todo))}{limit}")
+                    jobs = {index: f"{array}_{index}" for index in todo}
+                    result["array_job_id"] = array
+                else:
+                    jobs = {0: self.sbatch(points[0]["dir"])}
+                for index, job in jobs.items():
+                    write_atomically(points[index]["dir"] / JOBID_FILE, job + "\n", 0o640)
+                    with (points[index]["dir"] / "jobs").open("a", encoding="utf-8") as handle:
+                        handle.write(job + "\n")
+                    points[index].update(job_id=job, state="PENDING")
         except BaseException:
-            # A run directory that never got a job is removed: the next train stages it afresh. One that
-            # holds a job keeps its results and logs.
-            if created and not first_line(directory / JOBID_FILE):
-                shutil.rmtree(directory, ignore_errors=True)
+            # A directory that never got a job is removed: the next train stages it afresh. One that holds a
+            # job keeps its results and logs.
+            for directory in created:
+                if not first_line(directory / JOBID_FILE) and directory != lock_dir:
+                    shutil.rmtree(directory, ignore_errors=True)
+            if lock_dir in created and not any(first_line(pt["dir"] / JOBID_FILE) for pt in points):
+                shutil.rmtree(lock_dir, ignore_errors=True)
             raise
-        return dict(result, job_id=job, state="PENDING", submitted=True, previous_job_id=previous, changed=True)
+        return self.outcome(result, points, submitted=list(jobs), previous=previous, changed=True)
+
+    def outcome(
+        self,
+        result: dict[str, Any],
+        points: list[dict[str, Any]],
+        *,
+        submitted: list[int],
+        previous: dict[int, str],
+        changed: bool,
+    ) -> dict[str, Any]:
+        """The module's result: a run's (run_id, run_dir, job_id, state, submitted, previous_job_id), and for a
+        sweep, the same for each point under `points`."""
+        described = [
+            {
+                "run_id": point["run_id"],
+                "run_dir": str(point["dir"]),
+                "job_id": point["job_id"],
+                "state": point["state"],
+                "submitted": index in submitted,
+                "previous_job_id": previous.get(index, ""),
+            }
+            for index, point in enumerate(points)
+        ]
+        if self.sweep:
+            job = result.get("array_job_id", "")
+            return dict(result, points=described, job_id=job, submitted=bool(submitted), changed=changed)
+        return dict(result, **described[0], changed=changed)
 
     @staticmethod
     def _lock(lock: IO[str], directory: Path) -> None:
@@ -441,6 +540,10 @@ def main() -> None:
             "submitted_config": {"type": "str", "default": ""},
             "job_script": {"type": "str", "required": True},
             "inputs": {"type": "list", "elements": "dict", "default": []},
+            "points": {"type": "list", "elements": "dict", "default": []},
+            "sweep_hash": {"type": "str", "default": ""},
+            "max_parallel": {"type": "int", "default": 0},
+            "retry_failed": {"type": "bool", "default": False},
         },
         supports_check_mode=True,
     )

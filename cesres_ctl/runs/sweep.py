@@ -1,0 +1,229 @@
+"""`cesres-ctl sweep`: a grid over the config's own keys, submitted as one Slurm job array.
+
+Each point is a run of its own (its run id, rewritten config, results and registry row, with the sweep id
+and the point's values); the data sets are the same for every point, so the cluster's store holds them once.
+The sweep id derives from every point's inputs: the same sweep again is the existing one, `--new` makes
+another, `--retry-failed` submits again only the points whose job ended without completing.
+"""
+
+import hashlib
+import itertools
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from cesres_ctl import rules
+from cesres_ctl.errors import CesresError
+from cesres_ctl.runner import format_summary, private_data_dir, run_playbook
+from cesres_ctl.runs import cluster as clusters
+from cesres_ctl.runs import config as configs
+from cesres_ctl.runs import spec
+from cesres_ctl.runs.registry import Registry, run_from_report
+from cesres_ctl.runs.resources import RESOURCE_KEYS, defaults_from_vars, resolve
+from cesres_ctl.runs.submit import PLAYBOOK, keep_or_fail
+
+DEFAULT_MAX_POINTS = 64
+# What a point may not change: where the data and the results are (the same for every point).
+FIXED_KEYS = frozenset({f"CONFIG.{key}" for key in (*configs.DATA_KEYS, "serialization_dir")})
+
+
+@dataclass(frozen=True)
+class Axis:
+    key: str  # SECTION.key[.key…] of the config
+    values: tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class Point:
+    index: int
+    values: dict[str, Any]
+    spec: spec.RunSpec
+
+
+@dataclass(frozen=True)
+class PreparedSweep:
+    cluster: clusters.Cluster
+    name: str
+    points: tuple[Point, ...]
+    max_parallel: int
+    retry_failed: bool
+
+    def sweep_hash(self) -> str:
+        return hashlib.sha256(":".join(point.spec.spec_hash() for point in self.points).encode()).hexdigest()
+
+
+def scalar(text: str) -> Any:
+    """A value as written on the command line: an integer, a number (1e-5 too), true/false, or text."""
+    text = text.strip()
+    for convert in (int, float):
+        try:
+            value = convert(text)
+        except ValueError:
+            continue
+        if isinstance(value, float) and not math.isfinite(value):
+            break
+        return value
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    return text
+
+
+def parse_vary(items: list[str]) -> list[Axis]:
+    """`--vary SECTION.key=v1,v2,…`, in order."""
+    axes = []
+    for item in items:
+        key, sep, raw = item.partition("=")
+        values = tuple(scalar(value) for value in raw.split(",") if value.strip())
+        if not sep or not key.strip() or not values:
+            raise CesresError(f"--vary {item!r}: use SECTION.key=VALUE,VALUE,… (e.g. TRAINER.learning_rate=1e-5,3e-5)")
+        axes.append(Axis(key.strip(), values))
+    return axes
+
+
+def parse_vary_file(path: Path) -> list[Axis]:
+    """A YAML mapping {SECTION.key: [values]} (--vary-file)."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CesresError(f"--vary-file {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    except yaml.YAMLError as exc:
+        raise CesresError(f"--vary-file {path} is not valid YAML ({str(exc).splitlines()[0]})") from None
+    if not isinstance(data, dict) or not data:
+        raise CesresError(f"--vary-file {path} must be a mapping of SECTION.key to a list of values")
+    axes = []
+    for key, values in data.items():
+        if not isinstance(values, list) or not values or any(isinstance(v, dict | list) for v in values):
+            raise CesresError(f"--vary-file {path}: {key} must be a non-empty list of plain values")
+        axes.append(Axis(str(key), tuple(values)))
+    return axes
+
+
+def grid(axes: list[Axis], *, max_points: int) -> list[dict[str, Any]]:
+    """Every combination of the axes' values, the first axis slowest; refused when empty or too large."""
+    if not axes:
+        raise CesresError("an empty grid: give --vary SECTION.key=VALUE,VALUE (or --vary-file)")
+    keys = [axis.key for axis in axes]
+    repeated = sorted({key for key in keys if keys.count(key) > 1})
+    if repeated:
+        raise CesresError(f"{', '.join(repeated)} varied twice: give each key once")
+    fixed = sorted(set(keys) & FIXED_KEYS)
+    if fixed:
+        raise CesresError(
+            f"{', '.join(fixed)} cannot vary: every point of a sweep has the same data and results layout"
+        )
+    size = math.prod(len(axis.values) for axis in axes)
+    if size > max_points:
+        raise CesresError(f"the grid has {size} points, more than the limit of {max_points} (--max-points)")
+    return [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*(axis.values for axis in axes))]
+
+
+def prepare(
+    config_path: Path,
+    axes: list[Axis],
+    *,
+    cluster: str,
+    name: str | None,
+    overrides: dict[str, Any],
+    model_args: list[str],
+    new: bool,
+    settings: list[str],
+    max_parallel: int | None,
+    max_points: int = DEFAULT_MAX_POINTS,
+    retry_failed: bool = False,
+) -> PreparedSweep:
+    """Every check that needs no ssh, for every point, before anything is sent."""
+    if max_points < 1:
+        raise CesresError("--max-points must be 1 or more")
+    target = clusters.load(cluster)
+    defaults = defaults_from_vars(target.job_vars, RESOURCE_KEYS)
+    resources = resolve(target.partitions, defaults, overrides, cluster=cluster)
+    options = configs.options_from_args(list(model_args))
+    points_values = grid(axes, max_points=max_points)
+    parallel = len(points_values) if max_parallel is None else max_parallel
+    partition = target.partitions[resources.partition]
+    if parallel < 1:
+        raise CesresError("--max-parallel must be 1 or more")
+    if partition.max_jobs and parallel > partition.max_jobs:
+        raise CesresError(
+            f"--max-parallel {parallel} is above partition {partition.name}'s limit of {partition.max_jobs} "
+            f"running jobs per user on {cluster}"
+        )
+    nonce = spec.new_nonce() if new else ""
+    parsed_settings = spec.parse_settings(list(settings))
+    points = []
+    for index, values in enumerate(points_values):
+        try:
+            config = configs.load(config_path, options=options, gpus=resources.gpus, values=values)
+        except CesresError as exc:
+            label = " ".join(f"{key}={value}" for key, value in values.items())
+            raise CesresError(f"point {index} ({label}): {exc}") from None
+        run_name = rules.check_run_name(name) if name is not None else spec.default_name(config)
+        run_spec = spec.RunSpec(
+            cluster=cluster, name=run_name, config=config, resources=resources, nonce=nonce, settings=parsed_settings
+        )
+        run_spec.extravars()  # checks every string before anything is sent
+        points.append(Point(index, values, run_spec))
+    return PreparedSweep(target, points[0].spec.name, tuple(points), min(parallel, len(points)), retry_failed)
+
+
+def extravars(prepared: PreparedSweep, staged: Path) -> dict[str, Any]:
+    """The role's inputs: the first point's as a run's, plus every point's spec hash and config."""
+    first = prepared.points[0].spec
+    return {
+        **first.extravars(staged=staged),
+        "cesres_job_points": [
+            {"spec_hash": point.spec.spec_hash(), "config_b64": spec.b64(point.spec.config.rewritten_text)}
+            for point in prepared.points
+        ],
+        "cesres_job_sweep_hash": prepared.sweep_hash(),
+        "cesres_job_max_parallel": prepared.max_parallel,
+        "cesres_job_retry_failed": prepared.retry_failed,
+    }
+
+
+def submit(prepared: PreparedSweep, *, quiet: bool = False, registry: Registry | None = None) -> dict[str, Any]:
+    """One playbook run, one sbatch (a job array); every point recorded as a run with its sweep and values."""
+    registry = registry or Registry()
+    registry.check_writable()
+    first = prepared.points[0].spec
+    with private_data_dir("sweep-inputs") as tmp:
+        result = run_playbook(
+            PLAYBOOK,
+            limit=prepared.cluster.name,
+            extravars=extravars(prepared, spec.link_local_inputs(first.config, tmp / "inputs")),
+            title=f"sweep {prepared.name} ({len(prepared.points)} points) on {prepared.cluster.name}",
+            quiet=quiet,
+            inventory=list(prepared.cluster.inventory_sources) or None,
+        )
+    if not result.ok:
+        raise CesresError(f"sweep failed: {result.failure}", log_path=str(result.log_path))
+    report = result.facts.get(prepared.cluster.name, {}).get("cesres_job_outcome")
+    if not isinstance(report, dict) or not isinstance(report.get("points"), list):
+        summary = format_summary(result)
+        raise CesresError(f"sweep ran but reported no jobs ({summary})", log_path=str(result.log_path))
+    runs = []
+    for point, outcome in zip(prepared.points, report["points"], strict=True):
+        run = run_from_report(
+            prepared.cluster.name,
+            point.spec.name,
+            {**report, **outcome},
+            config=str(point.spec.config.path),
+            resources=point.spec.resources.to_dict(),
+        )
+        run.sweep_id, run.point, run.point_index = str(report["sweep_id"]), point.values, point.index
+        runs.append(keep_or_fail(registry, run))
+    return {
+        "sweep_id": report["sweep_id"],
+        "cluster": prepared.cluster.name,
+        "array_job_id": report.get("job_id", ""),
+        "submitted": [run.run_id for run, outcome in zip(runs, report["points"], strict=True) if outcome["submitted"]],
+        "points": [{**run.to_dict(), "values": run.point} for run in runs],
+    }
+
+
+def describe(values: dict[str, Any]) -> str:
+    return " ".join(f"{key}={json.dumps(value) if isinstance(value, str) else value}" for key, value in values.items())
