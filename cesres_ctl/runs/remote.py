@@ -101,10 +101,14 @@ class JobStatus:
 
 def status_command(run: Run, tail_lines: int = 0) -> str:
     job = shlex.quote(run.job_id)
+    # sacct (~0.1 s, a slurmdbd round trip) only when squeue does not know the job or it has ended there.
+    ended = "|".join(sorted(TERMINAL_STATES))
     parts = [
-        f"squeue -h -j {job} -o '%T|%r|%M|%l' 2>/dev/null",
+        f"q=$(squeue -h -j {job} -o '%T|%r|%M|%l' 2>/dev/null)",
+        'printf "%s\\n" "$q"',
         f"echo {_SEP}",
-        f"sacct -X -n -P -j {job} -o State,ExitCode,Elapsed,Timelimit,Reason 2>/dev/null",
+        f'case "${{q%%|*}}" in ""|{ended}) sacct -X -n -P -j {job} -o State,ExitCode,Elapsed,Timelimit,Reason'
+        " 2>/dev/null;; esac",
         f"echo {_SEP}",
         f"cat {shlex.quote(run.remote_dir + '/' + EXIT_CODE_FILE)} 2>/dev/null",
     ]
