@@ -177,8 +177,11 @@ def read_snippets_file(path: Path) -> str:
 def split_snippets(text: str, reader: Reader) -> list[str]:
     """The snippets of a user's file: cut by the run's snippet splitter (the last one may lack it); a
     label marker and what follows it (a labelled data file) are left out; blank parts are no snippets."""
+    text = text.replace("\r\n", "\n")
+    if not text.endswith("\n"):
+        text += "\n"  # a last separator line without its newline is still a separator
     snippets = []
-    for part in text.replace("\r\n", "\n").split(reader.snippet_splitter):
+    for part in text.split(reader.snippet_splitter):
         code = part.split(reader.label_splitter, 1)[0].strip()
         if code:
             snippets.append(code)
@@ -191,8 +194,10 @@ def snippets_data(snippets: list[str], model: Model) -> str:
     reader = model.reader
     text = "".join(f"{code}\n{reader.label_splitter}{model.labels[0]}{reader.snippet_splitter}" for code in snippets)
     read = read_data(text, reader)
-    if read != snippets:
-        bad = next((i for i, (a, b) in enumerate(zip(read, snippets, strict=False), 1) if a != b), len(read) + 1)
+    if read != [code.strip() for code in snippets]:
+        bad = next(
+            (i for i, (a, b) in enumerate(zip(read, snippets, strict=False), 1) if a != b.strip()), len(read) + 1
+        )
         raise CesresError(
             f"snippet {bad} cannot be sent as the run's reader cuts data (it holds the snippet splitter "
             f"{reader.snippet_splitter!r} or the label marker {reader.label_splitter!r})"
