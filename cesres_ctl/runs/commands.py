@@ -470,7 +470,7 @@ def predict(
     time_limit: str | None = typer.Option(None, "--time", "-t", help="Time limit, HH:MM:SS or D-HH:MM:SS."),
     settings: list[str] = SetOption,
     name: str | None = typer.Option(
-        None, "--name", "-n", help="Name of the prediction run (default: RUN's name-predict)."
+        None, "--name", "-n", help="Name of the prediction run (default: predict-<RUN's name>)."
     ),
     wait: bool = typer.Option(False, "--wait", "-w", help="Follow the job, then fetch and print the predictions."),
     new: bool = typer.Option(False, "--new", help="Predict again even if the same prediction exists."),
@@ -553,9 +553,11 @@ def _show_predictions(
             + (f", exit code {run.exit_code}" if run.exit_code else "")
             + f": no predictions (see cesres-ctl logs {run.run_id})"
         )
-    local = (
-        _fetch(run, dest, quiet=as_json, inputs=(predicting.SNIPPETS_INPUT,)) if fetch_first else Path(run.local_dir)
-    )
+    local = Path(run.local_dir)
+    if fetch_first:
+        # Its snippets only once its config says it is a prediction (a training run's are its data set).
+        predicting.check_prediction(_fetch(run, dest, quiet=True), run.run_id)
+        local = _fetch(run, dest, quiet=as_json, inputs=(predicting.SNIPPETS_INPUT,))
     model, found = predicting.load_results(local, run.run_id)
     if as_json:
         record = Registry().get(run.cluster, run.run_id) or run

@@ -21,7 +21,7 @@ import math
 import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import yaml
@@ -254,16 +254,21 @@ def parse_predictions(text: str, model: Model, snippets: list[str]) -> list[Pred
     return predictions
 
 
-def load_results(local: Path, run_id: str) -> tuple[Model, list[Prediction]]:
-    """A fetched prediction run's predictions: its config, its snippets and its predictions.txt."""
+def check_prediction(local: Path, run_id: str) -> dict[str, Any]:
+    """The fetched config of a prediction run; any other run is refused in one line."""
     config_path = local / "config.yaml"
     try:
         data = parse_config(config_path.read_text(encoding="utf-8"), str(config_path))
-    except OSError:
+    except (OSError, UnicodeDecodeError):
         raise CesresError(f"{run_id} has no config.yaml in {local}: fetch it again (cesres-ctl fetch)") from None
     if not is_prediction_config(data):
         raise CesresError(f"{run_id} is not a prediction run (see cesres-ctl predict RUN SNIPPETS)")
-    model = model_of(data, str(config_path))
+    return data
+
+
+def load_results(local: Path, run_id: str) -> tuple[Model, list[Prediction]]:
+    """A fetched prediction run's predictions: its config, its snippets and its predictions.txt."""
+    model = model_of(check_prediction(local, run_id), str(local / "config.yaml"))
     try:
         snippets = read_data((local / "inputs" / SNIPPETS_INPUT).read_text(encoding="utf-8"), model.reader)
         text = (local / "results" / PREDICTIONS_FILE).read_text(encoding="utf-8")
@@ -356,8 +361,19 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def with_run_root(run: Run, target: str, settings: list[str]) -> list[str]:
+    """On the run's own cluster the prediction runs the code that trained it: the run's root (its run
+    directory is <root>/runs/<run id>), unless --set root= says otherwise."""
+    keys = {item.partition("=")[0].strip().removeprefix("cesres_job_") for item in settings}
+    if target != run.cluster or "root" in keys:
+        return settings
+    return [*settings, f"root={PurePosixPath(run.remote_dir).parent.parent}"]
+
+
 def default_name(run: Run) -> str:
-    return f"{run.name[:32]}-predict"
+    # A prefix, not a suffix: `<name>-predict-…` would make the run's name a prefix of two run ids, and
+    # `RUN` (a name or an id prefix) ambiguous in every command.
+    return f"predict-{run.name[:32]}"
 
 
 def keep_snippets(text: str) -> Path:
@@ -416,7 +432,7 @@ def prepare(
         config=run_config,
         resources=resources,
         nonce=spec.new_nonce() if new else "",
-        settings=spec.parse_settings(settings),
+        settings=spec.parse_settings(with_run_root(run, target.name, settings)),
     )
     run_spec.extravars()
     return Prepared(cluster=target, spec=run_spec)

@@ -107,6 +107,9 @@ def test_predict_wait_json_labels_every_heldout_snippet_from_the_runs_label_set(
     assert same.returncode == 0, same.stderr
     assert json.loads(same.stdout)["run_id"] == report["run_id"]
     assert json.loads(same.stdout)["submitted"] is False
+    # The run's name still names it alone (a prediction's name does not extend it).
+    assert cli.json("status", run["name"])["run_id"] == run["run_id"]
+    assert report["run_id"].startswith(f"predict-{run['name']}-")
     table = cli("predictions", report["run_id"], "--no-fetch")
     assert table.returncode == 0 and "SNIPPET" in table.stdout and "LABELS" in table.stdout
 
@@ -150,4 +153,4 @@ def test_a_run_without_best_th_is_refused_in_one_line_nothing_submitted(cli, run
     missing = cli("predict", run["run_id"], str(tmp_path / "none.txt"), *SETS)
     assert "snippets file" in one_error_line(missing) and "not found" in one_error_line(missing)
     assert cli.json("runs", "--no-refresh") == before
-    assert cluster_runs(pushed, f"{run['name']}-predict") == []
+    assert cluster_runs(pushed, f"predict-{run['name']}") == []

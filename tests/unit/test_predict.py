@@ -272,3 +272,11 @@ def test_bad_predict_input_is_one_line_and_nothing_is_submitted_or_recorded(
     assert all(word in lines[0] for word in words), lines[0]
     assert "Traceback" not in err + out
     assert [run.run_id for run in registry.list()] == before
+
+
+def test_on_its_cluster_a_prediction_runs_the_code_root_of_the_run(tmp_path):
+    run = a_run(tmp_path)
+    assert predict.with_run_root(run, "sandbox", []) == ["root=/home/u/cesres"]
+    assert predict.with_run_root(run, "sandbox", ["venv=~/v"]) == ["venv=~/v", "root=/home/u/cesres"]
+    assert predict.with_run_root(run, "sandbox", ["root=~/other"]) == ["root=~/other"]
+    assert predict.with_run_root(run, "dragon2", []) == []
