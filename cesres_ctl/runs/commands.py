@@ -20,6 +20,7 @@ from cesres_ctl.rules import SshTarget
 from cesres_ctl.runs import cluster as clusters
 from cesres_ctl.runs import compare as comparing
 from cesres_ctl.runs import plot as plots
+from cesres_ctl.runs import predict as predicting
 from cesres_ctl.runs import prune as pruning
 from cesres_ctl.runs import remote, run_options
 from cesres_ctl.runs import sweep as sweeping
@@ -49,7 +50,7 @@ def register(app: typer.Typer) -> None:
     """Add the run commands to the main app."""
     app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(train)
     app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(sweep)
-    for command in (runs, status, logs, fetch, cancel, plot, compare, prune):
+    for command in (runs, status, logs, fetch, cancel, plot, compare, prune, predict, predictions):
         app.command()(command)
 
 
@@ -380,9 +381,9 @@ def _check_fetch_dir(dest: Path) -> Path:
     return paths.check_dir(dest.resolve(), "the fetch destination", "give --dest a directory you can write")
 
 
-def _fetch(run: Run, dest: Path | None, *, quiet: bool = False) -> Path:
+def _fetch(run: Run, dest: Path | None, *, quiet: bool = False, inputs: tuple[str, ...] = ()) -> Path:
     target = _check_fetch_dir(dest or (Path(run.local_dir) if run.local_dir else _default_dest(run)))
-    changed, _ = remote.fetch(_settings(run), run, target)
+    changed, _ = remote.fetch(_settings(run), run, target, inputs=inputs)
     Registry().update(run.cluster, run.run_id, local_dir=str(target))
     if not quiet:
         err.print(f"fetched {run.run_id} into {target} ({changed} file(s) changed)", markup=False, soft_wrap=True)
@@ -639,3 +640,138 @@ class _nothing:  # a stand-in for Live when there is no terminal
 
     def __exit__(self, *exc: object) -> None:
         return None
+
+
+SnippetsArgument = typer.Argument(
+    ..., help="File of Python snippets separated by lines $$$ (the run's READER.snippet_splitter)."
+)
+
+
+def predict(
+    run_ref: str = RunArgument,
+    snippets: Path = SnippetsArgument,
+    cluster: str | None = typer.Option(
+        None,
+        "--cluster",
+        "-C",
+        help="Cluster to predict on (default: the run's; another one gets the fetched best.th).",
+    ),
+    partition: str | None = run_options.Partition,
+    gpus: int | None = run_options.Gpus,
+    time_limit: str | None = run_options.Time,
+    settings: list[str] = run_options.Set,
+    name: str | None = typer.Option(
+        None, "--name", "-n", help="Name of the prediction run (default: predict-<RUN's name>)."
+    ),
+    wait: bool = typer.Option(False, "--wait", "-w", help="Follow the job, then fetch and print the predictions."),
+    new: bool = typer.Option(False, "--new", help="Predict again even if the same prediction exists."),
+    dest: Path | None = WaitDestOption,
+    as_json: bool = JsonOption,
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show Ansible's own output."),
+) -> None:
+    """Classify SNIPPETS with a trained run's best.th and exact config, in a job (a run of its own).
+
+    With --wait: follow it, fetch it and print each snippet's labels. Without: print the prediction's run
+    id; `cesres-ctl predictions ID` shows them once its job completed.
+    """
+    if wait and dest is not None:
+        _check_fetch_dir(dest)
+    registry = Registry()
+    model_run = registry.find(run_ref)
+    text = predicting.read_snippets_file(snippets)
+    target = clusters.load(cluster or model_run.cluster)
+    job = refresh(model_run, registry=registry)
+    reason = predicting.no_weights_reason(model_run, job.state)
+    if reason:
+        raise CesresError(reason)
+    source = predicting.locate(
+        model_run,
+        target.name,
+        lambda script: remote.run_remote_script(_settings(model_run), script).stdout,
+    )
+    overrides = {"partition": partition, "gpus": gpus, "time": time_limit}
+    prepared = predicting.prepare(
+        model_run, snippets, text, source, target=target, overrides=overrides, name=name, new=new, settings=settings
+    )
+    outcome = submit(prepared, verbose=verbose, quiet=as_json, registry=registry, command="predict")
+    run = outcome.run
+    if not as_json:
+        verb = "submitted" if outcome.submitted else "existing"
+        out.print(
+            f"{verb} prediction {run.run_id} with {model_run.run_id}: job {run.job_id} on {run.cluster} ({run.state})",
+            markup=False,
+            soft_wrap=True,
+        )
+    if not wait:
+        if as_json:
+            _print_json({**run.to_dict(), "submitted": outcome.submitted, "model_run": model_run.run_id})
+        else:
+            out.print(f"show its predictions once it completed: cesres-ctl predictions {run.run_id}", markup=False)
+        return
+    try:
+        run = _wait(run, quiet=as_json)
+    except KeyboardInterrupt:
+        raise CesresError(_interrupted(run, cancel_job=False), exit_code=EXIT_INTERRUPTED) from None
+    _show_predictions(run, dest, as_json=as_json, extra={"submitted": outcome.submitted, "model_run": model_run.run_id})
+
+
+def predictions(
+    run_ref: str = RunArgument,
+    dest: Path | None = DestOption,
+    no_fetch: bool = typer.Option(False, "--no-fetch", help="Use the results fetched earlier as they are."),
+    cluster: str | None = RunClusterOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Print the predictions of a prediction run (cesres-ctl predict), fetching them first."""
+    registry = Registry()
+    run = registry.find(run_ref, cluster)
+    job = refresh(run, registry=registry)
+    run = registry.get(run.cluster, run.run_id) or run
+    if not job.final:
+        raise CesresError(f"{run.run_id} is still {job.state}: no predictions yet (cesres-ctl status {run.run_id})")
+    _show_predictions(run, dest, as_json=as_json, fetch_first=not (no_fetch and run.local_dir))
+
+
+def _show_predictions(
+    run: Run, dest: Path | None, *, as_json: bool, extra: dict[str, Any] | None = None, fetch_first: bool = True
+) -> None:
+    """Fetch a prediction run (its results and its snippets), then print its predictions; exit 1 without."""
+    if run.state != "COMPLETED":
+        if fetch_first:
+            _fetch(run, dest, quiet=as_json)
+        raise CesresError(
+            f"prediction {run.run_id} (job {run.job_id}) ended {run.state}"
+            + (f", exit code {run.exit_code}" if run.exit_code else "")
+            + f": no predictions (see cesres-ctl logs {run.run_id})"
+        )
+    local = Path(run.local_dir)
+    if fetch_first:
+        # Its snippets only once its config says it is a prediction (a training run's are its data set).
+        predicting.check_prediction(_fetch(run, dest, quiet=True), run.run_id)
+        local = _fetch(run, dest, quiet=as_json, inputs=(predicting.SNIPPETS_INPUT,))
+    model, found = predicting.load_results(local, run.run_id)
+    if as_json:
+        record = Registry().get(run.cluster, run.run_id) or run
+        _print_json(
+            {
+                "run_id": record.run_id,
+                "cluster": record.cluster,
+                "job_id": record.job_id,
+                "state": record.state,
+                "fetched_to": str(local),
+                "labels": list(model.labels),
+                "multi_label": model.multi_label,
+                "predictions": [item.to_dict() for item in found],
+                **(extra or {}),
+            }
+        )
+        return
+    table = Table(box=None, pad_edge=False)
+    table.add_column("#", justify="right", no_wrap=True)
+    table.add_column("SNIPPET", overflow="ellipsis", no_wrap=True, max_width=60)
+    table.add_column("LABELS")
+    for item in found:
+        first = next((line.strip() for line in item.snippet.splitlines() if line.strip()), "")
+        labels = ", ".join(f"{label} ({item.probabilities[label]:.2f})" for label in item.labels) or "-"
+        table.add_row(str(item.index), Text(first), Text(labels))
+    out.print(table)

@@ -219,6 +219,13 @@ def _same_kind(current: object, value: object) -> bool:
     return isinstance(value, type(current))
 
 
+def dump(data: dict[str, Any], header: str) -> str:
+    """A config as the model reads it: `header` (comment lines), then YAML with the sections in order."""
+    return header + yaml.dump(
+        data, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=1000, default_flow_style=False
+    )
+
+
 def _read(path: Path) -> str:
     if any(ch in str(path) for ch in "\n\r\x00"):
         raise CesresError(f"config file path {str(path)!r} contains a newline or NUL character: rename the file")

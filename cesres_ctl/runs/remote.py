@@ -264,8 +264,9 @@ def rsync_ssh(settings: SshTarget) -> str:
     return " ".join(shlex.quote(word) for word in ssh_base(settings))
 
 
-def fetch(settings: SshTarget, run: Run, dest: Path) -> tuple[int, str]:
-    """rsync results/, the Slurm logs and the run's files into `dest`; return (files changed, output)."""
+def fetch(settings: SshTarget, run: Run, dest: Path, *, inputs: Sequence[str] = ()) -> tuple[int, str]:
+    """rsync results/, the Slurm logs and the run's files into `dest`; return (files changed, output).
+    inputs: names of files of the run's inputs/ to bring too (a prediction's snippets)."""
     # Asked first (one round trip on the master connection), so that nothing is created locally for a
     # cluster that cannot be reached or a run directory that is gone.
     if execute(settings, ["test", "-d", run.remote_dir]).returncode != 0:
@@ -287,6 +288,8 @@ def fetch(settings: SshTarget, run: Run, dest: Path) -> tuple[int, str]:
         "--include=/config.submitted.yaml",
         "--include=/job.sbatch",
         f"--include=/{EXIT_CODE_FILE}",
+        *(["--include=/inputs/"] if inputs else []),
+        *(f"--include=/inputs/{name}" for name in inputs),
         "--exclude=*",
         target,
         f"{dest}/",

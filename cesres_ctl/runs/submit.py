@@ -88,9 +88,15 @@ def dry_run_text(prepared: Prepared) -> str:
 
 
 def submit(
-    prepared: Prepared, *, verbose: bool = False, quiet: bool = False, registry: Registry | None = None
+    prepared: Prepared,
+    *,
+    verbose: bool = False,
+    quiet: bool = False,
+    registry: Registry | None = None,
+    command: str = "train",
 ) -> Outcome:
-    """Run playbooks/train.yml for the prepared run and record the outcome in the registry."""
+    """Run playbooks/train.yml for the prepared run and record the outcome in the registry (command:
+    the cesres-ctl command, train or predict, for the messages)."""
     run_spec = prepared.spec
     registry = registry or Registry()
     # A job must never run unrecorded: a registry that cannot take it stops us before sbatch.
@@ -102,19 +108,19 @@ def submit(
             limit=prepared.cluster.name,
             extravars=run_spec.extravars(staged=spec.link_local_inputs(run_spec.config, tmp / "inputs")),
             verbose=verbose,
-            title=f"train {run_spec.name} on {prepared.cluster.name}",
+            title=f"{command} {run_spec.name} on {prepared.cluster.name}",
             quiet=quiet,
             inventory=list(prepared.cluster.inventory_sources) or None,
         )
     if not result.ok:
-        raise CesresError(f"train failed: {result.failure}", log_path=str(result.log_path))
+        raise CesresError(f"{command} failed: {result.failure}", log_path=str(result.log_path))
     if not result.hosts:
-        raise CesresError(f"train matched no host {prepared.cluster.name}", log_path=str(result.log_path))
+        raise CesresError(f"{command} matched no host {prepared.cluster.name}", log_path=str(result.log_path))
     # The role's outcome, from the event of the task that set it (roles/cesres_job: cesres_job_outcome).
     report = result.facts.get(prepared.cluster.name, {}).get("cesres_job_outcome")
     if not isinstance(report, dict) or not report.get("job_id"):
         summary = format_summary(result)
-        raise CesresError(f"train ran but reported no job ({summary})", log_path=str(result.log_path))
+        raise CesresError(f"{command} ran but reported no job ({summary})", log_path=str(result.log_path))
     run = run_from_report(
         prepared.cluster.name,
         run_spec.name,
@@ -122,13 +128,13 @@ def submit(
         config=str(run_spec.config.path),
         resources=run_spec.resources.to_dict(),
     )
-    run = keep_or_fail(registry, run)
+    run = keep_or_fail(registry, run, command)
     return Outcome(
         run=run, submitted=bool(report.get("submitted")), previous_job_id=str(report.get("previous_job_id") or "")
     )
 
 
-def keep_or_fail(registry: Registry, run: Run) -> Run:
+def keep_or_fail(registry: Registry, run: Run, command: str = "train") -> Run:
     """Record a submitted run; if the registry will not take it, keep it for the next command (unrecorded/)
     and fail naming its job, which must never be lost."""
     try:
@@ -138,5 +144,5 @@ def keep_or_fail(registry: Registry, run: Run) -> Run:
         try:
             kept = registry.keep_unrecorded(run)
         except OSError:
-            raise CesresError(f"{lost}; train with the same inputs records it again") from None
+            raise CesresError(f"{lost}; {command} with the same inputs records it again") from None
         raise CesresError(f"{lost}; kept in {kept}, the next cesres-ctl command records it") from None

@@ -215,7 +215,7 @@ def submit(prepared: PreparedSweep, *, quiet: bool = False, registry: Registry |
             resources=point.spec.resources.to_dict(),
         )
         run.sweep_id, run.point, run.point_index = str(report["sweep_id"]), point.values, point.index
-        runs.append(keep_or_fail(registry, run))
+        runs.append(keep_or_fail(registry, run, "sweep"))
     return {
         "sweep_id": report["sweep_id"],
         "cluster": prepared.cluster.name,

@@ -993,10 +993,15 @@ def evaluate(net: Net, labels: list[str], data: list[Snippet], s: Settings, out:
     results = {**metrics, "exact_match": exact}
     write_json(out / "test_results.txt", results)
     size = s.evaluation_batch_size
+    # As allennlp's evaluate writes the real model's output_dict: per batch, "probs" holds one row per snippet
+    # over the whole labels namespace, the two padding entries (@@PADDING@@, @@UNKNOWN@@) first, then the
+    # labels in order; "loss" is the batch's loss (the real model computes one since the data has labels).
     with (out / "predictions.txt").open("w", encoding="utf-8") as fh:
         for start in range(0, len(data), size):
             batch = probs[start : start + size]
-            fh.write(json.dumps({"probs": [[round(float(v), 6) for v in row] for row in batch]}) + "\n")
+            loss, _ = net.loss(net.forward(x[start : start + size])[0], y[start : start + size])
+            rows = [[0.0] * LABEL_PADDING + [round(float(v), 6) for v in row] for row in batch]
+            fh.write(json.dumps({"probs": rows, "loss": round(loss, 6)}) + "\n")
     say(f"{PROG}: evaluation of {out / 'best.th'} on {path} ({len(data)} snippets)")
     say(tabulate(rows, headers=["label", "gold", "predicted", "correct", "precision", "recall", "f1"], floatfmt=".4f"))
     return results
@@ -1085,10 +1090,19 @@ def run(argv: list[str] | None) -> int:
         raise RunError(f"no_loop is set but there is no weights file {s.load_model} (train first, or give -lm)")
 
     out = Path(s.serialization_dir)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise RunError(f"cannot create serialization_dir {out}: {exc}") from None
+    if not s.no_loop:
+        # The real trainer creates serialization_dir; with no_loop nothing does (see below).
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise RunError(f"cannot create serialization_dir {out}: {exc}") from None
+    elif eval_data is not None and not out.is_dir():
+        # With no_loop the real program builds no trainer, and allennlp's evaluate opens
+        # serialization_dir/predictions.txt for writing at once: a missing directory fails the run.
+        raise RunError(
+            f"cannot write {out / 'predictions.txt'}: serialization_dir {out} does not exist "
+            "(with no_loop nothing creates it)"
+        )
 
     if train_data is not None and val_data is not None:
         labels = extend_labels(s.labels, [train_data, val_data, eval_data or []])

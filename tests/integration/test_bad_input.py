@@ -382,6 +382,37 @@ def run_ref_cases() -> Iterator[Case]:
     yield Case("logs-lines-text", ("logs", SEEDED, "--lines", "many"))
 
 
+def predict_cases() -> Iterator[Case]:
+    # Everything refused before the run's state is asked (SEEDED's job is not final: that would need ssh).
+    for case_id, ref in BAD_REFS.items():
+        yield Case(f"predict-ref-{case_id}", ("predict", ref, "{cfg}"), config="def f():\n    pass\n")
+        yield Case(f"predictions-ref-{case_id}", ("predictions", ref))
+    snippets = {
+        "missing": ("{tmp}/badinput-missing.txt", None),
+        "directory": ("{tmp}", None),
+        "empty": ("{file}", None),
+        "blank": ("{cfg}", "  \n\n"),
+        "not-utf8": ("{cfg}", b"\xff\xfe\x00def f(): pass\n"),
+        "newline-in-path": ("{tmp}/bad\nname.txt", None),
+        "proc": ("/proc/badinput-x", None),
+    }
+    for case_id, (path, content) in snippets.items():
+        yield Case(f"predict-snippets-{case_id}", ("predict", SEEDED, path), config=content)
+    snippet = "def f():\n    pass\n"
+    yield Case("predict-other-cluster", ("predict", SEEDED, "{cfg}", "--cluster", "nope"), config=snippet)
+    yield Case(
+        "predict-cluster-injection", ("predict", SEEDED, "{cfg}", "-C", "sandbox;touch {marker}"), config=snippet
+    )
+    yield Case("predict-dest-a-file", ("predict", SEEDED, "{cfg}", "--wait", "--dest", "{file}"), config=snippet)
+    yield Case("predict-gpus-text", ("predict", SEEDED, "{cfg}", "--gpus", "many"), config=snippet)
+    yield Case("predict-unknown-option", ("predict", SEEDED, "{cfg}", "--bogus"), config=snippet)
+    yield Case("predict-missing-snippets", ("predict", SEEDED))
+    yield Case("predict-missing-ref", ("predict",))
+    yield Case("predictions-other-cluster", ("predictions", SEEDED, "--cluster", "nope"))
+    yield Case("predictions-unknown-option", ("predictions", SEEDED, "--bogus"))
+    yield Case("predictions-missing-ref", ("predictions",))
+
+
 def provision_cases() -> Iterator[Case]:
     deep = "{a: " + "[" * 5000 + "]" * 5000 + "}"
     extra_vars = {
@@ -432,6 +463,7 @@ def runs_and_environment_cases() -> Iterator[Case]:
 
 
 CASES = [
+    *predict_cases(),
     *config_cases(),
     *data_cases(),
     *model_option_cases(),

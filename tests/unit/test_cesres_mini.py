@@ -88,6 +88,9 @@ def test_demo_config_trains_and_writes_only_what_the_real_program_writes(repo: P
     batches = [json.loads(line) for line in (out / "predictions.txt").read_text().splitlines()]
     assert len(batches) == -(-snippets // 8)  # one JSON line per evaluation batch of 8
     assert sum(len(b["probs"]) for b in batches) == snippets
+    # As allennlp's evaluate dumps the real model's output: rows over the padded labels namespace, and the loss.
+    assert all(len(row) == 7 + 2 and row[:2] == [0.0, 0.0] for b in batches for row in b["probs"])
+    assert all(isinstance(b["loss"], float) for b in batches)
     import numpy as np  # only needed here; the module is skipped without numpy
 
     with np.load(out / "best.th") as weights:
@@ -124,6 +127,33 @@ def test_same_seed_gives_identical_metrics_other_seed_works(repo: Path) -> None:
         ]
     assert runs["a"] == runs["b"]
     assert runs["a"] != runs["c"]
+
+
+def test_no_loop_predicts_snippets_with_given_weights_like_the_real_program(repo: Path) -> None:
+    assert run(repo, "-c", CONFIG, "-l", "1").returncode == 0
+    weights = repo / "output" / "demo" / "best.th"
+    snippets = repo / "snippets.txt"
+    # Each snippet carries a label marker and a known label, or the real reader drops it.
+    snippets.write_text("def f(x):\n    return x\n $x$ correct\n$$$\ndef g():\n    print(1)\n $x$ correct\n$$$\n")
+    predict = edit_config(repo, "    no_loop: False\n", f"    no_loop: True\n    load_model: {weights}\n")
+    predict = edit_config(repo, '"data/test.txt"', f'"{snippets}"', name=predict, source=predict)
+    predict = edit_config(repo, '"output/demo"', '"output/predict"', name=predict, source=predict)
+    # With no_loop nothing creates serialization_dir: allennlp's evaluate cannot open predictions.txt.
+    res = run(repo, "-c", predict)
+    assert res.returncode == 1
+    assert "serialization_dir output/predict does not exist" in res.stderr
+    (repo / "output" / "predict").mkdir()
+    res = run(repo, "-c", predict)
+    assert res.returncode == 0, res.stderr
+    out = repo / "output" / "predict"
+    assert sorted(p.name for p in out.iterdir()) == ["predictions.txt", "test_results.txt"]
+    rows = [row for line in (out / "predictions.txt").read_text().splitlines() for row in json.loads(line)["probs"]]
+    assert len(rows) == 2 and all(len(row) == 9 and row[:2] == [0.0, 0.0] for row in rows)
+    # A snippet without a label is dropped by the reader, as the real one does.
+    snippets.write_text("def f(x):\n    return x\n$$$\ndef g():\n    print(1)\n $x$ correct\n$$$\n")
+    assert run(repo, "-c", predict).returncode == 0
+    rows = [row for line in (out / "predictions.txt").read_text().splitlines() for row in json.loads(line)["probs"]]
+    assert len(rows) == 1
 
 
 def test_no_loop_evaluates_the_trained_weights(repo: Path) -> None:

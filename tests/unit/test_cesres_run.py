@@ -73,6 +73,17 @@ def test_a_sent_file_enters_the_store_only_under_its_own_checksum(cesres_run, tm
     assert sorted(p.name for p in store.iterdir()) == [_sha(good)]
 
 
+def test_every_input_is_linked_by_its_checksum_cluster_side_ones_too(cesres_run):
+    # A cluster-side input (a cluster: data path, a prediction's weights) has no checksum in the module's
+    # parameters: check() computes it. Staging once read it from the parameters (KeyError 'sha256').
+    inputs = [
+        {"name": "training.txt", "sha256": "a" * 64},
+        {"name": "weights.th", "cluster_path": "/home/u/cesres/runs/r-0123456789/results/best.th"},
+    ]
+    cluster_inputs = [{**inputs[1], "sha256": "b" * 64}]
+    assert cesres_run.input_checksums(inputs, cluster_inputs) == [("training.txt", "a" * 64), ("weights.th", "b" * 64)]
+
+
 def test_a_cluster_file_is_copied_into_the_store_not_linked(cesres_run, tmp_path):
     store = tmp_path / "store"
     store.mkdir()

@@ -288,6 +288,13 @@ def admit_incoming(store: Path, sha256: str) -> None:
     enter_store(incoming, store, sha256, message)
 
 
+def input_checksums(inputs: list[dict[str, Any]], cluster_inputs: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """(name in inputs/, checksum in the store) of every input: a local one comes with its checksum, a
+    cluster-side one gets it on the cluster (cluster_inputs, by check())."""
+    found = {item["name"]: item["sha256"] for item in cluster_inputs}
+    return [(item["name"], item["sha256"] if not item.get("cluster_path") else found[item["name"]]) for item in inputs]
+
+
 def keeps_job(job: str, state: str) -> bool:
     """Whether the run keeps its job: it has one, and it did not end without completing (a live, completed
     or unknown job is kept: never risk a duplicate)."""
@@ -368,11 +375,11 @@ class Run:
             (directory / EXIT_CODE_FILE).unlink(missing_ok=True)
         inputs = directory / "inputs"
         inputs.mkdir(mode=0o750, exist_ok=True)
-        for item in p["inputs"]:
+        for name, sha256 in input_checksums(p["inputs"], self.cluster_inputs):
             # A hard link: no second copy on the disk, and a plain file for the job's copy and for fetch.
-            link = inputs / item["name"]
+            link = inputs / name
             link.unlink(missing_ok=True)
-            os.link(self.store / item["sha256"], link)
+            os.link(self.store / sha256, link)
         values = {
             "run_id": point["run_id"],
             "code_dir": str(self.root),
