@@ -198,7 +198,19 @@ def diagnose(cluster: str, *, inventory: Inventory | None = None) -> list[Check]
     if event == "runner_on_failed":
         detail = " ".join(str(res.get("stderr") or res.get("msg") or "").split())[:200]
         return [reach, Check("script", "fail", f"the checks did not run: {detail}", "is bash the login shell?")]
-    return [reach, *parse_checks(str(res.get("stdout", "")), cluster)]
+    checks = [reach, *parse_checks(str(res.get("stdout", "")), cluster)]
+    return [*checks, space_of_runs(cluster)]
+
+
+def space_of_runs(cluster: str) -> Check:
+    """How much the runs and the data store take on the cluster (`cesres-ctl prune` frees it)."""
+    from cesres_ctl.runs import prune  # a playbook run: only here, after the raw checks
+
+    try:
+        found = prune.usage(cluster)
+    except CesresError as exc:
+        return Check("runs", "warn", f"not measured: {exc}", "cesres-ctl setup first, then cesres-ctl prune --dry-run")
+    return Check("runs", "pass", "; ".join(prune.usage_lines(found)) or "no runs yet")
 
 
 def checks_as_dicts(checks: Sequence[Check]) -> list[dict[str, Any]]:

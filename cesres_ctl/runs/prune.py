@@ -60,6 +60,12 @@ def plan(runs: list[Run], *, older_than_days: float | None, states: list[str]) -
     return result
 
 
+def usage(cluster: str, *, registry: Registry | None = None) -> list[dict[str, Any]]:
+    """How much the runs and the data store take on the cluster (prune.yml in check mode: nothing removed)."""
+    report = prune(cluster, [], older_than_days=None, states=[], dry_run=True, quiet=True, registry=registry)
+    return list(report["usage"])
+
+
 def prune(
     cluster: str,
     refs: list[str],

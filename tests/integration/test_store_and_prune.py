@@ -163,3 +163,14 @@ def test_prune_frees_what_it_says_and_never_a_live_run_or_an_unfetched_result(co
     assert digests(dataset) <= set(store_listing(sandbox))
     prune_by_hand({"cesres_prune_roots": [ROOT], "cesres_prune_min_age_minutes": 0})
     assert not digests(dataset) & set(store_listing(sandbox))
+
+
+def test_doctor_shows_what_the_runs_and_the_store_take(counted, sandbox):
+    done = counted("doctor", "--json")
+    checks = {check["id"]: check for check in json.loads(done.stdout)["checks"]}
+    runs = checks["runs"]
+    assert runs["status"] == "pass", runs
+    home = sandbox.ssh("echo $HOME").stdout.strip()
+    # Every checkout of the recorded runs, with its runs and its store as the cluster counts them.
+    assert f"{home}/cesres-it/runs: " in runs["detail"]
+    assert f"data store: {len(store_listing(sandbox))} file(s), " in runs["detail"]
