@@ -509,6 +509,7 @@ def compare(
     as_json: bool = JsonOption,
 ) -> None:
     """Compare runs and sweeps side by side: varied values, best epoch, validation and test metrics."""
+    comparing.check_sort(sort)  # before any ssh
     registry = Registry()
     chosen: list[Run] = []
     for ref in refs:

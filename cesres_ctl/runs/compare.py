@@ -44,12 +44,16 @@ def row(run: Run, results: Path) -> dict[str, Any]:
     }
 
 
+def check_sort(metric: str | None) -> None:
+    if metric is not None and metric not in METRICS:
+        raise CesresError(f"--sort {metric}: choose one of {', '.join(METRICS)}")
+
+
 def sort_rows(rows: list[dict[str, Any]], metric: str | None) -> list[dict[str, Any]]:
     """Rows by `metric`, best first (lowest loss, highest score); rows without it last."""
+    check_sort(metric)
     if metric is None:
         return rows
-    if metric not in METRICS:
-        raise CesresError(f"--sort {metric}: choose one of {', '.join(METRICS)}")
     lowest_first = metric.endswith("loss") or metric == "best_epoch"
     present = [item for item in rows if isinstance(item.get(metric), int | float)]
     missing = [item for item in rows if item not in present]

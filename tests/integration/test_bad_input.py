@@ -413,6 +413,54 @@ def predict_cases() -> Iterator[Case]:
     yield Case("predictions-missing-ref", ("predictions",))
 
 
+def sweep_compare_prune_cases() -> Iterator[Case]:
+    # A sweep of the valid config: refused before any ssh (the grid, the values, the limits).
+    sweep = ("sweep", "{cfg}", "-C", "sandbox", "--name", "{name}", "--partition", "batch")
+    grids = {
+        "none": (),
+        "unknown-key": ("--vary", "TRAINER.lerning_rate=1,2"),
+        "unknown-section": ("--vary", "TRAIN.learning_rate=1,2"),
+        "no-values": ("--vary", "CONFIG.batch_size="),
+        "no-equals": ("--vary", "CONFIG.batch_size"),
+        "wrong-kind": ("--vary", "CONFIG.batch_size=8.5,16"),
+        "text-for-a-number": ("--vary", "CONFIG.batch_size=$(touch {marker})"),
+        "data-key": ("--vary", "CONFIG.training=a.txt,b.txt"),
+        "twice": ("--vary", "CONFIG.batch_size=8", "--vary", "CONFIG.batch_size=16"),
+        "too-large": ("--vary", "CONFIG.batch_size=" + ",".join(str(n) for n in range(1, 66))),
+        "max-points-zero": ("--vary", "CONFIG.batch_size=8", "--max-points", "0"),
+        "max-parallel-zero": ("--vary", "CONFIG.batch_size=8,16", "--max-parallel", "0"),
+        "max-parallel-text": ("--vary", "CONFIG.batch_size=8,16", "--max-parallel", "many"),
+        "vary-file-missing": ("--vary-file", "{tmp}/badinput-missing.yaml"),
+        "vary-file-directory": ("--vary-file", "{tmp}"),
+        "vary-file-empty": ("--vary-file", "{file}"),
+        "batch-size-zero": ("--vary", "CONFIG.batch_size=0,8"),
+    }
+    for case_id, args in grids.items():
+        yield Case(f"sweep-{case_id}", (*sweep, *args), config=lambda data: None)
+    yield Case(
+        "sweep-cluster-injection",
+        ("sweep", "{cfg}", "-C", "sandbox;touch {marker}", "--vary", "CONFIG.batch_size=8"),
+        config=lambda data: None,
+    )
+    for case_id, ref in BAD_REFS.items():
+        yield Case(f"compare-ref-{case_id}", ("compare", ref))
+    yield Case("compare-sort-unknown", ("compare", SEEDED, "--sort", "speed", "--no-fetch"))
+    yield Case("compare-nothing", ("compare",))
+    yield Case("runs-sweep-unknown", ("runs", "--sweep", "sweep-badinput-nope", "--no-refresh"))
+    for case_id, args in {
+        "older-than-negative": ("--older-than", "-1"),
+        "older-than-text": ("--older-than", "soon"),
+        "cluster-unknown": ("--cluster", "nope"),
+        "cluster-injection": ("--cluster", "sandbox;touch {marker}"),
+        "ref-unknown": ("badinput-nope",),
+        "ref-injection": ("$(touch {marker})",),
+        "unknown-option": ("--bogus",),
+    }.items():
+        yield Case(
+            f"prune-{case_id}", ("prune", "-C", "sandbox", *args) if "cluster" not in case_id else ("prune", *args)
+        )
+
+
 def provision_cases() -> Iterator[Case]:
     deep = "{a: " + "[" * 5000 + "]" * 5000 + "}"
     extra_vars = {
@@ -464,6 +512,7 @@ def runs_and_environment_cases() -> Iterator[Case]:
 
 CASES = [
     *predict_cases(),
+    *sweep_compare_prune_cases(),
     *config_cases(),
     *data_cases(),
     *model_option_cases(),
