@@ -24,8 +24,8 @@ def cli(tmp_path_factory, cluster_code):
     return Cli(tmp_path_factory.mktemp("state"))
 
 
-def sweep(cli, name: str, *args: str) -> dict:
-    done = cli("sweep", "configs/demo.yaml", *SETS, "--name", f"{name}-{TAG}", *args, *QUICK, "--json", *MODEL)
+def sweep(cli, name: str, *args: str, model: tuple[str, ...] = MODEL) -> dict:
+    done = cli("sweep", "configs/demo.yaml", *SETS, "--name", f"{name}-{TAG}", *args, *QUICK, "--json", *model)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
 
@@ -126,3 +126,20 @@ def test_bad_grids_are_one_line_and_nothing_is_sent_or_recorded(cli, args, messa
     assert done.returncode != 0
     assert message in one_error_line(done)
     assert not [run for run in cli.json("runs", "--no-refresh") if run["name"] == f"bad-{TAG}"]
+
+
+def test_logs_fetch_and_cancel_take_a_sweep(cli, grid, tmp_path):
+    logs = cli("logs", grid["sweep_id"], "-n", "2")
+    assert logs.returncode == 0, logs.stderr
+    for point in grid["points"]:
+        assert f"== {point['run_id']} [" in logs.stdout
+    assert logs.stdout.count("cesres-job: exit code 0") == 4
+    fetched = cli.json("fetch", grid["sweep_id"], "--dest", str(tmp_path / "all"))
+    assert [item["dest"] for item in fetched] == [str(tmp_path / "all" / p["run_id"]) for p in grid["points"]]
+    assert all((Path(item["dest"]) / "results" / "best.th").is_file() for item in fetched)
+    # A long sweep, cancelled as a whole.
+    axis = ("--vary", "CONFIG.batch_size=8,16", "--max-parallel", "1")
+    long = sweep(cli, "long", *axis, model=("--", "-l", "100000", "-d", "cpu"))
+    cancelled = cli.json("cancel", long["sweep_id"])
+    assert {item["run_id"] for item in cancelled} == {point["run_id"] for point in long["points"]}
+    assert {cli.wait_final(point["run_id"])["state"] for point in long["points"]} == {"CANCELLED"}
