@@ -15,6 +15,9 @@ from cesres_ctl.rules import EXIT_CODE_FILE, TERMINAL_STATES, SshTarget
 from cesres_ctl.runs.registry import Run
 
 _SEP = "@@cesres@@"
+# Printed in sacct's section when sacct itself fails: a cluster without accounting, where the exit_code file
+# is all there is once squeue forgets a job (elsewhere an empty sacct answer only means slurmdbd lags).
+_NO_ACCOUNTING = "@@no-accounting@@"
 
 
 def ssh_base(settings: SshTarget) -> list[str]:
@@ -108,7 +111,7 @@ def status_command(run: Run, tail_lines: int = 0) -> str:
         'printf "%s\\n" "$q"',
         f"echo {_SEP}",
         f'case "${{q%%|*}}" in ""|{ended}) sacct -X -n -P -j {job} -o State,ExitCode,Elapsed,Timelimit,Reason'
-        " 2>/dev/null;; esac",
+        f" 2>/dev/null || echo {_NO_ACCOUNTING};; esac",
         f"echo {_SEP}",
         f"cat {shlex.quote(run.remote_dir + '/' + EXIT_CODE_FILE)} 2>/dev/null",
     ]
@@ -125,17 +128,25 @@ def parse_status(output: str) -> JobStatus:
     tail_lines = tuple(line for line in tail.splitlines() if line.strip())
     acct: list[str] = []
     for line in sacct.splitlines():
-        if line.strip():
+        if line.strip() and line.strip() != _NO_ACCOUNTING:
             acct = line.split("|")
             break
     file_code = exit_file.strip().splitlines()[0].strip() if exit_file.strip() else ""
     queue_line = next((line for line in squeue.splitlines() if line.strip()), "")
-    return _combine(queue_line, acct, file_code, tail_lines)
+    return _combine(queue_line, acct, file_code, tail_lines, accounting=_NO_ACCOUNTING not in sacct)
 
 
-def _combine(queue_line: str, acct: list[str], file_code: str, tail_lines: tuple[str, ...] = ()) -> JobStatus:
+def _combine(
+    queue_line: str,
+    acct: list[str],
+    file_code: str,
+    tail_lines: tuple[str, ...] = (),
+    *,
+    accounting: bool = False,
+) -> JobStatus:
     """One job's state from its squeue line (`state|reason|elapsed|limit`), its sacct fields (`State`,
-    `ExitCode`, `Elapsed`, `Timelimit`, `Reason`) and its exit_code file, each possibly empty."""
+    `ExitCode`, `Elapsed`, `Timelimit`, `Reason`) and its exit_code file, each possibly empty. accounting:
+    sacct answered (it has no record of an ended job only while slurmdbd lags behind)."""
     acct_state = acct[0].split()[0] if acct and acct[0].strip() else ""
     acct_exit = acct[1] if len(acct) > 1 else ""
     if queue_line:
@@ -154,9 +165,21 @@ def _combine(queue_line: str, acct: list[str], file_code: str, tail_lines: tuple
         exit_code = _final_exit(acct_state, acct_exit, file_code) if acct_state in TERMINAL_STATES else ""
         return JobStatus(acct_state, reason, elapsed, limit, exit_code, "sacct", tail_lines)
     if file_code:
+        if accounting and file_code != "0":
+            # Ended, and accounting will say how (a scancel'd model may exit 1): not final yet.
+            return JobStatus("UNKNOWN", "", "", "", file_code, "exit_code file", tail_lines)
+        if _killed_by_a_signal(file_code):
+            # scancel or the time limit stopped it (TERM: 143), and accounting has not said which yet
+            # (slurmdbd lags behind a job's end): not final, the next question will know.
+            return JobStatus("UNKNOWN", "", "", "", file_code, "exit_code file", tail_lines)
         state = "COMPLETED" if file_code == "0" else "FAILED"
         return JobStatus(state, "", "", "", file_code, "exit_code file", tail_lines)
     return JobStatus("UNKNOWN", "", "", "", "", "", tail_lines)
+
+
+def _killed_by_a_signal(code: str) -> bool:
+    """An exit status of 128 + N: the shell's way of saying signal N ended the job script."""
+    return code.isdigit() and int(code) > 128
 
 
 def _final_exit(state: str, acct_exit: str, file_code: str) -> str:
@@ -194,7 +217,8 @@ def statuses_command(runs: Sequence[Run]) -> str:
             [
                 f"squeue -h -j {jobs} -o '%i|%T|%r|%M|%l' 2>/dev/null",
                 f"echo {_SEP}",
-                f"sacct -X -n -P -j {jobs} -o JobID,State,ExitCode,Elapsed,Timelimit,Reason 2>/dev/null",
+                f"{{ sacct -X -n -P -j {jobs} -o JobID,State,ExitCode,Elapsed,Timelimit,Reason 2>/dev/null"
+                f" || echo {_NO_ACCOUNTING}; }}",
                 f"echo {_SEP}",
                 f'for f in {files}; do printf "%s|" "$f"; head -n 1 "$f" 2>/dev/null || echo; done',
             ]
@@ -217,12 +241,14 @@ def parse_statuses(output: str, runs: Sequence[Run]) -> dict[str, JobStatus]:
         return lines
 
     queued, accounted = by_job(squeue), by_job(sacct)
+    accounting = _NO_ACCOUNTING not in sacct
     codes = {path: code.strip() for path, sep, code in (line.rpartition("|") for line in files.splitlines()) if sep}
     return {
         run.run_id: _combine(
             queued.get(run.job_id, ""),
             accounted[run.job_id].split("|") if run.job_id in accounted else [],
             codes.get(f"{run.remote_dir}/{EXIT_CODE_FILE}", ""),
+            accounting=accounting,
         )
         for run in runs
     }

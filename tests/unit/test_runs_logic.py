@@ -354,6 +354,7 @@ def test_settings_only_for_cluster_paths():
 
 
 SEP = "@@cesres@@\n"
+NOACCT = "@@no-accounting@@\n"
 
 
 @pytest.mark.parametrize(
@@ -369,8 +370,15 @@ SEP = "@@cesres@@\n"
         (SEP + "CANCELLED by 0|0:0|00:00:09|01:00:00|None\n" + SEP + "143\n", ("CANCELLED", "", "143")),
         ("TIMEOUT|None|1:14|1:00\n" + SEP + "TIMEOUT|0:0|00:01:14|00:01:00|None\n" + SEP + "1\n", ("TIMEOUT", "", "1")),
         ("COMPLETED|None|0:03|30:00\n" + SEP + "COMPLETED|0:0|00:00:03|00:30:00|None\n" + SEP, ("COMPLETED", "", "0")),
+        # No accounting on the cluster (sacct fails): the exit_code file is all there is.
+        (SEP + NOACCT + SEP + "0\n", ("COMPLETED", "", "0")),
+        (SEP + NOACCT + SEP + "2\n", ("FAILED", "", "2")),
+        # Stopped by a signal (scancel, the time limit): only accounting can say which, never final.
+        (SEP + NOACCT + SEP + "143\n", ("UNKNOWN", "", "143")),
+        # Accounting, no record yet (slurmdbd lags behind the job's end): a model stopped by scancel may
+        # exit 1, so only a success is final.
+        (SEP + SEP + "1\n", ("UNKNOWN", "", "1")),
         (SEP + SEP + "0\n", ("COMPLETED", "", "0")),
-        (SEP + SEP + "143\n", ("FAILED", "", "143")),
         (SEP + SEP, ("UNKNOWN", "", "")),
     ],
 )
