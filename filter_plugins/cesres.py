@@ -129,23 +129,19 @@ def cesres_sha256_manifest(files: object, root: str) -> str:
 def cesres_probe_program(_: object = None) -> str:
     """The Python that roles/cesres_python's login shell runs for the play's one probe (files/probe.sh).
 
-    module_utils/cesres_setup.py (its probe(), as library/cesres_probe.py runs it) and the rule that expands a
-    configured path with the login environment, rules.expand_path: the source of the very function, not a copy,
-    so that the probe reads each role's target at the path that the role itself computes.
+    module_utils/cesres_setup.py (its probe(), as library/cesres_probe.py runs it), then the rules,
+    cesres_ctl/rules.py (module_utils/cesres_rules.py), in their own namespace: the probe expands each configured
+    path with the very rule (expand_path) that the role applies on this machine, so it reads each role's target
+    at the path that the role itself computes.
     """
     setup = (_CHECKOUT / "module_utils" / "cesres_setup.py").read_text(encoding="utf-8")
-    rule = "\n".join(
-        [
-            "import re",
-            "class RuleError(Exception):",
-            "    pass",
-            f"_VARIABLE = re.compile({rules._VARIABLE.pattern!r})",  # the rule's own patterns
-            f"_VARIABLE_NAME = re.compile({rules._VARIABLE_NAME.pattern!r})",
-            inspect.getsource(rules.expand_path),
-        ]
+    rules_source = Path(inspect.getfile(rules)).read_text(encoding="utf-8")
+    return (
+        f"{setup}\n"
+        f"_RULES = {{'__name__': 'cesres_rules'}}\n"
+        f"exec({rules_source!r}, _RULES)\n"
+        "expand_path, RuleError = _RULES['expand_path'], _RULES['RuleError']\n"
     )
-    # Lazy annotations: the rule's (Mapping, re.Match[str]) need no import on the cluster's Python 3.8.
-    return "from __future__ import annotations\n" + setup + "\n" + rule
 
 
 def cesres_role_file(role: str, name: str) -> str:
