@@ -32,6 +32,7 @@ probe=$1 pymodule=$2 release=$3 partitions=$4 min_gib=$5
 shift 5
 # The Python that Ansible will run with and the modules: roles/cesres_python's probe, by the same script
 # (mode check: it writes nothing).
+# shellcheck source=/dev/null  # the script is the argument $probe, fed on stdin
 out=$(set -- check "$release" "$pymodule" .cesres/python "$release" "$#" "$@" "" ""; . /dev/stdin <<<"$probe" 2>&1)
 printf 'PROBE\t%s\n' "$(tail -1 <<<"$out")"
 if type module >/dev/null 2>&1; then
