@@ -59,10 +59,36 @@ fail() {  # MESSAGE: the one JSON line of a failure, with what the module check 
 # Lines for the report: "missing NAME", "env KEY BASE64", "error KEY MESSAGE" (tab-separated).
 lines=()
 type module >/dev/null 2>&1 || { checks=(); fail "Lmod's module command is not defined in a login shell"; }
+
+# What is loaded since the last "module purge", in order. load_group MOD...: the environment of "module
+# purge; module load FIRST; module load REST...", keeping what is loaded when it is the group's beginning
+# (every Lmod command takes a while); on failure, why in $load_error.
+loaded=()
+load_group() {
+  local group=("$@") i=0
+  while [ "$i" -lt "${#loaded[@]}" ] && [ "$i" -lt "${#group[@]}" ] && [ "${loaded[i]}" = "${group[i]}" ]; do
+    i=$((i + 1))
+  done
+  if [ "$i" -eq 0 ] || [ "$i" -lt "${#loaded[@]}" ]; then
+    module purge >/dev/null 2>&1
+    loaded=()
+    module load "${group[0]}" >/dev/null 2>&1 || { load_error="cannot load module ${group[0]}"; return 1; }
+    loaded=("${group[0]}")
+    i=1
+  fi
+  if [ "$i" -lt "${#group[@]}" ]; then
+    if ! module load "${group[@]:i}" >/dev/null 2>&1; then
+      loaded=()
+      load_error="cannot load the modules: ${group[*]:1}"
+      return 1
+    fi
+    loaded=("${group[@]}")
+  fi
+}
+
 if [ -n "$check_release" ] && [ "$ncheck" -gt 0 ]; then
-  module purge >/dev/null 2>&1
-  if module load "$check_release" >/dev/null 2>&1; then
-    # One question for all of them (each Lmod command takes a while), then one a name only if one is missing.
+  if load_group "$check_release"; then
+    # One question for all of them, then one a name only if one is missing.
     if ! module is-avail "${checks[@]}" >/dev/null 2>&1; then
       for name in "${checks[@]}"; do
         module is-avail "$name" >/dev/null 2>&1 || lines+=("missing	$name")
@@ -72,39 +98,23 @@ if [ -n "$check_release" ] && [ "$ncheck" -gt 0 ]; then
     lines+=("missing	$check_release")
   fi
 fi
-while [ $# -gt 0 ]; do
-  n=$1
-  shift
-  group=("${@:1:n}")
-  shift "$n"
-  key="${group[*]}"
-  module purge >/dev/null 2>&1
-  if [ "$n" -eq 0 ]; then
-    continue
-  elif ! module load "${group[0]}" >/dev/null 2>&1; then
-    lines+=("error	$key	cannot load module ${group[0]}")
-  elif [ "$n" -gt 1 ] && ! module load "${group[@]:1}" >/dev/null 2>&1; then
-    lines+=("error	$key	cannot load the modules: ${group[*]:1}")
-  else
-    lines+=("env	$key	$(env -0 | base64 -w0)")
-  fi
-done
 
-module purge >/dev/null 2>&1
-module load "$release" >/dev/null 2>&1 || fail "cannot load module $release"
+load_group "$release" || fail "cannot load module $release"
 if [ -n "$module" ]; then
-  module load "$module" >/dev/null 2>&1 || fail "cannot load module $module"
+  load_group "$release" "$module" || fail "cannot load module $module"
 fi
 py=$(command -v python3) || fail "no python3 with ${module:-the release} loaded"
 version=$("$py" -c 'import sys; print("%d.%d.%d" % sys.version_info[:3]); sys.exit(sys.version_info < (3, 8))' 2>/dev/null) \
   || fail "$py (module ${module:-none}) is ${version:-not runnable}: Ansible needs Python >= 3.8"
+# The Python's own environment, for the wrapper and the report below (other modules get loaded meanwhile).
+py_path=$PATH py_ld=${LD_LIBRARY_PATH-} py_pythonpath=${PYTHONPATH-}
 
 write_wrapper() {  # FILE: the wrapper's content
   {
     echo '#!/bin/bash'
     echo "# Written by cesres-ctl (roles/cesres_python): Ansible's Python on this cluster, python3 of"
     echo "# the module ${module:-(none)} of $release, with the environment that module sets."
-    printf 'export PATH=%q LD_LIBRARY_PATH=%q PYTHONPATH=%q\n' "$PATH" "${LD_LIBRARY_PATH-}" "${PYTHONPATH-}"
+    printf 'export PATH=%q LD_LIBRARY_PATH=%q PYTHONPATH=%q\n' "$py_path" "$py_ld" "$py_pythonpath"
     # shellcheck disable=SC2016  # "$@" is the wrapper's own, literally
     printf 'exec %q "$@"\n' "$py"
   } >"$1" && chmod 0755 "$1"
@@ -133,6 +143,21 @@ else
   fi
   interpreter=$wrapper
 fi
+# The module groups: each one's environment, for the play's modules.
+while [ $# -gt 0 ]; do
+  n=$1
+  shift
+  group=("${@:1:n}")
+  shift "$n"
+  if [ "$n" -eq 0 ]; then
+    continue
+  elif load_group "${group[@]}"; then
+    lines+=("env	${group[*]}	$(env -0 | base64 -w0)")
+  else
+    lines+=("error	${group[*]}	$load_error")
+  fi
+done
+
 # The report, by the chosen Python (bash has no JSON): the login environment, then the lines above, on
 # stdin (not in its arguments, which any user of the login node may read).
 report='import base64, json, sys
@@ -175,6 +200,6 @@ if request:
         out["probe_error"] = "%s: %s" % (type(exc).__name__, exc)
 print(json.dumps(out))'
 printf '%s\n' "$login" "${lines[@]+"${lines[@]}"}" \
-  | "$py" -c "$report" "$state" "$interpreter" "$version" "$system" "$module" "$check_release" "$request" "$program" \
+  | PATH=$py_path LD_LIBRARY_PATH=$py_ld PYTHONPATH=$py_pythonpath "$py" -c "$report" "$state" "$interpreter" "$version" "$system" "$module" "$check_release" "$request" "$program" \
     "${checks[@]+"${checks[@]}"}" \
   || fail "$py cannot print the report"
