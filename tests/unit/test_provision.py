@@ -218,3 +218,13 @@ def test_doctor_reads_a_failed_probe():
     nolmod = '{"failed": true, "msg": "Lmod\'s module command is not defined in a login shell", "checked_release": "r"}'
     ids = [c.id for c in doctor.parse_checks(f"PROBE\t{nolmod}\n", "x")]
     assert ids[:2] == ["python", "lmod"]
+
+
+def test_doctor_command_survives_ansibles_argument_splitting():
+    """doctor sends its script as an ad-hoc raw command: Ansible splits it, and reads {{, {% and {# as Jinja."""
+    from ansible.parsing.splitter import split_args
+
+    command = doctor.doctor_command({"cesres_cluster_modules_release": "r", "cesres_cluster_modules": ["Python/3"]})
+    assert split_args(command)
+    for marker in ("{{", "{%", "{#"):
+        assert marker not in command, marker

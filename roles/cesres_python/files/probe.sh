@@ -65,18 +65,25 @@ type module >/dev/null 2>&1 || { checks=(); fail "Lmod's module command is not d
 # (every Lmod command takes a while); on failure, why in $load_error.
 loaded=()
 load_group() {
-  local group=("$@") i=0
-  while [ "$i" -lt "${#loaded[@]}" ] && [ "$i" -lt "${#group[@]}" ] && [ "${loaded[i]}" = "${group[i]}" ]; do
-    i=$((i + 1))
+  local group=("$@") i=0 name prefix=true
+  # No array lengths in this script: cesres-ctl doctor sends it as an ad-hoc raw command, whose arguments Ansible
+  # splits reading a brace then a hash as the start of a Jinja comment.
+  for name in "${loaded[@]+"${loaded[@]}"}"; do
+    if [ "$i" -lt "$#" ] && [ "$name" = "${group[i]}" ]; then
+      i=$((i + 1))
+    else
+      prefix=false
+      break
+    fi
   done
-  if [ "$i" -eq 0 ] || [ "$i" -lt "${#loaded[@]}" ]; then
+  if [ "$prefix" = false ] || [ "$i" -eq 0 ]; then
     module purge >/dev/null 2>&1
     loaded=()
     module load "${group[0]}" >/dev/null 2>&1 || { load_error="cannot load module ${group[0]}"; return 1; }
     loaded=("${group[0]}")
     i=1
   fi
-  if [ "$i" -lt "${#group[@]}" ]; then
+  if [ "$i" -lt "$#" ]; then
     if ! module load "${group[@]:i}" >/dev/null 2>&1; then
       loaded=()
       load_error="cannot load the modules: ${group[*]:1}"
