@@ -214,3 +214,63 @@ def test_the_probe_reads_each_part_and_names_an_unexpandable_path(tmp_path, orig
     assert state["hf_cache"] == {"home": str(home / "hf"), "missing": ["c/d"]}
     assert state["data"]["expand_error"] and "$UNSET" in state["data"]["error"]
     assert not (home / "code").exists()
+
+
+# --- the venv's lock and ready stamp (module_utils/cesres_setup.py venv_install) -------------------
+
+
+@pytest.fixture(scope="module")
+def small_venv(tmp_path_factory):
+    """A real venv (no packages to install: pip runs offline) and an empty requirements file."""
+    root = tmp_path_factory.mktemp("venv")
+    venv = root / "env"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    requirements = root / "req.txt"
+    requirements.write_text("# nothing\n")
+    return venv, requirements
+
+
+POLICY = (PROJECT / "roles" / "cesres_venv" / "files" / "requirements_policy.py").read_text()
+
+
+def test_venv_install_marks_ready_only_when_done_and_waits_for_another_installer(small_venv):
+    import fcntl
+
+    venv, requirements = small_venv
+    env = dict(os.environ, PIP_NO_INDEX="1")
+    stamp = venv / setup.VENV_STAMP
+    stamp.unlink(missing_ok=True)
+    # Another installer holds the lock: this one waits, then fails in one line; the stamp is not written.
+    lock = os.open(venv / ".cesres-install.lock", os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    try:
+        with pytest.raises(setup.SetupError, match="still running after 1 s") as refused:
+            setup.venv_install(str(venv), str(requirements), "h1", env, POLICY, wait_s=1)
+        assert refused.value.kind == "locked" and not stamp.exists()
+    finally:
+        os.close(lock)
+    done = setup.venv_install(str(venv), str(requirements), "h1", env, POLICY)
+    assert done["installed"] and stamp.read_text() == "h1\n"
+    assert setup.venv_state(str(venv), str(requirements), "c", env)["state"] in ("stale", "recreate")
+
+
+def test_a_waiting_installer_installs_nothing_when_the_other_one_made_the_venv_ready(small_venv):
+    import fcntl
+    import threading
+
+    venv, requirements = small_venv
+    env = dict(os.environ, PIP_NO_INDEX="1")
+    lock = os.open(venv / ".cesres-install.lock", os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+    fcntl.flock(lock, fcntl.LOCK_EX)
+
+    def the_other_one_finishes() -> None:
+        (venv / setup.VENV_STAMP).write_text("h2\n")
+        os.close(lock)
+
+    timer = threading.Timer(0.5, the_other_one_finishes)
+    timer.start()
+    try:
+        done = setup.venv_install(str(venv), str(requirements), "h2", env, POLICY, wait_s=30)
+    finally:
+        timer.join()
+    assert done["installed"] is False and any("waited for another installation" in r for r in done["reports"])
