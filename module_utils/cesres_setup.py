@@ -233,9 +233,9 @@ def sha256_of(path):
 def push_state(dest, env=None):
     """What a push into `dest` would overwrite.
 
-    {"path", "exists", "manifest": a record of the last push is there, "modified": files changed or deleted
-    since (that record), "foreign": not empty and not deployed by cesres-ctl, "gitdirty": modified tracked
-    files of a git checkout}.
+    {"path", "exists", "manifest": a record of the last push is there, "manifest_sha256": its digest,
+    "modified": files changed or deleted since (that record), "foreign": not empty and not deployed by
+    cesres-ctl, "gitdirty": modified tracked files of a git checkout}.
     """
     state = {
         "path": dest,
@@ -250,6 +250,8 @@ def push_state(dest, env=None):
     record = os.path.join(dest, PUSH_MANIFEST)
     if os.path.isfile(record):
         state["manifest"] = True
+        # The role compares it with the manifest of the local checkout: equal, nothing to push.
+        state["manifest_sha256"] = sha256_of(record)
         with open(record, encoding="utf-8", errors="replace") as handle:
             for line in handle:
                 digest, sep, name = line.rstrip("\n").partition("  ")

@@ -274,3 +274,26 @@ def test_a_waiting_installer_installs_nothing_when_the_other_one_made_the_venv_r
     finally:
         timer.join()
     assert done["installed"] is False and any("waited for another installation" in r for r in done["reports"])
+
+
+def test_push_state_reads_the_record_of_the_last_push(tmp_path):
+    dest = tmp_path / "code"
+    dest.mkdir()
+    (dest / "a.py").write_text("one\n")
+    record = f"{setup.sha256_of(str(dest / 'a.py'))}  a.py\n"
+    (dest / setup.PUSH_MANIFEST).write_text(record)
+    state = setup.push_state(str(dest))
+    assert state["manifest"] and state["modified"] == [] and not state["foreign"]
+    import hashlib
+
+    assert state["manifest_sha256"] == hashlib.sha256(record.encode()).hexdigest()
+    (dest / "a.py").write_text("edited on the cluster\n")
+    assert setup.push_state(str(dest))["modified"] == ["a.py"]
+    assert setup.push_state(str(tmp_path / "none")) == {
+        "path": str(tmp_path / "none"),
+        "exists": False,
+        "manifest": False,
+        "modified": [],
+        "foreign": False,
+        "gitdirty": [],
+    }
