@@ -8,6 +8,9 @@ directory in filter_plugins.
 """
 
 import base64
+import hashlib
+import inspect
+import json
 import shlex
 import sys
 from collections.abc import Mapping
@@ -87,6 +90,100 @@ def cesres_env_from_b64(text: str) -> dict:
     return dict(entry.split("=", 1) for entry in entries if "=" in entry)
 
 
+def cesres_last_json(text: object) -> dict:
+    """The JSON object that the last line of `text` holding one is ({} when none is).
+
+    For the `raw` step of roles/cesres_python, whose login shell may print its own messages before the
+    object; with a terminal, lines end in CR LF.
+    """
+    for line in reversed(str(text or "").splitlines()):
+        line = line.strip()
+        if line.startswith("{"):
+            try:
+                value = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(value, dict):
+                return value
+    return {}
+
+
+def cesres_sha256_manifest(files: object, root: str) -> str:
+    """`sha256sum`'s lines for `files` (paths relative to the local directory `root`), in that order.
+
+    roles/cesres_repo records what it pushed with it, and its probe (library/cesres_probe.py) compares.
+    """
+    base = Path(str(root)).expanduser()
+    lines = []
+    for name in files or []:
+        if (base / str(name)).is_symlink() or not (base / str(name)).is_file():
+            continue  # as rsync --list-only's regular files: links and directories are not recorded
+        try:
+            digest = hashlib.sha256((base / str(name)).read_bytes()).hexdigest()
+        except OSError as exc:
+            raise AnsibleFilterError(f"cannot read {base / str(name)}: {exc.strerror}") from None
+        lines.append(f"{digest}  {name}\n")
+    return "".join(lines)
+
+
+def cesres_probe_program(_: object = None) -> str:
+    """The Python that roles/cesres_python's login shell runs for the play's one probe (files/probe.sh).
+
+    module_utils/cesres_setup.py (its probe(), as library/cesres_probe.py runs it), then the rules,
+    cesres_ctl/rules.py (module_utils/cesres_rules.py), in their own namespace: the probe expands each configured
+    path with the very rule (expand_path) that the role applies on this machine, so it reads each role's target
+    at the path that the role itself computes.
+    """
+    setup = (_CHECKOUT / "module_utils" / "cesres_setup.py").read_text(encoding="utf-8")
+    rules_source = Path(inspect.getfile(rules)).read_text(encoding="utf-8")
+    return (
+        f"{setup}\n"
+        f"_RULES = {{'__name__': 'cesres_rules'}}\n"
+        f"exec({rules_source!r}, _RULES)\n"
+        "expand_path, RuleError = _RULES['expand_path'], _RULES['RuleError']\n"
+    )
+
+
+def cesres_role_file(role: str, name: str) -> str:
+    """The text of files/`name` of `role` in this project.
+
+    For a role's variable that another role's task may evaluate (the play's one probe, roles/cesres_login,
+    templates each role's part), where lookup('file') would search the other role's files.
+    """
+    path = _CHECKOUT / "roles" / str(role) / "files" / str(name)
+    try:
+        return path.read_text(encoding="utf-8").rstrip()  # as lookup('file') reads it
+    except OSError as exc:
+        raise AnsibleFilterError(f"cannot read {path}: {exc.strerror}") from None
+
+
+def cesres_module_env(probe: Mapping[str, Any], modules: object, login_env: Mapping[str, str]) -> str:
+    """The environment with `modules` loaded (after "module purge"), as the play's one login shell captured it,
+    in the form the setup modules take it (their no_log option `env`): base64 of its JSON.
+
+    One opaque value: Ansible masks every value of a no_log option wherever it appears in a result, and an
+    environment's short values ("1", a version) would mask the module's messages.
+    probe: cesres_python_probe (roles/cesres_python); an empty `modules` is the login shell's own environment.
+    """
+    names = [str(name) for name in (modules or [])]
+    if not names:
+        return _encode_env(login_env or {})
+    key = " ".join(names)
+    errors = (probe or {}).get("module_errors") or {}
+    if key in errors:
+        raise AnsibleFilterError(f"{errors[key]} (modules {key})")
+    envs = (probe or {}).get("module_envs") or {}
+    if key not in envs:
+        raise AnsibleFilterError(
+            f"the modules {key} were not loaded by the play's login shell: list them in cesres_python_module_sets"
+        )
+    return _encode_env(envs[key])
+
+
+def _encode_env(env: Mapping[str, str]) -> str:
+    return base64.b64encode(json.dumps(dict(env), sort_keys=True).encode("utf-8")).decode("ascii")
+
+
 def cesres_rsync_ssh(values: Mapping[str, Any], host: str, control_dir: str = "") -> str:
     """rsync's -e: ssh with the host's connection variables (rules.ssh_target), its key file included.
 
@@ -140,6 +237,11 @@ class FilterModule:
             "cesres_resubmit_states": cesres_resubmit_states,
             "cesres_expand_path": cesres_expand_path,
             "cesres_env_from_b64": cesres_env_from_b64,
+            "cesres_last_json": cesres_last_json,
+            "cesres_module_env": cesres_module_env,
+            "cesres_role_file": cesres_role_file,
+            "cesres_probe_program": cesres_probe_program,
+            "cesres_sha256_manifest": cesres_sha256_manifest,
             "cesres_rsync_ssh": cesres_rsync_ssh,
             "cesres_ssh_host": cesres_ssh_host,
             "cesres_with_checksums": cesres_with_checksums,

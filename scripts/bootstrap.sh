@@ -12,7 +12,8 @@ if [ "$(id -u)" -ne 0 ]; then
     exit 1
 fi
 
-controller_packages=(python3 python3-venv python3-pip python3-apt openssh-client rsync git iproute2 util-linux)
+# The lint tests (tests/test_lint.py) check every piece of shell of the project with shellcheck.
+controller_packages=(python3 python3-venv python3-pip python3-apt openssh-client rsync git iproute2 util-linux shellcheck)
 missing=()
 for package in "${controller_packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
@@ -31,7 +32,7 @@ stamp="$venv/.cesres-ctl-installed"
 if [ ! -f "$stamp" ] || [ "$project_dir/pyproject.toml" -nt "$stamp" ]; then
     echo "bootstrap: installing cesres-ctl and its development tools into $venv"
     "$venv/bin/python" -m pip install --quiet --upgrade pip
-    "$venv/bin/python" -m pip install --quiet -e "$project_dir[dev]"
+    "$venv/bin/python" -m pip install --quiet -e "${project_dir}[dev]"
     touch "$stamp"
 fi
 export PATH="$venv/bin:$PATH"

@@ -4,6 +4,7 @@ Only Ansible's ``raw`` module is used: it needs no Python on the cluster, so the
 the login node's Python is too old for ansible-core 2.19 (and says so).
 """
 
+import json
 import os
 import shlex
 import sys
@@ -18,41 +19,24 @@ from cesres_ctl.inventory import Inventory
 from cesres_ctl.runs.remote import diagnose_cluster
 
 MIN_FREE_GIB = 2.0
-# roles/cesres_python's script: which Python runs Ansible's modules on the cluster.
-CHOOSE_PYTHON = ("roles", "cesres_python", "files", "choose_python.sh")
-# roles/cesres_modules' script: do the release and the modules exist (one check, for setup and doctor).
-CHECK_MODULES = ("roles", "cesres_modules", "files", "check_modules.sh")
+# roles/cesres_python's script, the play's one login shell: which Python runs Ansible's modules on the cluster,
+# and whether the release and the modules exist (one check, for setup and doctor).
+PROBE = ("roles", "cesres_python", "files", "probe.sh")
 
 # Runs in a login shell (bash -lc), where Lmod's "module" is defined. Prints one line per check:
-# CHECK <TAB> id <TAB> pass|fail|warn <TAB> detail. Always exits 0: the lines carry the result.
+# CHECK <TAB> id <TAB> pass|fail|warn <TAB> detail, and the probe's JSON as PROBE <TAB> json, which
+# parse_checks turns into the python, lmod and module checks. Always exits 0: the lines carry the result.
 DOCTOR_SCRIPT = r"""
 ck() { printf 'CHECK\t%s\t%s\t%s\n' "$1" "$2" "$3"; }
-choose=$1 check_modules=$2 pymodule=$3 release=$4 partitions=$5 min_gib=$6
-shift 6
-# The Python that Ansible will run with: roles/cesres_python's choice, made by the same script.
-if out=$(set -- check "$release" "$pymodule" .cesres/python; . /dev/stdin <<<"$choose" 2>&1); then
-  read -r _ _ path version system <<<"$(grep '^CESRES_PYTHON ' <<<"$out")"
-  ck python pass "Ansible runs with python3 $version of module ${pymodule:-(none)} ($path);"\
-" the login node's python3 is $system"
-else
-  ck python fail "$(tail -1 <<<"$out")"
-fi
-# The modules: roles/cesres_modules' check, made by the same script.
-found=$(set -- "$release" "$@"; . /dev/stdin <<<"$check_modules" 2>&1)
-if grep -qx NOLMOD <<<"$found"; then
-  ck lmod fail "module is not defined in a login shell"
-else
+probe=$1 pymodule=$2 release=$3 partitions=$4 min_gib=$5
+shift 5
+# The Python that Ansible will run with and the modules: roles/cesres_python's probe, by the same script
+# (mode check: it writes nothing).
+# shellcheck source=/dev/null  # the script is the argument $probe, fed on stdin
+out=$(set -- check "$release" "$pymodule" .cesres/python "$release" "$#" "$@" "" ""; . /dev/stdin <<<"$probe" 2>&1)
+printf 'PROBE\t%s\n' "$(tail -1 <<<"$out")"
+if type module >/dev/null 2>&1; then
   ck lmod pass "$(module --version 2>&1 | grep -o 'Version [^ ]*' | head -1)"
-  if grep -qxF "MISSING $release" <<<"$found"; then
-    ck "module:$release" fail "cannot be loaded"
-    for m in "$@"; do ck "module:$m" fail "not checked: $release does not load"; done
-  else
-    ck "module:$release" pass "loads"
-    for m in "$@"; do
-      if grep -qxF "MISSING $m" <<<"$found"; then ck "module:$m" fail "not available in $release"
-      else ck "module:$m" pass "available"; fi
-    done
-  fi
 fi
 if command -v sinfo >/dev/null 2>&1; then
   info=$(sinfo -h -o '%P %a %l' 2>&1)
@@ -118,8 +102,7 @@ def doctor_command(host_vars: Mapping[str, Any], min_free_gib: float = MIN_FREE_
         (str(m) for m in host_vars.get("cesres_cluster_modules", []) if str(m).startswith("Python/")), ""
     )
     args = [
-        paths.project_dir().joinpath(*CHOOSE_PYTHON).read_text(encoding="utf-8"),
-        paths.project_dir().joinpath(*CHECK_MODULES).read_text(encoding="utf-8"),
+        paths.project_dir().joinpath(*PROBE).read_text(encoding="utf-8"),
         python_module,
         str(host_vars.get("cesres_cluster_modules_release", "")),
         " ".join(host_vars.get("cesres_cluster_partitions", {}) or {}),
@@ -133,11 +116,59 @@ def parse_checks(stdout: str, cluster: str) -> list[Check]:
     checks = []
     for line in stdout.splitlines():
         parts = line.rstrip("\r").split("\t", 3)
+        if len(parts) == 2 and parts[0] == "PROBE":
+            checks.extend(probe_checks(parts[1], cluster))
+            continue
         if len(parts) != 4 or parts[0] != "CHECK":
             continue
         _, check_id, status, detail = parts
-        hint = HINTS.get(check_id.split(":", 1)[0], "") if status == "fail" else ""
-        checks.append(Check(check_id, status, detail, hint.replace("CLUSTER", cluster)))
+        checks.append(_check(check_id, status, detail, cluster))
+    order = {"python": 0, "lmod": 1, "module": 2}
+    return sorted(checks, key=lambda check: order.get(check.id.split(":", 1)[0], 3))
+
+
+def _check(check_id: str, status: str, detail: str, cluster: str) -> Check:
+    hint = HINTS.get(check_id.split(":", 1)[0], "") if status == "fail" else ""
+    return Check(check_id, status, detail, hint.replace("CLUSTER", cluster))
+
+
+def probe_checks(text: str, cluster: str) -> list[Check]:
+    """The python, lmod and module checks from roles/cesres_python's probe (files/probe.sh, mode check)."""
+    try:
+        probe = json.loads(text)
+    except ValueError:
+        probe = None
+    if not isinstance(probe, dict):
+        return [_check("python", "fail", f"the probe printed no result: {text.strip()[:200]}", cluster)]
+    checks = []
+    if probe.get("failed"):
+        message = str(probe.get("msg", ""))
+        checks.append(_check("python", "fail", message, cluster))
+        if "module command is not defined" in message:
+            return [*checks, _check("lmod", "fail", "module is not defined in a login shell", cluster)]
+    else:
+        checks.append(
+            _check(
+                "python",
+                "pass",
+                f"Ansible runs with python3 {probe.get('version')} of module {probe.get('module') or '(none)'}"
+                f" ({probe.get('interpreter')}); the login node's python3 is {probe.get('system')}",
+                cluster,
+            )
+        )
+    release, missing = str(probe.get("checked_release", "")), set(probe.get("missing") or [])
+    names = [str(name) for name in probe.get("checked") or []]
+    if release in missing:
+        checks.append(_check(f"module:{release}", "fail", "cannot be loaded", cluster))
+        checks += [_check(f"module:{m}", "fail", f"not checked: {release} does not load", cluster) for m in names]
+    else:
+        checks.append(_check(f"module:{release}", "pass", "loads", cluster))
+        checks += [
+            _check(f"module:{m}", "fail", f"not available in {release}", cluster)
+            if m in missing
+            else _check(f"module:{m}", "pass", "available", cluster)
+            for m in names
+        ]
     return checks
 
 

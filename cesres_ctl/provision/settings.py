@@ -79,7 +79,9 @@ def role_specs(project: Path | None = None) -> tuple[RoleSpec, ...]:
     specs = []
     for role in SETUP_ROLES:
         role_dir = project / "roles" / role
-        data = yaml.safe_load((role_dir / "meta" / "argument_specs.yml").read_text(encoding="utf-8"))
+        # libyaml's loader when PyYAML has it: every setup pays for these six files before any ssh.
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        data = yaml.load((role_dir / "meta" / "argument_specs.yml").read_text(encoding="utf-8"), Loader=loader)  # noqa: S506 - a safe loader
         options = data["argument_specs"]["main"].get("options") or {}
         specs.append(RoleSpec(role, options, role_dir / "defaults" / "main.yml"))
     return tuple(specs)

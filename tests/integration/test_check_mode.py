@@ -200,7 +200,7 @@ def test_check_reports_exactly_what_a_real_run_would_copy(own_account):
     assert summary(changed.stderr)["changed"] == 3, changed.stdout  # the push, its record, the component
     assert "would change: sandbox: cesres_repo : push | Copy the changed files" in changed.stdout
     assert "would change: sandbox: cesres_repo : push | Report the record of the push" in changed.stdout
-    assert "would change: sandbox: cesres_data : Copy the changed parts of each component" in changed.stdout
+    assert "would change: sandbox: cesres_data : copy | Copy the changed parts of each component" in changed.stdout
     assert sandbox.ssh(f'cd "$HOME/{paths[0]}" && sha256sum README.md data/ds/train.txt').stdout == remote
 
     # A file changed on the cluster since the push: check mode refuses as the real run would.

@@ -1,14 +1,24 @@
-"""The roles' cluster-side scripts in check mode, run by a local bash: they say what would change, change nothing."""
+"""The roles' cluster-side code in check mode, run here: it says what would change, changes nothing.
 
+roles/cesres_python's login shell (files/probe.sh) by a local bash; the modules' shared code
+(module_utils/cesres_setup.py) imported as the modules run it.
+"""
+
+import importlib.util
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
-ROLES = Path(__file__).resolve().parent.parent.parent / "roles"
+PROJECT = Path(__file__).resolve().parent.parent.parent
+ROLES = PROJECT / "roles"
+_SPEC = importlib.util.spec_from_file_location("cesres_setup", PROJECT / "module_utils" / "cesres_setup.py")
+assert _SPEC and _SPEC.loader
+setup = importlib.util.module_from_spec(_SPEC)
+_SPEC.loader.exec_module(setup)
 # Lmod stand-in: every purge and load works.
 MODULE_FN = "module() { return 0; }\nexport -f module\n"
 
@@ -40,29 +50,45 @@ def python_home(tmp_path):
     return home
 
 
-def choose(home: Path, mode: str, tmp: Path) -> subprocess.CompletedProcess[str]:
-    script = (ROLES / "cesres_python" / "files" / "choose_python.sh").read_text()
+def choose(home: Path, mode: str, tmp: Path, *extra: str) -> dict:
+    """files/probe.sh's JSON: no module check, no probe, then `extra` (module groups)."""
+    script = (ROLES / "cesres_python" / "files" / "probe.sh").read_text()
     env = {"PATH": f"{home / 'bin'}:/usr/bin:/bin", "TMPDIR": str(tmp)}
-    return run_script(script, mode, "releases/2022a", "Python/3.10.4", ".cesres/python", home=home, env=env)
+    done = run_script(
+        script, mode, "releases/2022a", "Python/3.10.4", ".cesres/python", "", "0", "", "", *extra, home=home, env=env
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return json.loads(done.stdout.splitlines()[-1])
 
 
 def test_python_plan_writes_nothing_in_the_home_and_a_temporary_wrapper_that_is_the_real_one(python_home, tmp_path):
     tmp = tmp_path / "tmp"
     tmp.mkdir()
     planned = choose(python_home, "plan", tmp)
-    assert planned.returncode == 0, planned.stderr
-    state, path = planned.stdout.split()[1:3]
-    assert state == "changed" and Path(path).parent == tmp and Path(path).name.startswith("cesres-python-check.")
+    path = planned["interpreter"]
+    assert planned["state"] == "changed" and Path(path).parent == tmp
+    assert Path(path).name.startswith("cesres-python-check.")
     assert not (python_home / ".cesres").exists()
     assert subprocess.run([path, "-c", "print(6 * 7)"], capture_output=True, text=True, check=True).stdout == "42\n"
 
     installed = choose(python_home, "install", tmp)
-    assert installed.stdout.split()[1:3] == ["changed", str(python_home / ".cesres" / "python")]
+    assert [installed["state"], installed["interpreter"]] == ["changed", str(python_home / ".cesres" / "python")]
     assert (python_home / ".cesres" / "python").read_text() == Path(path).read_text()
 
     again = choose(python_home, "plan", tmp)
-    assert again.stdout.split()[1:3] == ["ok", str(python_home / ".cesres" / "python")]
+    assert [again["state"], again["interpreter"]] == ["ok", str(python_home / ".cesres" / "python")]
     assert sorted(p.name for p in tmp.iterdir()) == [Path(path).name]  # the handler removes the first one
+
+
+def test_the_login_shell_reports_its_environment_and_the_module_groups_as_json(python_home, tmp_path):
+    """One JSON object: the login environment (before any module command), and each group's environment."""
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    report = choose(python_home, "check", tmp, "2", "releases/2022a", "git/2.23", "0")
+    assert report["state"] == "checked" and report["module"] == "Python/3.10.4"
+    assert report["login_env"]["HOME"] == str(python_home) and report["login_env"]["TMPDIR"] == str(tmp)
+    assert list(report["module_envs"]) == ["releases/2022a git/2.23"] and report["module_errors"] == {}
+    assert not (python_home / ".cesres").exists()
 
 
 # --- cesres_repo (git mode) ---------------------------------------------------------------------
@@ -85,45 +111,51 @@ def origin(tmp_path):
     return repo
 
 
-def git_sync(home: Path, dest: str, url: Path, *, check: bool, force: bool = False) -> subprocess.CompletedProcess[str]:
-    files = ROLES / "cesres_repo" / "files"
-    script = (files / "lib.sh").read_text() + (files / "git_sync.sh").read_text()
+def git_sync(home: Path, dest: str, url: Path, *, check: bool, force: bool = False) -> dict:
+    """library/cesres_git.py's work: {"changed", "commit", "path"}, or {"refused", "msg"}."""
     # The role passes the destination expanded (cesres_expand_path).
     dest = dest.replace("~", str(home), 1)
-    return run_script(script, dest, str(url), "master", str(force).lower(), "", "", str(check).lower(), home=home)
+    sync = setup.git_plan if check else setup.git_sync
+    try:
+        return sync(dest, str(url), "master", force, dict(os.environ, HOME=str(home)))
+    except setup.SetupError as exc:
+        return {"refused": exc.kind == "refused", "msg": str(exc)}
 
 
 def test_git_check_mode_reports_a_clone_and_creates_nothing(tmp_path, origin):
     home = tmp_path / "home"
     home.mkdir()
     done = git_sync(home, "~/code", origin, check=True)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == ["CESRES_REPO", "changed", git("rev-parse", "HEAD", cwd=origin), str(home / "code")]
+    assert done == {"changed": True, "commit": git("rev-parse", "HEAD", cwd=origin), "path": str(home / "code")}
     assert not (home / "code").exists()
 
 
 def test_git_check_mode_on_a_deployed_checkout(tmp_path, origin):
     home = tmp_path / "home"
     home.mkdir()
-    assert git_sync(home, "~/code", origin, check=False).returncode == 0
+    assert git_sync(home, "~/code", origin, check=False)["changed"]
     code = home / "code"
     first = git("rev-parse", "HEAD", cwd=code)
     up_to_date = git_sync(home, "~/code", origin, check=True)
-    assert up_to_date.stdout.split()[:3] == ["CESRES_REPO", "ok", first]
+    assert (up_to_date["changed"], up_to_date["commit"]) == (False, first)
+    assert not git_sync(home, "~/code", origin, check=False)["changed"]
 
     (origin / "model.py").write_text("two\n")
     git("commit", "-q", "-am", "two", cwd=origin)
     before = tree(code)
     newer = git_sync(home, "~/code", origin, check=True)
-    assert newer.stdout.split()[:3] == ["CESRES_REPO", "changed", git("rev-parse", "HEAD", cwd=origin)]
+    assert (newer["changed"], newer["commit"]) == (True, git("rev-parse", "HEAD", cwd=origin))
     assert tree(code) == before and git("rev-parse", "HEAD", cwd=code) == first  # not even fetched
 
     (code / "model.py").write_text("edited on the cluster\n")
     refused = git_sync(home, "~/code", origin, check=True)
-    assert refused.returncode == 3 and "local changes" in refused.stderr
+    assert refused["refused"] and "local changes" in refused["msg"] and "model.py" in refused["msg"]
+    assert git_sync(home, "~/code", origin, check=False)["refused"]
     forced = git_sync(home, "~/code", origin, check=True, force=True)
-    assert forced.returncode == 0 and forced.stdout.split()[1] == "changed"
+    assert forced["changed"]
     assert (code / "model.py").read_text() == "edited on the cluster\n"
+    assert git_sync(home, "~/code", origin, check=False, force=True)["commit"] == git("rev-parse", "HEAD", cwd=origin)
+    assert (code / "model.py").read_text() == "two\n"
 
 
 def test_git_check_mode_refuses_a_foreign_directory_as_the_real_run_does(tmp_path, origin):
@@ -132,55 +164,136 @@ def test_git_check_mode_refuses_a_foreign_directory_as_the_real_run_does(tmp_pat
     (home / "code" / "notes.txt").write_text("mine\n")
     for check in (True, False):
         done = git_sync(home, "~/code", origin, check=check)
-        assert done.returncode == 3 and "not a git checkout" in done.stderr
+        assert done["refused"] and "not a git checkout" in done["msg"]
     assert sorted(p.name for p in (home / "code").iterdir()) == ["notes.txt"]
 
 
 # --- cesres_venv --------------------------------------------------------------------------------
 
 
-def venv_probe(home: Path, check: bool) -> subprocess.CompletedProcess[str]:
-    files = ROLES / "cesres_venv" / "files"
-    script = (files / "common.sh").read_text() + "\n" + (files / "probe.sh").read_text()
-    env = {"PATH": f"{home / 'bin'}:/usr/bin:/bin", "CESRES_VENV_CHECK": str(check).lower()}
-    # The role passes the paths expanded (cesres_expand_path).
-    return run_script(
-        script,
-        f"{home}/env",
-        f"{home}/code/req.txt",
-        f"{home}/code/m.py",
-        "config",
-        "releases/2022a",
-        home=home,
-        env=env,
-    )
-
-
-def test_venv_probe_in_check_mode_accepts_requirements_not_deployed_yet(python_home):
-    checked = venv_probe(python_home, check=True)
-    assert checked.returncode == 0, checked.stderr
-    assert "HASH none" in checked.stdout.splitlines() and "STATE missing" in checked.stdout.splitlines()
-    real = venv_probe(python_home, check=False)
-    assert real.returncode == 2 and "not found on the cluster" in real.stderr
+def test_venv_state_in_check_mode_accepts_requirements_not_deployed_yet(python_home):
+    env = {"PATH": f"{python_home / 'bin'}:/usr/bin:/bin", "HOME": str(python_home)}
+    checked = setup.venv_state(f"{python_home}/env", f"{python_home}/code/req.txt", "config", env, check=True)
+    assert checked["hash"] == "none" and checked["state"] == "missing"
+    with pytest.raises(setup.SetupError, match="not found on the cluster"):
+        setup.venv_state(f"{python_home}/env", f"{python_home}/code/req.txt", "config", env, check=False)
 
 
 # --- cesres_data --------------------------------------------------------------------------------
 
 
-def test_data_mkdirs_in_check_mode_lists_the_directories_and_creates_none(tmp_path):
-    tasks = yaml.safe_load((ROLES / "cesres_data" / "tasks" / "main.yml").read_text())
-    script = next(t for t in tasks if t["name"] == "Create the destination directories on the cluster")["vars"][
-        "__cesres_data_mkdirs"
-    ]
+def test_data_lists_the_missing_directories_and_creates_none(tmp_path):
     home = tmp_path / "home"
     (home / "root" / "old").mkdir(parents=True)
-    checked = run_script(script, "true", f"{home}/root", "old", "data/train", "", home=home)
-    assert checked.returncode == 0, checked.stderr
-    assert checked.stdout.splitlines() == [f"DEST {home}/root", "CREATED data/train"]
+    assert setup.dirs_missing(f"{home}/root", ["old", "data/train", ""]) == ["data/train"]
     assert sorted(p.name for p in (home / "root").iterdir()) == ["old"]
-    fresh = run_script(script, "true", f"{home}/new", "data", home=home)
-    assert fresh.stdout.splitlines() == [f"DEST {home}/new", "CREATED ", "CREATED data"]
+    assert setup.dirs_missing(f"{home}/new", ["data"]) == ["", "data"]
     assert not (home / "new").exists()
-    real = run_script(script, "false", f"{home}/new", "data", home=home)
-    assert real.stdout.splitlines() == [f"DEST {home}/new", "CREATED ", "CREATED data"]
-    assert (home / "new" / "data").is_dir()
+
+
+# --- the play's one probe -------------------------------------------------------------------------
+
+
+def test_the_probe_reads_each_part_and_names_an_unexpandable_path(tmp_path, origin):
+    home = tmp_path / "home"
+    (home / "hf").mkdir(parents=True)
+    (home / "hf" / "cesres-models.list").write_text("a/b main\n")
+
+    def expand(path: str, what: str) -> str:
+        if "$UNSET" in path:
+            raise setup.SetupError(f"{what} {path!r}: the variable $UNSET is not set", "expand")
+        return path.replace("~", str(home), 1)
+
+    request = {
+        "repo": {"mode": "git", "path": "~/code", "url": str(origin), "version": "master", "set": []},
+        "hf_cache": {"home": "~/hf", "models": [["a/b", "main"], ["c/d", "main"]]},
+        "data": {"dest": "$UNSET/x", "dirs": ["data"]},
+    }
+    state = setup.probe(request, expand, lambda part: dict(os.environ))
+    assert state["repo"]["changed"] and state["repo"]["path"] == str(home / "code")
+    assert state["hf_cache"] == {"home": str(home / "hf"), "missing": ["c/d"]}
+    assert state["data"]["expand_error"] and "$UNSET" in state["data"]["error"]
+    assert not (home / "code").exists()
+
+
+# --- the venv's lock and ready stamp (module_utils/cesres_setup.py venv_install) -------------------
+
+
+@pytest.fixture(scope="module")
+def small_venv(tmp_path_factory):
+    """A real venv (no packages to install: pip runs offline) and an empty requirements file."""
+    root = tmp_path_factory.mktemp("venv")
+    venv = root / "env"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    requirements = root / "req.txt"
+    requirements.write_text("# nothing\n")
+    return venv, requirements
+
+
+POLICY = (PROJECT / "roles" / "cesres_venv" / "files" / "requirements_policy.py").read_text()
+
+
+def test_venv_install_marks_ready_only_when_done_and_waits_for_another_installer(small_venv):
+    import fcntl
+
+    venv, requirements = small_venv
+    env = dict(os.environ, PIP_NO_INDEX="1")
+    stamp = venv / setup.VENV_STAMP
+    stamp.unlink(missing_ok=True)
+    # Another installer holds the lock: this one waits, then fails in one line; the stamp is not written.
+    lock = os.open(venv / ".cesres-install.lock", os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    try:
+        with pytest.raises(setup.SetupError, match="still running after 1 s") as refused:
+            setup.venv_install(str(venv), str(requirements), "h1", env, POLICY, wait_s=1)
+        assert refused.value.kind == "locked" and not stamp.exists()
+    finally:
+        os.close(lock)
+    done = setup.venv_install(str(venv), str(requirements), "h1", env, POLICY)
+    assert done["installed"] and stamp.read_text() == "h1\n"
+    assert setup.venv_state(str(venv), str(requirements), "c", env)["state"] in ("stale", "recreate")
+
+
+def test_a_waiting_installer_installs_nothing_when_the_other_one_made_the_venv_ready(small_venv):
+    import fcntl
+    import threading
+
+    venv, requirements = small_venv
+    env = dict(os.environ, PIP_NO_INDEX="1")
+    lock = os.open(venv / ".cesres-install.lock", os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+    fcntl.flock(lock, fcntl.LOCK_EX)
+
+    def the_other_one_finishes() -> None:
+        (venv / setup.VENV_STAMP).write_text("h2\n")
+        os.close(lock)
+
+    timer = threading.Timer(0.5, the_other_one_finishes)
+    timer.start()
+    try:
+        done = setup.venv_install(str(venv), str(requirements), "h2", env, POLICY, wait_s=30)
+    finally:
+        timer.join()
+    assert done["installed"] is False and any("waited for another installation" in r for r in done["reports"])
+
+
+def test_push_state_reads_the_record_of_the_last_push(tmp_path):
+    dest = tmp_path / "code"
+    dest.mkdir()
+    (dest / "a.py").write_text("one\n")
+    record = f"{setup.sha256_of(str(dest / 'a.py'))}  a.py\n"
+    (dest / setup.PUSH_MANIFEST).write_text(record)
+    state = setup.push_state(str(dest))
+    assert state["manifest"] and state["modified"] == [] and not state["foreign"]
+    import hashlib
+
+    assert state["manifest_sha256"] == hashlib.sha256(record.encode()).hexdigest()
+    (dest / "a.py").write_text("edited on the cluster\n")
+    assert setup.push_state(str(dest))["modified"] == ["a.py"]
+    assert setup.push_state(str(tmp_path / "none")) == {
+        "path": str(tmp_path / "none"),
+        "exists": False,
+        "manifest": False,
+        "modified": [],
+        "foreign": False,
+        "gitdirty": [],
+    }

@@ -194,10 +194,37 @@ def test_doctor_script_runs_locally_with_stub_tools(tmp_path):
 
 
 def test_doctor_checks_the_modules_with_the_roles_own_script():
-    """One module check: doctor runs roles/cesres_modules' check_modules.sh, not a copy of it."""
+    """One module check: doctor runs roles/cesres_python's probe.sh (the play's login shell), not a copy of it."""
     script = doctor.DOCTOR_SCRIPT
-    assert "module is-avail" not in script and "check_modules" in script
+    assert "module is-avail" not in script and "probe" in script
     command = shlex.split(doctor.doctor_command({"cesres_cluster_modules_release": "r", "cesres_cluster_modules": []}))
-    role_script = paths.project_dir().joinpath(*doctor.CHECK_MODULES).read_text()
-    assert role_script.startswith("# Run as: bash -lc")
-    assert command[5] == role_script
+    role_script = paths.project_dir().joinpath(*doctor.PROBE).read_text()
+    assert role_script.startswith("# The play's one login shell")
+    assert command[4] == role_script
+
+
+def test_doctor_reads_a_failed_probe():
+    """No Python: the module check still says what it found; no Lmod: one lmod failure."""
+    failed = (
+        '{"failed": true, "msg": "cannot load module P/1", "checked_release": "r", "checked": ["A/1"], '
+        '"missing": ["A/1"]}'
+    )
+    checks = {c.id: (c.status, c.detail) for c in doctor.parse_checks(f"PROBE\t{failed}\r\n", "x")}
+    assert checks == {
+        "python": ("fail", "cannot load module P/1"),
+        "module:r": ("pass", "loads"),
+        "module:A/1": ("fail", "not available in r"),
+    }
+    nolmod = '{"failed": true, "msg": "Lmod\'s module command is not defined in a login shell", "checked_release": "r"}'
+    ids = [c.id for c in doctor.parse_checks(f"PROBE\t{nolmod}\n", "x")]
+    assert ids[:2] == ["python", "lmod"]
+
+
+def test_doctor_command_survives_ansibles_argument_splitting():
+    """doctor sends its script as an ad-hoc raw command: Ansible splits it, and reads {{, {% and {# as Jinja."""
+    from ansible.parsing.splitter import split_args
+
+    command = doctor.doctor_command({"cesres_cluster_modules_release": "r", "cesres_cluster_modules": ["Python/3"]})
+    assert split_args(command)
+    for marker in ("{{", "{%", "{#"):
+        assert marker not in command, marker

@@ -226,7 +226,7 @@ def test_ssh_to_a_cluster_is_one_rule_for_the_cli_and_the_roles_and_keeps_the_ke
         ("OUT_OF_MEMORY", "cesres_ctl/rules.py"),  # the job states
         ("{0,39}", "cesres_ctl/rules.py"),  # the run-name rule
         (r"(?:(\d+)-)", "cesres_ctl/rules.py"),  # the Slurm time syntax
-        ("module is-avail", "roles/cesres_modules/files/check_modules.sh"),  # the module check
+        ("module is-avail", "roles/cesres_python/files/probe.sh"),  # the module check
         ("ansible_ssh_extra_args", "cesres_ctl/rules.py"),  # how plain ssh reaches a cluster
     ],
 )
@@ -241,3 +241,29 @@ def test_each_rule_has_one_home(marker, home):
         and marker in path.read_text(errors="replace")
     )
     assert found == [home]
+
+
+def test_the_probe_filters():
+    """cesres_python's raw step: its JSON line among a login shell's messages; a module group's environment."""
+    import base64
+    import json
+
+    from ansible.errors import AnsibleFilterError
+
+    last_json = filters()["cesres_last_json"]
+    assert last_json('Welcome to dragon2\r\n{"state": "ok"}\r\nShared connection closed.\r\n') == {"state": "ok"}
+    assert last_json("no json here\n{broken") == {}
+    module_env = filters()["cesres_module_env"]
+    probe = {"module_envs": {"r git/2": {"PATH": "/git/bin"}}, "module_errors": {"r X/1": "cannot load module X/1"}}
+    encoded = module_env(probe, ["r", "git/2"], {"HOME": "/h"})
+    assert json.loads(base64.b64decode(encoded)) == {"PATH": "/git/bin"}
+    assert json.loads(base64.b64decode(module_env(probe, [], {"HOME": "/h"}))) == {"HOME": "/h"}
+    with pytest.raises(AnsibleFilterError, match="cannot load module X/1"):
+        module_env(probe, ["r", "X/1"], {})
+    with pytest.raises(AnsibleFilterError, match="cesres_python_module_sets"):
+        module_env(probe, ["r", "Y/1"], {})
+    program = filters()["cesres_probe_program"]()
+    namespace: dict = {}
+    exec(program, namespace)  # what the login shell runs
+    assert namespace["expand_path"]("$GLOBALSCRATCH/env", {"HOME": "/h", "GLOBALSCRATCH": "/s"}) == "/s/env"
+    assert callable(namespace["probe"])

@@ -1,0 +1,635 @@
+# -*- coding: utf-8 -*-
+"""What the setup roles' modules (library/cesres_*.py) do on the cluster: read the state of the code, the
+virtualenv, the model cache and the components, and change them.
+
+Runs ON THE CLUSTER, in Ansible's modules (Python >= 3.8, the standard library only). No login shell:
+commands that need Lmod's modules (git, the venv's python) run with an environment that the play's one
+login shell captured (roles/cesres_python, fact cesres_python_probe.module_envs), passed in as `env`.
+Functions return plain data; a refusal or an error is a `SetupError` carrying one line.
+"""
+
+import hashlib
+import os
+import re
+import subprocess
+
+VENV_STAMP = ".cesres-ready"
+PUSH_MANIFEST = ".cesres-push.sha256"
+MODELS_LIST = "cesres-models.list"
+_COMMIT = re.compile(r"^[0-9a-f]{40}$")
+
+
+def decode_env(text):
+    """The environment that filter_plugins/cesres.py's cesres_module_env encoded ("" : None, this process's)."""
+    if not text:
+        return None
+    import base64
+    import json
+
+    return dict((str(k), str(v)) for k, v in json.loads(base64.b64decode(text).decode("utf-8")).items())
+
+
+class SetupError(Exception):
+    """One line for the user; `kind` says which (e.g. "refused" for local changes, "failed" otherwise)."""
+
+    def __init__(self, message, kind="failed"):
+        super().__init__(message)
+        self.kind = kind
+
+
+def environ(env):
+    """`env` as a new dict; this process's environment when it is empty or None."""
+    return dict(env) if env else dict(os.environ)
+
+
+def run(argv, env=None, cwd=None, input_text=None):
+    """(rc, stdout, stderr) of argv, with `env` (None: this process's) and no terminal prompt."""
+    full = dict(env if env is not None else os.environ)
+    full["GIT_TERMINAL_PROMPT"] = "0"
+    try:
+        done = subprocess.run(
+            argv,
+            env=full,
+            cwd=cwd,
+            input=input_text,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            universal_newlines=True,
+            check=False,
+        )
+    except OSError as exc:
+        return 127, "", "%s: %s" % (argv[0], exc.strerror)
+    return done.returncode, done.stdout, done.stderr
+
+
+def last_line(text, default=""):
+    lines = [line for line in (text or "").splitlines() if line.strip()]
+    return lines[-1].strip() if lines else default
+
+
+# --- the code: git ---------------------------------------------------------------------------------
+
+
+def _git(args, env, cwd=None):
+    return run(["git"] + list(args), env=env, cwd=cwd)
+
+
+def _remote_commit(remote, url, version, env, cwd=None):
+    """The commit that `version` names at `remote` ("" when it is no branch or tag there)."""
+    rc, out, _err = _git(["ls-remote", remote, version], env, cwd)
+    if rc != 0:
+        raise SetupError("cannot reach the repository %s from the cluster" % url)
+    refs = dict((ref, commit) for commit, _, ref in (line.partition("\t") for line in out.splitlines()))
+    for ref in ("refs/tags/%s^{}" % version, "refs/tags/%s" % version, "refs/heads/%s" % version):
+        if refs.get(ref):
+            return refs[ref]
+    return ""
+
+
+def _head(dest, env):
+    rc, out, _err = _git(["-C", dest, "rev-parse", "--verify", "-q", "HEAD"], env)
+    return out.strip() if rc == 0 and out.strip() else None
+
+
+def _has_commit(dest, version, env):
+    if not _COMMIT.match(version):
+        return False
+    return _git(["-C", dest, "cat-file", "-e", version + "^{commit}"], env)[0] == 0
+
+
+def _dirty(dest, env):
+    _rc, out, _err = _git(
+        ["-C", dest, "status", "--porcelain", "--untracked-files=no"], dict(env, GIT_OPTIONAL_LOCKS="0")
+    )
+    return [line[3:] for line in out.splitlines() if line.strip()][:20]
+
+
+def _not_empty(path):
+    try:
+        return bool(os.listdir(path))
+    except OSError:
+        return False
+
+
+def _refuse_dirty(dest, env, force):
+    if not force:
+        dirty = _dirty(dest, env)
+        if dirty:
+            raise SetupError(
+                "local changes in %s on the cluster would be overwritten: %s; commit or stash them, or rerun with "
+                "cesres_repo_force=true" % (dest, " ".join(dirty)),
+                "refused",
+            )
+
+
+def _refuse_foreign(dest, force):
+    if os.path.exists(dest) and _not_empty(dest) and not force:
+        raise SetupError(
+            "%s exists on the cluster and is not a git checkout: move it away or rerun with cesres_repo_force=true"
+            % dest,
+            "refused",
+        )
+
+
+def _require_git(env):
+    if run(["git", "version"], env=env)[0] != 0:
+        raise SetupError("no working git on the cluster (set cesres_repo_git_module)")
+
+
+def git_plan(dest, url, version, force, env):
+    """Whether a sync would change `dest`, changing nothing (not even .git: no fetch, no index refresh).
+
+    {"changed": bool, "commit": the commit to deploy (else `version` when unknown), "path": dest}; local
+    changes or a foreign directory that the sync would overwrite raise SetupError("refused"). Commits not on
+    the remote are not looked for (that needs a fetch): the sync itself refuses them.
+    """
+    env = environ(env)
+    _require_git(env)
+    env["GIT_OPTIONAL_LOCKS"] = "0"
+    if not os.path.isdir(os.path.join(dest, ".git")):
+        _refuse_foreign(dest, force)
+        target = _remote_commit(url, url, version, env)
+        return {"changed": True, "commit": target or version, "path": dest}
+    old = _head(dest, env)
+    target = version if _has_commit(dest, version, env) else _remote_commit(url, url, version, env)
+    if target and target == old:
+        return {"changed": False, "commit": target, "path": dest}
+    if old is not None:
+        _refuse_dirty(dest, env, force)
+    return {"changed": True, "commit": target or version, "path": dest}
+
+
+def git_sync(dest, url, version, force, env):
+    """Clone or update `dest` at `version`: {"changed", "commit", "path"}; refusals as in git_plan."""
+    env = environ(env)
+    _require_git(env)
+    if not os.path.isdir(os.path.join(dest, ".git")):
+        if os.path.exists(dest) and _not_empty(dest):
+            _refuse_foreign(dest, force)
+            if _git(["-C", dest, "init", "--quiet"], env)[0] != 0:
+                raise SetupError("git init failed in %s" % dest)
+            if _git(["-C", dest, "remote", "add", "origin", url], env)[0] != 0:
+                _git(["-C", dest, "remote", "set-url", "origin", url], env)
+        else:
+            parent = os.path.dirname(dest.rstrip("/")) or "/"
+            try:
+                os.makedirs(parent, exist_ok=True)
+            except OSError as exc:
+                raise SetupError("cannot create %s: %s" % (parent, exc.strerror)) from None
+            rc, _out, err = _git(["clone", "--quiet", "--no-checkout", url, dest], env)
+            if not os.path.isdir(os.path.join(dest, ".git")):
+                raise SetupError("git clone %s failed%s" % (url, (": " + last_line(err)) if err.strip() else ""))
+        old = None
+    else:
+        old = _head(dest, env)
+    rc, out, _err = _git(["remote", "get-url", "origin"], env, dest)
+    if out.strip() != url and _git(["remote", "set-url", "origin", url], env, dest)[0] != 0:
+        _git(["remote", "add", "origin", url], env, dest)
+    target = version if _has_commit(dest, version, env) else _remote_commit("origin", url, version, env, dest)
+    if target and target == old:
+        return {"changed": False, "commit": target, "path": dest}
+    if old is not None:
+        _refuse_dirty(dest, env, force)
+    if _git(["fetch", "--quiet", "--tags", "origin"], env, dest)[0] != 0:
+        raise SetupError("git fetch from %s failed" % url)
+    if not target:
+        rc, out, _err = _git(["rev-parse", "--verify", "-q", version + "^{commit}"], env, dest)
+        if rc != 0 or not out.strip():
+            raise SetupError("version %s not found in %s" % (version, url))
+        target = out.strip()
+    if old is not None and not force:
+        _rc, out, _err = _git(["rev-list", "-n", "5", "HEAD", "--not", "--remotes", "--tags"], env, dest)
+        unpushed = [line[:12] for line in out.split()]
+        if unpushed:
+            raise SetupError(
+                "commits in %s on the cluster are not on the remote: %s; push them, or rerun with "
+                "cesres_repo_force=true" % (dest, " ".join(unpushed)),
+                "refused",
+            )
+    if _git(["show-ref", "--verify", "-q", "refs/remotes/origin/" + version], env, dest)[0] == 0:
+        rc, _out, err = _git(["checkout", "--quiet", "--force", "-B", version, target], env, dest)
+        _git(["branch", "--quiet", "--set-upstream-to", "origin/" + version], env, dest)
+    else:
+        rc, _out, err = _git(["checkout", "--quiet", "--force", "--detach", target], env, dest)
+    if _head(dest, env) != target:
+        raise SetupError(
+            "checkout of %s (%s) failed in %s%s"
+            % (version, target, dest, (": " + last_line(err)) if err.strip() else "")
+        )
+    return {"changed": True, "commit": target, "path": dest}
+
+
+# --- the code: a pushed checkout -------------------------------------------------------------------
+
+
+def sha256_of(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def push_state(dest, env=None):
+    """What a push into `dest` would overwrite.
+
+    {"path", "exists", "manifest": a record of the last push is there, "manifest_sha256": its digest,
+    "modified": files changed or deleted since (that record), "foreign": not empty and not deployed by
+    cesres-ctl, "gitdirty": modified tracked files of a git checkout}.
+    """
+    state = {
+        "path": dest,
+        "exists": os.path.isdir(dest),
+        "manifest": False,
+        "modified": [],
+        "foreign": False,
+        "gitdirty": [],
+    }
+    if not state["exists"]:
+        return state
+    record = os.path.join(dest, PUSH_MANIFEST)
+    if os.path.isfile(record):
+        state["manifest"] = True
+        # The role compares it with the manifest of the local checkout: equal, nothing to push.
+        state["manifest_sha256"] = sha256_of(record)
+        with open(record, encoding="utf-8", errors="replace") as handle:
+            for line in handle:
+                digest, sep, name = line.rstrip("\n").partition("  ")
+                if not sep:
+                    continue
+                try:
+                    same = sha256_of(os.path.join(dest, name)) == digest
+                except OSError:
+                    same = False
+                if not same:
+                    state["modified"].append(name)
+    elif os.path.isdir(os.path.join(dest, ".git")):
+        state["gitdirty"] = _dirty(dest, environ(env))
+    elif _not_empty(dest):
+        state["foreign"] = True
+    return state
+
+
+# --- the virtualenv --------------------------------------------------------------------------------
+
+
+def python_version(env):
+    """python3's version with the modules of `env` loaded."""
+    rc, out, _err = run(["python3", "-c", "import sys; print(sys.version.split()[0])"], env=env)
+    if rc != 0 or not out.strip():
+        raise SetupError("python3 does not run with the modules loaded")
+    return out.strip()
+
+
+def venv_hash(config, version, requirements):
+    """The ready stamp's content: the configuration, the Python version and the requirements file."""
+    with open(requirements, "rb") as handle:
+        text = handle.read()
+    head = ("cesres_venv v1\n%s\npython %s\n" % (config, version)).encode("utf-8")
+    return hashlib.sha256(head + text).hexdigest()
+
+
+def venv_state(venv, requirements, config, env, check=False):
+    """{"path", "python", "hash", "state": ready|stale|missing|recreate}.
+
+    In check mode (`check`), a requirements file that is not there is no error (cesres_repo has not deployed
+    it yet): the hash is "none" and a venv cannot be ready.
+    """
+    env = environ(env)
+    version = python_version(env)
+    if os.access(requirements, os.R_OK):
+        digest = venv_hash(config, version, requirements)
+    elif check:
+        digest = "none"
+    else:
+        raise SetupError("requirements file %s not found on the cluster (is the repository deployed?)" % requirements)
+    cfg = os.path.join(venv, "pyvenv.cfg")
+    if not os.path.exists(cfg):
+        state = "missing"
+    elif not _venv_matches(cfg, version) or run([os.path.join(venv, "bin", "python"), "-c", ""], env=env)[0] != 0:
+        state = "recreate"
+    else:
+        try:
+            with open(os.path.join(venv, VENV_STAMP), encoding="utf-8") as handle:
+                stamp = handle.read().strip()
+        except OSError:
+            stamp = ""
+        state = "ready" if stamp == digest else "stale"
+    return {"path": venv, "python": version, "hash": digest, "state": state}
+
+
+def _venv_matches(cfg, version):
+    pattern = re.compile(r"^version(_info)? *= *%s(\.|$| )" % re.escape(version))
+    try:
+        with open(cfg, encoding="utf-8", errors="replace") as handle:
+            return any(pattern.match(line.rstrip("\n")) for line in handle)
+    except OSError:
+        return False
+
+
+# --- the model cache and the components ------------------------------------------------------------
+
+
+def models_missing(home, models):
+    """The ids of `models` ([id, revision] pairs) that HF_HOME/cesres-models.list does not record."""
+    try:
+        with open(os.path.join(home, MODELS_LIST), encoding="utf-8") as handle:
+            recorded = set(line.rstrip("\n") for line in handle)
+    except OSError:
+        recorded = set()
+    return [model_id for model_id, revision in models if "%s %s" % (model_id, revision) not in recorded]
+
+
+def dirs_missing(dest, subdirs):
+    """Those of "" (dest itself) and `subdirs` (relative to dest) that are not directories, in that order."""
+    missing = []
+    for sub in [""] + [s for s in subdirs if s]:
+        if sub not in missing and not os.path.isdir(os.path.join(dest, sub) if sub else dest):
+            missing.append(sub)
+    return missing
+
+
+# --- the virtualenv: creating it and installing into it ------------------------------------------------
+
+# The import check: every module that the entry point imports at its top, imported as the job will (modules
+# loaded, venv active, from the code's directory, GitPython without a git binary). Prints the first failure.
+IMPORT_CHECK = r"""
+import ast, importlib, sys
+tree = ast.parse(open(sys.argv[1], encoding="utf-8").read(), sys.argv[1])
+names = []
+for node in tree.body:
+    if isinstance(node, ast.Import):
+        names += [alias.name for alias in node.names]
+    elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module != "__future__":
+        names.append(node.module)
+    elif isinstance(node, ast.Try):
+        for inner in node.body:
+            if isinstance(inner, ast.Import):
+                names += [alias.name for alias in inner.names]
+            elif isinstance(inner, ast.ImportFrom) and inner.level == 0 and inner.module:
+                names.append(inner.module)
+sys.path.insert(0, ".")
+for name in dict.fromkeys(names):
+    try:
+        importlib.import_module(name)
+    except Exception as exc:
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"{name} ({detail})")
+        break
+"""
+# The distributions installed in the venv itself (sys.prefix), normalised: pip check's problems among them
+# are fatal; those of the modules' packages cannot be fixed from the venv.
+VENV_DISTRIBUTIONS = r"""
+import importlib.metadata as md, os, sys
+roots = [os.path.realpath(sys.prefix)]
+for dist in md.distributions():
+    where = os.path.realpath(str(dist.locate_file("")))
+    if any(where == r or where.startswith(r + os.sep) for r in roots):
+        print((dist.metadata["Name"] or "").lower().replace("_", "-"))
+"""
+
+
+def venv_create(venv, create_command, env):
+    """A fresh venv with the system site packages (an outdated one, and only a venv, is removed first)."""
+    env = environ(env)
+    import shlex
+    import shutil
+
+    if os.path.exists(os.path.join(venv, "pyvenv.cfg")):
+        shutil.rmtree(venv)
+    rc, _out, err = run(shlex.split(create_command) + ["--system-site-packages", venv], env=env)
+    if rc != 0:
+        raise SetupError("cannot create the virtualenv %s%s" % (venv, (": " + last_line(err)) if err.strip() else ""))
+
+
+def _lock(path, wait_s, reports, venv):
+    """The install lock of the venv, held by the returned descriptor (inherited by pip); None when another
+    installer held it and we waited."""
+    import fcntl
+    import time
+
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    except OSError:
+        raise SetupError("cannot open the lock file in %s" % venv) from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return fd, False
+    except OSError:
+        pass
+    reports.append("waited for another installation into %s (a setup started elsewhere or interrupted)" % venv)
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return fd, True
+        except OSError:
+            if time.monotonic() >= deadline:
+                os.close(fd)
+                raise SetupError(
+                    "another installation into %s is still running after %d s; try again when it ends" % (venv, wait_s),
+                    "locked",
+                ) from None
+            time.sleep(1)
+
+
+def venv_install(venv, requirements, digest, env, policy, protect=(), extra=(), cache="", entry="", wait_s=1800):
+    """Install `requirements` into the existing `venv` under the module policy (`policy`: the source of
+    requirements_policy.py) with ONE pip run, then pip check and the import check of `entry`; mark the venv
+    ready (its stamp holds `digest`) only after all of that, holding the venv's lock.
+
+    {"installed": True} when this run installed; {"installed": False} when another installer, waited for,
+    made it ready; "reports": lines to show (module versions kept, pip check outside the venv). Failures:
+    SetupError with kinds pip, quota, check, locked, imports.
+    """
+    env = environ(env)
+    reports = []
+    stamp = os.path.join(venv, VENV_STAMP)
+    log = os.path.join(venv, "cesres-pip.log")
+    plan_dir = os.path.join(venv, ".cesres-plan")
+    py = os.path.join(venv, "bin", "python")
+    fd, waited = _lock(os.path.join(venv, ".cesres-install.lock"), wait_s, reports, venv)
+    try:
+        if waited:
+            try:
+                with open(stamp, encoding="utf-8") as handle:
+                    if handle.read().strip() == digest:
+                        return {"installed": False, "reports": reports}
+            except OSError:
+                pass
+        if os.path.exists(stamp):
+            os.remove(stamp)
+        try:
+            os.makedirs(plan_dir, exist_ok=True)
+        except OSError:
+            raise SetupError("cannot create %s" % plan_dir) from None
+        args = [py, "-c", policy, "plan", requirements, plan_dir]
+        for name in protect:
+            args += ["--protect", name]
+        rc, out, err = run(args, env=env)
+        if rc != 0:
+            raise SetupError("cannot apply the module policy to %s: %s" % (requirements, last_line(err)))
+        import json
+
+        try:
+            planned = json.loads(out)
+        except ValueError:
+            raise SetupError("cannot read the module policy's plan") from None
+        reports += [item["message"] for item in planned.get("kept_module", [])] + list(planned.get("warnings", []))
+        pip = [py, "-m", "pip", "--disable-pip-version-check", "--no-input", "install"]
+        if cache:
+            pip += ["--cache-dir", cache]
+        pip += list(extra)
+        filtered = os.path.join(plan_dir, "requirements.txt")
+        constraints = os.path.join(plan_dir, "constraints.txt")
+        with open(log, "w", encoding="utf-8") as handle:
+            handle.write("== pip install -r %s -c %s (from %s)\n" % (filtered, constraints, requirements))
+            handle.flush()
+            full = dict(env, GIT_TERMINAL_PROMPT="0")
+            # The lock's descriptor goes to pip: if this process dies, pip keeps the lock until it ends.
+            done = subprocess.run(
+                pip + ["-r", filtered, "-c", constraints],
+                env=full,
+                stdout=handle,
+                stderr=subprocess.STDOUT,
+                pass_fds=(fd,),
+                check=False,
+            )
+        if done.returncode != 0:
+            with open(log, encoding="utf-8", errors="replace") as handle:
+                output = handle.read()
+            if "Disk quota exceeded" in output:
+                raise SetupError(
+                    "disk quota exceeded while installing into %s (see %s on the cluster)" % (venv, log), "quota"
+                )
+            _rc, why, _err = run([py, "-c", policy, "explain-conflict", log, "--requirements", requirements], env=env)
+            why = (why.strip().splitlines() or [""])[0]
+            raise SetupError(
+                "cannot install %s: %s (pip output: %s on the cluster)" % (requirements, why or "pip failed", log),
+                "pip",
+            )
+        check_rc, out, err = run([py, "-m", "pip", "--disable-pip-version-check", "check"], env=env)
+        check = (out + err).strip("\n")
+        _rc, ours, _err = run([py, "-c", VENV_DISTRIBUTIONS], env=env)
+        ours = set(ours.split())
+        with open(log, "a", encoding="utf-8") as handle:
+            handle.write("== pip check\n%s\n" % check)
+        problems = []
+        for line in check.splitlines() if check_rc != 0 else []:
+            if not line:
+                continue
+            name = line.split(" ", 1)[0].lower().replace("_", "-")
+            if name in ours:
+                problems.append(line)
+            else:
+                reports.append("pip check, outside the venv: " + line)
+        if problems:
+            raise SetupError("pip check fails in %s: %s (see %s on the cluster)" % (venv, problems[0], log), "check")
+        if entry:
+            if not os.path.isfile(entry):
+                raise SetupError("import check: the entry point %s is not on the cluster" % entry, "imports")
+            with open(log, "a", encoding="utf-8") as handle:
+                handle.write("== import check of %s\n" % entry)
+                handle.flush()
+                done = subprocess.run(
+                    [py, "-", entry],
+                    input=IMPORT_CHECK,
+                    env=dict(env, GIT_PYTHON_REFRESH="quiet"),
+                    cwd=os.path.dirname(entry),
+                    stdout=subprocess.PIPE,
+                    stderr=handle,
+                    universal_newlines=True,
+                    check=False,
+                )
+            if done.returncode != 0:
+                raise SetupError("import check of %s failed to run (see %s on the cluster)" % (entry, log), "imports")
+            if done.stdout.strip():
+                raise SetupError(
+                    "import check: %s cannot import %s with the modules loaded (see %s on the cluster)"
+                    % (entry, done.stdout.strip().splitlines()[0], log),
+                    "imports",
+                )
+        with open(stamp, "w", encoding="utf-8") as handle:
+            handle.write(digest + "\n")
+        return {"installed": True, "reports": reports}
+    finally:
+        os.close(fd)
+
+
+# --- the model cache -------------------------------------------------------------------------------
+
+
+def cache_models(home, python, loader, endpoint, models, env):
+    """Cache `models` ([id, revision] pairs) in HF_HOME `home` with the venv's own loaders (`loader`: the
+    source of cache_models.py), prove that they load offline, then record them."""
+    env = environ(env)
+    if not os.access(python, os.X_OK):
+        raise SetupError("no Python at %s: run the virtualenv's role (cesres_venv) first" % python)
+    try:
+        os.makedirs(home, exist_ok=True)
+    except OSError:
+        raise SetupError("cannot create HF_HOME %s" % home) from None
+    pairs = [word for pair in models for word in pair]
+    online = dict(env, HF_HOME=home)
+    online.pop("HF_ENDPOINT", None)
+    if endpoint:
+        online["HF_ENDPOINT"] = endpoint
+    rc, _out, err = run([python, "-c", loader, "load"] + pairs, env=online)
+    if rc != 0:
+        raise SetupError("cannot cache model %s" % last_line(err))
+    offline = dict(online, TRANSFORMERS_OFFLINE="1", HF_HUB_OFFLINE="1")
+    offline.pop("HF_ENDPOINT", None)
+    rc, _out, err = run([python, "-c", loader, "load"] + pairs, env=offline)
+    if rc != 0:
+        raise SetupError("model cached but not loadable offline: %s" % last_line(err))
+    if run([python, "-c", loader, "record", home] + pairs, env=online)[0] != 0:
+        raise SetupError("cannot record the models in %s" % home)
+    return [model_id for model_id, _revision in models]
+
+
+# --- the play's one probe --------------------------------------------------------------------------
+
+
+def probe(request, expand, env_of):
+    """The state of each part of `request` (repo, venv, hf_cache, data), changing nothing.
+
+    expand(path, what): a configured path as the login shell means it (the shared rule,
+    cesres_ctl.rules.expand_path; SetupError of kind "expand" when it cannot be); env_of(part): the
+    environment of the part's modules. Run by
+    roles/cesres_python's login shell (files/probe.sh, with the rule's own source) and by library/cesres_probe.py
+    (paths already expanded). A part that cannot be read gets {"error": one line} (and "expand_error" when
+    it is one of its paths), for its role to report.
+    """
+    state = {}
+    for name, part in sorted((request or {}).items()):
+        if not part:
+            continue
+        try:
+            state[name] = _probe_part(name, part, expand, env_of)
+        except SetupError as exc:
+            state[name] = {"error": str(exc), "expand_error": exc.kind == "expand"}
+    return state
+
+
+def _probe_part(name, part, expand, env_of):
+    if name == "repo":
+        path = expand(part["path"], part.get("what", "cesres_repo_dest"))
+        env = env_of(part)
+        if part.get("mode") == "push":
+            return push_state(path, env)
+        try:
+            return git_plan(path, part.get("url", ""), part.get("version", "master"), bool(part.get("force")), env)
+        except SetupError as exc:
+            return {"path": path, "refused": True, "kind": exc.kind, "msg": str(exc)}
+    if name == "venv":
+        path = expand(part["path"], part.get("what", "cesres_venv_path"))
+        requirements = expand(part["requirements"], part.get("requirements_what", "cesres_venv_requirements_file"))
+        return venv_state(path, requirements, part["config"], env_of(part), check=True)
+    if name == "hf_cache":
+        home = expand(part["home"], part.get("what", "cesres_hf_cache_home"))
+        models = [[str(m[0]), str(m[1])] for m in part.get("models") or []]
+        return {"home": home, "missing": models_missing(home, models)}
+    if name == "data":
+        dest = expand(part["dest"], part.get("what", "cesres_data_dest"))
+        return {"dest": dest, "missing": dirs_missing(dest, part.get("dirs") or [])}
+    raise SetupError("unknown part %s of the probe" % name)

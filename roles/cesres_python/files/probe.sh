@@ -1,0 +1,212 @@
+# The play's one login shell (roles/cesres_python's raw step; cesres-ctl doctor runs it too, mode "check"):
+#   bash -lc "$(cat probe.sh)" cesres-probe MODE RELEASE MODULE WRAPPER CHECK_RELEASE NCHECK NAME... REQUEST PROGRAM \
+#     [NSET MOD...]...
+# A login shell is needed for Lmod's "module" and nothing else: everything that needs one is read here,
+# once, and printed as ONE JSON object (the last line of stdout; the login shell's own messages may come
+# before it):
+#   {"state": "ok|changed|checked", "interpreter": PATH, "version": "3.10.4", "system": "3.6.8", "module": MODULE,
+#    "login_env": {NAME: VALUE}, "checked_release": CHECK_RELEASE, "checked": [NAME...], "missing": [NAME...],
+#    "module_envs": {"MOD MOD...": {NAME: VALUE}}, "module_errors": {"MOD MOD...": MESSAGE},
+#    "probe": {PART: STATE}}  (or "probe_error": ONE LINE)
+# or, when no Python can be chosen, {"failed": true, "msg": ONE LINE, "checked_release", "checked", "missing"}.
+# - the Python: RELEASE and MODULE loaded, their python3 must be >= 3.8 (ansible-core 2.19's minimum).
+#   MODE "install" writes WRAPPER ($HOME-relative): that interpreter with the module's environment (PATH,
+#   LD_LIBRARY_PATH, PYTHONPATH as the module sets them), replaced only when it differs. MODE "plan" (check
+#   mode) writes nothing under $HOME: an up-to-date WRAPPER is "ok"; otherwise the wrapper that "install"
+#   would write goes to a temporary file ${TMPDIR:-/tmp}/cesres-python-check.XXXXXX, "changed" with that path,
+#   for the play to run its checks with and then remove. MODE "check" writes nothing ("checked").
+# - login_env: the login shell's environment, before any module command.
+# - missing: those of the NCHECK NAMEs that Lmod does not have in CHECK_RELEASE (empty: no check).
+# - module_envs: for each group of NSET modules, the environment after "module purge" and loading them in
+#   order (the first is the release), for the play's modules to run git, pip and python with, without a
+#   login shell; a group that does not load is in module_errors instead.
+# - probe: the play's one probe (REQUEST, JSON; "" for none): the state of the code, the venv, the model
+#   cache and the components, read by PROGRAM (filter cesres_probe_program: module_utils/cesres_setup.py's
+#   probe() and the rule that expands configured paths, cesres_ctl.rules.expand_path, as they are on the
+#   controller) with the login environment and the module environments above.
+set -u
+mode=$1 release=$2 module=$3 wrapper=$HOME/$4 check_release=$5 ncheck=$6
+shift 6
+checks=("${@:1:ncheck}")
+shift "$ncheck"
+request=$1 program=$2
+shift 2
+login=$(env -0 | base64 -w0)
+system=$(command -v python3 >/dev/null 2>&1 && python3 -V 2>&1 | awk '{print $2}')
+
+json_string() {  # TEXT: as a JSON string
+  local s=${1//\\/\\\\}
+  s=${s//\"/\\\"}
+  s=${s//$'\t'/\\t}
+  s=${s//$'\r'/}
+  printf '"%s"' "${s//$'\n'/\\n}"
+}
+json_list() {  # WORD...: a JSON list of strings
+  local out="" word
+  for word in "$@"; do out+="${out:+, }$(json_string "$word")"; done
+  printf '[%s]' "$out"
+}
+fail() {  # MESSAGE: the one JSON line of a failure, with what the module check found (cesres-ctl doctor)
+  local missing=() line
+  for line in "${lines[@]+"${lines[@]}"}"; do
+    [ "${line%%	*}" != missing ] || missing+=("${line#*	}")
+  done
+  printf '{"failed": true, "msg": %s, "checked_release": %s, "checked": %s, "missing": %s}\n' "$(json_string "$1")" \
+    "$(json_string "$check_release")" "$(json_list "${checks[@]+"${checks[@]}"}")" "$(json_list "${missing[@]+"${missing[@]}"}")"
+  exit 2
+}
+
+# Lines for the report: "missing NAME", "env KEY BASE64", "error KEY MESSAGE" (tab-separated).
+lines=()
+type module >/dev/null 2>&1 || { checks=(); fail "Lmod's module command is not defined in a login shell"; }
+
+# What is loaded since the last "module purge", in order. load_group MOD...: the environment of "module
+# purge; module load FIRST; module load REST...", keeping what is loaded when it is the group's beginning
+# (every Lmod command takes a while); on failure, why in $load_error.
+loaded=()
+load_group() {
+  local group=("$@") i=0 name prefix=true
+  # No array lengths in this script: cesres-ctl doctor sends it as an ad-hoc raw command, whose arguments Ansible
+  # splits reading a brace then a hash as the start of a Jinja comment.
+  for name in "${loaded[@]+"${loaded[@]}"}"; do
+    if [ "$i" -lt "$#" ] && [ "$name" = "${group[i]}" ]; then
+      i=$((i + 1))
+    else
+      prefix=false
+      break
+    fi
+  done
+  if [ "$prefix" = false ] || [ "$i" -eq 0 ]; then
+    module purge >/dev/null 2>&1
+    loaded=()
+    module load "${group[0]}" >/dev/null 2>&1 || { load_error="cannot load module ${group[0]}"; return 1; }
+    loaded=("${group[0]}")
+    i=1
+  fi
+  if [ "$i" -lt "$#" ]; then
+    if ! module load "${group[@]:i}" >/dev/null 2>&1; then
+      loaded=()
+      load_error="cannot load the modules: ${group[*]:1}"
+      return 1
+    fi
+    loaded=("${group[@]}")
+  fi
+}
+
+if [ -n "$check_release" ] && [ "$ncheck" -gt 0 ]; then
+  if load_group "$check_release"; then
+    # One question for all of them, then one a name only if one is missing.
+    if ! module is-avail "${checks[@]}" >/dev/null 2>&1; then
+      for name in "${checks[@]}"; do
+        module is-avail "$name" >/dev/null 2>&1 || lines+=("missing	$name")
+      done
+    fi
+  else
+    lines+=("missing	$check_release")
+  fi
+fi
+
+load_group "$release" || fail "cannot load module $release"
+if [ -n "$module" ]; then
+  load_group "$release" "$module" || fail "cannot load module $module"
+fi
+py=$(command -v python3) || fail "no python3 with ${module:-the release} loaded"
+version=$("$py" -c 'import sys; print("%d.%d.%d" % sys.version_info[:3]); sys.exit(sys.version_info < (3, 8))' 2>/dev/null) \
+  || fail "$py (module ${module:-none}) is ${version:-not runnable}: Ansible needs Python >= 3.8"
+# The Python's own environment, for the wrapper and the report below (other modules get loaded meanwhile).
+py_path=$PATH py_ld=${LD_LIBRARY_PATH-} py_pythonpath=${PYTHONPATH-}
+
+write_wrapper() {  # FILE: the wrapper's content
+  {
+    echo '#!/bin/bash'
+    echo "# Written by cesres-ctl (roles/cesres_python): Ansible's Python on this cluster, python3 of"
+    echo "# the module ${module:-(none)} of $release, with the environment that module sets."
+    printf 'export PATH=%q LD_LIBRARY_PATH=%q PYTHONPATH=%q\n' "$py_path" "$py_ld" "$py_pythonpath"
+    # shellcheck disable=SC2016  # "$@" is the wrapper's own, literally
+    printf 'exec %q "$@"\n' "$py"
+  } >"$1" && chmod 0755 "$1"
+}
+if [ "$mode" = check ]; then
+  state=checked interpreter=$py
+elif [ "$mode" = plan ]; then
+  new=$(mktemp "${TMPDIR:-/tmp}/cesres-python-check.XXXXXX") || fail "cannot create a temporary file"
+  write_wrapper "$new" || { rm -f "$new"; fail "cannot write $new"; }
+  if cmp -s "$new" "$wrapper"; then
+    rm -f "$new"
+    state=ok interpreter=$wrapper
+  else
+    state=changed interpreter=$new
+  fi
+else
+  mkdir -p "$(dirname "$wrapper")" || fail "cannot create $(dirname "$wrapper")"
+  new=$(mktemp "$wrapper.XXXXXX") || fail "cannot write next to $wrapper"
+  write_wrapper "$new" || { rm -f "$new"; fail "cannot write $wrapper"; }
+  if cmp -s "$new" "$wrapper"; then
+    rm -f "$new"
+    state=ok
+  else
+    mv -f "$new" "$wrapper" || { rm -f "$new"; fail "cannot write $wrapper"; }
+    state=changed
+  fi
+  interpreter=$wrapper
+fi
+# The module groups: each one's environment, for the play's modules.
+while [ $# -gt 0 ]; do
+  n=$1
+  shift
+  group=("${@:1:n}")
+  shift "$n"
+  if [ "$n" -eq 0 ]; then
+    continue
+  elif load_group "${group[@]}"; then
+    lines+=("env	${group[*]}	$(env -0 | base64 -w0)")
+  else
+    lines+=("error	${group[*]}	$load_error")
+  fi
+done
+
+# The report, by the chosen Python (bash has no JSON): the login environment, then the lines above, on
+# stdin (not in its arguments, which any user of the login node may read).
+report='import base64, json, sys
+state, interpreter, version, system, module, release, request, program = sys.argv[1:9]
+login, _, rest = sys.stdin.read().partition("\n")
+def env(b64):
+    text = base64.b64decode(b64).decode("utf-8", "replace")
+    return dict(entry.split("=", 1) for entry in text.split("\0") if "=" in entry)
+out = {"state": state, "interpreter": interpreter, "version": version, "system": system or "none",
+       "module": module, "login_env": env(login), "checked_release": release, "checked": sys.argv[9:], "missing": [],
+       "module_envs": {}, "module_errors": {}}
+for line in rest.split("\n"):
+    kind, _, value = line.partition("\t")
+    if kind == "missing":
+        out["missing"].append(value)
+    elif kind == "env":
+        key, _, b64 = value.partition("\t")
+        out["module_envs"][key] = env(b64)
+    elif kind == "error":
+        key, _, message = value.partition("\t")
+        out["module_errors"][key] = message
+if request:
+    code = {}
+    try:
+        exec(program, code)
+        def expand(path, what):
+            try:
+                return code["expand_path"](path, out["login_env"], what=what)
+            except code["RuleError"] as exc:
+                raise code["SetupError"](str(exc), "expand")
+        def env_of(part):
+            key = " ".join(part.get("set") or [])
+            if not key:
+                return out["login_env"]
+            if key not in out["module_envs"]:
+                raise code["SetupError"](out["module_errors"].get(key) or "the modules %s were not loaded" % key)
+            return out["module_envs"][key]
+        out["probe"] = code["probe"](json.loads(request), expand, env_of)
+    except Exception as exc:
+        out["probe_error"] = "%s: %s" % (type(exc).__name__, exc)
+print(json.dumps(out))'
+printf '%s\n' "$login" "${lines[@]+"${lines[@]}"}" \
+  | PATH=$py_path LD_LIBRARY_PATH=$py_ld PYTHONPATH=$py_pythonpath "$py" -c "$report" "$state" "$interpreter" "$version" "$system" "$module" "$check_release" "$request" "$program" \
+    "${checks[@]+"${checks[@]}"}" \
+  || fail "$py cannot print the report"
