@@ -126,9 +126,10 @@ def test_config_init_then_setup_and_train_use_the_users_settings(user_env, clean
     assert run["state"] == "COMPLETED", run
     assert run["remote_dir"].startswith(f"{sandbox.home}/{ROOT}/runs/userconfig-"), run["remote_dir"]
     assert run["code_version"] == commit
-    script = sandbox.ssh(f"cat {run['remote_dir']}/job.sbatch")
-    assert script.returncode == 0, script.stderr
-    assert f"venv={sandbox.home}/{VENV}\n" in script.stdout
+    # The job reads the run's cluster paths, expanded there, from its run.env.
+    run_env = sandbox.ssh(f"cat {run['remote_dir']}/run.env")
+    assert run_env.returncode == 0, run_env.stderr
+    assert f"venv={sandbox.home}/{VENV}\n" in run_env.stdout
     assert (fetched / "results").is_dir()
 
     # Nothing of the checkout was edited (nor created: the fetched results went to --dest).
