@@ -1,11 +1,13 @@
 """``cesres-ctl setup`` and ``cesres-ctl doctor``: registered at the top level of the CLI."""
 
+import hashlib
 import json
+from typing import Any
 
 import typer
 from rich.table import Table
 
-from cesres_ctl import userconfig
+from cesres_ctl import paths, userconfig
 from cesres_ctl.console import err, out
 from cesres_ctl.errors import CesresError
 from cesres_ctl.inventory import Inventory
@@ -13,6 +15,7 @@ from cesres_ctl.options import cluster_option
 from cesres_ctl.provision import doctor as doctor_checks
 from cesres_ctl.provision.settings import SETUP_PLAYBOOK, parse_extra_vars, validate_setup_vars
 from cesres_ctl.runner import PlaybookResult, format_summary, run_playbook
+from cesres_ctl.runs import cluster as clusters
 
 app = typer.Typer()
 
@@ -56,10 +59,7 @@ def setup(
     """
     cluster = _cluster(cluster, legacy_cluster)
     extravars = parse_extra_vars(extra_vars)
-    inventory = Inventory()
-    problems = validate_setup_vars(cluster, extravars, inventory)
-    if problems:
-        raise CesresError(f"invalid settings for {cluster}: " + "; ".join(problems))
+    sources = _validated_sources(cluster, extravars)
     title = f"setup --check {cluster}" if check else f"setup {cluster}"
     result = run_playbook(
         SETUP_PLAYBOOK,
@@ -67,7 +67,7 @@ def setup(
         extravars=extravars,
         verbose=verbose,
         title=title,
-        inventory=inventory.sources,
+        inventory=sources,
         check=check,
     )
     _summarise(result)
@@ -78,6 +78,29 @@ def setup(
         return
     for line in check_report(cluster, result):
         out.print(line, markup=False)
+
+
+def _validated_sources(cluster: str, extravars: dict[str, Any]) -> list[str]:
+    """The inventory sources of the run, once the settings are known valid: checked with Ansible's inventory
+    (~0.35 s), or found checked before with the very same sources, role specs and extra vars (a stamp in the
+    state directory, named by their digest)."""
+    project = paths.project_dir()
+    specs = sorted(project.glob("roles/*/meta/argument_specs.yml")) + sorted(project.glob("roles/*/defaults/main.yml"))
+    digest = clusters.sources_fingerprint(cluster, specs)
+    digest = hashlib.sha256(f"{digest}:{json.dumps(extravars, sort_keys=True, default=str)}".encode()).hexdigest()
+    stamp = paths.state_dir() / "validated" / digest
+    if stamp.is_file():
+        return userconfig.inventory_sources(project)
+    inventory = Inventory()
+    problems = validate_setup_vars(cluster, extravars, inventory)
+    if problems:
+        raise CesresError(f"invalid settings for {cluster}: " + "; ".join(problems))
+    try:
+        stamp.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        stamp.touch()
+    except OSError:
+        pass  # a stamp: the next setup checks again
+    return list(inventory.sources)
 
 
 def check_report(cluster: str, result: PlaybookResult) -> list[str]:

@@ -41,7 +41,7 @@ def load(name: str) -> Cluster:
     defaults, the user's settings, the environment): Ansible's inventory takes ~0.4 s to load, three times
     the ssh call of `status` itself.
     """
-    key = _sources_fingerprint(name)
+    key = sources_fingerprint(name, [_role_defaults()])
     cache_file = paths.state_dir() / CACHE_NAME
     entries: dict[str, Any] = {}
     try:
@@ -107,9 +107,11 @@ def _role_defaults() -> Path:
     return paths.project_dir() / "roles" / ROLE / "defaults" / "main.yml"
 
 
-def _sources_fingerprint(name: str) -> str:
+def sources_fingerprint(name: str, more_files: list[Path]) -> str:
+    """A digest of what a cluster's values come from (the inventory, the user's settings, the environment)
+    and of `more_files`: equal digests, equal values."""
     project = paths.project_dir()
-    files: list[Path] = [userconfig.config_path(), _role_defaults()]
+    files: list[Path] = [userconfig.config_path(), *more_files]
     for top in ("inventory", "group_vars"):
         files += sorted(path for path in (project / top).rglob("*") if path.is_file())
     parts = [name, str(project)]

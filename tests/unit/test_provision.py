@@ -228,3 +228,31 @@ def test_doctor_command_survives_ansibles_argument_splitting():
     assert split_args(command)
     for marker in ("{{", "{%", "{#"):
         assert marker not in command, marker
+
+
+def test_setup_checks_settings_once_for_the_same_sources_and_extra_vars(tmp_path, monkeypatch):
+    from cesres_ctl.provision import commands
+
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    monkeypatch.setenv("CESRES_CTL_CONFIG", str(tmp_path / "config.yml"))
+    built = []
+    real = commands.Inventory
+
+    def counting_inventory():
+        built.append(1)
+        return real()
+
+    monkeypatch.setattr(commands, "Inventory", counting_inventory)
+    sources = commands._validated_sources("sandbox", {})
+    assert commands._validated_sources("sandbox", {}) == sources and len(built) == 1
+    # Other extra vars are checked again; bad ones every time, never stamped as valid.
+    commands._validated_sources("sandbox", {"cesres_venv_lock_timeout": 60})
+    assert len(built) == 2
+    for _ in range(2):
+        with pytest.raises(CesresError, match="invalid settings for sandbox"):
+            commands._validated_sources("sandbox", {"cesres_venv_lock_timeout": "soon"})
+    assert len(built) == 4
+    # The user's settings change: checked again.
+    (tmp_path / "config.yml").write_text("clusters:\n  sandbox:\n    cesres_root: ~/elsewhere\n")
+    commands._validated_sources("sandbox", {})
+    assert len(built) == 5
