@@ -2,17 +2,19 @@
 
 The floor is one new ssh command that checks the same state by hand: a login shell with the modules
 loaded, the venv's ready stamp, the deployed commit against the remote's, the model cache. The commands
-run in the same process, alternately, after one warm-up setup (so all find a ready environment and a warm
-ssh ControlMaster). Prints, per command, the median, issue 9's goal, now/goal and the ratio to the floor.
+run alternately, after one warm-up setup (so all find a ready environment), each from a cold start: a fresh
+login for the floor, no master connection left for the setups. All ssh traffic goes through
+bench/delay_proxy.py (bench/netsim.py): at loopback, and at each --rtt round trip (default 0,25 ms).
+Prints, per command, the median, issue 9's goal, now/goal and the ratio to the floor.
 
 With --baseline REF, the same two setups of the project at git REF (exported to a temporary directory, run
 with its own cesres_ctl) run in the same rounds, so that a shared, busy machine slows both alike.
 
-    .venv/bin/python bench/setup_noop.py [--repeat 5] [--baseline main]
+    .venv/bin/python bench/setup_noop.py [--repeat 5] [--rtt 0,25] [--baseline main]
 """
 
 import argparse
-import os
+import json
 import shlex
 import statistics
 import subprocess
@@ -26,8 +28,18 @@ sys.path.insert(0, str(PROJECT))
 
 from cesres_ctl.inventory import Inventory  # noqa: E402
 
-# Issue 9: a no-op setup, in seconds (measured before it: 3.7 s and 4.8 s).
-GOALS = {"ansible-playbook setup.yml": 1.5, "cesres-ctl setup": 2.0}
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from netsim import HOST, Net, network  # noqa: E402
+
+# Issue 9: a no-op setup, in seconds (measured before it: 3.7 s and 4.8 s), at loopback; and its ratio to
+# one fresh ssh command: at most 7x at loopback, 5x at 25 ms.
+GOALS = {
+    "ansible-playbook setup.yml": 1.5,
+    "cesres-ctl setup": 2.0,
+    "ansible-playbook setup.yml, warm": 1.5,
+    "cesres-ctl setup, warm": 2.0,
+}
+FLOOR_GOALS = {0.0: 7.0, 25.0: 5.0}
 FLOOR = "one fresh ssh command"
 
 FLOOR_SCRIPT = """
@@ -57,10 +69,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--baseline", metavar="REF", help="also time the setups of the project at this git ref")
+    parser.add_argument("--rtt", default="0,25", help="round-trip delays to measure at, in ms (0: loopback)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="setup-noop-") as tmp:
         baseline = export(args.baseline, Path(tmp)) if args.baseline else None
-        run_bench(args.repeat, baseline, args.baseline)
+        for rtt in (float(value) for value in args.rtt.split(",")):
+            with network(rtt) as net:
+                run_bench(net, rtt, args.repeat, baseline, args.baseline)
 
 
 def export(ref: str, where: Path) -> Path:
@@ -71,7 +86,7 @@ def export(ref: str, where: Path) -> Path:
     return where
 
 
-def run_bench(repeat: int, baseline: Path | None, ref: str | None) -> None:
+def run_bench(net: Net, rtt: float, repeat: int, baseline: Path | None, ref: str | None) -> None:
     names = [
         "cesres_cluster_modules",
         "cesres_cluster_git_module",
@@ -80,10 +95,12 @@ def run_bench(repeat: int, baseline: Path | None, ref: str | None) -> None:
     ]
     host_vars, _ = Inventory().resolve("sandbox", {}, [*names, "ansible_ssh_common_args", "ansible_host"])
     modules = [*host_vars["cesres_cluster_modules"], host_vars["cesres_cluster_git_module"]]
-    ssh_config = host_vars["ansible_ssh_common_args"].split("-F", 1)[1].strip()
     bin_dir = Path(sys.executable).parent
-    setup = [str(bin_dir / "cesres-ctl"), "setup", "--cluster", "sandbox"]
-    playbook = [str(bin_dir / "ansible-playbook"), "playbooks/setup.yml", "-l", "sandbox"]
+    # Through the proxy: the ssh settings only (the sandbox's root names its git repository too, which a
+    # no-op setup must find unchanged).
+    via_proxy = ["-e", json.dumps({"ansible_ssh_common_args": f"-F {net.ssh_config}"})]
+    setup = [str(bin_dir / "cesres-ctl"), "setup", "--cluster", "sandbox", *via_proxy]
+    playbook = [str(bin_dir / "ansible-playbook"), "playbooks/setup.yml", "-l", "sandbox", *via_proxy]
     remote = shlex.join(
         [
             "bash",
@@ -95,42 +112,61 @@ def run_bench(repeat: int, baseline: Path | None, ref: str | None) -> None:
             *modules,
         ]
     )
-    floor = ["ssh", "-F", ssh_config, host_vars["ansible_host"], remote]
+    floor = ["ssh", "-F", str(net.ssh_config), HOST, remote]
 
     # The baseline's own cesres_ctl and project (paths.project_dir: the checkout next to the package).
     # (Its ansible.cfg too: reading the inventory above set ANSIBLE_CONFIG to this project's.)
+    env = {key: value for key, value in net.env.items() if key != "CESRES_SANDBOX_ROOT"}
     old_env = None
     if baseline:
-        old_env = {**os.environ, "PYTHONPATH": str(baseline), "ANSIBLE_CONFIG": str(baseline / "ansible.cfg")}
-    old_setup = [sys.executable, "-m", "cesres_ctl", "setup", "--cluster", "sandbox"]
+        old_env = {**env, "PYTHONPATH": str(baseline), "ANSIBLE_CONFIG": str(baseline / "ansible.cfg")}
+
+    def cold(argv: list[str], cwd: Path = PROJECT, run_env: dict[str, str] | None = None) -> float:
+        net.stop_masters()
+        return timed(argv, cwd, run_env or env)
+
+    old_setup = [sys.executable, "-m", "cesres_ctl", "setup", "--cluster", "sandbox", *via_proxy]
 
     print("warm-up: one setup run (makes the environment ready)...", flush=True)
-    timed(setup)
+    timed(setup, env=env)
     if baseline:
         timed(old_setup, baseline, old_env)
-    results: dict[str, list[float]] = {"ansible-playbook setup.yml": [], "cesres-ctl setup": [], FLOOR: []}
+    # Cold: no master connection left (a setup of the day); warm: right after another command (its master).
+    results: dict[str, list[float]] = {
+        "ansible-playbook setup.yml": [],
+        "cesres-ctl setup": [],
+        "ansible-playbook setup.yml, warm": [],
+        "cesres-ctl setup, warm": [],
+        FLOOR: [],
+    }
     before: dict[str, list[float]] = {"ansible-playbook setup.yml": [], "cesres-ctl setup": []}
     for _ in range(repeat):
-        results["cesres-ctl setup"].append(timed(setup))
-        results["ansible-playbook setup.yml"].append(timed(playbook))
-        results[FLOOR].append(timed(floor))
+        results["cesres-ctl setup"].append(cold(setup))
+        results["cesres-ctl setup, warm"].append(timed(setup, env=env))
+        results["ansible-playbook setup.yml"].append(cold(playbook))
+        results["ansible-playbook setup.yml, warm"].append(timed(playbook, env=env))
+        results[FLOOR].append(cold(floor))
         if baseline:
-            before["cesres-ctl setup"].append(timed(old_setup, baseline, old_env))
-            before["ansible-playbook setup.yml"].append(timed(playbook, baseline, old_env))
+            before["cesres-ctl setup"].append(cold(old_setup, baseline, old_env))
+            before["ansible-playbook setup.yml"].append(cold(playbook, baseline, old_env))
     base = statistics.median(results[FLOOR])
     where = f"; before: the project at {ref}, in the same rounds" if baseline else ""
-    print(f"\nno-op setup, median of {repeat} (sandbox{where}):")
-    print(f"  {'':28} {'before':>7}  {'now':>7}  {'goal':>7}  {'now/goal':>8}  {'x floor':>7}   min-max")
+    distance = "loopback" if rtt == 0 else f"{rtt:g} ms round trip (delay proxy)"
+    floor_goal = FLOOR_GOALS.get(rtt)
+    print(f"\nno-op setup, median of {repeat} (sandbox, {distance}{where}; x floor goal: {floor_goal or '-'}):")
+    print(f"  {'':34} {'before':>7}  {'now':>7}  {'goal':>7}  {'now/goal':>8}  {'x floor':>7}   min-max")
     for name, times in results.items():
         median = statistics.median(times)
-        goal = GOALS.get(name)
+        goal = GOALS.get(name) if rtt == 0 else None
         old = before.get(name)
         before_text = f"{statistics.median(old):6.2f}s" if old else f"{'-':>7}"
         goal_text = f"{goal:6.2f}s" if goal else f"{'-':>7}"
         ratio_text = f"{median / goal:8.2f}" if goal else f"{'-':>8}"
         verdict = "" if goal is None else ("  ok" if median <= goal else "  over")
+        if name != FLOOR and floor_goal is not None:
+            verdict += "  x ok" if median / base <= floor_goal else "  x over"
         print(
-            f"  {name:28} {before_text}  {median:6.2f}s  {goal_text}  {ratio_text}  x{median / base:6.1f}"
+            f"  {name:34} {before_text}  {median:6.2f}s  {goal_text}  {ratio_text}  x{median / base:6.1f}"
             f"   {min(times):.2f}-{max(times):.2f}{verdict}"
         )
 
