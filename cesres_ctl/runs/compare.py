@@ -10,7 +10,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-from cesres_ctl import paths
 from cesres_ctl.errors import CesresError
 from cesres_ctl.runs import plot as plots
 from cesres_ctl.runs.registry import Run
@@ -83,13 +82,7 @@ def sweep_plot_data(rows: list[dict[str, Any]], metric: str = "best_validation_f
 
 def plot_sweep(data: dict[str, Any], output: Path, title: str) -> Path:
     """The overlay of validation losses, and one panel of the final metric per varied value, as a PNG."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise CesresError("plot needs matplotlib: pip install matplotlib") from None
+    plt = plots.pyplot()
     panels = data["panels"]
     fig, axes = plt.subplots(1, 1 + len(panels), figsize=(5.5 * (1 + len(panels)), 4.2), squeeze=False)
     overlay = axes[0][0]
@@ -106,13 +99,4 @@ def plot_sweep(data: dict[str, Any], output: Path, title: str) -> Path:
         axis.set_xlabel(key)
     for axis in axes[0]:
         axis.grid(alpha=0.3)
-    fig.suptitle(title)
-    fig.tight_layout()
-    try:
-        paths.ensure_dir(output.parent, "the plot's directory", "give --output a file you can write")
-        fig.savefig(output, format="png", dpi=100)
-    except OSError as exc:
-        raise CesresError(f"cannot write the plot {output}: {exc.strerror or exc}") from None
-    finally:
-        plt.close(fig)
-    return output
+    return plots.save(fig, output, title)

@@ -53,10 +53,8 @@ def check_output(output: Path) -> Path:
     return output
 
 
-def plot(results: Path, output: Path, title: str) -> Path:
-    epochs = read_epochs(results)
-    if not epochs:
-        raise CesresError(f"no metrics_epoch_N.json in {results}: has the run finished an epoch?")
+def pyplot() -> Any:
+    """matplotlib's pyplot, drawing to files only (Agg)."""
     try:
         import matplotlib
 
@@ -64,6 +62,28 @@ def plot(results: Path, output: Path, title: str) -> Path:
         import matplotlib.pyplot as plt
     except ImportError:
         raise CesresError("plot needs matplotlib: pip install matplotlib") from None
+    return plt
+
+
+def save(fig: Any, output: Path, title: str) -> Path:
+    """Title, lay out and write `fig` as a PNG at `output`, then free it."""
+    fig.suptitle(title)
+    fig.tight_layout()
+    try:
+        paths.ensure_dir(output.parent, "the plot's directory", "give --output a file you can write")
+        fig.savefig(output, format="png", dpi=100)
+    except OSError as exc:
+        raise CesresError(f"cannot write the plot {output}: {exc.strerror or exc}") from None
+    finally:
+        pyplot().close(fig)
+    return output
+
+
+def plot(results: Path, output: Path, title: str) -> Path:
+    epochs = read_epochs(results)
+    if not epochs:
+        raise CesresError(f"no metrics_epoch_N.json in {results}: has the run finished an epoch?")
+    plt = pyplot()
     data = series(epochs)
     losses = {k: v for k, v in data.items() if k.endswith("_loss")}
     metrics = {k: v for k, v in data.items() if not k.endswith("_loss") and not k.endswith("_MB")}
@@ -79,13 +99,4 @@ def plot(results: Path, output: Path, title: str) -> Path:
         axis.grid(alpha=0.3)
         if axis.lines:
             axis.legend(fontsize=7)
-    fig.suptitle(title)
-    fig.tight_layout()
-    try:
-        paths.ensure_dir(output.parent, "the plot's directory", "give --output a file you can write")
-        fig.savefig(output, format="png", dpi=100)
-    except OSError as exc:
-        raise CesresError(f"cannot write the plot {output}: {exc.strerror or exc}") from None
-    finally:
-        plt.close(fig)
-    return output
+    return save(fig, output, title)
