@@ -384,7 +384,7 @@ def _data_input(key: str, value: str, config_path: Path, cwd: Path) -> DataInput
     found = found.resolve()
     check_text(str(found), f"CONFIG.{key}")
     try:
-        digest = _sha256(found)
+        digest = file_sha256(found)
     except OSError as exc:
         raise CesresError(f"cannot read data file CONFIG.{key} = {value!r} ({found}): {exc.strerror or exc}") from None
     return DataInput(key, value, found, None, _staged_name(key, found.suffix), digest)
@@ -394,7 +394,8 @@ def _staged_name(key: str, suffix: str) -> str:
     return key + (suffix if _SAFE_SUFFIX.match(suffix) else "")
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """The SHA-256 of a local file, read in 1 MiB blocks (data sets and weights may be large)."""
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):

@@ -344,21 +344,13 @@ def locate(run: Run, target: str, ask_cluster: Callable[[str], str]) -> Source:
     assert local_weights is not None
     try:
         config_text = local_config.read_text(encoding="utf-8")
-        digest = _sha256(local_weights)
+        digest = configs.file_sha256(local_weights)
     except (OSError, UnicodeDecodeError) as exc:
         raise CesresError(f"cannot read the fetched results of {run.run_id} in {local}: {exc}") from None
     path = local_weights.resolve()
     configs.check_text(str(path), "the fetched weights path")
     weights = configs.DataInput("weights", str(local_weights), path, None, WEIGHTS_INPUT, digest)
     return Source(config_text, weights, f"{run.cluster}:{run.run_id}")
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def with_run_root(run: Run, target: str, settings: list[str]) -> list[str]:

@@ -155,7 +155,7 @@ def test_an_unreadable_data_file_is_one_line(monkeypatch):
     def denied(path):
         raise PermissionError(13, "Permission denied", str(path))
 
-    monkeypatch.setattr(configs, "_sha256", denied)
+    monkeypatch.setattr(configs, "file_sha256", denied)
     with pytest.raises(CesresError, match=r"cannot read data file CONFIG.training = 'data/train.txt' .*Permission"):
         configs.load(DEMO / "configs" / "demo.yaml", cwd=DEMO)
 
