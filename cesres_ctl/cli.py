@@ -1,29 +1,86 @@
 """The ``cesres-ctl`` command line: one typer app, one sub-app per area."""
 
+import importlib
 import sys
-from typing import NoReturn
+from collections.abc import Iterator, Mapping
+from typing import Any, NoReturn
 
 import typer
+from typer.core import TyperGroup
 
 from cesres_ctl import __version__
-from cesres_ctl.config_commands import app as config_app
-from cesres_ctl.console import err
+from cesres_ctl.console import note
 from cesres_ctl.errors import CesresError
-from cesres_ctl.provision.commands import app as provision_app
-from cesres_ctl.runs.commands import register as register_run_commands
-from cesres_ctl.sandbox.commands import app as sandbox_app
+
+# Each command's module, imported only when the command runs (or the help lists them all): `status` and
+# `logs` must start in a fraction of one ssh call (issue 9), and Ansible, the job templates, the sandbox's
+# manifests and rich's tables cost more than that. A name whose module holds a group of its own (sandbox,
+# config) is that group; any other is the command of that name in its module's app.
+COMMANDS: dict[str, str] = {
+    "sandbox": "cesres_ctl.sandbox.commands",
+    "train": "cesres_ctl.runs.train_commands",
+    "sweep": "cesres_ctl.runs.train_commands",
+    "runs": "cesres_ctl.runs.job_commands",
+    "status": "cesres_ctl.runs.job_commands",
+    "logs": "cesres_ctl.runs.job_commands",
+    "fetch": "cesres_ctl.runs.result_commands",
+    "cancel": "cesres_ctl.runs.job_commands",
+    "plot": "cesres_ctl.runs.result_commands",
+    "compare": "cesres_ctl.runs.result_commands",
+    "prune": "cesres_ctl.runs.result_commands",
+    "predict": "cesres_ctl.runs.train_commands",
+    "predictions": "cesres_ctl.runs.train_commands",
+    "setup": "cesres_ctl.provision.commands",
+    "doctor": "cesres_ctl.provision.commands",
+    "config": "cesres_ctl.config_commands",
+}
+GROUPS = {"sandbox", "config"}
+
+
+# Values: click commands, of the click that typer vendors privately (typer._click): typed Any.
+class _LazyCommands(Mapping[str, Any]):
+    """COMMANDS as the click commands typer's group looks up, each built from its module on first use."""
+
+    def __init__(self) -> None:
+        self._built: dict[str, Any] = {}
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self._built:
+            module_app = importlib.import_module(COMMANDS[name]).app
+            group = typer.main.get_group(module_app)
+            if name in GROUPS:
+                group.name = name
+                self._built[name] = group
+            else:
+                self._built[name] = group.commands[name]
+        return self._built[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(COMMANDS)
+
+    def __len__(self) -> int:
+        return len(COMMANDS)
+
+
+class LazyGroup(TyperGroup):
+    """The root group: every command of COMMANDS, its module imported when the command is looked up."""
+
+    def __init__(self, **attrs: object) -> None:
+        super().__init__(**attrs)  # type: ignore[arg-type]
+        self.commands = _LazyCommands()  # type: ignore[assignment]
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return list(self.commands)  # the names only: listing imports nothing
+
 
 app = typer.Typer(
     name="cesres-ctl",
+    cls=LazyGroup,
     help="Provision CÉCI Slurm clusters for CESReS and drive its training runs from your laptop.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-app.add_typer(sandbox_app, name="sandbox")
-register_run_commands(app)
-app.add_typer(provision_app)  # setup, doctor: top-level commands
-app.add_typer(config_app, name="config")
 
 
 def _version(value: bool) -> None:
@@ -71,7 +128,7 @@ def main() -> None:
 
 def _fail(message: str, code: int) -> NoReturn:
     # One line even when a message carries another program's multi-line output.
-    err.print(f"{PROG}: error: {' '.join(message.splitlines())}", markup=False, soft_wrap=True)
+    note(f"{PROG}: error: {' '.join(message.splitlines())}")
     sys.exit(code)
 
 

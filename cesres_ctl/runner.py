@@ -26,13 +26,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
-from typing import Any, TextIO
-
-import ansible_runner.interface
+from typing import TYPE_CHECKING, Any, TextIO
 
 from cesres_ctl import paths, sshdiag
 from cesres_ctl.errors import CesresError
 from cesres_ctl.progress import ProgressDisplay, task_label
+
+if TYPE_CHECKING:
+    import ansible_runner
 
 MAX_FAILURE_CHARS = 300
 
@@ -406,13 +407,17 @@ def _drop_command_artifact(status: Mapping[str, Any], runner_config: Any) -> Non
         Path(runner_config.artifact_dir, "command").unlink(missing_ok=True)
 
 
-def run_ansible(private_dir: Path, *, envvars: Mapping[str, str], **kwargs: Any) -> ansible_runner.Runner:
+def run_ansible(private_dir: Path, *, envvars: Mapping[str, str], **kwargs: Any) -> "ansible_runner.Runner":
     """ansible_runner.run in `private_dir`, with only the environment the run needs; returns runner's Runner.
 
     Inputs go in env/extravars (write_extravars), never in `extravars`: runner puts those on the command line.
     """
     if "extravars" in kwargs:
         raise TypeError("pass extra vars through write_extravars, not on the command line")
+    # Imported here, not with the module: ansible_runner takes ~25 ms to import, and the quick commands
+    # (status, logs, cancel) that import this module's helpers never run a playbook.
+    import ansible_runner.interface
+
     # As ansible_runner.run does (init_runner, then run), with the environment filtered in between.
     runner = ansible_runner.interface.init_runner(
         private_data_dir=str(private_dir),

@@ -14,7 +14,7 @@ from cesres_ctl.errors import CesresError
 from cesres_ctl.rules import EXIT_CODE_FILE, RUNS_DIR, log_name
 from cesres_ctl.runner import run_playbook
 from cesres_ctl.runs import cluster as clusters
-from cesres_ctl.runs.refresh import refresh_unfinished
+from cesres_ctl.runs.jobs import refresh_unfinished
 from cesres_ctl.runs.registry import Registry, Run
 
 PLAYBOOK = "playbooks/prune.yml"

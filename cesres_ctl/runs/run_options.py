@@ -1,4 +1,5 @@
-"""The options that `train` and `sweep` share: the run's name, resources and cluster paths."""
+"""The options the run commands share, declared once so that they read the same everywhere: the run's
+name, resources and cluster paths (train, sweep, predict), and how the other commands name a run."""
 
 from typing import Any
 
@@ -17,6 +18,16 @@ Set = typer.Option(
     [], "--set", help="Cluster path for this run: root, venv, hf_home or entry_point (KEY=VALUE); repeatable."
 )
 Name = typer.Option(None, "--name", "-n", help="Run name (default: the config file's name).")
+
+RunArgument = typer.Argument(..., help="Run id, a unique prefix of it, its job id, or its name (latest run).")
+# A run id names its cluster: here --cluster only narrows the search, and has no default.
+RunCluster = typer.Option(None, "--cluster", "-C", help="Only look for the run on this cluster.")
+Json = typer.Option(False, "--json", help="Print JSON (fields: docs/runs.md).")
+Dest = typer.Option(None, "--dest", "-d", help="Local directory (default: ./cesres-runs/RUN).")
+WaitDest = typer.Option(
+    None, "--dest", "-d", help="With --wait: where to fetch the results (default: ./cesres-runs/RUN)."
+)
+NoFetch = typer.Option(False, "--no-fetch", help="Use the results fetched earlier as they are.")
 
 
 def resources(

@@ -8,7 +8,6 @@ another, `--retry-failed` submits again only the points whose job ended without 
 
 import hashlib
 import itertools
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -223,7 +222,3 @@ def submit(prepared: PreparedSweep, *, quiet: bool = False, registry: Registry |
         "submitted": [run.run_id for run, outcome in zip(runs, report["points"], strict=True) if outcome["submitted"]],
         "points": [{**run.to_dict(), "values": run.point} for run in runs],
     }
-
-
-def describe(values: dict[str, Any]) -> str:
-    return " ".join(f"{key}={json.dumps(value) if isinstance(value, str) else value}" for key, value in values.items())

@@ -63,12 +63,12 @@ def one_error_line(err: str) -> str:
     [
         (
             ("train", "tests/data/template_config.yaml", "--gpus", "abc"),
-            ["--gpus", "valid integer", "cesres-ctl train --help"],
+            ["--gpus", "not a valid int", "cesres-ctl train --help"],
         ),
         (("train",), ["Missing argument", "cesres-ctl train --help"]),
         (("runs", "--bogus"), ["--bogus", "cesres-ctl runs --help"]),
         (("status",), ["Missing argument"]),
-        (("logs", "x", "--lines", "many"), ["--lines", "valid integer"]),
+        (("logs", "x", "--lines", "many"), ["--lines", "not a valid int"]),
         (("setup", "--cluster"), ["--cluster"]),
         (("sandbox", "explode"), ["No such command", "cesres-ctl sandbox --help"]),
     ],
@@ -189,3 +189,41 @@ def test_a_bad_destination_is_one_line_before_any_ssh(monkeypatch, capsys, recor
     line = one_error_line(err)
     assert all(word in line for word in words), line
     assert not any(Path(p).exists() for p in ("/proc/cesres-x", "/sys/cesres-x", "/proc/cesres-x.png"))
+
+
+# Imported by no quick command: Ansible and its runner (~0.4 s with the inventory), rich (~16 ms), the
+# job templates and plots. Issue 9: status and logs take at most 1.3x one `ssh … squeue`.
+HEAVY_MODULES = ("ansible", "ansible_runner", "rich", "jinja2", "matplotlib", "pydantic")
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [("status", "nothing"), ("logs", "nothing", "-n", "5"), ("cancel", "nothing"), ("runs", "--no-refresh")],
+)
+def test_the_quick_commands_import_nothing_heavy(tmp_path, argv):
+    import subprocess
+
+    env = {"PATH": "/usr/bin:/bin", "XDG_STATE_HOME": str(tmp_path / "state"), "HOME": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "cesres_ctl", *argv],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=Path(cli.__file__).parent.parent,
+        check=False,
+        timeout=60,
+    )
+    imported = {line.split("|")[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
+    assert "cesres_ctl.cli" in imported  # the command ran (no run "nothing": one error line, exit 1)
+    assert done.returncode == (0 if argv[0] == "runs" else 1), done.stderr[-500:]
+    heavy = sorted(name for name in imported if name.split(".")[0] in HEAVY_MODULES)
+    assert heavy == [], f"{' '.join(argv)} imported {heavy[:8]}"
+
+
+def test_every_command_is_listed_and_found():
+    names = list(cli.COMMANDS)
+    group = cli.typer.main.get_group(cli.app)
+    assert group.list_commands(None) == names
+    for name in names:
+        command = group.get_command(None, name)
+        assert command is not None and command.name == name

@@ -206,7 +206,7 @@ def test_a_run_without_best_th_where_needed_is_refused(tmp_path):
 @pytest.fixture
 def registry_with_runs(monkeypatch, tmp_path):
     """A private registry with a completed, a failed and a running run; ssh and submission fail the test."""
-    from cesres_ctl.runs import commands, remote
+    from cesres_ctl.runs import remote, train_commands
     from cesres_ctl.runs.registry import Registry
 
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
@@ -219,7 +219,7 @@ def registry_with_runs(monkeypatch, tmp_path):
 
     for name in ("fetch", "execute", "status"):
         monkeypatch.setattr(remote, name, no_ssh)
-    monkeypatch.setattr(commands, "submit", no_ssh)
+    monkeypatch.setattr(train_commands, "submit", no_ssh)
     snippets = tmp_path / "snippets.txt"
     snippets.write_text("def f(x):\n    return x\n$$$\n")
     return registry, snippets

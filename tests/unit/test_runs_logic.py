@@ -446,7 +446,7 @@ def test_statuses_of_several_runs_come_from_one_squeue_and_one_sacct():
 
 
 def test_train_wait_backs_off_while_nothing_changes_and_starts_again_on_a_change():
-    from cesres_ctl.runs.commands import MAX_POLL, next_poll
+    from cesres_ctl.runs.train_commands import MAX_POLL, next_poll
 
     delays, delay = [], 0.0
     for _ in range(12):

@@ -1,0 +1,381 @@
+"""``cesres-ctl train | sweep | predict | predictions``: the commands that submit jobs (through the
+train playbook), and follow them with --wait."""
+
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from cesres_ctl import userconfig
+from cesres_ctl.console import err, out, print_json
+from cesres_ctl.errors import CesresError
+from cesres_ctl.options import cluster_option
+from cesres_ctl.runs import cluster as clusters
+from cesres_ctl.runs import jobs, remote, run_options
+from cesres_ctl.runs import predict as predicting
+from cesres_ctl.runs import sweep as sweeping
+from cesres_ctl.runs.fetching import check_dest, fetch_run
+from cesres_ctl.runs.registry import Registry, Run
+from cesres_ctl.runs.run_options import Dest, Json, NoFetch, RunArgument, RunCluster, WaitDest
+from cesres_ctl.runs.submit import dry_run_text, prepare, submit
+
+EXIT_INTERRUPTED = 130
+ClusterOption = cluster_option()
+ConfigArgument = typer.Argument(..., help="CESReS config file (the model's YAML format).")
+# train and sweep pass what follows `--` to the model.
+MODEL_ARGS = {"allow_extra_args": True, "ignore_unknown_options": True}
+
+app = typer.Typer()
+
+
+@app.command(context_settings=MODEL_ARGS)
+def train(
+    ctx: typer.Context,
+    config: Path = ConfigArgument,
+    cluster: str | None = ClusterOption,
+    partition: str | None = run_options.Partition,
+    gpus: int | None = run_options.Gpus,
+    time_limit: str | None = run_options.Time,
+    cpus: int | None = run_options.Cpus,
+    mem: str | None = run_options.Mem,
+    account: str | None = run_options.Account,
+    qos: str | None = run_options.Qos,
+    mail: str | None = run_options.Mail,
+    sbatch: list[str] = run_options.Sbatch,
+    settings: list[str] = run_options.Set,
+    name: str | None = run_options.Name,
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the job script and the copies; submit nothing."),
+    wait: bool = typer.Option(False, "--wait", "-w", help="Follow the job until it ends, then fetch its results."),
+    new: bool = typer.Option(False, "--new", help="Submit a new run even if one with the same inputs exists."),
+    cancel_on_interrupt: bool = typer.Option(
+        False, "--cancel-on-interrupt", help="With --wait: Ctrl-C cancels the job too (default: it runs on)."
+    ),
+    dest: Path | None = WaitDest,
+    as_json: bool = Json,
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show Ansible's own output."),
+) -> None:
+    """Submit a CESReS training run; model options go after `--` (e.g. `-- -l 3 -r 7`).
+
+    The same inputs (config, data, code version, resources) give the same run: while its job is
+    pending, running or completed, `train` returns it instead of submitting again (unless --new).
+    """
+    if wait and dest is not None:
+        check_dest(dest)  # before the job is submitted, not when it ends
+    overrides = run_options.resources(partition, gpus, time_limit, cpus, mem, account, qos, mail, sbatch)
+    prepared = prepare(
+        config,
+        cluster=userconfig.cluster_or_default(cluster),
+        name=name,
+        overrides=overrides,
+        model_args=list(ctx.args),
+        new=new,
+        settings=settings,
+    )
+    if dry_run:
+        text = dry_run_text(prepared)
+        if as_json:
+            print_json({"dry_run": True, "cluster": prepared.cluster.name, "text": text})
+        else:
+            sys.stdout.write(text)
+        return
+    outcome = submit(prepared, verbose=verbose, quiet=as_json)
+    run = outcome.run
+    if not as_json:
+        if outcome.submitted:
+            again = f" (again; job {outcome.previous_job_id} did not complete)" if outcome.previous_job_id else ""
+            out.print(f"submitted {run.run_id}: job {run.job_id} on {run.cluster}{again}", markup=False, soft_wrap=True)
+        else:
+            out.print(
+                f"existing run {run.run_id}: job {run.job_id} is {run.state} (use --new for another run)", markup=False
+            )
+        out.print(f"run directory: {run.cluster}:{run.remote_dir}", markup=False, soft_wrap=True)
+    if wait:
+        try:
+            run = _wait(run, quiet=as_json)
+        except KeyboardInterrupt:
+            raise CesresError(_interrupted(run, cancel_job=cancel_on_interrupt), exit_code=EXIT_INTERRUPTED) from None
+        fetched_to = fetch_run(run, dest, quiet=as_json)
+        run = Registry().get(run.cluster, run.run_id) or run
+        if as_json:
+            print_json({**run.to_dict(), "submitted": outcome.submitted, "fetched_to": str(fetched_to)})
+        if run.state != "COMPLETED":
+            raise typer.Exit(1)
+        return
+    if as_json:
+        print_json({**run.to_dict(), "submitted": outcome.submitted, "previous_job_id": outcome.previous_job_id})
+
+
+VaryOption = typer.Option([], "--vary", help="SECTION.key=VALUE,VALUE,…: one axis of the grid; repeatable.")
+VaryFileOption = typer.Option(None, "--vary-file", help="YAML: {SECTION.key: [values]}, more axes.")
+
+
+@app.command(context_settings=MODEL_ARGS)
+def sweep(
+    ctx: typer.Context,
+    config: Path = ConfigArgument,
+    vary: list[str] = VaryOption,
+    vary_file: Path | None = VaryFileOption,
+    cluster: str | None = ClusterOption,
+    partition: str | None = run_options.Partition,
+    gpus: int | None = run_options.Gpus,
+    time_limit: str | None = run_options.Time,
+    cpus: int | None = run_options.Cpus,
+    mem: str | None = run_options.Mem,
+    account: str | None = run_options.Account,
+    qos: str | None = run_options.Qos,
+    mail: str | None = run_options.Mail,
+    sbatch: list[str] = run_options.Sbatch,
+    settings: list[str] = run_options.Set,
+    name: str | None = run_options.Name,
+    max_parallel: int | None = typer.Option(None, "--max-parallel", help="At most K points at once (%K)."),
+    max_points: int = typer.Option(sweeping.DEFAULT_MAX_POINTS, "--max-points", help="Refuse larger grids."),
+    new: bool = typer.Option(False, "--new", help="Submit a new sweep even if the same one exists."),
+    retry_failed: bool = typer.Option(
+        False, "--retry-failed", help="Submit again only the points whose job failed or timed out."
+    ),
+    as_json: bool = Json,
+) -> None:
+    """Train a grid of variants of a config as one Slurm job array; model options go after `--`.
+
+    Each point is a run of its own (`runs --sweep ID`). The same sweep again is the existing one.
+    """
+    axes = sweeping.parse_vary(list(vary)) + (sweeping.parse_vary_file(vary_file) if vary_file else [])
+    prepared = sweeping.prepare(
+        config,
+        axes,
+        cluster=userconfig.cluster_or_default(cluster),
+        name=name,
+        overrides=run_options.resources(partition, gpus, time_limit, cpus, mem, account, qos, mail, sbatch),
+        model_args=list(ctx.args),
+        new=new,
+        settings=list(settings),
+        max_parallel=max_parallel,
+        max_points=max_points,
+        retry_failed=retry_failed,
+    )
+    report = sweeping.submit(prepared, quiet=as_json)
+    if as_json:
+        print_json(report)
+        return
+    submitted = set(report["submitted"])
+    verb = f"submitted {len(submitted)} point(s) as job {report['array_job_id']}" if submitted else "already submitted"
+    out.print(f"sweep {report['sweep_id']} on {report['cluster']}: {verb}", markup=False, soft_wrap=True)
+    for point in report["points"]:
+        line = f"  {point['run_id']} [{jobs.describe_point(point['values'])}] job {point['job_id']}: {point['state']}"
+        out.print(line, markup=False, soft_wrap=True)
+
+
+def _interrupted(run: Run, *, cancel_job: bool) -> str:
+    """Ctrl-C while following a job: the job itself runs on unless asked; say where it is and what next."""
+    registry = Registry()
+    if cancel_job:
+        state = jobs.cancel(run, registry)
+        if state == "CANCELLED":
+            return f"interrupted: cancelled {run.run_id} (job {run.job_id})"
+        return f"interrupted: {run.run_id} (job {run.job_id}) had already ended: {state}"
+    latest = registry.get(run.cluster, run.run_id) or run
+    if latest.final:
+        return (
+            f"interrupted: job {run.job_id} ended {latest.state}; get its results with `cesres-ctl fetch {run.run_id}`"
+        )
+    return (
+        f"interrupted: job {run.job_id} is still {latest.state} on {run.cluster}. "
+        f"Follow it with `cesres-ctl logs -f {run.run_id}`, get its results with `cesres-ctl fetch {run.run_id}`, "
+        f"or stop it with `cesres-ctl cancel {run.run_id}`"
+    )
+
+
+def _wait(run: Run, *, quiet: bool = False) -> Run:
+    """Follow the job with a live line (state, elapsed, last log line) until it reaches a final state."""
+    registry = Registry()
+    live_view = err.is_terminal and not quiet
+    last_line = ""
+
+    def view(job: remote.JobStatus) -> Text:
+        tail = job.log_tail[-1] if job.log_tail else ""
+        text = Text(f"{run.run_id} job {run.job_id}: {jobs.describe(job)}", style="bold")
+        if tail:
+            text.append(f"\n  {tail[:150]}", style="dim")
+        return text
+
+    job = remote.JobStatus("PENDING")
+    delay = 0.0
+    with Live(view(job), console=err, transient=False, auto_refresh=False) if live_view else _nothing() as live:
+        while True:
+            previous = job.state
+            job = jobs.refresh(run, tail_lines=1, registry=registry)
+            if live is not None:
+                live.update(view(job), refresh=True)
+            elif not quiet:
+                line = f"{run.run_id} job {run.job_id}: {jobs.describe(job)}"
+                if line != last_line:
+                    err.print(line, markup=False, soft_wrap=True)
+                    last_line = line
+            if job.final:
+                break
+            delay = next_poll(delay, state_changed=job.state != previous)
+            time.sleep(delay)
+    return registry.get(run.cluster, run.run_id) or run
+
+
+class _nothing:  # a stand-in for Live when there is no terminal
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+# train --wait: the first poll after 1 s (a short job), then 1.5 times longer each time the job's state
+# has not changed, up to 30 s; a change of state starts again from 1 s. One ssh call per poll.
+FIRST_POLL = 1.0
+MAX_POLL = 30.0
+
+
+def next_poll(delay: float, *, state_changed: bool) -> float:
+    """The wait before the next poll, after waiting `delay` (0 before the first)."""
+    if state_changed or delay <= 0:
+        return FIRST_POLL
+    return min(MAX_POLL, delay * 1.5)
+
+
+SnippetsArgument = typer.Argument(
+    ..., help="File of Python snippets separated by lines $$$ (the run's READER.snippet_splitter)."
+)
+
+
+@app.command()
+def predict(
+    run_ref: str = RunArgument,
+    snippets: Path = SnippetsArgument,
+    cluster: str | None = typer.Option(
+        None,
+        "--cluster",
+        "-C",
+        help="Cluster to predict on (default: the run's; another one gets the fetched best.th).",
+    ),
+    partition: str | None = run_options.Partition,
+    gpus: int | None = run_options.Gpus,
+    time_limit: str | None = run_options.Time,
+    settings: list[str] = run_options.Set,
+    name: str | None = typer.Option(
+        None, "--name", "-n", help="Name of the prediction run (default: predict-<RUN's name>)."
+    ),
+    wait: bool = typer.Option(False, "--wait", "-w", help="Follow the job, then fetch and print the predictions."),
+    new: bool = typer.Option(False, "--new", help="Predict again even if the same prediction exists."),
+    dest: Path | None = WaitDest,
+    as_json: bool = Json,
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show Ansible's own output."),
+) -> None:
+    """Classify SNIPPETS with a trained run's best.th and exact config, in a job (a run of its own).
+
+    With --wait: follow it, fetch it and print each snippet's labels. Without: print the prediction's run
+    id; `cesres-ctl predictions ID` shows them once its job completed.
+    """
+    if wait and dest is not None:
+        check_dest(dest)
+    registry = Registry()
+    model_run = registry.find(run_ref)
+    text = predicting.read_snippets_file(snippets)
+    target = clusters.load(cluster or model_run.cluster)
+    job = jobs.refresh(model_run, registry=registry)
+    reason = predicting.no_weights_reason(model_run, job.state)
+    if reason:
+        raise CesresError(reason)
+    source = predicting.locate(
+        model_run,
+        target.name,
+        lambda script: remote.run_remote_script(jobs.settings_of(model_run), script).stdout,
+    )
+    overrides = {"partition": partition, "gpus": gpus, "time": time_limit}
+    prepared = predicting.prepare(
+        model_run, snippets, text, source, target=target, overrides=overrides, name=name, new=new, settings=settings
+    )
+    outcome = submit(prepared, verbose=verbose, quiet=as_json, registry=registry, command="predict")
+    run = outcome.run
+    if not as_json:
+        verb = "submitted" if outcome.submitted else "existing"
+        out.print(
+            f"{verb} prediction {run.run_id} with {model_run.run_id}: job {run.job_id} on {run.cluster} ({run.state})",
+            markup=False,
+            soft_wrap=True,
+        )
+    if not wait:
+        if as_json:
+            print_json({**run.to_dict(), "submitted": outcome.submitted, "model_run": model_run.run_id})
+        else:
+            out.print(f"show its predictions once it completed: cesres-ctl predictions {run.run_id}", markup=False)
+        return
+    try:
+        run = _wait(run, quiet=as_json)
+    except KeyboardInterrupt:
+        raise CesresError(_interrupted(run, cancel_job=False), exit_code=EXIT_INTERRUPTED) from None
+    _show_predictions(run, dest, as_json=as_json, extra={"submitted": outcome.submitted, "model_run": model_run.run_id})
+
+
+@app.command()
+def predictions(
+    run_ref: str = RunArgument,
+    dest: Path | None = Dest,
+    no_fetch: bool = NoFetch,
+    cluster: str | None = RunCluster,
+    as_json: bool = Json,
+) -> None:
+    """Print the predictions of a prediction run (cesres-ctl predict), fetching them first."""
+    registry = Registry()
+    run = registry.find(run_ref, cluster)
+    job = jobs.refresh(run, registry=registry)
+    run = registry.get(run.cluster, run.run_id) or run
+    if not job.final:
+        raise CesresError(f"{run.run_id} is still {job.state}: no predictions yet (cesres-ctl status {run.run_id})")
+    _show_predictions(run, dest, as_json=as_json, fetch_first=not (no_fetch and run.local_dir))
+
+
+def _show_predictions(
+    run: Run, dest: Path | None, *, as_json: bool, extra: dict[str, Any] | None = None, fetch_first: bool = True
+) -> None:
+    """Fetch a prediction run (its results and its snippets), then print its predictions; exit 1 without."""
+    if run.state != "COMPLETED":
+        if fetch_first:
+            fetch_run(run, dest, quiet=as_json)
+        raise CesresError(
+            f"prediction {run.run_id} (job {run.job_id}) ended {run.state}"
+            + (f", exit code {run.exit_code}" if run.exit_code else "")
+            + f": no predictions (see cesres-ctl logs {run.run_id})"
+        )
+    local = Path(run.local_dir)
+    if fetch_first:
+        # Its snippets only once its config says it is a prediction (a training run's are its data set).
+        predicting.check_prediction(fetch_run(run, dest, quiet=True), run.run_id)
+        local = fetch_run(run, dest, quiet=as_json, inputs=(predicting.SNIPPETS_INPUT,))
+    model, found = predicting.load_results(local, run.run_id)
+    if as_json:
+        record = Registry().get(run.cluster, run.run_id) or run
+        print_json(
+            {
+                "run_id": record.run_id,
+                "cluster": record.cluster,
+                "job_id": record.job_id,
+                "state": record.state,
+                "fetched_to": str(local),
+                "labels": list(model.labels),
+                "multi_label": model.multi_label,
+                "predictions": [item.to_dict() for item in found],
+                **(extra or {}),
+            }
+        )
+        return
+    table = Table(box=None, pad_edge=False)
+    table.add_column("#", justify="right", no_wrap=True)
+    table.add_column("SNIPPET", overflow="ellipsis", no_wrap=True, max_width=60)
+    table.add_column("LABELS")
+    for item in found:
+        first = next((line.strip() for line in item.snippet.splitlines() if line.strip()), "")
+        labels = ", ".join(f"{label} ({item.probabilities[label]:.2f})" for label in item.labels) or "-"
+        table.add_row(str(item.index), Text(first), Text(labels))
+    out.print(table)
