@@ -285,8 +285,9 @@ class Registry:
         return sorted((run for run in points if run.sweep_id in ids), key=lambda run: run.point_index)
 
     def find(self, ref: str, cluster: str | None = None) -> Run:
-        """A run by id, unique id prefix (MIN_PREFIX characters or more), job id, or name (the latest run
-        of that name)."""
+        """A run by id, job id, name (the latest run of that name) or unique id prefix (MIN_PREFIX characters
+        or more). A name comes before a prefix: `demo` is the run named demo, even beside a run named demo2
+        (whose id `demo` also begins)."""
         if not ref.strip():
             raise CesresError(
                 "empty run id: give a run id, a prefix of it, its job id or its name (see `cesres-ctl runs`)"
@@ -294,12 +295,11 @@ class Registry:
         runs = self.list(cluster)
         # A short prefix would pick a run by accident ('' is a prefix of every id): only exact matches then.
         prefix_ok = len(ref) >= MIN_PREFIX
-        matchers: tuple[Callable[[Run], bool], ...] = (
+        exact: tuple[Callable[[Run], bool], ...] = (
             lambda r: r.run_id == ref,
             lambda r: r.job_id == ref or ref in r.jobs,
-            lambda r: prefix_ok and r.run_id.startswith(ref),
         )
-        for matcher in matchers:
+        for matcher in exact:
             found = [run for run in runs if matcher(run)]
             if len(found) == 1:
                 return found[0]
@@ -309,6 +309,12 @@ class Registry:
         named = [run for run in runs if run.name == ref]
         if named:
             return named[-1]
+        prefixed = [run for run in runs if prefix_ok and run.run_id.startswith(ref)]
+        if len(prefixed) == 1:
+            return prefixed[0]
+        if len(prefixed) > 1:
+            ids = ", ".join(f"{r.cluster}:{r.run_id}" for r in prefixed[:5])
+            raise CesresError(f"{ref!r} matches several runs ({ids}): give the full run id or --cluster")
         if not prefix_ok and any(run.run_id.startswith(ref) for run in runs):
             raise CesresError(
                 f"run id prefix {ref!r} is too short: give at least {MIN_PREFIX} characters of the run id"

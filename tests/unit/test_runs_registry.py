@@ -158,6 +158,16 @@ def test_find_takes_a_unique_prefix_of_four_characters_or_more(tmp_path):
         registry.find("demo-01")
 
 
+def test_find_takes_a_name_before_a_prefix_of_another_run(tmp_path):
+    registry = Registry(tmp_path / "runs.sqlite")
+    registry.record_submission(make_run("demo-0123456789", "7"))
+    registry.record_submission(make_run("demo2-0123456789", "8"))
+    # `demo` begins both ids, and names one run: that run.
+    assert registry.find("demo").run_id == "demo-0123456789"
+    assert registry.find("demo2").run_id == "demo2-0123456789"
+    assert registry.find("demo2-01").run_id == "demo2-0123456789"
+
+
 def test_find_takes_a_short_name_or_job_id_as_it_is(tmp_path):
     registry = Registry(tmp_path / "runs.sqlite")
     registry.record_submission(make_run("ab-0123456789", "7"))
