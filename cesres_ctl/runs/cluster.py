@@ -13,8 +13,6 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from cesres_ctl import paths, userconfig
 from cesres_ctl.errors import CesresError
 from cesres_ctl.inventory import Inventory
@@ -29,8 +27,12 @@ class Cluster:
     ssh: SshTarget
     partitions: dict[str, Partition]
     job_vars: dict[str, Any]  # templated cesres_job_* values (role defaults < group_vars < the user's settings)
-    # The inventory sources these values come from (the project's, then the user's overlay): the playbook's too.
-    inventory_sources: tuple[str, ...] = ()
+
+    @property
+    def inventory_sources(self) -> tuple[str, ...]:
+        """The inventory sources these values come from (the project's, then the user's overlay, written
+        again from the user's settings): the playbook's too. Asked only by the commands that run one."""
+        return tuple(userconfig.inventory_sources(paths.project_dir()))
 
 
 @cache
@@ -57,8 +59,6 @@ def load(name: str) -> Cluster:
             ssh=ssh,
             partitions=parse_partitions(job_vars.get("cesres_job_partitions") or {}),
             job_vars=job_vars,
-            # Written again from the user's settings, as Inventory() does (the overlay is generated).
-            inventory_sources=tuple(userconfig.inventory_sources(paths.project_dir())),
         )
     except (OSError, ValueError, KeyError, TypeError):
         pass  # no cache yet, or not for these sources: read the inventory
@@ -80,6 +80,8 @@ def load(name: str) -> Cluster:
 
 def load_from_inventory(name: str) -> Cluster:
     """load() without its cache: Ansible's inventory, templated exactly as a playbook would see it."""
+    import yaml  # here: a cluster kept in the cache (the usual case) needs no YAML
+
     inventory = Inventory()
     defaults = _role_defaults()
     role_defaults = yaml.safe_load(defaults.read_text(encoding="utf-8")) or {}
@@ -94,7 +96,6 @@ def load_from_inventory(name: str) -> Cluster:
         ssh=ssh_target(values, name),
         partitions=partitions,
         job_vars=job_vars,
-        inventory_sources=tuple(inventory.sources),
     )
 
 

@@ -191,9 +191,10 @@ def test_a_bad_destination_is_one_line_before_any_ssh(monkeypatch, capsys, recor
     assert not any(Path(p).exists() for p in ("/proc/cesres-x", "/sys/cesres-x", "/proc/cesres-x.png"))
 
 
-# Imported by no quick command: Ansible and its runner (~0.4 s with the inventory), rich (~16 ms), the
-# job templates and plots. Issue 9: status and logs take at most 1.3x one `ssh … squeue`.
-HEAVY_MODULES = ("ansible", "ansible_runner", "rich", "jinja2", "matplotlib", "pydantic")
+# Imported by no quick command: Ansible and its runner (~0.4 s with the inventory), rich (~16 ms), YAML
+# (~9 ms: a cluster's values come from the cache), the job templates and plots. Issue 9: status and logs
+# take at most 1.3x one `ssh … squeue`, whose time is mostly the two logins.
+HEAVY_MODULES = ("ansible", "ansible_runner", "rich", "yaml", "jinja2", "matplotlib", "pydantic")
 
 
 @pytest.mark.parametrize(
