@@ -12,6 +12,7 @@ import hashlib
 import os
 import re
 import subprocess
+import threading
 
 VENV_STAMP = ".cesres-ready"
 PUSH_MANIFEST = ".cesres-push.sha256"
@@ -600,14 +601,31 @@ def probe(request, expand, env_of):
     (paths already expanded). A part that cannot be read gets {"error": one line} (and "expand_error" when
     it is one of its paths), for its role to report.
     """
-    state = {}
-    for name, part in sorted((request or {}).items()):
-        if not part:
-            continue
+    parts = [(name, part) for name, part in sorted((request or {}).items()) if part]
+    answers = {}
+
+    def read(name, part):
         try:
-            state[name] = _probe_part(name, part, expand, env_of)
+            answers[name] = (_probe_part(name, part, expand, env_of), None)
         except SetupError as exc:
-            state[name] = {"error": str(exc), "expand_error": exc.kind == "expand"}
+            answers[name] = ({"error": str(exc), "expand_error": exc.kind == "expand"}, None)
+        except Exception as exc:  # raised below, in the caller's thread, as it was
+            answers[name] = (None, exc)
+
+    # Side by side: each part mostly waits on its own commands (git, python) and reads only its own paths.
+    threads = [threading.Thread(target=read, args=part) for part in parts[1:]]
+    for thread in threads:
+        thread.start()
+    if parts:
+        read(*parts[0])
+    for thread in threads:
+        thread.join()
+    state = {}
+    for name, _part in parts:
+        answer, error = answers[name]
+        if error is not None:
+            raise error
+        state[name] = answer
     return state
 
 

@@ -19,7 +19,9 @@
 # - missing: those of the NCHECK NAMEs that Lmod does not have in CHECK_RELEASE (empty: no check).
 # - module_envs: for each group of NSET modules, the environment after "module purge" and loading them in
 #   order (the first is the release), for the play's modules to run git, pip and python with, without a
-#   login shell; a group that does not load is in module_errors instead.
+#   login shell; a group that does not load is in module_errors instead. The groups load side by side,
+#   each in a subshell of its own started once RELEASE is loaded, while the Python is chosen (every Lmod
+#   command takes a while; the environment each captures is the same as one after another).
 # - probe: the play's one probe (REQUEST, JSON; "" for none): the state of the code, the venv, the model
 #   cache and the components, read by PROGRAM (filter cesres_probe_program: module_utils/cesres_setup.py's
 #   probe() and the rule that expands configured paths, cesres_ctl.rules.expand_path, as they are on the
@@ -107,6 +109,28 @@ if [ -n "$check_release" ] && [ "$ncheck" -gt 0 ]; then
 fi
 
 load_group "$release" || fail "cannot load module $release"
+
+# The module groups: each one's environment, for the play's modules, read by a subshell of its own that
+# starts here (from RELEASE loaded: its own "module" commands, as load_group would run them one group after
+# another) and prints its line for the report ("env" or "error"); collected in order before the report.
+capture_group() {  # MOD...
+  if load_group "$@"; then
+    printf 'env\t%s\t%s' "$*" "$(env -0 | base64 -w0)"
+  else
+    printf 'error\t%s\t%s' "$*" "$load_error"
+  fi
+}
+group_fds=()
+while [ $# -gt 0 ]; do
+  n=$1
+  shift
+  group=("${@:1:n}")
+  shift "$n"
+  if [ "$n" -gt 0 ]; then
+    exec {fd}< <(capture_group "${group[@]}")
+    group_fds+=("$fd")
+  fi
+done
 if [ -n "$module" ]; then
   load_group "$release" "$module" || fail "cannot load module $module"
 fi
@@ -150,19 +174,12 @@ else
   fi
   interpreter=$wrapper
 fi
-# The module groups: each one's environment, for the play's modules.
-while [ $# -gt 0 ]; do
-  n=$1
-  shift
-  group=("${@:1:n}")
-  shift "$n"
-  if [ "$n" -eq 0 ]; then
-    continue
-  elif load_group "${group[@]}"; then
-    lines+=("env	${group[*]}	$(env -0 | base64 -w0)")
-  else
-    lines+=("error	${group[*]}	$load_error")
-  fi
+# The module groups' lines, in their order (each subshell's whole output: one line, no newline).
+for fd in "${group_fds[@]+"${group_fds[@]}"}"; do
+  line=
+  IFS= read -r -d '' line <&"$fd" || true
+  exec {fd}<&-
+  lines+=("$line")
 done
 
 # The report, by the chosen Python (bash has no JSON): the login environment, then the lines above, on
