@@ -1,4 +1,4 @@
-"""The ``cesres-ctl`` command line: one typer app, one sub-app per area."""
+"""The ``cesres-ctl`` command line: one typer app whose commands live in one module per area (COMMANDS)."""
 
 import importlib
 import sys
