@@ -40,13 +40,14 @@ class Net:
         argv = ["ssh", "-F", str(self.ssh_config), *options, HOST, command]
         return subprocess.run(argv, capture_output=True, text=True, check=True, timeout=300)
 
-    def cli(self, *args: str, cwd: Path = DEMO) -> subprocess.CompletedProcess[str]:
+    def cli(self, *args: str, cwd: Path = DEMO, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        """cesres-ctl with the proxied sandbox's environment (or `env`); exits the bench when it fails."""
         done = subprocess.run(
             [sys.executable, "-m", "cesres_ctl", *args],
             capture_output=True,
             text=True,
             cwd=cwd,
-            env=self.env,
+            env=env or self.env,
             check=False,
             timeout=600,
         )

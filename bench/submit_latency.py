@@ -216,34 +216,8 @@ def data_rows(net: Net, sets: list[str], jobs: list[str]) -> list[Row]:
 
     def train(loops: str) -> tuple[dict, int]:
         before = len(calls.read_text().splitlines()) if calls.exists() else 0
-        done = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "cesres_ctl",
-                "train",
-                "demo.yaml",
-                *sets,
-                "--partition",
-                "batch",
-                "--time",
-                "00:02:00",
-                "--json",
-                "--",
-                "-l",
-                loops,
-                "-d",
-                "cpu",
-            ],
-            capture_output=True,
-            text=True,
-            cwd=here,
-            env=env,
-            check=False,
-            timeout=600,
-        )
-        if done.returncode != 0:
-            sys.exit(f"train failed: {done.stderr.strip()}")
+        train_args = ["train", "demo.yaml", *sets, "--partition", "batch", "--time", "00:02:00", "--json"]
+        done = net.cli(*train_args, "--", "-l", loops, "-d", "cpu", cwd=here, env=env)
         run = json.loads(done.stdout)
         jobs.append(run["job_id"])
         sent = calls.read_text().splitlines()[before:] if calls.exists() else []
