@@ -106,6 +106,19 @@ def run_cli(
     )
 
 
+def run_main(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    """cesres-ctl's main() in this process: (exit code, stdout, stderr)."""
+    from cesres_ctl import cli, paths
+
+    # `sandbox … --root` sets CESRES_SANDBOX_ROOT for the playbooks: restored after the test.
+    monkeypatch.setenv("CESRES_SANDBOX_ROOT", str(paths.sandbox_root()))
+    monkeypatch.setattr(sys, "argv", ["cesres-ctl", *argv])
+    with pytest.raises(SystemExit) as exited:
+        cli.main()
+    captured = capsys.readouterr()
+    return exited.value.code, captured.out, captured.err
+
+
 def _sandbox_status() -> dict:
     done = run_cli("sandbox", "status", "--json", timeout=120)
     return json.loads(done.stdout)

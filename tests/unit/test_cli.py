@@ -5,17 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from cesres_ctl import cli, paths
-
-
-def run_main(monkeypatch, capsys, *argv: str) -> tuple[int, str, str]:
-    # --root sets CESRES_SANDBOX_ROOT for the playbooks: restore it after the test.
-    monkeypatch.setenv("CESRES_SANDBOX_ROOT", str(paths.sandbox_root()))
-    monkeypatch.setattr(sys, "argv", ["cesres-ctl", *argv])
-    with pytest.raises(SystemExit) as exited:
-        cli.main()
-    captured = capsys.readouterr()
-    return exited.value.code, captured.out, captured.err
+from cesres_ctl import cli
+from tests.conftest import run_main
 
 
 def test_sandbox_up_needs_root(monkeypatch, capsys):

@@ -3,17 +3,15 @@ weights come from, and every refusal in one line before anything is submitted or
 
 import hashlib
 import json
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-from cesres_ctl import cli
 from cesres_ctl.errors import CesresError
 from cesres_ctl.runs import predict
 from cesres_ctl.runs.registry import Run, now
-from tests.conftest import PROJECT
+from tests.conftest import PROJECT, run_main
 
 DEMO = PROJECT / "sandbox" / "cesres-mini"
 LABELS = (
@@ -223,14 +221,6 @@ def registry_with_runs(monkeypatch, tmp_path):
     snippets = tmp_path / "snippets.txt"
     snippets.write_text("def f(x):\n    return x\n$$$\n")
     return registry, snippets
-
-
-def run_main(monkeypatch, capsys, *argv: str) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["cesres-ctl", *argv])
-    with pytest.raises(SystemExit) as exited:
-        cli.main()
-    captured = capsys.readouterr()
-    return exited.value.code, captured.out, captured.err
 
 
 @pytest.mark.parametrize(

@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cesres_ctl import cli, paths, userconfig
+from cesres_ctl import paths, userconfig
 from cesres_ctl.errors import CesresError
 from cesres_ctl.inventory import Inventory
 from cesres_ctl.provision.settings import validate_setup_vars
 from cesres_ctl.runs import cluster as clusters
-from tests.conftest import PROJECT
+from tests.conftest import PROJECT, run_main
 
 
 @pytest.fixture
@@ -308,14 +308,6 @@ def test_the_default_cluster_is_the_environment_then_the_file_then_dragon2(confi
 
 
 # --- the commands --------------------------------------------------------------------------------
-
-
-def run_main(monkeypatch, capsys, *argv: str) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["cesres-ctl", *argv])
-    with pytest.raises(SystemExit) as exited:
-        cli.main()
-    captured = capsys.readouterr()
-    return exited.value.code, captured.out, captured.err
 
 
 def test_config_init_set_unset_and_show(config_file, monkeypatch, capsys):
