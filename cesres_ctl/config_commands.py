@@ -12,7 +12,7 @@ import yaml
 from rich.table import Table
 
 from cesres_ctl import userconfig
-from cesres_ctl.console import err, out
+from cesres_ctl.console import echo, note, out
 from cesres_ctl.errors import CesresError
 from cesres_ctl.options import cluster_option
 
@@ -58,8 +58,8 @@ def init(
     }
     config = userconfig.UserConfig(path=path, default_cluster=name, clusters={name: settings} if settings else {})
     userconfig.save(config, exclusive=not force)
-    out.print(f"wrote {path} (default cluster: {name})", markup=False, soft_wrap=True)
-    err.print("next: `cesres-ctl config show`, `cesres-ctl config set KEY VALUE`, `cesres-ctl setup`", markup=False)
+    echo(f"wrote {path} (default cluster: {name})")
+    note("next: `cesres-ctl config show`, `cesres-ctl config set KEY VALUE`, `cesres-ctl setup`")
 
 
 @app.command(name="set")
@@ -73,12 +73,12 @@ def set_(
     if key == DEFAULT_KEY:
         name = _known_cluster(userconfig.check_cluster_name(value, f"config set {DEFAULT_KEY}"))
         userconfig.save(userconfig.with_default(config, name))
-        out.print(f"{DEFAULT_KEY} = {name} ({config.path})", markup=False, soft_wrap=True)
+        echo(f"{DEFAULT_KEY} = {name} ({config.path})")
         return
     parsed = userconfig.parse_value(key, value)
     name = _known_cluster(cluster if cluster is not None else userconfig.default_cluster(config)[0])
     userconfig.save(userconfig.with_setting(config, name, key, parsed))
-    out.print(f"{name}: {key} = {_format(parsed)} ({config.path})", markup=False, soft_wrap=True)
+    echo(f"{name}: {key} = {_format(parsed)} ({config.path})")
 
 
 @app.command()
@@ -92,14 +92,14 @@ def unset(
         removed = config.default_cluster is not None
         if removed:
             userconfig.save(userconfig.with_default(config, None))
-        out.print(f"{DEFAULT_KEY} {'removed' if removed else 'was not set'}", markup=False)
+        echo(f"{DEFAULT_KEY} {'removed' if removed else 'was not set'}")
         return
     userconfig.check_key(key, "config unset")
     name = cluster if cluster is not None else userconfig.default_cluster(config)[0]
     updated, removed = userconfig.without_setting(config, name, key)
     if removed:
         userconfig.save(updated)
-    out.print(f"{name}: {key} {'removed' if removed else 'was not set'}", markup=False, soft_wrap=True)
+    echo(f"{name}: {key} {'removed' if removed else 'was not set'}")
 
 
 @app.command()
@@ -134,11 +134,11 @@ def show(
         sys.stdout.write(json.dumps(report, indent=2, sort_keys=False) + "\n")
         return
     state = "" if report["exists"] else " (absent: `cesres-ctl config init` creates it)"
-    out.print(f"configuration: {report['config_file']}{state}", markup=False, soft_wrap=True)
+    echo(f"configuration: {report['config_file']}{state}")
     default = report["default_cluster"]
-    out.print(f"default cluster: {default['name']} (from {default['source']})", markup=False, soft_wrap=True)
+    echo(f"default cluster: {default['name']} (from {default['source']})")
     if report["overlay"]:
-        out.print(f"inventory overlay: {report['overlay']}", markup=False, soft_wrap=True)
+        echo(f"inventory overlay: {report['overlay']}")
     for name, settings in report["clusters"].items():
         table = Table(title=name, title_justify="left", box=None, pad_edge=False)
         for column in ("SETTING", "VALUE", "FROM"):

@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from cesres_ctl import paths, userconfig
-from cesres_ctl.console import err, out
+from cesres_ctl.console import echo, note, out
 from cesres_ctl.errors import CesresError
 from cesres_ctl.inventory import Inventory
 from cesres_ctl.options import cluster_option
@@ -31,7 +31,7 @@ LegacyClusterOption = typer.Option(None, "-c", hidden=True, help="Deprecated: -C
 
 def _cluster(cluster: str | None, legacy: str | None) -> str:
     if legacy is not None:
-        err.print("note: -c is deprecated, use -C (or --cluster)", markup=False)
+        note("note: -c is deprecated, use -C (or --cluster)")
         return legacy
     return userconfig.cluster_or_default(cluster)
 
@@ -74,10 +74,10 @@ def setup(
     if not result.ok:
         raise CesresError(result.failure or "setup failed", log_path=str(result.log_path), exit_code=exit_code(result))
     if not check:
-        out.print(f"setup of {cluster} done (log: {result.log_path})", markup=False)
+        echo(f"setup of {cluster} done (log: {result.log_path})")
         return
     for line in check_report(cluster, result):
-        out.print(line, markup=False)
+        echo(line)
 
 
 def _validated_sources(cluster: str, extravars: dict[str, Any]) -> list[str]:
@@ -128,7 +128,7 @@ def exit_code(result: PlaybookResult) -> int:
 def _summarise(result: PlaybookResult) -> None:
     summary = format_summary(result)
     if summary:
-        err.print(summary, markup=False)
+        note(summary)
 
 
 @app.command()

@@ -7,7 +7,7 @@ import typer
 from rich.table import Table
 
 from cesres_ctl import userconfig
-from cesres_ctl.console import out, print_json
+from cesres_ctl.console import echo, out, print_json
 from cesres_ctl.options import cluster_option
 from cesres_ctl.runs import compare as comparing
 from cesres_ctl.runs import jobs
@@ -43,14 +43,14 @@ def fetch(
             print_json(fetched)
         else:
             for item in fetched:
-                out.print(item["dest"], markup=False, soft_wrap=True)
+                echo(item["dest"])
         return
     run = registry.find(run_ref, cluster)
     target = fetch_run(run, dest, quiet=as_json)
     if as_json:
         print_json({"run_id": run.run_id, "dest": str(target)})
     else:
-        out.print(str(target), markup=False, soft_wrap=True)
+        echo(str(target))
 
 
 @app.command()
@@ -81,7 +81,7 @@ def plot(
     if as_json:
         print_json({"output": str(target), **data})
     else:
-        out.print(str(target), markup=False, soft_wrap=True)
+        echo(str(target))
 
 
 @app.command()
@@ -162,13 +162,13 @@ def prune(
     verb = "would remove" if dry_run else "removed"
     for item in report["removed"]:
         line = f"{verb} {item['run_id']} ({item['reason']}, {pruning.human_bytes(item['bytes'])})"
-        out.print(line, markup=False, soft_wrap=True)
+        echo(line)
     for item in report["kept"]:
-        out.print(f"kept {item['run_id']}: {item['reason']}", markup=False, soft_wrap=True)
+        echo(f"kept {item['run_id']}: {item['reason']}")
     stored = report["store_removed"]
     stored_bytes = pruning.human_bytes(sum(item["bytes"] for item in stored))
-    out.print(f"{verb} {len(stored)} stored data file(s) that no run uses ({stored_bytes})", markup=False)
+    echo(f"{verb} {len(stored)} stored data file(s) that no run uses ({stored_bytes})")
     freed = pruning.human_bytes(report["freed_bytes"])
-    out.print(f"{'would free' if dry_run else 'freed'} {freed} on {name}", markup=False, soft_wrap=True)
+    echo(f"{'would free' if dry_run else 'freed'} {freed} on {name}")
     for line in pruning.usage_lines(report["usage"]):
-        out.print(line, markup=False, soft_wrap=True)
+        echo(line)

@@ -12,7 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from cesres_ctl import userconfig
-from cesres_ctl.console import err, out, print_json
+from cesres_ctl.console import echo, err, note, out, print_json
 from cesres_ctl.errors import CesresError
 from cesres_ctl.options import cluster_option
 from cesres_ctl.runs import cluster as clusters
@@ -88,12 +88,10 @@ def train(
     if not as_json:
         if outcome.submitted:
             again = f" (again; job {outcome.previous_job_id} did not complete)" if outcome.previous_job_id else ""
-            out.print(f"submitted {run.run_id}: job {run.job_id} on {run.cluster}{again}", markup=False, soft_wrap=True)
+            echo(f"submitted {run.run_id}: job {run.job_id} on {run.cluster}{again}")
         else:
-            out.print(
-                f"existing run {run.run_id}: job {run.job_id} is {run.state} (use --new for another run)", markup=False
-            )
-        out.print(f"run directory: {run.cluster}:{run.remote_dir}", markup=False, soft_wrap=True)
+            echo(f"existing run {run.run_id}: job {run.job_id} is {run.state} (use --new for another run)")
+        echo(f"run directory: {run.cluster}:{run.remote_dir}")
     if wait:
         try:
             run = _wait(run, quiet=as_json)
@@ -164,10 +162,10 @@ def sweep(
         return
     submitted = set(report["submitted"])
     verb = f"submitted {len(submitted)} point(s) as job {report['array_job_id']}" if submitted else "already submitted"
-    out.print(f"sweep {report['sweep_id']} on {report['cluster']}: {verb}", markup=False, soft_wrap=True)
+    echo(f"sweep {report['sweep_id']} on {report['cluster']}: {verb}")
     for point in report["points"]:
         line = f"  {point['run_id']} [{jobs.describe_point(point['values'])}] job {point['job_id']}: {point['state']}"
-        out.print(line, markup=False, soft_wrap=True)
+        echo(line)
 
 
 def _interrupted(run: Run, *, cancel_job: bool) -> str:
@@ -214,7 +212,7 @@ def _wait(run: Run, *, quiet: bool = False) -> Run:
             elif not quiet:
                 line = f"{run.run_id} job {run.job_id}: {jobs.describe(job)}"
                 if line != last_line:
-                    err.print(line, markup=False, soft_wrap=True)
+                    note(line)
                     last_line = line
             if job.final:
                 break
@@ -300,16 +298,12 @@ def predict(
     run = outcome.run
     if not as_json:
         verb = "submitted" if outcome.submitted else "existing"
-        out.print(
-            f"{verb} prediction {run.run_id} with {model_run.run_id}: job {run.job_id} on {run.cluster} ({run.state})",
-            markup=False,
-            soft_wrap=True,
-        )
+        echo(f"{verb} prediction {run.run_id} with {model_run.run_id}: job {run.job_id} on {run.cluster} ({run.state})")
     if not wait:
         if as_json:
             print_json({**run.to_dict(), "submitted": outcome.submitted, "model_run": model_run.run_id})
         else:
-            out.print(f"show its predictions once it completed: cesres-ctl predictions {run.run_id}", markup=False)
+            echo(f"show its predictions once it completed: cesres-ctl predictions {run.run_id}")
         return
     try:
         run = _wait(run, quiet=as_json)

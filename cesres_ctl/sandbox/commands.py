@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from cesres_ctl import paths
-from cesres_ctl.console import out
+from cesres_ctl.console import echo
 from cesres_ctl.provision.settings import parse_extra_vars
 from cesres_ctl.sandbox import lifecycle
 
@@ -44,9 +44,9 @@ def up(
     extravars = parse_extra_vars(extra_vars)
     result = lifecycle.up(_root(root), verbose=verbose, extravars=extravars)
     if result.restarted:
-        out.print(f"sandbox up: restarted {', '.join(result.restarted)} (configuration changed)", markup=False)
+        echo(f"sandbox up: restarted {', '.join(result.restarted)} (configuration changed)")
     manifest = result.manifest
-    out.print(f"sandbox up: ssh -F {manifest.ssh_config} {manifest.login_alias}", markup=False)
+    echo(f"sandbox up: ssh -F {manifest.ssh_config} {manifest.login_alias}")
 
 
 @app.command()
@@ -58,7 +58,7 @@ def down(
     """Stop every daemon the sandbox started (by pid file)."""
     stopped = lifecycle.down(_root(root), purge=purge, verbose=verbose)
     what = ", ".join(stopped) if stopped else "nothing was running"
-    out.print(f"sandbox down: stopped {what}{'; state purged' if purge else ''}", markup=False)
+    echo(f"sandbox down: stopped {what}{'; state purged' if purge else ''}")
 
 
 @app.command()
@@ -80,17 +80,14 @@ def status(
 
 def _print_status(report: lifecycle.SandboxStatus) -> None:
     if not report.built:
-        out.print(f"no sandbox at {report.root}: run 'cesres-ctl sandbox up'", markup=False)
+        echo(f"no sandbox at {report.root}: run 'cesres-ctl sandbox up'")
         return
     for name, daemon in report.daemons.items():
         state = f"running (pid {daemon['pid']})" if daemon["running"] else "stopped"
-        out.print(f"{name:14} {state}", markup=False)
+        echo(f"{name:14} {state}")
     gateway = "answers" if report.login_via_gateway else "does not answer"
-    out.print(f"login node through the gateway: {gateway}", markup=False)
+    echo(f"login node through the gateway: {gateway}")
     for partition in report.partitions:
         default = " (default)" if partition.default else ""
-        out.print(
-            f"partition {partition.name:6} {partition.available:4} max {partition.max_time}{default}",
-            markup=False,
-        )
-    out.print(f"connect with: ssh -F {report.ssh_config} {report.host_alias}", markup=False)
+        echo(f"partition {partition.name:6} {partition.available:4} max {partition.max_time}{default}")
+    echo(f"connect with: ssh -F {report.ssh_config} {report.host_alias}")
