@@ -4,6 +4,7 @@ import os
 import tempfile
 from pathlib import Path
 
+from cesres_ctl import rules
 from cesres_ctl.errors import CesresError
 
 DEFAULT_SANDBOX_ROOT = Path("/var/lib/cesres-sandbox")
@@ -88,7 +89,11 @@ def runner_dir() -> Path:
 
 def sandbox_root() -> Path:
     """The single directory that holds every piece of sandbox state."""
-    return Path(os.environ.get("CESRES_SANDBOX_ROOT") or DEFAULT_SANDBOX_ROOT)
+    root = os.environ.get("CESRES_SANDBOX_ROOT") or str(DEFAULT_SANDBOX_ROOT)
+    error = rules.sandbox_root_error(root)
+    if error:
+        raise CesresError(f"the sandbox root {root!r} (CESRES_SANDBOX_ROOT) {error}")
+    return Path(root)
 
 
 # Unix socket paths are limited to ~104 bytes; %C is 40 hex characters.

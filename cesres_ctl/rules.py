@@ -209,6 +209,69 @@ TERMINAL_STATES = frozenset(
 RESUBMIT_STATES = TERMINAL_STATES - {"COMPLETED"}
 
 
+# --- the repository that setup deploys (git runs on the cluster with these as operands) --------------------
+
+# The transports git may use for the repository: its own allow-list (GIT_ALLOW_PROTOCOL) names the same ones.
+# Remote helpers ("ext::CMD", "fd::N", "<helper>::<address>") run commands or read descriptors: never.
+GIT_PROTOCOLS = ("file", "git", "http", "https", "ssh")
+_URL_SCHEME = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)(?P<sep>::|://)")
+# git check-ref-format's rules that matter for an operand: no option, no revision syntax, no whitespace.
+_GIT_REF = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_./+@-]*$")
+
+
+def repo_url_error(url: str) -> str | None:
+    """Why git must not be given `url` as the repository to deploy, in a few words; None when it may."""
+    if not url:
+        return "is empty"
+    if url.startswith("-"):
+        return "starts with '-' (git would read it as an option)"
+    if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in url):
+        return "contains whitespace or a control character"
+    scheme = _URL_SCHEME.match(url)
+    if scheme and scheme["sep"] == "::":
+        return f"names the remote helper {scheme['scheme']!r} (it runs commands): use a URL or a path"
+    if scheme and scheme["scheme"].lower().replace("git+ssh", "ssh").replace("ssh+git", "ssh") not in GIT_PROTOCOLS:
+        return f"uses the transport {scheme['scheme']!r}: one of {', '.join(GIT_PROTOCOLS)} (or a path)"
+    return None
+
+
+def git_ref_error(version: str) -> str | None:
+    """Why `version` is no branch, tag or commit name that git may be given, in a few words; None when valid."""
+    if not version:
+        return "is empty"
+    if version.startswith("-"):
+        return "starts with '-' (git would read it as an option)"
+    if not _GIT_REF.match(version) or ".." in version or "//" in version or version.endswith((".", "/", ".lock")):
+        return "is not a branch, tag or commit name"
+    return None
+
+
+def check_repo_source(url: str, version: str) -> None:
+    """RuleError naming the setting when the repository URL or its version may not reach git."""
+    for key, value, error in (
+        ("cesres_repo_url", url, repo_url_error(url)),
+        ("cesres_repo_version", version, git_ref_error(version)),
+    ):
+        if error:
+            raise RuleError(f"{key} {value!r} {error}")
+
+
+# --- the sandbox cluster's root directory ---------------------------------------------------------------
+
+# The sandbox writes its root, unquoted, into slurm.conf, Lmod's module path and sshd's and ssh's
+# configurations, and ssh expands '%' in paths: only these characters survive all of them.
+_SANDBOX_ROOT = re.compile(r"^/[A-Za-z0-9._/+@-]*$")
+
+
+def sandbox_root_error(root: str) -> str | None:
+    """Why `root` cannot be the sandbox's root directory, in a few words; None when it can."""
+    if not _SANDBOX_ROOT.match(root):
+        return "must be an absolute path of letters, digits and . _ / + @ - (the sandbox's configuration files hold it)"
+    if root.rstrip("/") in ("", "/var", "/var/lib", "/home", "/tmp"):  # noqa: S108 - refused, not used
+        return "must be a directory of its own, not a system directory"
+    return None
+
+
 # --- paths on the cluster: ~ and $VARIABLES of the login shell --------------------------------------------
 
 _VARIABLE = re.compile(r"\$(?:\{(?P<braced>[^}]*)\}|(?P<bare>[A-Za-z_][A-Za-z0-9_]*))")

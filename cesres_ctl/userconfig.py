@@ -23,7 +23,7 @@ import difflib
 import os
 import re
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,15 +51,15 @@ HEADER = (
 
 @dataclass(frozen=True)
 class Setting:
-    kind: str  # text | path | host | word | time | int | models
+    kind: str  # text | path | host | word | time | int | models | repo_url | git_ref
     help: str
     minimum: int = 0
     maximum: int | None = None
 
 
 SETTINGS: dict[str, Setting] = {
-    "cesres_repo_url": Setting("text", "the CESReS repository to deploy (your fork)"),
-    "cesres_repo_version": Setting("text", "its branch (followed), tag or commit (pinned)"),
+    "cesres_repo_url": Setting("repo_url", "the CESReS repository to deploy (your fork)"),
+    "cesres_repo_version": Setting("git_ref", "its branch (followed), tag or commit (pinned)"),
     "cesres_root": Setting("path", "the CESReS checkout and your components, on the cluster"),
     "cesres_venv": Setting("path", "the virtualenv, on the cluster"),
     "cesres_hf_home": Setting("path", "the Hugging Face cache that jobs read offline, on the cluster"),
@@ -246,6 +246,10 @@ def _text(value: str, setting: Setting, what: str) -> str:
             rules.slurm_seconds(value)
         except CesresError as exc:
             raise CesresError(f"{what}: {exc}") from None
+    checks: dict[str, Callable[[str], str | None]] = {"repo_url": rules.repo_url_error, "git_ref": rules.git_ref_error}
+    error = checks[setting.kind](value) if setting.kind in checks else None
+    if error:
+        raise CesresError(f"{what} {value!r} {error}")
     return value
 
 

@@ -62,6 +62,21 @@ def cesres_run_name_errors(name: object) -> list:
     return []
 
 
+def cesres_repo_source_errors(url: object, version: object) -> list:
+    """[] when the repository URL and version may reach git; else [the one-line reason] (rules.check_repo_source)."""
+    try:
+        rules.check_repo_source(str(url or ""), str(version or ""))
+    except rules.RuleError as exc:
+        return [str(exc)]
+    return []
+
+
+def cesres_sandbox_root_errors(root: object) -> list:
+    """[] when `root` can be the sandbox's root directory; else [the one-line reason] (rules.sandbox_root_error)."""
+    error = rules.sandbox_root_error(str(root))
+    return [f"sandbox_cluster_root {root!r} {error}"] if error else []
+
+
 def cesres_run_dir(root: str, run_id: str) -> str:
     return rules.run_dir(root, run_id)
 
@@ -233,6 +248,8 @@ class FilterModule:
             "cesres_choose_partition": cesres_choose_partition,
             "cesres_fit_errors": cesres_fit_errors,
             "cesres_run_name_errors": cesres_run_name_errors,
+            "cesres_repo_source_errors": cesres_repo_source_errors,
+            "cesres_sandbox_root_errors": cesres_sandbox_root_errors,
             "cesres_run_dir": cesres_run_dir,
             "cesres_resubmit_states": cesres_resubmit_states,
             "cesres_expand_path": cesres_expand_path,

@@ -71,13 +71,26 @@ def last_line(text, default=""):
 # --- the code: git ---------------------------------------------------------------------------------
 
 
+# The transports git may use (cesres_ctl.rules.GIT_PROTOCOLS): remote helpers such as ext:: run commands.
+GIT_ALLOW_PROTOCOL = "file:git:http:https:ssh"
+
+
 def _git(args, env, cwd=None):
-    return run(["git"] + list(args), env=env, cwd=cwd)
+    # The configuration cannot widen the transports: GIT_ALLOW_PROTOCOL overrides git's protocol.* settings.
+    return run(["git"] + list(args), env=dict(environ(env), GIT_ALLOW_PROTOCOL=GIT_ALLOW_PROTOCOL), cwd=cwd)
+
+
+def _refuse_options(url, version):
+    """Values of the configuration are git's operands, never its options (the CLI and the role refuse them
+    first by cesres_ctl.rules.check_repo_source; this holds for a module run by other means too)."""
+    for key, value in (("cesres_repo_url", url), ("cesres_repo_version", version)):
+        if not value or value.startswith("-") or any(ch.isspace() for ch in value):
+            raise SetupError("%s %r is not a repository URL or version git may be given" % (key, value), "refused")
 
 
 def _remote_commit(remote, url, version, env, cwd=None):
     """The commit that `version` names at `remote` ("" when it is no branch or tag there)."""
-    rc, out, _err = _git(["ls-remote", remote, version], env, cwd)
+    rc, out, _err = _git(["ls-remote", "--", remote, version], env, cwd)
     if rc != 0:
         raise SetupError("cannot reach the repository %s from the cluster" % url)
     refs = dict((ref, commit) for commit, _, ref in (line.partition("\t") for line in out.splitlines()))
@@ -144,6 +157,7 @@ def git_plan(dest, url, version, force, env):
     changes or a foreign directory that the sync would overwrite raise SetupError("refused"). Commits not on
     the remote are not looked for (that needs a fetch): the sync itself refuses them.
     """
+    _refuse_options(url, version)
     env = environ(env)
     _require_git(env)
     env["GIT_OPTIONAL_LOCKS"] = "0"
@@ -162,6 +176,7 @@ def git_plan(dest, url, version, force, env):
 
 def git_sync(dest, url, version, force, env):
     """Clone or update `dest` at `version`: {"changed", "commit", "path"}; refusals as in git_plan."""
+    _refuse_options(url, version)
     env = environ(env)
     _require_git(env)
     if not os.path.isdir(os.path.join(dest, ".git")):
@@ -169,23 +184,23 @@ def git_sync(dest, url, version, force, env):
             _refuse_foreign(dest, force)
             if _git(["-C", dest, "init", "--quiet"], env)[0] != 0:
                 raise SetupError("git init failed in %s" % dest)
-            if _git(["-C", dest, "remote", "add", "origin", url], env)[0] != 0:
-                _git(["-C", dest, "remote", "set-url", "origin", url], env)
+            if _git(["-C", dest, "remote", "add", "--", "origin", url], env)[0] != 0:
+                _git(["-C", dest, "remote", "set-url", "--", "origin", url], env)
         else:
             parent = os.path.dirname(dest.rstrip("/")) or "/"
             try:
                 os.makedirs(parent, exist_ok=True)
             except OSError as exc:
                 raise SetupError("cannot create %s: %s" % (parent, exc.strerror)) from None
-            rc, _out, err = _git(["clone", "--quiet", "--no-checkout", url, dest], env)
+            rc, _out, err = _git(["clone", "--quiet", "--no-checkout", "--", url, dest], env)
             if not os.path.isdir(os.path.join(dest, ".git")):
                 raise SetupError("git clone %s failed%s" % (url, (": " + last_line(err)) if err.strip() else ""))
         old = None
     else:
         old = _head(dest, env)
     rc, out, _err = _git(["remote", "get-url", "origin"], env, dest)
-    if out.strip() != url and _git(["remote", "set-url", "origin", url], env, dest)[0] != 0:
-        _git(["remote", "add", "origin", url], env, dest)
+    if out.strip() != url and _git(["remote", "set-url", "--", "origin", url], env, dest)[0] != 0:
+        _git(["remote", "add", "--", "origin", url], env, dest)
     target = version if _has_commit(dest, version, env) else _remote_commit("origin", url, version, env, dest)
     if target and target == old:
         return {"changed": False, "commit": target, "path": dest}

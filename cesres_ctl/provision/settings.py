@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from cesres_ctl import paths
+from cesres_ctl import paths, rules
 from cesres_ctl.errors import CesresError
 from cesres_ctl.inventory import Inventory
 
@@ -106,4 +106,15 @@ def validate_setup_vars(cluster: str, extravars: Mapping[str, Any], inventory: I
         problems += [f"{spec.role}: {error}" for error in errors]
         result = ArgumentSpecValidator(spec.options).validate(values)
         problems += [f"{spec.role}: {message}" for message in result.error_messages]
+        problems += [f"{spec.role}: {message}" for message in _rule_problems(spec.role, values)]
     return problems
+
+
+def _rule_problems(role: str, values: Mapping[str, Any]) -> list[str]:
+    """What the role's own asserts would refuse beyond its argument_specs, by the same rules."""
+    if role == "cesres_repo" and not values.get("cesres_repo_local_path") and values.get("cesres_repo_url"):
+        try:
+            rules.check_repo_source(str(values["cesres_repo_url"]), str(values.get("cesres_repo_version") or ""))
+        except rules.RuleError as exc:
+            return [str(exc)]
+    return []

@@ -317,6 +317,7 @@ def fetch(settings: SshTarget, run: Run, dest: Path, *, inputs: Sequence[str] = 
         *(["--include=/inputs/"] if inputs else []),
         *(f"--include=/inputs/{name}" for name in inputs),
         "--exclude=*",
+        "--",
         target,
         f"{dest}/",
     ]

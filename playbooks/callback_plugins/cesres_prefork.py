@@ -61,15 +61,17 @@ FILTERS = (
     "cesres_last_json",
     "cesres_module_env",
     "cesres_probe_program",
+    "cesres_repo_source_errors",
     "cesres_role_file",
     "cesres_rsync_ssh",
     "cesres_run_name_errors",
+    "cesres_sandbox_root_errors",
     "cesres_sha256_manifest",
     "cesres_slurm_seconds",
     "cesres_ssh_host",
     "cesres_with_checksums",
 )
-TESTS = ("abs", "changed", "defined", "directory", "exists", "match", "search", "skipped", "subset")
+TESTS = ("changed", "defined", "directory", "exists", "match", "search", "skipped", "subset")
 
 
 class CallbackModule(CallbackBase):
