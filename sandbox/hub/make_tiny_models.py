@@ -3,14 +3,17 @@
 
 The sandbox cluster has no access to the real Hugging Face hub, so its login node downloads from
 ``hub_server.py`` instead, which serves the directory this script writes. Each repository is a valid
-RoBERTa model *description*: ``transformers.AutoConfig`` and ``transformers.AutoTokenizer`` (slow and
-fast) load it. It holds no weights file: the sandbox has no torch, and nothing there instantiates the
-network, so a few KB of configuration and tokenizer files per repository are enough.
+RoBERTa model: ``transformers.AutoConfig``, ``AutoTokenizer`` (slow and fast) and, with ``--weights``,
+``AutoModel`` load it. Its sizes are those the real configs need (768 wide, so that the real
+``template_config.yaml``'s head ``[1, 768, 18]`` and ``embedding_size: 768`` fit; 514 positions, as
+CESReS pads to 512 tokens) with one layer and a small vocabulary, so that it stays small (~33 MB of
+random weights, ``pytorch_model.bin`` as transformers 4.20 saves it). ``--weights`` needs torch: the
+sandbox runs this with the PyTorch module's torch.
 
 The output is deterministic: the same arguments write the same bytes, so the hub server's ETags and
 commit ids stay the same from one run (and one machine) to the next.
 
-    make_tiny_models.py --out DIR [--id ORG/NAME ...] [--quiet]
+    make_tiny_models.py --out DIR [--id ORG/NAME ...] [--weights] [--quiet]
 """
 
 from __future__ import annotations
@@ -59,7 +62,12 @@ PYTHON_WORDS: tuple[str, ...] = (
 # Runs of spaces (indentation) and a newline followed by indentation.
 WHITESPACE_RUNS: tuple[str, ...] = ("ĠĠ", "ĠĠĠ", "ĠĠĠĠ", "ĠĠĠĠĠĠĠ", "ĠĠĠĠĠĠĠĠ")
 
-MAX_LENGTH = 128  # RoBERTa: max_position_embeddings = model_max_length + padding_idx + 1
+MAX_LENGTH = 512  # RoBERTa: max_position_embeddings = model_max_length + padding_idx + 1
+HIDDEN = 768
+LAYERS = 1
+HEADS = 12
+INTERMEDIATE = 3072
+WEIGHTS = "pytorch_model.bin"
 
 
 def bytes_to_unicode() -> dict[int, str]:
@@ -137,14 +145,14 @@ def model_config(vocab_size: int) -> dict[str, object]:
         "eos_token_id": 2,
         "hidden_act": "gelu",
         "hidden_dropout_prob": 0.1,
-        "hidden_size": 32,
+        "hidden_size": HIDDEN,
         "initializer_range": 0.02,
-        "intermediate_size": 64,
+        "intermediate_size": INTERMEDIATE,
         "layer_norm_eps": 1e-05,
         "max_position_embeddings": MAX_LENGTH + 2,
         "model_type": "roberta",
-        "num_attention_heads": 2,
-        "num_hidden_layers": 2,
+        "num_attention_heads": HEADS,
+        "num_hidden_layers": LAYERS,
         "pad_token_id": 1,
         "position_embedding_type": "absolute",
         "transformers_version": "4.30.2",
@@ -204,16 +212,17 @@ This is **not** the real `{repo_id}` model. It is a tiny stand-in written by
 `sandbox/hub/make_tiny_models.py` of cesres-ctl and served by `sandbox/hub/hub_server.py`, an
 imitation of the Hugging Face hub's download API, to the login node of the local sandbox cluster.
 
-- `config.json`: a RoBERTa configuration with tiny sizes (hidden size 32, 2 layers, 2 heads,
-  {MAX_LENGTH} positions) and `vocab_size` {vocab_size}.
+- `config.json`: a RoBERTa configuration with the real width (hidden size {HIDDEN}, {HEADS} heads,
+  {MAX_LENGTH} tokens) but {LAYERS} layer, and `vocab_size` {vocab_size}.
 - `vocab.json`, `merges.txt`: a byte-level BPE vocabulary of {vocab_size} tokens (the special tokens
   `<s> <pad> </s> <unk> <mask>`, the 256 byte-level symbols and {merge_count} merges for common
   Python words and indentation).
 - `tokenizer_config.json`, `special_tokens_map.json`: for `RobertaTokenizer` and
   `RobertaTokenizerFast` (`AutoTokenizer`, with or without `use_fast=False`).
 
-There is **no weights file** (`pytorch_model.bin` / `model.safetensors`): the sandbox has no torch,
-so `AutoConfig` and `AutoTokenizer` load this repository, but `AutoModel.from_pretrained` does not.
+- `pytorch_model.bin` (written with `--weights`): random weights of a `RobertaModel` of these sizes
+  (seeded), as `save_pretrained` of transformers 4.20 writes them: `AutoModel.from_pretrained` loads it.
+
 The files are deterministic: every run of the generator writes the same bytes.
 """
 
@@ -232,6 +241,61 @@ def repo_files(repo_id: str) -> dict[str, str]:
     }
 
 
+def state_dict(vocab_size: int) -> dict[str, object]:
+    """Seeded random weights of a RobertaModel of model_config's sizes, under transformers' key names."""
+    import torch  # the PyTorch module's: only --weights needs it
+
+    generator = torch.Generator().manual_seed(0)
+
+    def normal(*shape: int) -> object:
+        return torch.randn(*shape, generator=generator) * 0.02
+
+    weights: dict[str, object] = {
+        "embeddings.position_ids": torch.arange(MAX_LENGTH + 2).expand((1, -1)).clone(),
+        "embeddings.word_embeddings.weight": normal(vocab_size, HIDDEN),
+        "embeddings.position_embeddings.weight": normal(MAX_LENGTH + 2, HIDDEN),
+        "embeddings.token_type_embeddings.weight": normal(1, HIDDEN),
+        "embeddings.LayerNorm.weight": torch.ones(HIDDEN),
+        "embeddings.LayerNorm.bias": torch.zeros(HIDDEN),
+    }
+    dense = {
+        "attention.self.query": (HIDDEN, HIDDEN),
+        "attention.self.key": (HIDDEN, HIDDEN),
+        "attention.self.value": (HIDDEN, HIDDEN),
+        "attention.output.dense": (HIDDEN, HIDDEN),
+        "intermediate.dense": (INTERMEDIATE, HIDDEN),
+        "output.dense": (HIDDEN, INTERMEDIATE),
+    }
+    for layer in range(LAYERS):
+        prefix = f"encoder.layer.{layer}."
+        for name, (rows, columns) in dense.items():
+            weights[f"{prefix}{name}.weight"] = normal(rows, columns)
+            weights[f"{prefix}{name}.bias"] = torch.zeros(rows)
+        for norm in ("attention.output.LayerNorm", "output.LayerNorm"):
+            weights[f"{prefix}{norm}.weight"] = torch.ones(HIDDEN)
+            weights[f"{prefix}{norm}.bias"] = torch.zeros(HIDDEN)
+    weights["pooler.dense.weight"] = normal(HIDDEN, HIDDEN)
+    weights["pooler.dense.bias"] = torch.zeros(HIDDEN)
+    return weights
+
+
+def write_weights(target: Path) -> None:
+    """pytorch_model.bin of the repository in `target`, written in place only when its bytes change."""
+    import io
+
+    import torch
+
+    vocab = json.loads((target / "vocab.json").read_text(encoding="utf-8"))
+    buffer = io.BytesIO()
+    torch.save(state_dict(len(vocab)), buffer)
+    data = buffer.getvalue()
+    path = target / WEIGHTS
+    if not path.exists() or path.read_bytes() != data:
+        partial = path.with_suffix(".partial")
+        partial.write_bytes(data)
+        partial.replace(path)
+
+
 def write_repo(out: Path, repo_id: str) -> Path:
     if not REPO_ID_RE.match(repo_id) or ".." in repo_id:
         raise ValueError(f"not a repository id of the form ORG/NAME: {repo_id!r}")
@@ -246,8 +310,8 @@ def write_repo(out: Path, repo_id: str) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        description="Write tiny, deterministic RoBERTa model repositories (config + tokenizer, no weights) "
-        "for the sandbox's imitation of the Hugging Face hub.",
+        description="Write tiny, deterministic RoBERTa model repositories (config, tokenizer and, with --weights, "
+        "random weights) for the sandbox's imitation of the Hugging Face hub.",
     )
     parser.add_argument("--out", required=True, type=Path, help="output directory; one sub-directory per ORG/NAME")
     parser.add_argument(
@@ -258,6 +322,7 @@ def main(argv: list[str] | None = None) -> int:
         metavar="ORG/NAME",
         help=f"also write this repository id (repeatable); always written: {', '.join(DEFAULT_IDS)}",
     )
+    parser.add_argument("--weights", action="store_true", help=f"also write {WEIGHTS} (needs torch)")
     parser.add_argument("--quiet", action="store_true", help="do not print the written directories")
     args = parser.parse_args(argv)
 
@@ -267,6 +332,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"not a repository id of the form ORG/NAME: {', '.join(bad)}")
     for repo_id in ids:
         target = write_repo(args.out, repo_id)
+        if args.weights:
+            write_weights(target)
         if not args.quiet:
             print(target)
     return 0

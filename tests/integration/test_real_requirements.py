@@ -1,7 +1,8 @@
 """The REAL CESReS requirements file against dragon2's module set: one resolver run (package index only).
 
 tests/data/CECI_requirements.txt is CESReS's `installation/CECI_requirements.txt` (a pip freeze of 180 exact pins);
-tests/data/dragon2_modules_2022a.json holds the Python distributions that dragon2's modules provide, read from the
+roles/sandbox_cluster/files/dragon2_modules_2022a.json (which the sandbox builds its modules from) holds the Python
+distributions that dragon2's modules provide, read from the
 public EasyBuild easyconfigs of those modules (see its "source" and "notes"). The test applies the product's policy
 with the very functions of roles/cesres_venv/files/requirements_policy.py, then makes ONE resolver run for
 CPython 3.10 on x86_64 manylinux with the protected module packages as constraints, and asserts that it finds a
@@ -39,7 +40,7 @@ PROJECT = Path(__file__).resolve().parents[2]
 SCRIPT = PROJECT / "roles" / "cesres_venv" / "files" / "requirements_policy.py"
 DATA = PROJECT / "tests" / "data"
 REQUIREMENTS = DATA / "CECI_requirements.txt"
-MODULES = DATA / "dragon2_modules_2022a.json"
+MODULES = PROJECT / "roles" / "sandbox_cluster" / "files" / "dragon2_modules_2022a.json"
 
 _spec = importlib.util.spec_from_file_location("requirements_policy", SCRIPT)
 rp = importlib.util.module_from_spec(_spec)
