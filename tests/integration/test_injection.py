@@ -79,7 +79,8 @@ def test_the_playbook_run_by_hand_in_check_mode_runs_no_configured_command(sandb
 
 def test_a_sandbox_root_from_the_environment_never_becomes_ssh_options(tmp_path):
     marker = tmp_path / "injected"
-    root = f"/tmp/cesres-x -oProxyCommand=touch {marker} -oX="
+    # Split as words, this is a valid ssh command line that runs the ProxyCommand: -F /dev/null exists.
+    root = f"/dev/null -oProxyCommand=touch${{IFS}}{marker} -oUser=x"
     env = {**os.environ, "CESRES_SANDBOX_ROOT": root, "ANSIBLE_CONFIG": str(PROJECT / "ansible.cfg")}
     done = run_cli("sandbox", "status", env=env, timeout=120)
     assert done.returncode != 0 and "CESRES_SANDBOX_ROOT" in done.stderr and "Traceback" not in done.stderr
