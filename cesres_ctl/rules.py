@@ -25,6 +25,12 @@ class RuleError(CesresError):
     """A value that breaks one of these rules; the message is one line for the user."""
 
 
+# The oldest Python that cesres-ctl's code on the cluster (its modules, module_utils, this file) runs on: the
+# Python module of the CÉCI procedure's release (dragon2's Python/3.10.4). roles/cesres_python's probe refuses
+# an older one, ruff lints those files for it, and tests/unit/test_cluster_python.py imports them with it.
+CLUSTER_PYTHON = (3, 10)
+
+
 # --- Slurm time strings (--time, partition limits) -----------------------------------------------------
 
 _TIME = re.compile(r"^(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?$")

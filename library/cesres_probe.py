@@ -65,7 +65,8 @@ probe:
   description:
   - One entry per part given. repo (git mode) - C(changed), C(commit), C(path), or C(refused) with C(msg); repo
     (push mode) - C(path), C(exists), C(manifest), C(modified), C(foreign), C(gitdirty); venv - C(path), C(python),
-    C(hash), C(state) (ready, stale, missing, recreate); hf_cache - C(home), C(missing); data - C(dest), C(missing).
+    C(hash), C(state) (ready, stale, missing, recreate, incomplete); hf_cache - C(home), C(missing); data -
+    C(dest), C(missing).
   - A part that cannot be read has C(error), one line.
   returned: always
   type: dict

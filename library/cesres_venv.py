@@ -84,7 +84,7 @@ EXAMPLES = r"""
 
 RETURN = r"""
 state:
-  description: The venv's state before the run (ready, stale, missing, recreate).
+  description: The venv's state before the run (ready, stale, missing, recreate, incomplete).
   returned: always
   type: str
 hash:
@@ -139,7 +139,7 @@ def main():
         result.update(state=state["state"], hash=state["hash"])
         if state["state"] == "ready":
             module.exit_json(**result)
-        result["created"] = state["state"] in ("missing", "recreate")
+        result["created"] = state["state"] in ("missing", "recreate", "incomplete")
         if module.check_mode:
             module.exit_json(**dict(result, changed=True, installed=True))
         if result["created"]:

@@ -2,7 +2,8 @@
 """What the setup roles' modules (library/cesres_*.py) do on the cluster: read the state of the code, the
 virtualenv, the model cache and the components, and change them.
 
-Runs ON THE CLUSTER, in Ansible's modules (Python >= 3.8, the standard library only). No login shell:
+Runs ON THE CLUSTER, in Ansible's modules (Python >= 3.10, cesres_ctl.rules.CLUSTER_PYTHON; the standard
+library only). No login shell:
 commands that need Lmod's modules (git, the venv's python) run with an environment that the play's one
 login shell captured (roles/cesres_python, fact cesres_python_probe.module_envs), passed in as `env`.
 Functions return plain data; a refusal or an error is a `SetupError` carrying one line.
@@ -15,6 +16,10 @@ import subprocess
 import threading
 
 VENV_STAMP = ".cesres-ready"
+# Present from the start of an installation into a venv to its success: a venv that holds it when no
+# installer is running was left half done (pip failed, or was killed) and is built again from scratch.
+VENV_INCOMPLETE = ".cesres-incomplete"
+VENV_LOCK = ".cesres-install.lock"
 PUSH_MANIFEST = ".cesres-push.sha256"
 MODELS_LIST = "cesres-models.list"
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
@@ -306,7 +311,8 @@ def venv_hash(config, version, requirements):
 
 
 def venv_state(venv, requirements, config, env, check=False):
-    """{"path", "python", "hash", "state": ready|stale|missing|recreate}.
+    """{"path", "python", "hash", "state": ready|stale|missing|recreate|incomplete}; recreate: another Python,
+    incomplete: an earlier installation did not finish (both: built again from scratch).
 
     In check mode (`check`), a requirements file that is not there is no error (cesres_repo has not deployed
     it yet): the hash is "none" and a venv cannot be ready.
@@ -324,6 +330,8 @@ def venv_state(venv, requirements, config, env, check=False):
         state = "missing"
     elif not _venv_matches(cfg, version) or run([os.path.join(venv, "bin", "python"), "-c", ""], env=env)[0] != 0:
         state = "recreate"
+    elif os.path.exists(os.path.join(venv, VENV_INCOMPLETE)) and not _installing(venv):
+        state = "incomplete"
     else:
         try:
             with open(os.path.join(venv, VENV_STAMP), encoding="utf-8") as handle:
@@ -332,6 +340,23 @@ def venv_state(venv, requirements, config, env, check=False):
             stamp = ""
         state = "ready" if stamp == digest else "stale"
     return {"path": venv, "python": version, "hash": digest, "state": state}
+
+
+def _installing(venv):
+    """Whether an installer holds the venv's lock now."""
+    import fcntl
+
+    try:
+        fd = os.open(os.path.join(venv, VENV_LOCK), os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except OSError:
+        return True
+    finally:
+        os.close(fd)
 
 
 def _venv_matches(cfg, version):
@@ -392,16 +417,6 @@ for name in dict.fromkeys(names):
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         print(f"{name} ({detail})")
         break
-"""
-# The distributions installed in the venv itself (sys.prefix), normalised: pip check's problems among them
-# are fatal; those of the modules' packages cannot be fixed from the venv.
-VENV_DISTRIBUTIONS = r"""
-import importlib.metadata as md, os, sys
-roots = [os.path.realpath(sys.prefix)]
-for dist in md.distributions():
-    where = os.path.realpath(str(dist.locate_file("")))
-    if any(where == r or where.startswith(r + os.sep) for r in roots):
-        print((dist.metadata["Name"] or "").lower().replace("_", "-"))
 """
 
 
@@ -464,7 +479,7 @@ def venv_install(venv, requirements, digest, env, policy, protect=(), extra=(), 
     log = os.path.join(venv, "cesres-pip.log")
     plan_dir = os.path.join(venv, ".cesres-plan")
     py = os.path.join(venv, "bin", "python")
-    fd, waited = _lock(os.path.join(venv, ".cesres-install.lock"), wait_s, reports, venv)
+    fd, waited = _lock(os.path.join(venv, VENV_LOCK), wait_s, reports, venv)
     try:
         if waited:
             try:
@@ -475,6 +490,8 @@ def venv_install(venv, requirements, digest, env, policy, protect=(), extra=(), 
                 pass
         if os.path.exists(stamp):
             os.remove(stamp)
+        with open(os.path.join(venv, VENV_INCOMPLETE), "w", encoding="utf-8") as handle:
+            handle.write("installing %s\n" % requirements)
         try:
             os.makedirs(plan_dir, exist_ok=True)
         except OSError:
@@ -498,10 +515,22 @@ def venv_install(venv, requirements, digest, env, policy, protect=(), extra=(), 
         pip += list(extra)
         filtered = os.path.join(plan_dir, "requirements.txt")
         constraints = os.path.join(plan_dir, "constraints.txt")
+        pins = os.path.join(plan_dir, "pins.txt")
         with open(log, "w", encoding="utf-8") as handle:
-            handle.write("== pip install -r %s -c %s (from %s)\n" % (filtered, constraints, requirements))
+            handle.write(
+                "== PIP_CONSTRAINT=%s pip install -r %s -c %s (from %s)\n" % (pins, filtered, constraints, requirements)
+            )
             handle.flush()
-            full = dict(env, GIT_TERMINAL_PROMPT="0")
+            # Every pip of this installation, also one that a package's setup script starts, installs the
+            # file's own versions (requirements_policy.py, "pins"); what such a script writes for Jupyter
+            # (checklist's notebook extension) goes into the venv, not into the user's home.
+            full = dict(
+                env,
+                GIT_TERMINAL_PROMPT="0",
+                PIP_CONSTRAINT=pins,
+                JUPYTER_DATA_DIR=os.path.join(venv, "share", "jupyter"),
+                JUPYTER_CONFIG_DIR=os.path.join(venv, "etc", "jupyter"),
+            )
             # The lock's descriptor goes to pip: if this process dies, pip keeps the lock until it ends.
             done = subprocess.run(
                 pip + ["-r", filtered, "-c", constraints],
@@ -524,23 +553,24 @@ def venv_install(venv, requirements, digest, env, policy, protect=(), extra=(), 
                 "cannot install %s: %s (pip output: %s on the cluster)" % (requirements, why or "pip failed", log),
                 "pip",
             )
-        check_rc, out, err = run([py, "-m", "pip", "--disable-pip-version-check", "check"], env=env)
-        check = (out + err).strip("\n")
-        _rc, ours, _err = run([py, "-c", VENV_DISTRIBUTIONS], env=env)
-        ours = set(ours.split())
+        _rc, out, err = run([py, "-c", policy, "pip-check"], env=env)
+        try:
+            check = json.loads(out)
+        except ValueError:
+            raise SetupError("cannot run pip check in %s: %s" % (venv, last_line(err, "no output"))) from None
         with open(log, "a", encoding="utf-8") as handle:
-            handle.write("== pip check\n%s\n" % check)
-        problems = []
-        for line in check.splitlines() if check_rc != 0 else []:
-            if not line:
-                continue
-            name = line.split(" ", 1)[0].lower().replace("_", "-")
-            if name in ours:
-                problems.append(line)
-            else:
-                reports.append("pip check, outside the venv: " + line)
-        if problems:
-            raise SetupError("pip check fails in %s: %s (see %s on the cluster)" % (venv, problems[0], log), "check")
+            handle.write("== pip check\n%s\n" % "\n".join(check["fatal"] + check["reported"]))
+        reports += check["reported"]
+        if check["fatal"]:
+            raise SetupError(
+                "pip check fails in %s: %s (see %s on the cluster)" % (venv, check["fatal"][0], log), "check"
+            )
+        extensions = os.path.join(venv, "share", "jupyter", "nbextensions")
+        if os.path.isdir(extensions) and os.listdir(extensions):
+            reports.append(
+                "a package's setup script installed the notebook extensions %s: kept in %s, not in your home"
+                % (", ".join(sorted(os.listdir(extensions))), extensions)
+            )
         if entry:
             if not os.path.isfile(entry):
                 raise SetupError("import check: the entry point %s is not on the cluster" % entry, "imports")
@@ -567,6 +597,7 @@ def venv_install(venv, requirements, digest, env, policy, protect=(), extra=(), 
                 )
         with open(stamp, "w", encoding="utf-8") as handle:
             handle.write(digest + "\n")
+        os.remove(os.path.join(venv, VENV_INCOMPLETE))
         return {"installed": True, "reports": reports}
     finally:
         os.close(fd)

@@ -70,7 +70,10 @@ fi
 
 HINTS = {
     "reach": "check `ssh CLUSTER` by hand: the CÉCI ssh config (gateway, ProxyJump, IdentityFile) in ~/.ssh/config",
-    "python": "Ansible needs Python >= 3.8: name a Python module that gives it in cesres_cluster_modules (group_vars)",
+    "python": (
+        "cesres-ctl's modules need Python >= 3.10: name a Python module that gives it in cesres_cluster_modules "
+        "(group_vars)"
+    ),
     "lmod": "this does not look like a CÉCI login node: is ansible_host right?",
     "module": "fix the name in group_vars (cesres_cluster_modules); find it with `module spider NAME` on the cluster",
     "partition": "fix cesres_cluster_partitions in group_vars/cluster_CLUSTER.yml (see `sinfo` on the cluster)",

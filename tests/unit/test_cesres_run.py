@@ -110,3 +110,18 @@ def test_the_tree_version_of_a_pushed_checkout_ignores_runs_and_follows_the_code
     assert cesres_run.code_version(root, "", "") == first
     (root / "model.py").write_text("b, longer\n")
     assert cesres_run.code_version(root, "", "") != first
+
+
+def test_a_model_counts_as_cached_only_at_the_revision_the_program_loads(cesres_run):
+    listed = ["Enoch/graphcodebert-py 0123abc", "microsoft/graphcodebert-base main", "torn-line"]
+    errors = cesres_run.model_errors(
+        listed, ["Enoch/graphcodebert-py", "microsoft/graphcodebert-base", "other/model"], "/h", "sandbox"
+    )
+    assert len(errors) == 2
+    assert errors[0].startswith(
+        "model Enoch/graphcodebert-py, named by the config, is not in the cluster's model cache (/h) only at 0123abc "
+        "(the program loads main): cache it with cesres-ctl setup --cluster sandbox"
+    )
+    assert errors[1].startswith("model other/model, named by the config, is not in the cluster's model cache (/h) (")
+    again = [*listed, "Enoch/graphcodebert-py main"]
+    assert cesres_run.model_errors(again, ["Enoch/graphcodebert-py"], "/h", "c") == []

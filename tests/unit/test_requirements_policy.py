@@ -488,9 +488,11 @@ def test_cli_plan_writes_both_files_and_prints_one_json_object(tmp_path):
         "shadowed",
         "constraints",
         "install",
+        "pins",
         "warnings",
         "requirements",
         "constraints_file",
+        "pins_file",
     }
     assert [k["line"] for k in result["kept_module"]] == [3]
     filtered = (out / "requirements.txt").read_text().splitlines()
@@ -525,3 +527,105 @@ def test_cli_unreadable_requirements_is_one_line_exit_2(tmp_path):
     )
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1
+
+
+# --- every pip of the installation holds the file's pins (PIP_CONSTRAINT) ---------------------------
+
+
+def test_the_pins_are_the_exact_versions_of_the_installed_lines_and_the_module_constraints():
+    result = plan(
+        [
+            "torch==1.12.0",  # the module's 1.12.1 is kept: constrained, not pinned from the file
+            "notebook==6.0.1",
+            "jupyter[extra]==1.0.0 ; python_version >= '3'",  # extras cannot be constraints
+            "requests>=2.28",  # a range holds no other pip to one version
+            "numpy",
+            "-e ./local",
+            "https://example.org/pkg.tar.gz",
+        ]
+    )
+    assert result["pins"] == ["notebook==6.0.1", "jupyter==1.0.0 ; python_version >= '3'"]
+    text = rp.pins_text(result)
+    lines = [line for line in text.splitlines() if not line.startswith("#")]
+    assert lines == [
+        "numpy==1.22.3",
+        "PyYAML==6.0",
+        "torch==1.12.1",
+        "notebook==6.0.1",
+        "jupyter==1.0.0 ; python_version >= '3'",
+    ]
+
+
+def test_a_pin_of_a_constrained_distribution_is_not_repeated():
+    result = plan(["torch==1.12.1", "numpy==1.22.3"])
+    lines = [line for line in rp.pins_text(result).splitlines() if not line.startswith("#")]
+    assert lines.count("torch==1.12.1") == 1 and lines.count("numpy==1.22.3") == 1
+
+
+def test_cli_plan_writes_the_pins_file(tmp_path):
+    req = tmp_path / "req.txt"
+    req.write_text("notebook==6.0.1\ntorch==1.12.0\n")
+    provided = tmp_path / "provided.json"
+    provided.write_text(json.dumps(PROVIDED))
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), "plan", str(req), str(tmp_path / "out"), "--provided", str(provided)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    result = json.loads(done.stdout)
+    assert result["pins_file"] == str(tmp_path / "out" / "pins.txt")
+    assert "notebook==6.0.1\n" in (tmp_path / "out" / "pins.txt").read_text()
+
+
+# --- pip check: what the venv can fix, and what only the modules' order on PYTHONPATH causes -------
+
+PROTOBUF_LINE = (
+    "googleapis-common-protos 1.61.0 has requirement protobuf!=3.20.0,!=3.20.1,!=4.21.1,<5.0.0.dev0,>=3.19.5, "
+    "but you have protobuf 3.19.4."
+)
+GOOGLE_AUTH_LINE = (
+    "google-cloud-storage 2.13.0 has requirement google-auth<3.0dev,>=2.23.3, but you have google-auth 2.16.0."
+)
+CHECK_PROVIDED = {
+    **PROVIDED,
+    "google-auth": {"name": "google-auth", "version": "2.16.0", "module": "TensorFlow", "pythonpath": True},
+    "packaging": {"name": "packaging", "version": "20.9", "module": "Python", "pythonpath": False},
+}
+CHECK_PROVIDED["protobuf"] = {**PROVIDED["protobuf"], "name": "protobuf"}
+
+
+def test_a_check_line_about_a_module_copy_ahead_of_the_venv_is_reported_not_fatal():
+    venv = ["googleapis-common-protos", "google-cloud-storage", "protobuf", "google-auth"]
+    result = rp.classify_check([PROTOBUF_LINE, GOOGLE_AUTH_LINE], CHECK_PROVIDED, venv)
+    assert result["fatal"] == []
+    assert result["reported"] == [
+        "pip check: googleapis-common-protos 1.61.0 needs protobuf!=3.20.0,!=3.20.1,!=4.21.1,<5.0.0.dev0,>=3.19.5, "
+        "but module protobuf-python puts protobuf 3.19.4 on PYTHONPATH, before the venv: what Python imports "
+        "(the venv cannot change it)",
+        "pip check: google-cloud-storage 2.13.0 needs google-auth<3.0dev,>=2.23.3, but module TensorFlow puts "
+        "google-auth 2.16.0 on PYTHONPATH, before the venv: what Python imports (the venv cannot change it)",
+    ]
+
+
+def test_a_check_line_the_venv_can_fix_is_fatal():
+    lines = [
+        "allennlp 2.10.1 has requirement requests>=2.28, but you have requests 2.27.1.",  # the base's copy, behind
+        "allennlp 2.10.1 requires cached-path, which is not installed.",
+        "allennlp 2.10.1 has requirement torch<1.13,>=1.10, but you have torch 2.0.0.",
+    ]
+    result = rp.classify_check(lines, CHECK_PROVIDED, ["allennlp"])
+    # torch is a module's on PYTHONPATH: reported; the other two are the venv's to fix.
+    assert result["fatal"] == lines[:2]
+    assert len(result["reported"]) == 1 and "module PyTorch puts torch 1.12.1" in result["reported"][0]
+
+
+def test_a_check_line_of_a_distribution_outside_the_venv_is_reported():
+    line = "poetry 1.1.13 has requirement packaging<21.0,>=20.4, but you have packaging 23.2."
+    result = rp.classify_check([line, "No broken requirements found.", ""], CHECK_PROVIDED, ["packaging"])
+    assert result == {"fatal": [], "reported": [f"pip check, outside the venv: {line}"]}
+
+
+def test_an_unreadable_check_line_of_the_venv_is_fatal():
+    result = rp.classify_check(["allennlp 2.10.1 is not supported on this platform"], CHECK_PROVIDED, ["allennlp"])
+    assert result["fatal"] == ["allennlp 2.10.1 is not supported on this platform"]

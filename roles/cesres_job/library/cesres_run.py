@@ -207,6 +207,28 @@ points:
 """
 
 LOCK_WAIT = 120  # seconds another submission of the same run may hold the lock
+# The revision the program loads its models at: from_pretrained without a revision, the hub's default branch.
+PROGRAM_REVISION = "main"
+
+
+def model_errors(listed: list[str], models: list[str], hf_home: str, cluster: str) -> list[str]:
+    """One line per model of `models` that the cache list (HF_HOME/cesres-models.list, "ID REVISION" lines)
+    lacks at the revision the program loads: offline, a copy cached at another revision is not found."""
+    revisions: dict[str, list[str]] = {}
+    for words in (line.split() for line in listed):
+        if len(words) == 2:
+            revisions.setdefault(words[0], []).append(words[1])
+    errors = []
+    for model in models:
+        if PROGRAM_REVISION in revisions.get(model, []):
+            continue
+        elsewhere = f" only at {', '.join(revisions[model])}" if model in revisions else ""
+        errors.append(
+            f"model {model}, named by the config, is not in the cluster's model cache ({hf_home}){elsewhere}"
+            f" (the program loads {PROGRAM_REVISION}): cache it with cesres-ctl setup --cluster {cluster} "
+            f'-e \'{{"cesres_hf_models": [{{"id": "{model}"}}]}}\''
+        )
+    return errors
 
 
 def git_environment(release: str, git_module: str) -> dict[str, str] | None:
@@ -347,14 +369,7 @@ class Run:
             listed = (self.hf_home / "cesres-models.list").read_text(encoding="utf-8").splitlines()
         except OSError:
             listed = []
-        cached = {line.split()[0] for line in listed if line.split()}
-        for model in p["models"]:
-            if model not in cached:
-                errors.append(
-                    f"model {model}, named by the config, is not in the cluster's model cache ({self.hf_home}): "
-                    f"cache it with cesres-ctl setup --cluster {p['cluster']} "
-                    f'-e \'{{"cesres_hf_models": [{{"id": "{model}"}}]}}\''
-                )
+        errors += model_errors(listed, p["models"], str(self.hf_home), p["cluster"])
         for item in self.cluster_inputs:
             if item["path"].is_file() and os.access(item["path"], os.R_OK):
                 item["sha256"] = file_sha256(item["path"])

@@ -9,7 +9,8 @@
 #    "module_envs": {"MOD MOD...": {NAME: VALUE}}, "module_errors": {"MOD MOD...": MESSAGE},
 #    "probe": {PART: STATE}}  (or "probe_error": ONE LINE)
 # or, when no Python can be chosen, {"failed": true, "msg": ONE LINE, "checked_release", "checked", "missing"}.
-# - the Python: RELEASE and MODULE loaded, their python3 must be >= 3.8 (ansible-core 2.19's minimum).
+# - the Python: RELEASE and MODULE loaded, their python3 must be >= $min_python, the cluster-side code's minimum
+#   (cesres_ctl.rules.CLUSTER_PYTHON; ansible-core 2.19 itself needs 3.8).
 #   MODE "install" writes WRAPPER ($HOME-relative): that interpreter with the module's environment (PATH,
 #   LD_LIBRARY_PATH, PYTHONPATH as the module sets them), replaced only when it differs. MODE "plan" (check
 #   mode) writes nothing under $HOME: an up-to-date WRAPPER is "ok"; otherwise the wrapper that "install"
@@ -27,6 +28,8 @@
 #   probe() and the rule that expands configured paths, cesres_ctl.rules.expand_path, as they are on the
 #   controller) with the login environment and the module environments above.
 set -u
+# The oldest Python that the modules of cesres-ctl run on (cesres_ctl.rules.CLUSTER_PYTHON; a test keeps them equal).
+min_python=3.10
 mode=$1 release=$2 module=$3 wrapper=$HOME/$4 check_release=$5 ncheck=$6
 shift 6
 checks=("${@:1:ncheck}")
@@ -135,8 +138,8 @@ if [ -n "$module" ]; then
   load_group "$release" "$module" || fail "cannot load module $module"
 fi
 py=$(command -v python3) || fail "no python3 with ${module:-the release} loaded"
-version=$("$py" -c 'import sys; print("%d.%d.%d" % sys.version_info[:3]); sys.exit(sys.version_info < (3, 8))' 2>/dev/null) \
-  || fail "$py (module ${module:-none}) is ${version:-not runnable}: Ansible needs Python >= 3.8"
+version=$("$py" -c "import sys; print('%d.%d.%d' % sys.version_info[:3]); sys.exit(sys.version_info < (${min_python/./, }))" 2>/dev/null) \
+  || fail "$py (module ${module:-none}) is ${version:-not runnable}: cesres-ctl's modules need Python >= $min_python"
 # The Python's own environment, for the wrapper and the report below (other modules get loaded meanwhile).
 py_path=$PATH py_ld=${LD_LIBRARY_PATH-} py_pythonpath=${PYTHONPATH-}
 

@@ -4,7 +4,9 @@
 # the interpreter's own site-packages when TARGET is "-". Offline from the wheel cache WHEELS first;
 # only what it lacks is fetched (a wheel from the index, or built from the sdist when there is none),
 # so a second build of the sandbox, or of another sandbox on this machine, downloads nothing.
-# Writes STAMP when done (the role's `creates`).
+# Writes STAMP when done (the role's `creates`). The distributions named in $BUILD_FROM_SOURCE (comma-
+# separated) are built from their sdists as EasyBuild builds them: with the module's own setuptools, no
+# isolated build environment (protobuf 3.19's setup.py needs pkg_resources, which today's setuptools lacks).
 #   install_packages.sh PYTHON WHEELS TARGET STAMP REQUIREMENT...
 set -euo pipefail
 python=$1 wheels=$2 target=$3 stamp=$4
@@ -21,7 +23,8 @@ offline() {
 # Resolution fails before anything is installed when the cache lacks a file: then fill it and retry.
 if ! offline "$@" 2>/dev/null; then
     # --use-pep517: an sdist is built in an isolated environment with its own build requirements.
-    "${pip[@]}" wheel --quiet --no-deps --use-pep517 --wheel-dir "$wheels" --find-links "$wheels" "$@"
+    "${pip[@]}" wheel --quiet --no-deps --use-pep517 --wheel-dir "$wheels" --find-links "$wheels" \
+        ${BUILD_FROM_SOURCE:+--no-binary "$BUILD_FROM_SOURCE" --no-build-isolation} "$@"
     offline "$@"
 fi
 printf '%s\n' "$@" >"$stamp"
