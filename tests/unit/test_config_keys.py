@@ -49,9 +49,9 @@ def refused(tmp_path: Path, edit: Callable[[dict[str, Any]], None]) -> str:
 
 
 def test_the_real_template_passes_unchanged_without_notes(tmp_path):
+    template_with(tmp_path, lambda data: None)  # its data files
     cfg = tmp_path / "template_config.yaml"
-    template_with(tmp_path, lambda data: None)
-    cfg.write_text(TEMPLATE.read_text())
+    cfg.write_text(TEMPLATE.read_text())  # the file itself, byte for byte
     assert load(cfg).notes == ()
 
 
