@@ -617,7 +617,9 @@ def cache_models(home, python, loader, endpoint, models, env):
     except OSError:
         raise SetupError("cannot create HF_HOME %s" % home) from None
     pairs = [word for pair in models for word in pair]
-    online = dict(env, HF_HOME=home)
+    # The cache a job reads: its script pins TRANSFORMERS_CACHE to transformers' default under HF_HOME, over
+    # any that the login profile (and so this environment) sets.
+    online = dict(env, HF_HOME=home, TRANSFORMERS_CACHE=os.path.join(home, "transformers"))
     online.pop("HF_ENDPOINT", None)
     if endpoint:
         online["HF_ENDPOINT"] = endpoint

@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from cesres_ctl.errors import CesresError
+from cesres_ctl.runs import real_program as real
 
 SECTIONS = ("VOCABULARY", "READER", "MODEL", "TRAINER", "INTERPRETER", "CONFIG")
 DATA_KEYS = ("training", "validation", "evaluation")
@@ -63,7 +64,8 @@ _INT_KEYS = {"batch_size", "validation_batch_size", "evaluation_batch_size", "lo
 DEVICES = ("cpu", "cuda")
 # The real vocabulary pads the labels namespace (@@PADDING@@, @@UNKNOWN@@): the head outputs labels + 2.
 LABEL_PADDING = 2
-_HEAD_OUTPUT_INDEX = {"simple": 1, "mult_dense": 2}
+# The head's parameter that is its output size.
+_HEAD_OUTPUT = {real.LINEAR: "out_features", real.SEQUENTIAL_HEAD: "num_labels"}
 # The model the real program loads where the config names none (its -m default and its classes' defaults).
 DEFAULT_MODEL = "Enoch/graphcodebert-py"
 _MODEL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$")
@@ -92,6 +94,7 @@ class RunConfig:
     inputs: tuple[DataInput, ...]
     rewritten_text: str
     models: tuple[str, ...] = ()  # Hugging Face model ids the program loads (must be in the cluster's cache)
+    notes: tuple[str, ...] = ()  # keys the program ignores, for the user to see
 
 
 def check_text(value: str, what: str) -> str:
@@ -140,7 +143,10 @@ def load(
     labels = data["MODEL"].get("labels")
     if not isinstance(labels, list) or not labels:
         raise CesresError(f"config file {path}: MODEL.labels must be a non-empty list")
-    _check_head(data["MODEL"], len(labels), path)
+    for section, call in real.SECTION_CALLS.items():
+        _refuse(real.bind(call, section, data[section]), path)
+    _check_model(data["MODEL"], len(labels), path)
+    _check_trainer(data["TRAINER"], data["MODEL"], path)
     models = model_ids(data, path)
     options = dict(options or {})
     device = _device(options.get("device", conf.get("device")), gpus, path, from_option="device" in options)
@@ -183,6 +189,7 @@ def load(
         inputs=tuple(inputs),
         rewritten_text=rewritten_text,
         models=models,
+        notes=_ignored(data, path),
     )
 
 
@@ -286,23 +293,114 @@ def model_ids(data: dict[str, Any], path: Path) -> tuple[str, ...]:
     return tuple(ids)
 
 
-def _check_head(model: dict[str, Any], n_labels: int, path: Path) -> None:
-    """The classification head's output size must be the label count + 2, or the real model fails."""
-    head = model.get("classification_head")
-    if head is None:
-        return  # the real model then sizes its default head from the vocabulary itself
-    if not isinstance(head, dict):
-        raise CesresError(f"config file {path}: MODEL.classification_head must be a mapping (name, arg, kwargs)")
-    index = _HEAD_OUTPUT_INDEX.get(str(head.get("name")))
-    arg = head.get("arg")
-    if index is None or not isinstance(arg, list) or len(arg) <= index:
-        return
-    expected = n_labels + LABEL_PADDING
-    if arg[index] != expected:
+def _refuse(problem: str | None, path: Path) -> None:
+    if problem is not None:
+        raise CesresError(f"config file {path}: {problem}")
+
+
+def _check_model(model: dict[str, Any], n_labels: int, path: Path) -> None:
+    """MODEL's mappings that the real program passes to create_parameter, and its head's output size."""
+    for kind in ("encoder", "accuracy", "loss"):
+        _check_parameter(kind, model.get(kind), f"MODEL.{kind}", path)
+    head = _check_parameter("classification_head", model.get("classification_head"), "MODEL.classification_head", path)
+    if head is not None:
+        _check_head_size(*head, n_labels, path)
+
+
+def _check_parameter(
+    kind: str, spec: object, where: str, path: Path
+) -> tuple[real.Signature, list[Any], dict[str, Any]] | None:
+    """A mapping given to create_parameter(kind, **spec): its keys, its name, and the call that name makes
+    with *arg and **kwargs (returned, when there is one)."""
+    if spec is None:
+        return None  # the program's default
+    if not isinstance(spec, dict):
+        raise CesresError(f"config file {path}: {where} must be a mapping (name, arg, kwargs)")
+    _refuse(real.bind(real.Call(real.CREATE_PARAMETER, real.PARAMETER_GIVEN), where, spec), path)
+    table = real.CHOICES[kind]
+    name = spec["name"]
+    if not isinstance(name, str) or name not in table:
+        raise CesresError(f"config file {path}: {where}.name is {name!r}: the program knows {', '.join(table)}")
+    signature = table[name]
+    if signature is None:
+        return None  # its lambda ignores arg and kwargs
+    arg, kwargs = spec.get("arg", []), spec.get("kwargs", {})
+    if not isinstance(arg, list):
+        raise CesresError(f"config file {path}: {where}.arg must be a list (the program passes *arg)")
+    if not isinstance(kwargs, dict):
+        raise CesresError(f"config file {path}: {where}.kwargs must be a mapping (the program passes **kwargs)")
+    call = real.Call(signature, len(arg))
+    _refuse(real.bind(call, f"{where}.kwargs", kwargs, arg_where=f"{where}.arg"), path)
+    if signature is real.SEQUENTIAL_HEAD:
+        _check_hidden_sizes(real.argument(signature, "hidden_sizes", arg, kwargs), where, path)
+        activation = real.argument(signature, "activation", arg, kwargs)
+        _check_parameter("activation", activation, f"{where}.kwargs.activation", path)
+    return signature, arg, kwargs
+
+
+def _check_hidden_sizes(sizes: object, where: str, path: Path) -> None:
+    """construct_sequential_head (lines 110-120 of the real model file) asserts len(hidden_sizes) + 1 ==
+    number for a list, then reads hidden_sizes[number]: every list fails (AssertionError, else IndexError)."""
+    if isinstance(sizes, list):
         raise CesresError(
-            f"config file {path}: MODEL.classification_head.arg[{index}] is {arg[index]!r} but must be "
+            f"config file {path}: {where}.arg[1] is a list, which the real program always fails on (it asserts "
+            "len + 1 == number, then reads number + 1 sizes): give one size for every layer"
+        )
+
+
+def _check_head_size(
+    signature: real.Signature, arg: list[Any], kwargs: dict[str, Any], n_labels: int, path: Path
+) -> None:
+    """The classification head's output size must be the label count + 2, or the real model fails."""
+    output = _HEAD_OUTPUT[signature]
+    size = real.argument(signature, output, arg, kwargs)
+    expected = n_labels + LABEL_PADDING
+    if size != expected:
+        index = signature.params.index(output)
+        given = f"arg[{index}]" if index < len(arg) else f"kwargs.{output}"
+        raise CesresError(
+            f"config file {path}: MODEL.classification_head.{given} is {size!r} but must be "
             f"{expected}: {n_labels} labels + {LABEL_PADDING} (the real vocabulary pads the labels namespace)"
         )
+
+
+def _check_trainer(trainer: dict[str, Any], model: dict[str, Any], path: Path) -> None:
+    """What allennlp refuses in TRAINER: the optimizer's keys, and (in GradientDescentTrainer and its
+    MetricTracker) a patience that is not a positive integer or a metric it cannot track."""
+    optimizer = trainer.get("kwargs_optimizer")
+    if optimizer is not None:  # build_trainer's default, {}
+        if not isinstance(optimizer, dict):
+            raise CesresError(f"config file {path}: TRAINER.kwargs_optimizer must be a mapping")
+        _refuse(real.bind(real.OPTIMIZER_CALL, "TRAINER.kwargs_optimizer", optimizer), path)
+    patience = trainer.get("patience")
+    if patience is not None and (not isinstance(patience, int) or patience <= 0):
+        raise CesresError(
+            f"config file {path}: TRAINER.patience must be a whole number >= 1 (or absent: no early stopping), "
+            f"got {patience!r}"
+        )
+    metrics = real.METRICS + ((real.ACCURACY_METRIC,) if model.get("accuracy") is not None else ())
+    given = trainer.get("validation_metric", "-loss")
+    for metric in given if isinstance(given, list) else [given]:
+        if not isinstance(metric, str) or metric[:1] not in ("+", "-") or metric[1:] not in metrics:
+            raise CesresError(
+                f"config file {path}: TRAINER.validation_metric {metric!r} must be + or - then one of "
+                f"{', '.join(metrics)} (what allennlp's trainer can track for this model)"
+            )
+
+
+def _ignored(data: dict[str, Any], path: Path) -> tuple[str, ...]:
+    """The sections and keys the real program never reads: harmless, but maybe a typo."""
+    notes = [
+        f"config file {path}: section {name} is not read by the program, which ignores it"
+        for name in data
+        if name not in SECTIONS
+    ]
+    for section in real.READ_KEYS:
+        for key in data[section]:
+            problem = real.ignored(section, str(key))
+            if problem is not None:
+                notes.append(f"config file {path}: {problem}")
+    return tuple(notes)
 
 
 def _check_numbers(conf: dict[str, Any], path: Path) -> None:

@@ -19,6 +19,7 @@ from cesres_ctl.runs import cluster as clusters
 from cesres_ctl.runs import jobs, remote, run_options
 from cesres_ctl.runs import predict as predicting
 from cesres_ctl.runs import sweep as sweeping
+from cesres_ctl.runs.config import RunConfig
 from cesres_ctl.runs.fetching import check_dest, fetch_run
 from cesres_ctl.runs.registry import Registry, Run
 from cesres_ctl.runs.run_options import Dest, Json, NoFetch, RunArgument, RunCluster, WaitDest
@@ -76,6 +77,7 @@ def train(
         new=new,
         settings=settings,
     )
+    _notes(prepared.spec.config)
     if dry_run:
         text = dry_run_text(prepared)
         if as_json:
@@ -156,6 +158,7 @@ def sweep(
         max_points=max_points,
         retry_failed=retry_failed,
     )
+    _notes(prepared.points[0].spec.config)  # the points differ only in values of keys the config has
     report = sweeping.submit(prepared, quiet=as_json)
     if as_json:
         print_json(report)
@@ -166,6 +169,12 @@ def sweep(
     for point in report["points"]:
         line = f"  {point['run_id']} [{jobs.describe_point(point['values'])}] job {point['job_id']}: {point['state']}"
         echo(line)
+
+
+def _notes(config: RunConfig) -> None:
+    """What the real program would ignore in the config: it trains anyway, the user may have mistyped."""
+    for line in config.notes:
+        note(f"note: {line}")
 
 
 def _interrupted(run: Run, *, cancel_job: bool) -> str:

@@ -52,51 +52,132 @@ except ImportError as _exc:  # pragma: no cover - depends on the environment
 PROG = "cesres-mini"
 SECTIONS = ("VOCABULARY", "READER", "MODEL", "TRAINER", "INTERPRETER", "CONFIG")
 
-# Keys of the real model's configuration (parameters.md of INGInious-CESReS), per section.
-# "used" keys drive cesres-mini; "compat" keys are accepted so that a real configuration file still loads,
-# but have no effect here (a note says so); anything else is unknown and ignored with a note.
-KEYS_USED = {
+# The real program passes READER, MODEL and TRAINER to these calls as keyword arguments, and MODEL's
+# encoder, classification_head, accuracy and loss (and the head's activation) to create_parameter, whose
+# tables splat their arg and kwargs into the last three: a key a call does not take is a TypeError once
+# the program runs. name -> [its parameters in order, how many have no default, how many may be given by
+# position (None: all)]. The same table, with the source lines, is cesres_ctl/runs/real_program.py of
+# cesres-ctl; its tests/unit/test_config_keys.py compares the two and derives them from the real source.
+REAL_CALLS = {
+    "CodeReader.__init__": [
+        [
+            "huggingface_model",
+            "snippet_splitter",
+            "label_splitter",
+            "multi_labels",
+            "part_graph",
+            "compiled_language",
+            "kwargs_tokenizer",
+            "kwargs_indexer",
+            "debug",
+        ],
+        0,
+        None,
+    ],
+    "ClassificationEmbedderModel.__init__": [
+        [
+            "voc",
+            "labels",
+            "huggingface_model",
+            "kwargs_embedder",
+            "embedding_size",
+            "encoder",
+            "classification_head",
+            "accuracy",
+            "loss",
+            "multi_label",
+            "debug",
+        ],
+        1,
+        None,
+    ],
+    "build_trainer": [
+        [
+            "model",
+            "serialization_dir",
+            "train_loader",
+            "validation_loader",
+            "num_epochs",
+            "validation_metric",
+            "patience",
+            "learning_rate",
+            "kwargs_optimizer",
+        ],
+        4,
+        None,
+    ],
+    "create_parameter": [["param_type", "name", "arg", "kwargs"], 2, None],
+    "construct_sequential_head": [["number", "hidden_sizes", "num_labels", "activation", "norm"], 3, None],
+    "Linear.__init__": [["in_features", "out_features", "bias", "device", "dtype"], 2, None],
+    "BertPooler.__init__": [
+        [
+            "pretrained_model",
+            "override_weights_file",
+            "override_weights_strip_prefix",
+            "load_weights",
+            "requires_grad",
+            "dropout",
+            "transformer_kwargs",
+        ],
+        1,
+        1,
+    ],
+    "HuggingfaceAdamWOptimizer.__init__": [
+        ["model_parameters", "parameter_groups", "lr", "betas", "eps", "weight_decay", "correct_bias"],
+        1,
+        None,
+    ],
+}
+# Each section's call, and the values the real program passes by position before the section's keys.
+SECTION_CALLS = {
+    "READER": ("CodeReader.__init__", 0),
+    "MODEL": ("ClassificationEmbedderModel.__init__", 1),
+    "TRAINER": ("build_trainer", 5),
+}
+# create_parameter's names, and the call each one passes *arg, **kwargs to (None: it ignores them).
+PARAMETER_CALLS = {
+    "encoder": {"cls_label": None, "bert_pooler": "BertPooler.__init__"},
+    "accuracy": {"categorical_accuracy": None},
+    "activation": {"gelu": None, "leaky_relu": None, "relu": None},
+    "classification_head": {"simple": "Linear.__init__", "mult_dense": "construct_sequential_head"},
+    "loss": {"cross_entropy": None, "multilabel_soft_margin_loss": None},
+}
+# The keys the real program reads in the other sections: it ignores any other, silently (cesres-mini notes it).
+KEYS_READ = {
     "VOCABULARY": {"huggingface_model"},
-    "READER": {
-        "huggingface_model",
-        "snippet_splitter",
-        "label_splitter",
-        "multi_labels",
-        "part_graph",
-        "hash_size",
-        "ngram",
-    },
-    "MODEL": {
-        "huggingface_model",
-        "labels",
-        "embedding_size",
-        "encoder",
-        "classification_head",
-        "accuracy",
-        "loss",
-        "multi_label",
-    },
-    "TRAINER": {"validation_metric", "learning_rate", "patience", "kwargs_optimizer"},
-    "INTERPRETER": set(),
+    "INTERPRETER": {"captum", "kwargs"},
     "CONFIG": {
         "predict",
         "no_loop",
         "no_eval",
         "gui",
+        "model",
+        "load_model",
         "training",
         "validation",
         "evaluation",
         "random_seed",
         "serialization_dir",
-        "no_loop_weight_file",
-        "load_model",
         "batch_size",
         "validation_batch_size",
         "evaluation_batch_size",
         "loops",
+        "config",
         "device",
+        "no_loop_weight_file",
     },
 }
+# Keys the real program takes that have no effect in cesres-mini (a note says so).
+KEYS_COMPAT = {
+    "READER": {"compiled_language", "kwargs_tokenizer", "kwargs_indexer", "debug"},
+    "MODEL": {"kwargs_embedder", "debug"},
+    "INTERPRETER": {"captum", "kwargs"},
+    "CONFIG": {"model", "config"},
+}
+# cesres-mini's own featurizer: hashed code-token n-grams. Not in the config, where the real program
+# would fail on a key of its own.
+HASH_SIZE = 4096
+NGRAM = 2
 # argparse destinations that the real program copies into CONFIG when the file lacks them.
 CLI_KEYS = (
     "training",
@@ -121,15 +202,6 @@ DEFAULT_MODEL = "Enoch/graphcodebert-py"
 # The real vocabulary pads the "labels" namespace with two entries (@@PADDING@@, @@UNKNOWN@@): the
 # classification head must output this many values more than there are labels.
 LABEL_PADDING = 2
-KEYS_COMPAT = {
-    "VOCABULARY": set(),
-    "READER": {"compiled_language", "kwargs_tokenizer", "kwargs_indexer", "debug"},
-    "MODEL": {"kwargs_embedder", "debug"},
-    "TRAINER": set(),
-    "INTERPRETER": {"captum", "kwargs"},
-    "CONFIG": {"model"},
-}
-
 EXIT_OK, EXIT_RUNTIME, EXIT_USAGE = 0, 1, 2
 
 
@@ -208,7 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--predict",
         action="store_true",
         default=None,
-        help="interactive prediction loop after training/evaluation (skipped when stdin is not a terminal)",
+        help="interactive prediction loop on stdin after training/evaluation (EOF fails, as in the real program)",
     )
     add(
         "-g",
@@ -313,10 +385,10 @@ def load_config(path: str | None) -> dict[str, dict[str, Any]]:
     config = {name: _section(raw, name) for name in SECTIONS}
     for name, sec in config.items():
         for key in sec:
-            if key in KEYS_COMPAT[name]:
+            if key in KEYS_COMPAT.get(name, ()):
                 note(f"{name}.{key} is accepted for compatibility with CESReS but has no effect in cesres-mini")
-            elif key not in KEYS_USED[name]:
-                note(f"unknown key {name}.{key} ignored")
+            elif name in KEYS_READ and key not in KEYS_READ[name]:
+                note(f"unknown key {name}.{key} ignored, as the real program ignores it")
     return config
 
 
@@ -429,10 +501,6 @@ def resolve(args: argparse.Namespace, config: dict[str, dict[str, Any]]) -> Sett
     if not isinstance(part_graph, list) or not part_graph:
         raise UsageError(f"READER.part_graph must be a list of one or two integers, got {part_graph!r}")
     max_tokens = _int(part_graph[0], "READER.part_graph[0]")
-    hash_size = _int(rd.get("hash_size", 4096), "READER.hash_size", minimum=16)
-    ngram = _int(rd.get("ngram", 2), "READER.ngram")
-    if ngram > 3:
-        raise UsageError(f"READER.ngram must be 1, 2 or 3, got {ngram}")
 
     # ---- MODEL
     md = config["MODEL"]
@@ -489,14 +557,7 @@ def resolve(args: argparse.Namespace, config: dict[str, dict[str, Any]]) -> Sett
     elif head.get("name") == "mult_dense":
         if len(head_arg) < 3:
             raise UsageError("MODEL.classification_head mult_dense needs arg [number, hidden_sizes, num_labels]")
-        number = _int(head_arg[0], "MODEL.classification_head.arg[0]", minimum=0)
-        hidden = head_arg[1]
-        if isinstance(hidden, list):
-            sizes = [_int(h, "MODEL.classification_head.arg[1][]") for h in hidden]
-            if len(sizes) != number + 1:
-                raise UsageError(f"MODEL.classification_head: {number} layers need {number + 1} hidden sizes")
-        else:
-            sizes = [_int(hidden, "MODEL.classification_head.arg[1]")] * (number + 1)
+        sizes = sequential_head_sizes(head_arg[0], head_arg[1])
         if sizes[0] != embedding_size:
             raise UsageError(
                 f"MODEL.classification_head: first hidden size {sizes[0]} != MODEL.embedding_size {embedding_size}"
@@ -539,9 +600,8 @@ def resolve(args: argparse.Namespace, config: dict[str, dict[str, Any]]) -> Sett
     opt = tr.get("kwargs_optimizer") or {}
     if not isinstance(opt, dict):
         raise UsageError("TRAINER.kwargs_optimizer must be a mapping")
-    for key in opt:
-        if key not in ("weight_decay", "betas", "eps", "correct_bias"):
-            note(f"TRAINER.kwargs_optimizer.{key} ignored")
+    if "parameter_groups" in opt:
+        note("TRAINER.kwargs_optimizer.parameter_groups has no effect in cesres-mini")
     betas = opt.get("betas", [0.9, 0.999])
     if not isinstance(betas, list) or len(betas) != 2:
         raise UsageError("TRAINER.kwargs_optimizer.betas must be a list of two numbers")
@@ -568,8 +628,8 @@ def resolve(args: argparse.Namespace, config: dict[str, dict[str, Any]]) -> Sett
         label_splitter=label_splitter,
         multi_labels=multi_labels,
         max_tokens=max_tokens,
-        hash_size=hash_size,
-        ngram=ngram,
+        hash_size=HASH_SIZE,
+        ngram=NGRAM,
         labels=list(labels),
         multi_label=multi_label,
         embedding_size=embedding_size,
@@ -594,6 +654,85 @@ def resolve(args: argparse.Namespace, config: dict[str, dict[str, Any]]) -> Sett
 
 def config_given(args: argparse.Namespace) -> bool:
     return args.config is not None
+
+
+def sequential_head_sizes(number: Any, hidden: Any) -> list[int]:
+    """The input and hidden sizes of construct_sequential_head(number, hidden_sizes, …) as the real program
+    builds them from one size. It fails on every list: its assert wants len + 1 == number, then its loop
+    reads hidden_sizes[number]."""
+    layers = _int(number, "MODEL.classification_head.arg[0]", minimum=0)
+    if not isinstance(hidden, list):
+        return [_int(hidden, "MODEL.classification_head.arg[1]")] * (layers + 1)
+    if len(hidden) + 1 != layers:
+        raise RunError(
+            "AssertionError: You specified different hidden sizes but the number of layers is not coherent. "
+            f"Number of layers: {layers}, number of values: {len(hidden)} (MODEL.classification_head.arg)"
+        )
+    raise RunError("IndexError: list index out of range (MODEL.classification_head.arg[1], at hidden_sizes[number])")
+
+
+def construct(config: dict[str, dict[str, Any]], no_loop: bool) -> None:
+    """Fail where the real program's calls fail on the config's keys, once it builds its reader, model and
+    trainer (the trainer only when it trains)."""
+    sections = ["READER", "MODEL"] if no_loop else ["READER", "MODEL", "TRAINER"]
+    for section in sections:
+        name, given = SECTION_CALLS[section]
+        call(name, given, config[section], section)
+    for kind in ("encoder", "classification_head", "accuracy", "loss"):
+        parameter(kind, config["MODEL"].get(kind), f"MODEL.{kind}")
+    if not no_loop:
+        optimizer = config["TRAINER"].get("kwargs_optimizer") or {}
+        call("HuggingfaceAdamWOptimizer.__init__", 1, optimizer, "TRAINER.kwargs_optimizer", fixed=("lr",))
+
+
+def parameter(kind: str, spec: Any, where: str) -> None:
+    """create_parameter(kind, **spec), then the call its name makes with *arg, **kwargs."""
+    if spec is None:
+        return  # the real default
+    if not isinstance(spec, dict):
+        raise RunError(f"TypeError: argument after ** must be a mapping, not {type(spec).__name__} ({where})")
+    call("create_parameter", 1, spec, where)
+    table = PARAMETER_CALLS[kind]
+    name = spec["name"]
+    if not isinstance(name, str) or name not in table:
+        raise RunError(f"WrongParameter: Wrong parameter {kind}. Should be one in the {list(table)} list. ({where})")
+    callee = table[name]
+    if callee is None:
+        return
+    arg, kwargs = spec.get("arg", []), spec.get("kwargs", {})
+    if not isinstance(arg, list) or not isinstance(kwargs, dict):
+        raise RunError(f"TypeError: {where}: *arg needs a list and **kwargs a mapping")
+    call(callee, len(arg), kwargs, f"{where}.kwargs")
+    if callee == "construct_sequential_head":
+        parameter("activation", kwargs.get("activation"), f"{where}.kwargs.activation")
+
+
+def call(name: str, given: int, keys: Any, where: str, fixed: tuple[str, ...] = ()) -> None:
+    """Raise the TypeError Python raises when the real program calls `name` with `given` values by
+    position, the keywords `fixed`, then the config's `keys` (the mapping at `where`)."""
+    params, required, positional = REAL_CALLS[name]
+    limit = len(params) if positional is None else positional
+    counted = 1 if name.endswith(".__init__") else 0  # Python counts self in its message
+    if given > limit:
+        raise RunError(
+            f"TypeError: {name}() takes {limit + counted} positional arguments but {given + counted} were given "
+            f"({where})"
+        )
+    for key in keys:
+        if key in fixed:
+            short = name.removesuffix(".__init__")
+            raise RunError(f"TypeError: {short}() got multiple values for keyword argument '{key}' ({where})")
+        if key not in params:
+            raise RunError(f"TypeError: {name}() got an unexpected keyword argument '{key}' ({where})")
+        if params.index(key) < given:
+            raise RunError(f"TypeError: {name}() got multiple values for argument '{key}' ({where})")
+    missing = [f"'{param}'" for param in params[given:required] if param not in keys]
+    if missing:
+        plural = "s" if len(missing) > 1 else ""
+        raise RunError(
+            f"TypeError: {name}() missing {len(missing)} required positional argument{plural}: "
+            f"{' and '.join(missing)} ({where})"
+        )
 
 
 # ======================================================================================================
@@ -841,7 +980,7 @@ def load_weights(path: str, s: Settings) -> tuple[Net, list[str]]:
         raise RunError(f"cannot load weights {path} (not a cesres-mini best.th?): {exc}") from None
     for key in ("hash_size", "ngram", "max_tokens"):
         if meta[key] != getattr(s, key):
-            note(f"{key}={meta[key]} taken from {path} (configuration says {getattr(s, key)})")
+            note(f"{key}={meta[key]} taken from {path} (this run: {getattr(s, key)})")
             setattr(s, key, meta[key])
     net = Net.__new__(Net)
     net.sizes, net.activations, net.multi_label, net.params = (
@@ -1008,16 +1147,14 @@ def evaluate(net: Net, labels: list[str], data: list[Snippet], s: Settings, out:
 
 
 def predict_loop(net: Net, labels: list[str], s: Settings) -> None:
-    if not sys.stdin.isatty():
-        note("stdin is not a terminal: interactive prediction skipped")
-        return
     say("Type a code snippet; an empty line twice predicts its labels; a line '$$$' quits.")
     code, last = "", None
     while True:
         try:
             line = input("> ")
         except EOFError:
-            return
+            # As the real program's input(): at the end of stdin (a batch job's is empty), it fails.
+            raise RunError("EOFError: EOF when reading a line (CONFIG.predict reads snippets from stdin)") from None
         if line == "$$$":
             return
         if line == "" and last == "" and code.strip():
@@ -1066,6 +1203,7 @@ def run(argv: list[str] | None) -> int:
     s = resolve(args, config)
     load_models(s)
     say(json.dumps(s.effective, indent=4, default=str))
+    construct(config, s.no_loop)
     say(
         f"{PROG}: device requested: {s.device}; cesres-mini computes with numpy {np.__version__} on the CPU"
         + ("" if s.device == "cpu" else " (no GPU is used)")

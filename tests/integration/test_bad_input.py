@@ -140,6 +140,17 @@ def config_cases() -> Iterator[Case]:
         "model-id-template": put("READER", "huggingface_model", "{{ lookup('pipe', 'touch {marker}') }}"),
         "model-id-three-parts": put("CONFIG", "model", "a/b/c"),
         "encoder-arg-injection": put("MODEL", "encoder", {"name": "bert_pooler", "arg": ["x; touch {marker}"]}),
+        # What the real program's constructors and allennlp refuse once the job runs.
+        "model-key-misspelt": put("MODEL", "embeding_size", 768),
+        "reader-key-unknown": put("READER", "hash_size", 4096),
+        "trainer-key-given-twice": put("TRAINER", "num_epochs", 3),
+        "optimizer-lr": put("TRAINER", "kwargs_optimizer", {"lr": 1e-3}),
+        "encoder-without-arg": put("MODEL", "encoder", {"name": "bert_pooler"}),
+        "head-hidden-sizes-list": put(
+            "MODEL", "classification_head", {"name": "mult_dense", "arg": [2, [768, 64], 18]}
+        ),
+        "metric-unknown": put("TRAINER", "validation_metric", "+f1"),
+        "patience-zero": put("TRAINER", "patience", 0),
         "no-loop": put("CONFIG", "no_loop", True),
         "device-gpu": put("CONFIG", "device", "gpu"),
         "device-cuda-1": put("CONFIG", "device", "cuda:1"),

@@ -55,9 +55,7 @@ def pushed(cluster_code):
 def runs(cli, pushed, tmp_path_factory):
     """A demo run that completes and one that fails, trained at once: {label: train --json output}."""
     tag = uuid.uuid4().hex[:6]
-    failing = demo_config_with(
-        tmp_path_factory.mktemp("failing"), 'validation_metric: "-loss"', 'validation_metric: "+x"'
-    )
+    failing = demo_config_with(tmp_path_factory.mktemp("failing"), "learning_rate: 2.e-3", "learning_rate: -1.0")
     found = {}
     for label, config, name in (("demo", "configs/demo.yaml", f"pdemo-{tag}"), ("failing", failing, f"pfail-{tag}")):
         done = cli("train", config, *SETS, "--name", name, "--partition", "batch", "--json", "--", "-d", "cpu")

@@ -93,8 +93,8 @@ def test_compare_and_the_plot_show_what_each_runs_files_say(cli, grid, tmp_path)
 
 
 def test_a_failed_point_is_retried_alone(cli):
-    # "+x" is a validation metric that only the model itself rejects (it exits with 2).
-    axis = ("--vary", "TRAINER.validation_metric=-loss,+x")
+    # A negative learning rate: only the model itself rejects it (it exits with 2), as the real one does.
+    axis = ("--vary", "TRAINER.learning_rate=2e-3,-1.0")
     first = sweep(cli, "fail", *axis)
     good, bad = (point["run_id"] for point in first["points"])
     assert [cli.wait_final(run)["state"] for run in (good, bad)] == ["COMPLETED", "FAILED"]

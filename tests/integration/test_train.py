@@ -29,10 +29,9 @@ pytestmark = pytest.mark.sandbox
 def submitted(cli, tmp_path_factory):
     """Every independent job, submitted at once: {label: train --json output}."""
     tag = uuid.uuid4().hex[:6]
-    # A config that only the model itself rejects (exit code 2), not cesres-ctl's checks.
-    failing = demo_config_with(
-        tmp_path_factory.mktemp("failing"), 'validation_metric: "-loss"', 'validation_metric: "+x"'
-    )
+    # A config that only the model itself rejects (exit code 2), not cesres-ctl's checks: the real
+    # program fails on it too (transformers' AdamW: "Invalid learning rate").
+    failing = demo_config_with(tmp_path_factory.mktemp("failing"), "learning_rate: 2.e-3", "learning_rate: -1.0")
     jobs = {
         # -l 3 while the config says loops: 10: the option must reach the job through its config.
         "demo": (("--name", f"demo-{tag}", "--partition", "gpu", "--gpus", "1"), ("-l", "3"), "configs/demo.yaml"),

@@ -6,9 +6,12 @@ import json
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
 from tests.hub import cache_models, child_env, make_models, running_hub
 
@@ -49,8 +52,16 @@ def run(repo: Path, *args: str, gpu: bool = True) -> subprocess.CompletedProcess
     env.pop("CUDA_VISIBLE_DEVICES", None)
     if gpu:
         env["CUDA_VISIBLE_DEVICES"] = "0"
+    # A batch job's stdin is /dev/null.
     return subprocess.run(
-        [sys.executable, SCRIPT, *args], cwd=repo, capture_output=True, text=True, timeout=120, check=False, env=env
+        [sys.executable, SCRIPT, *args],
+        cwd=repo,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env=env,
     )
 
 
@@ -64,6 +75,27 @@ def edit_config(repo: Path, old: str, new: str, name: str = "edited.yaml", sourc
     assert old in text
     (repo / name).write_text(text.replace(old, new))
     return name
+
+
+def edit_yaml(repo: Path, edit: Callable[[dict[str, Any]], None], name: str = "edited.yaml") -> str:
+    data = yaml.safe_load((repo / CONFIG).read_text())
+    edit(data)
+    (repo / name).write_text(yaml.safe_dump(data, sort_keys=False))
+    return name
+
+
+def _set(dotted: str, value: object) -> Callable[[dict[str, Any]], None]:
+    def edit(data: dict[str, Any]) -> None:
+        *parents, last = dotted.split(".")
+        node = data
+        for part in parents:
+            node = node.setdefault(part, {})
+        if value is None:
+            node.pop(last, None)
+        else:
+            node[last] = value
+
+    return edit
 
 
 def test_demo_config_trains_and_writes_only_what_the_real_program_writes(repo: Path) -> None:
@@ -190,6 +222,50 @@ def test_strict_like_the_real_program(repo: Path, old: str, new: str, gpu: bool,
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and needle in lines[0], res.stderr
     assert not (repo / "output").exists()
+
+
+@pytest.mark.parametrize(
+    ("edit", "needle"),
+    [
+        # The real program passes READER, MODEL and TRAINER as keyword arguments to its constructors.
+        (
+            _set("READER.max_tokens", 256),
+            "TypeError: CodeReader.__init__() got an unexpected keyword argument 'max_tokens'",
+        ),
+        (
+            _set("MODEL.embeding_size", 64),
+            "TypeError: ClassificationEmbedderModel.__init__() got an unexpected keyword argument 'embeding_size'",
+        ),
+        (_set("TRAINER.num_epochs", 3), "TypeError: build_trainer() got multiple values for argument 'num_epochs'"),
+        (_set("TRAINER.kwargs_optimizer.lr", 0.1), "got multiple values for keyword argument 'lr'"),
+        (_set("TRAINER.kwargs_optimizer.beta", 0.9), "HuggingfaceAdamWOptimizer.__init__() got an unexpected keyword"),
+        (_set("MODEL.encoder.arg", None), "BertPooler.__init__() missing 1 required positional argument"),
+        (_set("MODEL.encoder.kwargs", {"drop_out": 0.1}), "BertPooler.__init__() got an unexpected keyword argument"),
+        (_set("MODEL.loss.args", [1]), "create_parameter() got an unexpected keyword argument 'args'"),
+        (_set("MODEL.classification_head.kwargs.normalize", True), "construct_sequential_head() got an unexpected"),
+        # construct_sequential_head: list-form hidden sizes fail its assert (len + 1 == number), or pass it
+        # and then read one size too many.
+        (_set("MODEL.classification_head.arg", [1, [64, 64], 9]), "AssertionError: You specified different hidden"),
+        (_set("MODEL.classification_head.arg", [3, [64, 64], 9]), "IndexError: list index out of range"),
+    ],
+)
+def test_what_the_real_constructors_refuse_fails_the_run(
+    repo: Path, edit: Callable[[dict[str, Any]], None], needle: str
+) -> None:
+    res = run(repo, "-c", edit_yaml(repo, edit))
+    assert res.returncode == 1, (res.stdout, res.stderr)
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0], res.stderr
+    assert not (repo / "output").exists()
+
+
+def test_predict_mode_reads_stdin_and_fails_without_a_terminal_like_the_real_program(repo: Path) -> None:
+    # The real program asks for snippets with input() after the evaluation: EOFError on a job's stdin.
+    res = run(repo, "-c", edit_yaml(repo, _set("CONFIG.predict", True)))
+    assert res.returncode == 1, (res.stdout, res.stderr)
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and "EOFError" in lines[0], res.stderr
+    assert (repo / "output" / "demo" / "test_results.txt").is_file()
 
 
 @pytest.mark.parametrize(

@@ -22,7 +22,8 @@ out.mkdir(parents=True, exist_ok=True)
 (out / "argv.json").write_text(json.dumps(sys.argv[1:]))
 (out / "cwd.txt").write_text(os.getcwd())
 (out / "env.json").write_text(json.dumps({k: os.environ.get(k) for k in
-    ("HF_HOME", "HF_HUB_OFFLINE", "PYTHONUNBUFFERED", "OMP_NUM_THREADS", "FAKE_VENV")}))
+    ("HF_HOME", "HF_HUB_OFFLINE", "PYTHONUNBUFFERED", "OMP_NUM_THREADS", "FAKE_VENV", "TRANSFORMERS_CACHE",
+     "PYTORCH_TRANSFORMERS_CACHE", "PYTORCH_PRETRAINED_BERT_CACHE")}))
 mode = os.environ.get("FAKE_MODE", "ok")
 (out / "metrics_epoch_0.json").write_text("{}")
 print("fake model running", flush=True)
@@ -212,6 +213,9 @@ def test_success_copies_results_back_and_removes_scratch(job):
         "PYTHONUNBUFFERED": "1",
         "OMP_NUM_THREADS": "3",
         "FAKE_VENV": "active",
+        "TRANSFORMERS_CACHE": str(job.tmp / "hf" / "transformers"),
+        "PYTORCH_TRANSFORMERS_CACHE": None,
+        "PYTORCH_PRETRAINED_BERT_CACHE": None,
     }
     assert not (job.scratch / "42").exists()
     assert (job.run_dir / "exit_code").read_text() == "0\n"
@@ -222,6 +226,33 @@ def test_success_copies_results_back_and_removes_scratch(job):
         "load Python/3.10.4-GCCcore-11.3.0 SciPy-bundle/2022.05-foss-2022a",
     ]
     assert "cesres-job: CUDA_VISIBLE_DEVICES=" in output
+
+
+def transformers_4_20_cache(env: dict) -> str:
+    """Where transformers 4.20.1 looks for its cache (transformers/utils/hub.py, lines 68-91)."""
+
+    def getenv(name: str, default: str) -> str:  # env.json holds None for an unset variable
+        return default if env.get(name) is None else env[name]
+
+    bert = getenv("PYTORCH_PRETRAINED_BERT_CACHE", str(Path(env["HF_HOME"]) / "transformers"))
+    return getenv("TRANSFORMERS_CACHE", getenv("PYTORCH_TRANSFORMERS_CACHE", bert))
+
+
+def test_a_login_profile_cannot_move_the_transformers_cache(job):
+    # The script runs under `bash -l`: what a user's profile exports reaches the model (as an environment
+    # the job starts with does), and transformers 4.20 would read its models from there, not from the
+    # HF_HOME that setup filled. All three of its variables are tried.
+    profile = {
+        "TRANSFORMERS_CACHE": str(job.tmp / "profile-cache"),
+        "PYTORCH_TRANSFORMERS_CACHE": str(job.tmp / "legacy-cache"),
+        "PYTORCH_PRETRAINED_BERT_CACHE": str(job.tmp / "older-cache"),
+    }
+    for name, value in profile.items():
+        proc = job(extra_env={name: value})
+        output, _ = proc.communicate(timeout=60)
+        assert proc.returncode == 0, output
+        env = json.loads((job.run_dir / "results" / "env.json").read_text())
+        assert transformers_4_20_cache(env) == str(job.tmp / "hf" / "transformers"), name
 
 
 def test_the_code_copy_leaves_out_runs_and_git(job):

@@ -250,9 +250,10 @@ def test_head_size_must_be_labels_plus_two(tmp_path):
     with pytest.raises(CesresError, match=r"arg\[2\] is 7 but must be 9: 7 labels \+ 2") as info:
         configs.load(cfg, cwd=DEMO, gpus=1)
     assert "\n" not in str(info.value)
-    simple = _demo_with(
-        tmp_path, 'name: "mult_dense"\n        arg: [ 1, 64, 9 ]', 'name: "simple"\n        arg: [ 64, 8 ]'
-    )
+    data = yaml.safe_load((DEMO / "configs" / "demo.yaml").read_text())
+    data["MODEL"]["classification_head"] = {"name": "simple", "arg": [64, 8]}  # torch.nn.Linear(*arg)
+    simple = tmp_path / "simple.yaml"
+    simple.write_text(yaml.safe_dump(data))
     with pytest.raises(CesresError, match=r"arg\[1\] is 8 but must be 9"):
         configs.load(simple, cwd=DEMO, gpus=1)
 
@@ -416,8 +417,8 @@ def test_ssh_commands_quote_every_remote_word():
 def test_every_model_the_config_names_is_collected(tmp_path):
     assert configs.load(DEMO / "configs" / "demo.yaml", cwd=DEMO, gpus=1).models == ("Enoch/graphcodebert-py",)
     text = (DEMO / "configs" / "demo.yaml").read_text()
-    assert 'name: "bert_pooler"' in text and '"Enoch/graphcodebert-py"       # loaded' in text
-    other = text.replace('name: "bert_pooler"', 'name: "bert_pooler"\n        arg: ["org/pooler-model"]')
+    assert 'arg: [ "Enoch/graphcodebert-py" ]' in text and '"Enoch/graphcodebert-py"       # loaded' in text
+    other = text.replace('arg: [ "Enoch/graphcodebert-py" ]', 'arg: [ "org/pooler-model" ]')
     other = other.replace('"Enoch/graphcodebert-py"       # loaded', '"org/vocab-model"  # loaded', 1)
     other = other.replace("CONFIG:\n", 'CONFIG:\n    model: "org/config-model"\n', 1)
     cfg = tmp_path / "c.yaml"
