@@ -626,8 +626,9 @@ def cache_models(home, python, loader, endpoint, models, env):
     rc, _out, err = run([python, "-c", loader, "load"] + pairs, env=online)
     if rc != 0:
         raise SetupError("cannot cache model %s" % last_line(err))
+    # Offline as a job loads them: the same endpoint (transformers 4.20 names its cache files after the URL; the
+    # job exports it too), no network.
     offline = dict(online, TRANSFORMERS_OFFLINE="1", HF_HUB_OFFLINE="1")
-    offline.pop("HF_ENDPOINT", None)
     rc, _out, err = run([python, "-c", loader, "load"] + pairs, env=offline)
     if rc != 0:
         raise SetupError("model cached but not loadable offline: %s" % last_line(err))
