@@ -215,6 +215,15 @@ TERMINAL_STATES = frozenset(
 RESUBMIT_STATES = TERMINAL_STATES - {"COMPLETED"}
 
 
+# --- the environment the CESReS program runs with (its job, and setup's checks of it) -------------------
+
+# transformers imports TensorFlow whenever it finds it (its GLUE processors, which allennlp imports), and the
+# CÉCI module set loads TensorFlow: CESReS is a PyTorch program, so transformers is told not to. No TensorFlow
+# start-up and no second CUDA runtime initialised in every job; in the sandbox, whose TensorFlow is a stand-in
+# that fails when imported, a job or a setup that imported it would fail.
+PROGRAM_ENV = {"USE_TF": "0"}
+
+
 # --- the repository that setup deploys (git runs on the cluster with these as operands) --------------------
 
 # The transports git may use for the repository: its own allow-list (GIT_ALLOW_PROTOCOL) names the same ones.

@@ -62,6 +62,11 @@ def cesres_run_name_errors(name: object) -> list:
     return []
 
 
+def cesres_program_env(_: object = None) -> dict:
+    """The environment the CESReS program runs with (rules.PROGRAM_ENV), as the job script exports it."""
+    return dict(rules.PROGRAM_ENV)
+
+
 def cesres_repo_source_errors(url: object, version: object) -> list:
     """[] when the repository URL and version may reach git; else [the one-line reason] (rules.check_repo_source)."""
     try:
@@ -248,6 +253,7 @@ class FilterModule:
             "cesres_choose_partition": cesres_choose_partition,
             "cesres_fit_errors": cesres_fit_errors,
             "cesres_run_name_errors": cesres_run_name_errors,
+            "cesres_program_env": cesres_program_env,
             "cesres_repo_source_errors": cesres_repo_source_errors,
             "cesres_sandbox_root_errors": cesres_sandbox_root_errors,
             "cesres_run_dir": cesres_run_dir,

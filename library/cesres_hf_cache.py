@@ -64,6 +64,7 @@ cached:
 """
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.cesres_rules import PROGRAM_ENV
 from ansible.module_utils.cesres_setup import SetupError, cache_models, decode_env, models_missing
 
 
@@ -88,9 +89,8 @@ def main():
     import os
 
     try:
-        cached = cache_models(
-            p["home"], p["python"], p["loader"], p["endpoint"], todo, decode_env(p["env"]) or dict(os.environ)
-        )
+        env = decode_env(p["env"]) or dict(os.environ)
+        cached = cache_models(p["home"], p["python"], p["loader"], p["endpoint"], todo, env, PROGRAM_ENV)
     except SetupError as exc:
         module.fail_json(msg=str(exc), cached=[])
     module.exit_json(changed=True, cached=cached)

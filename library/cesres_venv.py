@@ -111,6 +111,7 @@ kind:
 """
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.cesres_rules import PROGRAM_ENV
 from ansible.module_utils.cesres_setup import SetupError, decode_env, venv_create, venv_install, venv_state
 
 
@@ -156,6 +157,7 @@ def main():
             cache=p["pip_cache_dir"],
             entry=p["entry"],
             wait_s=p["lock_timeout"],
+            program_env=PROGRAM_ENV,
         )
     except SetupError as exc:
         module.fail_json(msg=str(exc), kind=exc.kind, **{k: v for k, v in result.items() if k != "changed"})

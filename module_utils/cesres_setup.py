@@ -464,7 +464,9 @@ def _lock(path, wait_s, reports, venv):
             time.sleep(1)
 
 
-def venv_install(venv, requirements, digest, env, policy, protect=(), extra=(), cache="", entry="", wait_s=1800):
+def venv_install(
+    venv, requirements, digest, env, policy, protect=(), extra=(), cache="", entry="", wait_s=1800, program_env=None
+):
     """Install `requirements` into the existing `venv` under the module policy (`policy`: the source of
     requirements_policy.py) with ONE pip run, then pip check and the import check of `entry`; mark the venv
     ready (its stamp holds `digest`) only after all of that, holding the venv's lock.
@@ -580,7 +582,7 @@ def venv_install(venv, requirements, digest, env, policy, protect=(), extra=(), 
                 done = subprocess.run(
                     [py, "-", entry],
                     input=IMPORT_CHECK,
-                    env=dict(env, GIT_PYTHON_REFRESH="quiet"),
+                    env=dict(env, GIT_PYTHON_REFRESH="quiet", **(program_env or {})),
                     cwd=os.path.dirname(entry),
                     stdout=subprocess.PIPE,
                     stderr=handle,
@@ -606,7 +608,7 @@ def venv_install(venv, requirements, digest, env, policy, protect=(), extra=(), 
 # --- the model cache -------------------------------------------------------------------------------
 
 
-def cache_models(home, python, loader, endpoint, models, env):
+def cache_models(home, python, loader, endpoint, models, env, program_env=None):
     """Cache `models` ([id, revision] pairs) in HF_HOME `home` with the venv's own loaders (`loader`: the
     source of cache_models.py), prove that they load offline, then record them."""
     env = environ(env)
@@ -619,7 +621,7 @@ def cache_models(home, python, loader, endpoint, models, env):
     pairs = [word for pair in models for word in pair]
     # The cache a job reads: its script pins TRANSFORMERS_CACHE to transformers' default under HF_HOME, over
     # any that the login profile (and so this environment) sets.
-    online = dict(env, HF_HOME=home, TRANSFORMERS_CACHE=os.path.join(home, "transformers"))
+    online = dict(env, HF_HOME=home, TRANSFORMERS_CACHE=os.path.join(home, "transformers"), **(program_env or {}))
     online.pop("HF_ENDPOINT", None)
     if endpoint:
         online["HF_ENDPOINT"] = endpoint
