@@ -26,6 +26,7 @@ PROJECT = (
     "roles",
     "inventory",
     "group_vars",
+    "sandbox/cesres-fork",
     "sandbox/cesres-mini",
     "sandbox/hub",
 )

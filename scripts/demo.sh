@@ -1,28 +1,38 @@
 #!/usr/bin/env bash
-# The demo, from a fresh Debian 12 machine (as root): bring the sandbox cluster up,
-# provision it as a researcher would provision dragon2, train cesres-mini on its gpu
-# partition, bring the results back and plot the training curves.
+# The demo, from a fresh Debian 12 machine (as root): bring the sandbox cluster up, provision it as a
+# researcher would provision dragon2 (the real CESReS code, its real requirements file, the model), train
+# the real CESReS with its own template_config.yaml on the sandbox (on the CPU: it has no GPU), bring the
+# results back and plot the training curves.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck source=scripts/bootstrap.sh
 source scripts/bootstrap.sh
 
 results="${CESRES_DEMO_RESULTS:-$PWD/results/demo}"
+checkout="$(dirname "$results")/INGInious-CESReS"
 
 step() { printf '\n==> %s\n' "$*"; }
 
-step "Bring the sandbox cluster up (Slurm, Lmod, login node behind a gateway)"
+step "Bring the sandbox cluster up (Slurm, Lmod with dragon2's modules, login node behind a gateway)"
 cesres-ctl sandbox up
 cesres-ctl sandbox status
 
-step "Provision the sandbox like dragon2: modules, git, the CESReS code, the virtualenv"
+step "Provision the sandbox like dragon2: modules, git, the CESReS code, its requirements, the model"
 cesres-ctl setup --cluster sandbox
 
-step "Train cesres-mini (the CESReS stand-in) on the gpu partition and wait for it"
-# The config names its data relative to the checkout, as the real model expects: run from there.
+step "The researcher's checkout of CESReS (the fork the sandbox publishes), its demo data where the template names it"
+if [ ! -d "$checkout/.git" ]; then
+    git clone --quiet sandbox/cesres-fork/INGInious-CESReS.bundle "$checkout"
+fi
+mkdir -p "$checkout/dataset"
+cp "$checkout"/demo/{train,validation,test}.txt "$checkout/dataset/"
+
+step "Train the real CESReS with its template_config.yaml, unchanged, on the CPU, and wait for it"
+# -d cpu: the sandbox has no GPU (the template says cuda); the batch partition has none either.
 # --wait follows the job, then fetches its results into --dest.
-run_json="$(cd sandbox/cesres-mini &&
-    cesres-ctl train configs/demo.yaml --cluster sandbox --name demo --wait --dest "$results" --json)"
+run_json="$(cd "$checkout" &&
+    cesres-ctl train template_config.yaml --cluster sandbox --name demo --partition batch --gpus 0 \
+        --wait --dest "$results" --json -- -d cpu)"
 run_id="$(python -c 'import json, sys; print(json.loads(sys.argv[1])["run_id"])' "$run_json")"
 cesres-ctl status "$run_id"
 cesres-ctl logs "$run_id" | tail -n 5

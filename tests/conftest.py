@@ -97,6 +97,15 @@ class Sandbox:
         return self.ssh(f"bash -lc {shlex.quote(script)}", timeout=timeout)
 
 
+def mini_repo() -> dict[str, str]:
+    """setup's variable that deploys cesres-mini, the quick stand-in that the sandbox publishes beside the real
+    CESReS (its default repository, which tests/integration/test_real_cesres.py sets up): for the tests of
+    cesres-ctl's own mechanics, which the real program's minutes of installation would only slow down."""
+    from cesres_ctl import paths
+
+    return {"cesres_repo_url": str(paths.sandbox_root() / "git" / "cesres-mini.git")}
+
+
 def run_cli(
     *args: str, timeout: float = 900, cwd: Path = PROJECT, env: Mapping[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from tests.conftest import run_cli
+from tests.conftest import mini_repo, run_cli
 from tests.integration.runs_support import ROOT, VENV, Cli
 
 
@@ -12,7 +12,7 @@ from tests.integration.runs_support import ROOT, VENV, Cli
 def cluster_code(sandbox):
     """The runs' own CESReS checkout and venv on the cluster, provisioned by cesres-ctl setup."""
     # Provisioned by setup itself (the code at the sandbox's published version, a venv marked ready).
-    variables = {"cesres_root": ROOT, "cesres_venv": VENV, "cesres_repo_force": True}
+    variables = {"cesres_root": ROOT, "cesres_venv": VENV, "cesres_repo_force": True, **mini_repo()}
     done = run_cli("setup", "--cluster", "sandbox", "-e", json.dumps(variables), timeout=1200)
     assert done.returncode == 0, done.stderr
     return sandbox

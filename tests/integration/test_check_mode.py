@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import PROJECT, run_cli
+from tests.conftest import PROJECT, mini_repo, run_cli
 from tests.integration.runs_support import ROOT, VENV
 
 pytestmark = pytest.mark.sandbox
@@ -27,7 +27,7 @@ BIN = Path(sys.executable).parent
 MINI = PROJECT / "sandbox" / "cesres-mini"
 DATASET = PROJECT / "tests" / "data" / "dataset"
 # The variables of tests/integration/conftest.py's cluster_code, which provisions the run tests' account.
-PROVISIONED = {"cesres_root": ROOT, "cesres_venv": VENV, "cesres_repo_force": True}
+PROVISIONED = {"cesres_root": ROOT, "cesres_venv": VENV, "cesres_repo_force": True, **mini_repo()}
 SUMMARY = re.compile(r"^sandbox: ok=(\d+) changed=(\d+) failed=(\d+) unreachable=(\d+)$", re.MULTILINE)
 RECAP = re.compile(r"^sandbox\s*:\s*(.*)$", re.MULTILINE)
 

@@ -6,14 +6,14 @@ import json
 
 import pytest
 
-from tests.conftest import run_cli
+from tests.conftest import mini_repo, run_cli
 from tests.integration.runs_support import DEMO, Cli, one_error_line
 
 pytestmark = pytest.mark.sandbox
 
 
 def test_setup_with_an_unset_variable_in_a_path_names_it_and_creates_nothing(cluster_code):
-    variables = {"cesres_root": "~/cesres-it", "cesres_venv": "$CESRES_UNSET_VENV_BASE/env"}
+    variables = {"cesres_root": "~/cesres-it", "cesres_venv": "$CESRES_UNSET_VENV_BASE/env", **mini_repo()}
     done = run_cli("setup", "--cluster", "sandbox", "-e", json.dumps(variables), timeout=900)
     assert done.returncode == 1
     line = one_error_line(done, among_others=True)
@@ -27,6 +27,7 @@ def test_setup_expands_a_login_shell_variable(cluster_code):
         "cesres_root": "~/cesres-it",
         "cesres_venv": "~/cesres-it-env",
         "cesres_hf_home": "$GLOBALSCRATCH/hf-it",
+        **mini_repo(),
     }
     done = run_cli("setup", "--cluster", "sandbox", "-e", json.dumps(variables), timeout=1200)
     assert done.returncode == 0, done.stderr

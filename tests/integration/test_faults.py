@@ -19,7 +19,7 @@ import pytest
 from cesres_ctl.runs.registry import Registry, Run
 from cesres_ctl.sandbox import daemons
 from cesres_ctl.sandbox import manifest as manifests
-from tests.conftest import PROJECT
+from tests.conftest import PROJECT, mini_repo
 from tests.integration.runs_support import ROOT, SETS, Cli, cluster_runs, one_error_line
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.disruptive]
@@ -106,7 +106,7 @@ VENV = f"~/cesres-fault-{uuid.uuid4().hex[:6]}-env"
 
 
 def _setup() -> subprocess.Popen[str]:
-    variables = {"cesres_root": ROOT, "cesres_venv": VENV}
+    variables = {"cesres_root": ROOT, "cesres_venv": VENV, **mini_repo()}
     return subprocess.Popen(
         [sys.executable, "-m", "cesres_ctl", "setup", "--cluster", "sandbox", "-e", json.dumps(variables)],
         cwd=PROJECT,

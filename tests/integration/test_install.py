@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import PROJECT
+from tests.conftest import PROJECT, mini_repo
 from tests.integration.runs_support import ROOT, SETS, VENV
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.index]
@@ -130,7 +130,7 @@ def test_installed_cli_drives_the_sandbox_from_outside_the_checkout(installed):
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
 
     # The run tests' own root and venv, with the variables of their cluster_code fixture.
-    variables = {"cesres_root": ROOT, "cesres_venv": VENV, "cesres_repo_force": True}
+    variables = {"cesres_root": ROOT, "cesres_venv": VENV, "cesres_repo_force": True, **mini_repo()}
     done = installed.cli("setup", "--cluster", "sandbox", "-e", json.dumps(variables), timeout=1200)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
     assert "sandbox: ok=" in done.stdout + done.stderr

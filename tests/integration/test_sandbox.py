@@ -327,7 +327,7 @@ def test_cesres_mini_trains_in_a_job_and_its_validation_loss_falls(sandbox):
     setup = sandbox.login_shell(
         f"set -e; module purge; module load {RELEASE}; module load {PYTHON} {SCIPY} {GIT}; "
         "rm -rf ~/sbx-tests/cesres ~/sbx-tests/env; mkdir -p ~/sbx-tests; "
-        f"git clone --quiet {sandbox.root}/git/cesres.git ~/sbx-tests/cesres; "
+        f"git clone --quiet {sandbox.root}/git/cesres-mini.git ~/sbx-tests/cesres; "
         "python3 -m venv --system-site-packages ~/sbx-tests/env; "
         # The file pins torch 1.12.0 as the real one does; the PyTorch module gives 1.12.1 (cesres_venv's
         # policy drops that line; by hand, as here, it has to go).

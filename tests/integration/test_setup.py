@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import PROJECT, run_cli
+from tests.conftest import PROJECT, mini_repo, run_cli
 
 pytestmark = pytest.mark.sandbox
 
@@ -29,7 +29,7 @@ RECAP = re.compile(r"^sandbox\s*:\s*(.*)$", re.MULTILINE)
 def ansible_playbook(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "ANSIBLE_NOCOLOR": "1"}
     return subprocess.run(
-        [str(BIN / "ansible-playbook"), "playbooks/setup.yml", "-l", "sandbox", *args],
+        [str(BIN / "ansible-playbook"), "playbooks/setup.yml", "-l", "sandbox", "-e", json.dumps(mini_repo()), *args],
         cwd=PROJECT,
         capture_output=True,
         text=True,
@@ -81,7 +81,7 @@ def test_molecule_default_scenario(sandbox):
 def first_setup(sandbox):
     reset(sandbox, "cesres", "cesres_env", ".cache/huggingface")
     start = time.monotonic()
-    done = run_cli("setup", "--cluster", "sandbox")
+    done = run_cli("setup", "--cluster", "sandbox", "-e", json.dumps(mini_repo()))
     elapsed = time.monotonic() - start
     print(f"first setup: {elapsed:.1f} s")
     return done, elapsed
@@ -100,12 +100,12 @@ def test_numpy_comes_from_the_module_and_requirements_import(sandbox, first_setu
     done = sandbox.login_shell(
         venv_env(sandbox, "cesres_env") + '"$py" -c "import json, sys, numpy, yaml, tabulate; '
         'print(json.dumps([sys.prefix, numpy.__file__, numpy.__version__]))"; '
-        '"$py" -m pip list --path "$HOME/cesres_env/lib/python3.11/site-packages" --format=json'
+        '"$py" -m pip list --path "$HOME/cesres_env/lib/python3.10/site-packages" --format=json'
     )
     assert done.returncode == 0, done.stderr
     prefix, numpy_file, numpy_version = json.loads(done.stdout.splitlines()[0])
     assert prefix.endswith("/cesres_env")
-    assert "/sw/SciPy-bundle/" in numpy_file and numpy_version == "1.26.4"
+    assert "/sw/SciPy-bundle/" in numpy_file and numpy_version == "1.22.3"
     in_venv = {p["name"].lower(): p["version"] for p in json.loads(done.stdout.splitlines()[1])}
     assert "numpy" not in in_venv and "torch" not in in_venv and {"pyyaml", "tabulate"} <= set(in_venv)
     # The Python module bundles requests 2.27.1; the file needs 2.31.0: installed into the venv.
@@ -140,7 +140,7 @@ def test_rerun_changes_nothing_and_skips_pip(sandbox, first_setup):
 
 def test_ansible_playbook_and_cesres_ctl_agree(first_setup):
     assert first_setup[0].returncode == 0
-    via_cli = run_cli("setup", "--cluster", "sandbox")
+    via_cli = run_cli("setup", "--cluster", "sandbox", "-e", json.dumps(mini_repo()))
     assert via_cli.returncode == 0, via_cli.stderr
     via_playbook = recap(ansible_playbook().stdout)
     line = re.search(r"sandbox: ok=(\d+) changed=(\d+) failed=(\d+) unreachable=(\d+)", via_cli.stderr)
@@ -308,7 +308,10 @@ def test_models_are_cached_by_the_venvs_loaders_and_load_offline_in_a_job(sandbo
 
 def test_a_model_named_by_no_config_is_cached_on_demand_and_a_bad_id_fails_in_one_line(sandbox, first_setup):
     assert first_setup[0].returncode == 0
-    models = {"cesres_hf_models": [{"id": "Enoch/graphcodebert-py"}, {"id": "microsoft/graphcodebert-base"}]}
+    models = {
+        "cesres_hf_models": [{"id": "Enoch/graphcodebert-py"}, {"id": "microsoft/graphcodebert-base"}],
+        **mini_repo(),
+    }
     done = run_cli("setup", "--cluster", "sandbox", "-e", json.dumps(models))
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr
     listed = sandbox.ssh("cat .cache/huggingface/cesres-models.list").stdout.splitlines()
@@ -316,7 +319,11 @@ def test_a_model_named_by_no_config_is_cached_on_demand_and_a_bad_id_fails_in_on
     again = run_cli("setup", "--cluster", "sandbox", "-e", json.dumps(models))
     assert "changed=0" in again.stdout + again.stderr
     bad = run_cli(
-        "setup", "--cluster", "sandbox", "-e", json.dumps({"cesres_hf_models": [{"id": "nobody/no-such-model"}]})
+        "setup",
+        "--cluster",
+        "sandbox",
+        "-e",
+        json.dumps({"cesres_hf_models": [{"id": "nobody/no-such-model"}], **mini_repo()}),
     )
     assert bad.returncode == 1
     assert "cannot cache model nobody/no-such-model" in bad.stderr, bad.stderr

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import PROJECT, run_cli
+from tests.conftest import PROJECT, mini_repo, run_cli
 
 pytestmark = pytest.mark.sandbox
 
@@ -68,9 +68,11 @@ def test_config_init_then_setup_and_train_use_the_users_settings(user_env, clean
         assert done.returncode == 0, f"{args}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
         return done
 
-    # The published version of the sandbox's CESReS, pinned by commit: a value group_vars does not hold.
+    # cesres-mini (the quick stand-in the sandbox publishes beside the real CESReS), pinned by commit: values
+    # group_vars does not hold.
+    repo = mini_repo()["cesres_repo_url"]
     commit = subprocess.run(
-        ["git", "--git-dir", str(sandbox.root / "git" / "cesres.git"), "rev-parse", "master"],
+        ["git", "--git-dir", repo, "rev-parse", "master"],
         capture_output=True,
         text=True,
         check=True,
@@ -82,6 +84,7 @@ def test_config_init_then_setup_and_train_use_the_users_settings(user_env, clean
     assert config_file.is_file()
     ok("config", "set", "cesres_root", f"~/{ROOT}")
     ok("config", "set", "cesres_venv", f"~/{VENV}")
+    ok("config", "set", "cesres_repo_url", repo)
     ok("config", "set", "cesres_repo_version", commit)
     report = json.loads(ok("config", "show", "--json").stdout)
     assert report["default_cluster"] == {"name": "sandbox", "source": str(config_file)}
