@@ -570,8 +570,8 @@ def venv_install(
         extensions = os.path.join(venv, "share", "jupyter", "nbextensions")
         if os.path.isdir(extensions) and os.listdir(extensions):
             reports.append(
-                "a package's setup script installed the notebook extensions %s: kept in %s, not in your home"
-                % (", ".join(sorted(os.listdir(extensions))), extensions)
+                "notebook extensions in the venv (%s), not in your home: %s"
+                % (extensions, ", ".join(sorted(os.listdir(extensions))))
             )
         if entry:
             if not os.path.isfile(entry):
