@@ -94,6 +94,11 @@ def read_yaml(path: Path, what: str) -> Any:
     return load_yaml(read_text(path, what), f"{what} {shown_path(path)}")
 
 
+def read_json_or_yaml(path: Path, what: str) -> Any:
+    """read_text, then load_json_or_yaml."""
+    return load_json_or_yaml(read_text(path, what), f"{what} {shown_path(path)}")
+
+
 def check_name(path: Path | str, what: str) -> None:
     """A file name that messages, the registry and the cluster can hold: UTF-8, no newline, no NUL."""
     name = os.fspath(path)
@@ -128,23 +133,30 @@ def load_yaml(text: str, where: str) -> Any:
 
     # The pure-Python loader: libyaml's composer recurses in C, where a deep document breaks the stack
     # instead of raising RecursionError.
-    loader = yaml.SafeLoader(text)
+    try:
+        loader = yaml.SafeLoader(text)  # its reader refuses control characters at once
+    except yaml.YAMLError as exc:
+        raise _invalid_yaml(where, exc) from None
     try:
         try:
             node = loader.get_single_node()
         except RecursionError:  # the composer recurses once per level
             raise CesresError(f"{where} is nested too deeply (more than {MAX_DEPTH} levels): flatten it") from None
         except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            at = f"line {mark.line + 1}" if mark is not None else "parse error"
-            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-            raise CesresError(f"{where} is not valid YAML ({at}: {problem})") from None
+            raise _invalid_yaml(where, exc) from None
         if node is None:
             return None
         _NodeCheck(loader, where).total(node)
         return loader.construct_document(node)
     finally:
         loader.dispose()
+
+
+def _invalid_yaml(where: str, exc: "yaml.YAMLError") -> CesresError:
+    mark = getattr(exc, "problem_mark", None)
+    at = f"line {mark.line + 1}" if mark is not None else "parse error"
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    return CesresError(f"{where} is not valid YAML ({at}: {problem})")
 
 
 class _NodeCheck:
@@ -258,13 +270,27 @@ class _Refused(Exception):
 def load_json(text: str, where: str) -> Any:
     """The value of a JSON text, under load_yaml's rules (no duplicate key, numbers JSON can write back)."""
     try:
+        return _json(text, where)
+    except json.JSONDecodeError as exc:  # its message names the line and column
+        raise CesresError(f"{where} is not valid JSON ({exc})") from None
+
+
+def load_json_or_yaml(text: str, where: str) -> Any:
+    """A text read as Ansible reads `-e` values and vars files: as JSON when it is JSON (where NaN is a
+    number, for Ansible as for load_json), else as YAML."""
+    try:
+        return _json(text, where)
+    except json.JSONDecodeError:
+        return load_yaml(text, where)
+
+
+def _json(text: str, where: str) -> Any:
+    try:
         data = json.loads(text, object_pairs_hook=_unique_keys, parse_int=_json_int)
     except _Refused as exc:
         raise CesresError(f"{where}: {exc}") from None
     except RecursionError:
         raise CesresError(f"{where} is nested too deeply (more than {MAX_DEPTH} levels): flatten it") from None
-    except ValueError as exc:  # JSONDecodeError: the message names the line and column
-        raise CesresError(f"{where} is not valid JSON ({exc})") from None
     _check_json(data, where, "", 0)
     return data
 

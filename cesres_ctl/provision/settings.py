@@ -31,12 +31,12 @@ def parse_extra_vars(items: Sequence[str]) -> dict[str, Any]:
         text = item.strip()
         if text.startswith("@"):
             path = rules.expand_user(text[1:], "-e file")
-            loaded = inputs.read_yaml(path, "-e file")
+            loaded = inputs.read_json_or_yaml(path, "-e file")
             if not isinstance(loaded, dict):
                 raise CesresError(f"-e {item}: {path} does not hold a mapping of variables")
             result.update(loaded)
         elif text.startswith("{"):
-            loaded = inputs.load_yaml(text, f"-e {_shown(text)}")
+            loaded = inputs.load_json_or_yaml(text, f"-e {_shown(text)}")
             if not isinstance(loaded, dict):
                 raise CesresError(f"-e {item}: not a mapping")
             result.update(loaded)

@@ -115,7 +115,8 @@ def run_from_data(data: object, where: str) -> Run:
     for name, value in data.items():
         kind = _KINDS[name]
         if not isinstance(value, kind) or isinstance(value, bool) or (isinstance(value, list) and not _all_text(value)):
-            raise CesresError(f"{where}: {name} is not a {kind.__name__} ({value!r:.40})")
+            expected = "list of strings" if kind is list else kind.__name__
+            raise CesresError(f"{where}: {name} is not a {expected} ({value!r:.40})")
     return Run(**data)
 
 

@@ -487,3 +487,37 @@ def test_a_cluster_is_kept_until_its_sources_change(tmp_path, monkeypatch):
     load("sandbox")
     assert len(loads) == 3
     clusters.load.cache_clear()
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda entry: entry["ssh"].update(options="-F x"),
+        lambda entry: entry["ssh"].update(port="22"),
+        lambda entry: entry["ssh"].update(host=None),
+        lambda entry: entry.update(ssh=[]),
+        lambda entry: entry.update(job_vars=None),
+        lambda entry: entry["job_vars"].update(cesres_job_partitions=["gpu"]),
+        lambda entry: entry["job_vars"].update(cesres_job_partitions={"gpu": "x"}),
+        lambda entry: entry["job_vars"].update(cesres_job_partitions={"gpu": {"max_time": "soon"}}),
+        lambda entry: entry["job_vars"].update(cesres_job_partitions={"gpu": {"gpus": "two"}}),
+    ],
+)
+def test_a_cluster_cache_entry_of_another_shape_is_read_again(tmp_path, monkeypatch, damage):
+    """Issue 18: a wrong-type entry in clusters.json was a traceback in every command."""
+    import json
+
+    from cesres_ctl.runs import cluster as clusters
+
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    monkeypatch.setenv("CESRES_CTL_CONFIG", str(tmp_path / "config.yml"))
+    clusters.load.cache_clear()
+    right = clusters.load("sandbox")
+    cache = tmp_path / "state" / "cesres-ctl" / clusters.CACHE_NAME
+    entries = json.loads(cache.read_text())
+    for entry in entries.values():
+        damage(entry)
+    cache.write_text(json.dumps(entries))
+    clusters.load.cache_clear()
+    assert clusters.load("sandbox") == right
+    clusters.load.cache_clear()
