@@ -199,6 +199,9 @@ def set_value(data: dict[str, Any], dotted: str, value: Any, path: Path) -> None
         if depth < len(parts) - 1:
             node = node[part]
     current = node[parts[-1]]
+    problem = inputs.number_problem(value)  # the rule of the config's own numbers (`--vary` gives these)
+    if problem:
+        raise CesresError(f"{dotted}: {value!r} {problem}")
     if not _same_kind(current, value):
         theirs = f"the config's {current!r} ({type(current).__name__})"
         raise CesresError(f"{dotted}: {value!r} ({type(value).__name__}) is not of the kind of {theirs}")

@@ -241,3 +241,17 @@ def test_a_closed_standard_stream_stops_the_command_before_any_file_is_opened(tm
     if stream != "stderr":
         assert lines[:-1] == [f"cesres-ctl: error: started with {stream} closed: give it a file or /dev/null"]
     assert not (tmp_path / "state").exists()
+
+
+def test_json_answers_are_strict_json(capsys):
+    """Issue 18: a NaN (a diverged loss in a run's metrics) was printed as NaN, which no JSON reader takes."""
+    import json
+
+    from cesres_ctl.console import print_json
+
+    print_json({"best_validation_loss": float("nan"), "losses": [0.5, float("inf")]})
+    out = capsys.readouterr().out
+    assert json.loads(out, parse_constant=lambda name: pytest.fail(f"{name} in {out}")) == {
+        "best_validation_loss": None,
+        "losses": [0.5, None],
+    }
