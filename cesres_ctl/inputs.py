@@ -2,7 +2,7 @@
 
 Each file the tool reads on the user's behalf (a CESReS config, `setup -e @FILE`, `sweep --vary-file`, the
 user configuration, a snippets file, the registry's kept records, the caches) goes through read_text, then
-load_yaml or load_json. What they accept:
+load_yaml, load_json or load_json_or_yaml (`-e`, as Ansible reads it). What they accept:
 
 - a regular file, opened without blocking: a FIFO or a device is refused, never read (it would hang, or
   fill the memory: /dev/zero);
@@ -166,7 +166,7 @@ class _NodeCheck:
     def __init__(self, loader: "yaml.SafeLoader", where: str) -> None:
         self.loader = loader
         self.where = where
-        self.sizes: dict[int, tuple[int, int]] = {}  # id(node): (values it stands for, its depth)
+        self.sizes: dict[int, tuple[int, int]] = {}  # id(node): (the values it stands for, its height)
         self.open: set[int] = set()  # the nodes being checked: an alias of one refers to itself
 
     def total(self, root: "yaml.Node") -> None:
@@ -242,12 +242,14 @@ class _NodeCheck:
         return children
 
     def scalar(self, node: "yaml.ScalarNode", key: str) -> None:
-        if node.tag == f"{_TAG}int":
-            if len(node.value) > _MAX_INT_TEXT:
+        if node.tag in (f"{_TAG}int", f"{_TAG}float"):
+            if len(node.value) > _MAX_INT_TEXT and node.tag == f"{_TAG}int":
                 raise self.fail(node, key, f"is an integer of {len(node.value)} characters: {INT_BITS} bits at most")
-            problem = number_problem(self.loader.construct_yaml_int(node))
-        elif node.tag == f"{_TAG}float":
-            problem = number_problem(self.loader.construct_yaml_float(node))
+            construct = self.loader.construct_yaml_int if node.tag == f"{_TAG}int" else self.loader.construct_yaml_float
+            try:
+                problem = number_problem(construct(node))
+            except ValueError:  # what YAML's patterns take for a number and Python cannot read: 0x_
+                problem = f"is {_shown(node.value)}, no number Python can read: quote it"
         elif node.tag == f"{_TAG}str":
             problem = None if utf8(node.value) else "is not UTF-8 text (a lone surrogate escape): give text"
         else:

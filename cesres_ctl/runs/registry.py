@@ -114,14 +114,11 @@ def run_from_data(data: object, where: str) -> Run:
         raise CesresError(f"{where} is not a run record")
     for name, value in data.items():
         kind = _KINDS[name]
-        if not isinstance(value, kind) or isinstance(value, bool) or (isinstance(value, list) and not _all_text(value)):
+        text_list = not isinstance(value, list) or all(isinstance(item, str) for item in value)
+        if not isinstance(value, kind) or isinstance(value, bool) or not text_list:
             expected = "list of strings" if kind is list else kind.__name__
             raise CesresError(f"{where}: {name} is not a {expected} ({value!r:.40})")
     return Run(**data)
-
-
-def _all_text(items: builtins.list[Any]) -> bool:
-    return all(isinstance(item, str) for item in items)
 
 
 def _row_to_run(row: sqlite3.Row, path: Path) -> Run:

@@ -64,6 +64,8 @@ BAD_SCALARS = {
     "hex-beyond-64-bits": "0x1" + "0" * 16,
     "binary-beyond-64-bits": "0b1" + "0" * 64,
     "sexagesimal-beyond-64-bits": "1" + ":59" * 12,
+    "hex-without-digits": "0x_",  # YAML's pattern of a number, Python's ValueError
+    "binary-without-digits": "-0b_",
     "nan": ".nan",
     "nan-capitals": ".NaN",
     "inf": ".inf",

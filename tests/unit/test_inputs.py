@@ -116,6 +116,7 @@ YAML_REFUSED = {
     "a (line 1) is tagged !include": "a: !include b.yaml\n",
     "a (line 1) is tagged tag:yaml.org,2002:python/object/apply:os.system": "a: !!python/object/apply:os.system [x]\n",
     "a (line 1) is not UTF-8 text": 'a: "\\udcff"\n',
+    "a (line 1) is 0x_, no number Python can read: quote it": "a: 0x_\n",
 }
 YAML_STRUCTURE_REFUSED = {
     "clusters (line 3) is given twice (first on line 1): keep one": "clusters: {}\ndefault_cluster: x\nclusters: {}\n",
