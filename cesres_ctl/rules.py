@@ -326,6 +326,9 @@ def expand_path(path: str, env: Mapping[str, str], *, what: str = "path", relati
     return expanded
 
 
+# --- paths on this machine -----------------------------------------------------------------------------
+
+
 def expand_user(path: str, what: str) -> Path:
     """A path of this machine with a leading `~` or `~NAME` expanded; RuleError for a user it does not know."""
     try:

@@ -120,7 +120,7 @@ def load(
     """
     path = Path(path)
     text = inputs.read_text(path, "config file", limit=MAX_CONFIG_BYTES)
-    data = inputs.load_yaml(text, f"config file {inputs.shown_path(path)}")
+    data = inputs.load_yaml(text, f"config file {path}")
     if not isinstance(data, dict):
         raise CesresError(f"config file {path} must be a YAML mapping with the sections {', '.join(SECTIONS)}")
     for dotted, value in (values or {}).items():

@@ -208,10 +208,10 @@ def extra_vars_cases() -> Iterator[Case]:
         "over-10-mb": "cesres_venv: x\n# " + "x" * OVER_LIMIT + "\n",
         "latin-1": "cesres_venv: caf\xe9\n".encode("latin-1"),
         "utf-16": "cesres_venv: x\n".encode("utf-16"),
-        "int-5000-digits": f"cesres_hf_cache_retries: {BIG}\n",
-        "int-2-pow-64": f"cesres_hf_cache_retries: {2**64}\n",
-        "nan": "cesres_hf_cache_timeout: .nan\n",
-        "inf": "cesres_hf_cache_timeout: .inf\n",
+        "int-5000-digits": f"cesres_venv: {BIG}\n",
+        "int-2-pow-64": f"cesres_venv: {2**64}\n",
+        "nan": "cesres_venv: .nan\n",
+        "inf": "cesres_venv: .inf\n",
         "date": "cesres_repo_version: 2024-01-01\n",
         "binary": "cesres_venv: !!binary aGVsbG8=\n",
         "set": "cesres_hf_cache_models: !!set {a/b}\n",
@@ -219,10 +219,10 @@ def extra_vars_cases() -> Iterator[Case]:
         "billion-laughs": BILLION_LAUGHS,
         "recursive": "cesres_data_items: &x [*x]\n",
         "duplicate-key": "cesres_venv: a\ncesres_venv: b\n",
-        "integer-key": "cesres_data_items: {1: x}\n",
+        "integer-key": "extra: {1: x, a: y}\n",
         "boolean-key": "yes: x\n",
         "surrogate": 'cesres_venv: "\\udcff"\n',
-        "depth-65": "cesres_data_items: " + "[" * 65 + "]" * 65 + "\n",
+        "depth-65": "extra: " + "[" * 65 + "]" * 65 + "\n",
     }
     for case_id, content in files.items():
         yield Case(f"file-extra-vars-{case_id}", setup, files={"fifo-target": FIFO, "vars.yml": content})
@@ -234,12 +234,12 @@ def extra_vars_cases() -> Iterator[Case]:
         files={f"vars-{NOT_UTF8}.yml": "cesres_venv: x\n"},
     )
     for case_id, text in {
-        "nan": "{cesres_hf_cache_timeout: .nan}",
-        "huge-int": "{cesres_hf_cache_retries: " + BIG + "}",
+        "nan": "{cesres_venv: .nan}",
+        "huge-int": "{cesres_venv: " + BIG + "}",
         "date": "{cesres_repo_version: 2024-01-01}",
         "duplicate-key": "{cesres_venv: a, cesres_venv: b}",
         "binary": "{cesres_venv: !!binary aGVsbG8=}",
-        "integer-key-inside": "{cesres_data_items: {1: x}}",
+        "integer-key-inside": "{extra: {1: x, a: y}}",
         "recursive": "{cesres_data_items: &x [*x]}",
         "json-nan": '{"cesres_venv": NaN}',
         "json-infinity": '{"cesres_venv": -Infinity}',
@@ -251,7 +251,9 @@ def extra_vars_cases() -> Iterator[Case]:
 
 
 def vary_file_cases() -> Iterator[Case]:
+    # On the CPU partition, with a config that runs there: a point is refused for its values only.
     sweep = ("sweep", "{cfg}", "-C", "sandbox", "--name", "{name}", "--partition", "batch")
+    cpu = edited("  device: cuda\n", "  device: cpu\n")
     with_file = (*sweep, "--vary-file", "{tmp}/grid.yaml")
     files: dict[str, str | bytes | Special] = {
         "fifo": FIFO,
@@ -259,8 +261,8 @@ def vary_file_cases() -> Iterator[Case]:
         "link-to-dev-urandom": link("/dev/urandom"),
         "over-10-mb": "CONFIG.loops: [1, 2]\n# " + "x" * OVER_LIMIT + "\n",
         "latin-1": "CONFIG.device: [caf\xe9]\n".encode("latin-1"),
-        "int-5000-digits": f"CONFIG.random_seed: [{BIG}]\n",
-        "int-2-pow-63": f"CONFIG.random_seed: [{2**63}, 1]\n",
+        "int-5000-digits": f"CONFIG.loops: [{BIG}]\n",
+        "int-2-pow-63": f"CONFIG.loops: [{2**63}, 1]\n",
         "nan": "TRAINER.learning_rate: [.nan, 0.1]\n",
         "inf": "TRAINER.learning_rate: [.inf]\n",
         "date": "MODEL.debug: [2024-01-01]\n",
@@ -274,12 +276,12 @@ def vary_file_cases() -> Iterator[Case]:
         "depth-65": "CONFIG.loops: " + "[" * 65 + "]" * 65 + "\n",
     }
     for case_id, content in files.items():
-        yield Case(f"file-vary-file-{case_id}", with_file, config=VALID, files={"grid.yaml": content})
-    yield Case("file-vary-file-dev-zero", (*sweep, "--vary-file", "/dev/zero"), config=VALID)
+        yield Case(f"file-vary-file-{case_id}", with_file, config=cpu, files={"grid.yaml": content})
+    yield Case("file-vary-file-dev-zero", (*sweep, "--vary-file", "/dev/zero"), config=cpu)
     yield Case(
         "file-vary-file-name-not-utf8",
         (*sweep, "--vary-file", f"{{tmp}}/grid-{NOT_UTF8}.yaml"),
-        config=VALID,
+        config=cpu,
         files={f"grid-{NOT_UTF8}.yaml": "CONFIG.loops: [1, 2]\n"},
     )
 
@@ -288,7 +290,7 @@ def user_config_cases() -> Iterator[Case]:
     env = {"CESRES_CTL_CONFIG": "{tmp}/user.yml"}
     files: dict[str, str | bytes | Special] = {
         "duplicate-clusters": "clusters:\n  sandbox:\n    cesres_job_gpus: 1\nclusters:\n  dragon2: {}\n",
-        "duplicate-setting": "clusters:\n  sandbox:\n    cesres_job_gpus: 1\n    cesres_job_gpus: 0\n",
+        "duplicate-setting": "clusters:\n  sandbox:\n    cesres_job_qos: normal\n    cesres_job_qos: high\n",
         "duplicate-default-cluster": "default_cluster: sandbox\ndefault_cluster: dragon2\n",
         "port-5000-digits": f"clusters:\n  sandbox:\n    ansible_port: {BIG}\n",
         "gpus-nan": "clusters:\n  sandbox:\n    cesres_job_gpus: .nan\n",
