@@ -1,6 +1,7 @@
 """The ``cesres-ctl`` command line: one typer app whose commands live in one module per area (COMMANDS)."""
 
 import importlib
+import os
 import sys
 from collections.abc import Iterator, Mapping
 from typing import Any, NoReturn
@@ -8,7 +9,7 @@ from typing import Any, NoReturn
 import typer
 from typer.core import TyperGroup
 
-from cesres_ctl import __version__
+from cesres_ctl import __version__, inputs
 from cesres_ctl.console import note
 from cesres_ctl.errors import CesresError
 
@@ -107,7 +108,9 @@ def main() -> None:
     as a multi-line box: they become one line (exit 2). A CesresError keeps its exit code; an OSError
     or RecursionError that no command caught is the last-resort net (exit 1).
     """
+    _check_streams()
     try:
+        inputs.check_command_line(sys.argv[1:], os.environ)
         code = app(standalone_mode=False, prog_name=PROG)
     except CesresError as exc:
         _fail(str(exc), exc.exit_code)
@@ -124,6 +127,17 @@ def main() -> None:
     if code == EXIT_INTERRUPTED:
         _fail("interrupted", EXIT_INTERRUPTED)
     sys.exit(code)
+
+
+def _check_streams() -> None:
+    """Stop when started with stdin, stdout or stderr closed (`cesres-ctl runs >&-`): the next file opened
+    would take the free descriptor, and the command's output (or ssh's input) would be that file: the
+    registry, a log."""
+    closed = [name for name in ("stdin", "stdout", "stderr") if getattr(sys, name) is None]
+    if closed and sys.stderr is not None:
+        _fail(f"started with {' and '.join(closed)} closed: give it a file or /dev/null", 1)
+    if closed:
+        sys.exit(1)
 
 
 def _fail(message: str, code: int) -> NoReturn:

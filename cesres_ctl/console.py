@@ -8,6 +8,7 @@ tables; logs and pipes get a wide console instead.
 """
 
 import json
+import math
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -28,8 +29,19 @@ def note(text: str) -> None:
 
 
 def print_json(data: Any) -> None:
-    """A command's --json answer on stdout (fields: docs/runs.md)."""
-    sys.stdout.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    """A command's --json answer on stdout (fields: docs/runs.md), strict JSON: a NaN or an infinity (a
+    diverged loss in a run's metrics) is null, where Python would write NaN, which no JSON reader takes."""
+    sys.stdout.write(json.dumps(_finite(data), indent=2, sort_keys=True, allow_nan=False) + "\n")
+
+
+def _finite(data: Any) -> Any:
+    if isinstance(data, float) and not math.isfinite(data):
+        return None
+    if isinstance(data, dict):
+        return {key: _finite(value) for key, value in data.items()}
+    if isinstance(data, list | tuple):
+        return [_finite(value) for value in data]
+    return data
 
 
 def __getattr__(name: str) -> "Console":

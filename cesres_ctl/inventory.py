@@ -25,9 +25,11 @@ CLUSTER_GROUP = "ceci"
 def init_ansible() -> None:
     """Initialise Ansible's Python API once per process, with the project's ansible.cfg.
 
-    Ansible reads its configuration at import time, so ANSIBLE_CONFIG is set before the first import.
+    Ansible reads its configuration at import time, so ANSIBLE_CONFIG is set before the first import. It is
+    the project's whatever the environment says, as for every playbook cesres-ctl runs (runner.py): the
+    checks made here are those of the playbook (and ANSIBLE_CONFIG=/dev/null would stop Ansible's import).
     """
-    os.environ.setdefault("ANSIBLE_CONFIG", str(paths.project_dir() / "ansible.cfg"))
+    os.environ["ANSIBLE_CONFIG"] = str(paths.project_dir() / "ansible.cfg")
     from ansible.plugins.loader import init_plugin_loader
 
     init_plugin_loader()

@@ -33,7 +33,9 @@ CLUSTER_PYTHON = (3, 10)
 
 # --- Slurm time strings (--time, partition limits) -----------------------------------------------------
 
-_TIME = re.compile(r"^(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?$")
+# At most 9 digits a field (a billion minutes is 1900 years): Python refuses to convert a string of more
+# than 4300 digits, and no limit needs one.
+_TIME = re.compile(r"^(?:(\d{1,9})-)?(\d{1,9})(?::(\d{1,9}))?(?::(\d{1,9}))?$")
 DEFAULT_MAX_TIME = "21-00:00:00"
 
 
@@ -43,8 +45,9 @@ def slurm_seconds(text: object) -> int:
     Zero, UNLIMITED and anything else are refused."""
     match = _TIME.match(str(text).strip())
     if not match:
+        shown = text if len(str(text)) <= 40 else f"{str(text)[:40]}..."
         raise RuleError(
-            f"invalid time {text!r}: use minutes, HH:MM:SS, D-HH or D-HH:MM:SS (e.g. 02:00:00 or 1-12:00:00)"
+            f"invalid time {shown!r}: use minutes, HH:MM:SS, D-HH or D-HH:MM:SS (e.g. 02:00:00 or 1-12:00:00)"
         )
     days, first, second, third = match.groups()
     if days is not None:
@@ -338,6 +341,17 @@ def expand_path(path: str, env: Mapping[str, str], *, what: str = "path", relati
     return expanded
 
 
+# --- paths on this machine -----------------------------------------------------------------------------
+
+
+def expand_user(path: str, what: str) -> Path:
+    """A path of this machine with a leading `~` or `~NAME` expanded; RuleError for a user it does not know."""
+    try:
+        return Path(path).expanduser()
+    except RuntimeError:
+        raise RuleError(f"{what} {path!r}: unknown user in ~NAME; give the path") from None
+
+
 # --- plain ssh to a cluster, as Ansible reaches it -------------------------------------------------------
 
 # The inventory's connection variables that plain ssh (and rsync -e) needs, in order of preference.
@@ -408,7 +422,7 @@ def ssh_target(values: Mapping[str, Any], default_host: str) -> SshTarget:
             options += shlex.split(value)
     key_file = get("ansible_ssh_private_key_file", "ansible_private_key_file")
     if key_file:
-        options += ["-i", str(Path(key_file).expanduser())]
+        options += ["-i", str(expand_user(key_file, "the ssh key file (ansible_ssh_private_key_file)"))]
     port = get("ansible_port", "ansible_ssh_port")
     return SshTarget(
         host=get("ansible_host", "ansible_ssh_host") or default_host,

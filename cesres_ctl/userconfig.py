@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cesres_ctl import paths, rules
+from cesres_ctl import inputs, paths, rules
 from cesres_ctl.errors import CesresError
 
 CLUSTER_ENV = "CESRES_CLUSTER"
@@ -36,7 +36,6 @@ CONFIG_ENV = "CESRES_CTL_CONFIG"
 BUILTIN_CLUSTER = "dragon2"
 CONFIG_NAME = "config.yml"
 OVERLAY_NAME = "user.yml"
-MAX_CONFIG_BYTES = 1_000_000
 TOP_KEYS = ("default_cluster", "clusters")
 # Inventory host names (and so cluster names): what the YAML inventory accepts without quoting tricks.
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
@@ -103,7 +102,7 @@ def config_path() -> Path:
     """``$CESRES_CTL_CONFIG``, else ``$XDG_CONFIG_HOME/cesres-ctl/config.yml`` (``~/.config/cesres-ctl/…``)."""
     override = os.environ.get(CONFIG_ENV)
     if override:
-        return Path(override).expanduser()
+        return rules.expand_user(override, f"${CONFIG_ENV}")
     base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
     return Path(base) / "cesres-ctl" / CONFIG_NAME
 
@@ -121,28 +120,7 @@ def load(path: Path | None = None) -> UserConfig:
     path = path or config_path()
     if not os.path.lexists(path):
         return UserConfig(path=path)
-    where = f"config file {path}"
-    if not path.is_file():
-        raise CesresError(f"{where} is not a regular file")
-    try:
-        if path.stat().st_size > MAX_CONFIG_BYTES:
-            raise CesresError(f"{where} is larger than {MAX_CONFIG_BYTES // 1_000_000} MB: is it the right file?")
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise CesresError(f"{where} is not UTF-8 text") from None
-    except OSError as exc:
-        raise CesresError(f"cannot read {where}: {exc.strerror or exc}") from None
-    import yaml  # here, not with the module: the quick commands (status, logs) read no settings
-
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f" (line {mark.line + 1})" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or "not valid YAML"
-        raise CesresError(f"{where}: {problem}{at}") from None
-    except RecursionError:
-        raise CesresError(f"{where} is nested too deeply (flatten it)") from None
+    data = inputs.read_yaml(path, "config file")
     return parse(data, path)
 
 
@@ -362,9 +340,9 @@ def write_overlay(config: UserConfig) -> Path | None:
     paths.ensure_dir(path.parent, "the state directory", "set XDG_STATE_HOME to a writable directory")
     text = overlay_text(config)
     try:
-        current = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
-        current = None
+        current = inputs.read_text(path, "the inventory overlay")
+    except CesresError:
+        current = None  # not written yet, or not by cesres-ctl: written again
     if current != text:
         _write_atomically(path, text)
     return path

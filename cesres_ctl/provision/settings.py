@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from cesres_ctl import paths, rules
+from cesres_ctl import inputs, paths, rules
 from cesres_ctl.errors import CesresError
 from cesres_ctl.inventory import Inventory
 
@@ -26,28 +26,17 @@ SETUP_ROLES = ("cesres_python", "cesres_modules", "cesres_repo", "cesres_venv", 
 
 def parse_extra_vars(items: Sequence[str]) -> dict[str, Any]:
     """``-e`` values as ansible-playbook reads them: ``key=value`` (a string), a JSON/YAML mapping, or ``@file``."""
-    result: dict[Any, Any] = {}  # YAML keys may be anything: checked to be names at the end
+    result: dict[str, Any] = {}
     for item in items:
         text = item.strip()
         if text.startswith("@"):
-            path = Path(text[1:])
-            try:
-                loaded = yaml.safe_load(path.expanduser().read_text(encoding="utf-8"))
-            except RecursionError:
-                raise CesresError(f"-e {item}: {path} is nested too deeply (flatten it)") from None
-            except (OSError, UnicodeDecodeError, yaml.YAMLError, RuntimeError) as exc:  # RuntimeError: ~unknown user
-                raise CesresError(f"-e {item}: cannot read {path}: {' '.join(str(exc).split())}") from None
+            path = rules.expand_user(text[1:], "-e file")
+            loaded = inputs.read_json_or_yaml(path, "-e file")
             if not isinstance(loaded, dict):
                 raise CesresError(f"-e {item}: {path} does not hold a mapping of variables")
             result.update(loaded)
         elif text.startswith("{"):
-            try:
-                loaded = yaml.safe_load(text)
-            except yaml.YAMLError as exc:
-                problem = getattr(exc, "problem", None) or "parse error"
-                raise CesresError(f"-e {item}: not valid JSON/YAML ({problem})") from None
-            except RecursionError:
-                raise CesresError(f"-e {item[:40]}...: nested too deeply (flatten it)") from None
+            loaded = inputs.load_json_or_yaml(text, f"-e {_shown(text)}")
             if not isinstance(loaded, dict):
                 raise CesresError(f"-e {item}: not a mapping")
             result.update(loaded)
@@ -61,9 +50,14 @@ def parse_extra_vars(items: Sequence[str]) -> dict[str, Any]:
         else:
             raise CesresError(f"-e {item}: expected key=value, a JSON mapping or @file")
     for key in result:
-        if not isinstance(key, str) or not key.isidentifier():
+        if not key.isidentifier():
             raise CesresError(f"-e: {key!r} is not a valid variable name")
     return result
+
+
+def _shown(text: str) -> str:
+    """An inline -e value in messages: its start (it may hold a whole YAML document)."""
+    return text if len(text) <= 40 else f"{text[:40]}..."
 
 
 @dataclass(frozen=True)

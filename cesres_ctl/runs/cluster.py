@@ -13,7 +13,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from cesres_ctl import paths, userconfig
+from cesres_ctl import inputs, paths, userconfig
 from cesres_ctl.errors import CesresError
 from cesres_ctl.inventory import Inventory
 from cesres_ctl.rules import SSH_VARIABLES, Partition, SshTarget, parse_partitions, ssh_target
@@ -45,23 +45,14 @@ def load(name: str) -> Cluster:
     """
     key = sources_fingerprint(name, [_role_defaults()])
     cache_file = paths.state_dir() / CACHE_NAME
-    entries: dict[str, Any] = {}
     try:
-        loaded = json.loads(cache_file.read_text(encoding="utf-8"))
-        entries = loaded if isinstance(loaded, dict) else {}
-        entry = entries[key]
-        ssh = SshTarget(
-            str(entry["ssh"]["host"]), entry["ssh"]["user"], entry["ssh"]["port"], tuple(entry["ssh"]["options"])
-        )
-        job_vars = dict(entry["job_vars"])
-        return Cluster(
-            name=name,
-            ssh=ssh,
-            partitions=parse_partitions(job_vars.get("cesres_job_partitions") or {}),
-            job_vars=job_vars,
-        )
-    except (OSError, ValueError, KeyError, TypeError):
-        pass  # no cache yet, or not for these sources: read the inventory
+        loaded = inputs.load_json(inputs.read_text(cache_file, "the cluster cache"), str(cache_file))
+    except CesresError:
+        loaded = None  # no cache yet, or not one that cesres-ctl wrote: written again
+    entries: dict[str, Any] = loaded if isinstance(loaded, dict) else {}
+    cached = _cached(name, entries.get(key))
+    if cached is not None:
+        return cached
     cluster = load_from_inventory(name)
     try:
         entry_text = json.dumps({"ssh": asdict(cluster.ssh), "job_vars": cluster.job_vars})
@@ -76,6 +67,28 @@ def load(name: str) -> Cluster:
     except OSError:
         partial.unlink(missing_ok=True)  # a cache: the next command reads the inventory again
     return cluster
+
+
+def _cached(name: str, entry: object) -> Cluster | None:
+    """The cluster of a cache entry, or None when the entry is missing or not as load() writes it."""
+    ssh = entry.get("ssh") if isinstance(entry, dict) else None
+    job_vars = entry.get("job_vars") if isinstance(entry, dict) else None
+    if not isinstance(ssh, dict) or not isinstance(job_vars, dict):
+        return None
+    host, user, port, options = ssh.get("host"), ssh.get("user"), ssh.get("port"), ssh.get("options")
+    if not (
+        isinstance(host, str)
+        and isinstance(user, str | None)
+        and (port is None or (isinstance(port, int) and not isinstance(port, bool)))
+        and isinstance(options, list)
+        and all(isinstance(option, str) for option in options)
+    ):
+        return None
+    try:
+        partitions = parse_partitions(job_vars.get("cesres_job_partitions") or {})
+    except (CesresError, AttributeError, TypeError, ValueError):  # partitions of another shape than the inventory's
+        return None
+    return Cluster(name=name, ssh=SshTarget(host, user, port, tuple(options)), partitions=partitions, job_vars=job_vars)
 
 
 def load_from_inventory(name: str) -> Cluster:
@@ -125,6 +138,6 @@ def sources_fingerprint(name: str, more_files: list[Path]) -> str:
         parts.append(f"{path} {info.st_mtime_ns} {info.st_size}")
     # The inventory may read the environment (lookup('env', ...)): every variable of ours and Ansible's.
     # ANSIBLE_CONFIG as it will be once Ansible is initialised (inventory.init_ansible sets it).
-    environment = {**os.environ, "ANSIBLE_CONFIG": os.environ.get("ANSIBLE_CONFIG", str(project / "ansible.cfg"))}
+    environment = {**os.environ, "ANSIBLE_CONFIG": str(project / "ansible.cfg")}
     parts += sorted(f"{key}={value}" for key, value in environment.items() if key.startswith(("CESRES_", "ANSIBLE_")))
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()

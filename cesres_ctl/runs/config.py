@@ -8,7 +8,6 @@ current directory, then to the config file's directory), or files already on the
 
 import difflib
 import hashlib
-import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from cesres_ctl import inputs, rules
 from cesres_ctl.errors import CesresError
 from cesres_ctl.runs import real_program as real
 
@@ -122,8 +122,8 @@ def load(
     see set_value).
     """
     path = Path(path)
-    text = _read(path)
-    data = _parse(text, path)
+    text = inputs.read_text(path, "config file", limit=MAX_CONFIG_BYTES)
+    data = inputs.load_yaml(text, f"config file {path}")
     if not isinstance(data, dict):
         raise CesresError(f"config file {path} must be a YAML mapping with the sections {', '.join(SECTIONS)}")
     for dotted, value in (values or {}).items():
@@ -151,21 +151,21 @@ def load(
     options = dict(options or {})
     device = _device(options.get("device", conf.get("device")), gpus, path, from_option="device" in options)
 
-    inputs = []
+    data_files = []
     for key in DATA_KEYS:
         value = conf.get(key)
         if value in (None, ""):
             if key == "evaluation" and _truthy(options.get("no_eval", conf.get("no_eval"))):
                 continue
             raise CesresError(f"config file {path}: CONFIG.{key} (a data file) is required")
-        inputs.append(_data_input(key, str(value), path, cwd or Path.cwd()))
+        data_files.append(_data_input(key, str(value), path, cwd or Path.cwd()))
 
     rewritten = {section: dict(data[section]) for section in SECTIONS}
     for extra_key, value in data.items():
         if extra_key not in rewritten:
             rewritten[extra_key] = value
     new_conf = rewritten["CONFIG"]
-    for item in inputs:
+    for item in data_files:
         new_conf[item.key] = item.staged_path
     new_conf.update(options)
     if device is not None:
@@ -175,18 +175,14 @@ def load(
     new_conf["predict"] = False
     new_conf["gui"] = False
     new_conf["no_loop"] = False
-    header = f"# CESReS configuration of a cesres-ctl run, rewritten from {path.name}\n"
-    try:
-        rewritten_text = header + yaml.dump(
-            rewritten, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=1000, default_flow_style=False
-        )
-    except RecursionError:
-        raise CesresError(_too_deep(path)) from None
+    rewritten_text = dump(rewritten, f"# CESReS configuration of a cesres-ctl run, rewritten from {path.name}\n")
+    resolved = path.resolve()
+    inputs.check_name(resolved, "config file")  # a link's target is recorded as the run's config
     return RunConfig(
-        path=path.resolve(),
+        path=resolved,
         original_text=text,
         data=data,
-        inputs=tuple(inputs),
+        inputs=tuple(data_files),
         rewritten_text=rewritten_text,
         models=models,
         notes=_ignored(data, path),
@@ -210,6 +206,9 @@ def set_value(data: dict[str, Any], dotted: str, value: Any, path: Path) -> None
         if depth < len(parts) - 1:
             node = node[part]
     current = node[parts[-1]]
+    problem = inputs.number_problem(value)  # the rule of the config's own numbers (`--vary` gives these)
+    if problem:
+        raise CesresError(f"{dotted}: {value!r} {problem}")
     if not _same_kind(current, value):
         theirs = f"the config's {current!r} ({type(current).__name__})"
         raise CesresError(f"{dotted}: {value!r} ({type(value).__name__}) is not of the kind of {theirs}")
@@ -231,43 +230,6 @@ def dump(data: dict[str, Any], header: str) -> str:
     return header + yaml.dump(
         data, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=1000, default_flow_style=False
     )
-
-
-def _read(path: Path) -> str:
-    if any(ch in str(path) for ch in "\n\r\x00"):
-        raise CesresError(f"config file path {str(path)!r} contains a newline or NUL character: rename the file")
-    if not path.is_file():
-        if path.is_dir():
-            raise CesresError(f"config file {path} is a directory: give the YAML file in it")
-        if path.exists():
-            raise CesresError(f"config file {path} is not a regular file: give a YAML file")
-        raise CesresError(f"config file {path} not found")
-    size = path.stat().st_size
-    if size > MAX_CONFIG_BYTES:
-        megabytes = math.ceil(size / 100_000) / 10  # rounded up: 10.0 would read as within the limit
-        raise CesresError(f"config file {path} is {megabytes} MB; the limit is {MAX_CONFIG_BYTES // 1_000_000} MB")
-    try:
-        return path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CesresError(f"cannot read config file {path}: {exc}") from None
-
-
-def _parse(text: str, path: Path) -> Any:
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise CesresError(
-            f"config file {path} is not valid YAML ({where.strip() or 'parse error'}: {problem})"
-        ) from None
-    except RecursionError:  # PyYAML's composer and constructor recurse once per level
-        raise CesresError(_too_deep(path)) from None
-
-
-def _too_deep(path: Path) -> str:
-    return f"config file {path} is nested too deeply (beyond Python's recursion limit): flatten it"
 
 
 def model_ids(data: dict[str, Any], path: Path) -> tuple[str, ...]:
@@ -461,13 +423,12 @@ def _data_input(key: str, value: str, config_path: Path, cwd: Path) -> DataInput
         if not remote:
             raise CesresError(f"CONFIG.{key}: empty cluster path in {value!r}")
         check_text(remote, f"CONFIG.{key}")
+        if remote.startswith("/") and inputs.pseudo_file(remote):
+            raise CesresError(_pseudo(key, value))
         suffix = Path(remote).suffix
         return DataInput(key, value, None, remote, _staged_name(key, suffix), None)
     check_text(value, f"CONFIG.{key}")  # before it is used as a path (a NUL, a newline in the messages)
-    try:
-        candidate = Path(value).expanduser()
-    except RuntimeError:  # ~name of a user this machine does not know
-        raise CesresError(f"data file CONFIG.{key} = {value!r}: unknown user in ~NAME; give the path") from None
+    candidate = rules.expand_user(value, f"data file CONFIG.{key}")
     tried = [candidate] if candidate.is_absolute() else [cwd / candidate, config_path.parent / candidate]
     found = next((p for p in tried if p.is_file()), None)
     if found is None:
@@ -481,11 +442,21 @@ def _data_input(key: str, value: str, config_path: Path, cwd: Path) -> DataInput
         )
     found = found.resolve()
     check_text(str(found), f"CONFIG.{key}")
+    inputs.check_name(found, f"data file CONFIG.{key}")
+    if inputs.pseudo_file(str(found)):
+        raise CesresError(_pseudo(key, value))
     try:
         digest = file_sha256(found)
     except OSError as exc:
         raise CesresError(f"cannot read data file CONFIG.{key} = {value!r} ({found}): {exc.strerror or exc}") from None
     return DataInput(key, value, found, None, _staged_name(key, found.suffix), digest)
+
+
+def _pseudo(key: str, value: str) -> str:
+    return (
+        f"data file CONFIG.{key} = {value!r} is in {' or '.join(inputs.PSEUDO_DIRS)}: a view of processes and "
+        "devices, not data"
+    )
 
 
 def _staged_name(key: str, suffix: str) -> str:

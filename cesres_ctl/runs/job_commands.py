@@ -117,7 +117,7 @@ def _status_dict(run: Run, job: remote.JobStatus) -> dict[str, object]:
 def logs(
     run_ref: str = RunArgument,
     follow: bool = typer.Option(False, "--follow", "-f", help="Follow the log until the job ends."),
-    lines: int | None = typer.Option(None, "--lines", "-n", help="Only the last N lines."),
+    lines: int | None = typer.Option(None, "--lines", "-n", min=1, help="Only the last N lines."),
     cluster: str | None = RunCluster,
 ) -> None:
     """Print the job's Slurm log (stdout and stderr of the job), or follow it; of a sweep, each point's."""

@@ -17,16 +17,14 @@ local fetched copy, sent once (the store keeps one copy per content).
 
 import hashlib
 import json
-import math
+import re
 import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-import yaml
-
-from cesres_ctl import paths, rules
+from cesres_ctl import inputs, paths, rules
 from cesres_ctl.errors import CesresError
 from cesres_ctl.runs import cluster as clusters
 from cesres_ctl.runs import config as configs
@@ -41,7 +39,6 @@ SNIPPETS_PATH = f"{configs.RUN_SUBDIR}/inputs/{SNIPPETS_INPUT}"
 WEIGHTS_PATH = f"{configs.RUN_SUBDIR}/inputs/{WEIGHTS_INPUT}"
 WEIGHTS_FILE = "best.th"
 PREDICTIONS_FILE = "predictions.txt"
-MAX_SNIPPETS_BYTES = 10_000_000
 # A multi-label model predicts every label whose probability is over this (as the real program's
 # interpreter does); a single-label model predicts its most probable label.
 THRESHOLD = 0.5
@@ -105,10 +102,7 @@ def model_of(data: dict[str, Any], where: str) -> Model:
 
 
 def parse_config(text: str, where: str) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError:
-        raise CesresError(f"{where} is not valid YAML") from None
+    data = inputs.load_yaml(text, where)
     if not isinstance(data, dict) or not all(section in data for section in configs.SECTIONS):
         raise CesresError(f"{where} is not a CESReS config (sections {', '.join(configs.SECTIONS)})")
     for section in configs.SECTIONS:
@@ -151,24 +145,7 @@ def is_prediction_config(data: dict[str, Any]) -> bool:
 
 def read_snippets_file(path: Path) -> str:
     """The snippets file's text; every problem is one line."""
-    if any(ch in str(path) for ch in "\n\r\x00"):
-        raise CesresError(f"snippets file path {str(path)!r} contains a newline or NUL character: rename the file")
-    if not path.is_file():
-        if path.is_dir():
-            raise CesresError(f"snippets file {path} is a directory: give a file of snippets")
-        if path.exists():
-            raise CesresError(f"snippets file {path} is not a regular file")
-        raise CesresError(f"snippets file {path} not found")
-    size = path.stat().st_size
-    if size > MAX_SNIPPETS_BYTES:
-        megabytes = math.ceil(size / 100_000) / 10
-        raise CesresError(f"snippets file {path} is {megabytes} MB; the limit is {MAX_SNIPPETS_BYTES // 1_000_000} MB")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise CesresError(f"cannot read snippets file {path}: it is not UTF-8 text") from None
-    except OSError as exc:
-        raise CesresError(f"cannot read snippets file {path}: {exc.strerror or exc}") from None
+    text = inputs.read_text(path, "snippets file")
     if not text.strip():
         raise CesresError(f"snippets file {path} is empty: give Python snippets separated by lines $$$")
     return text
@@ -177,11 +154,15 @@ def read_snippets_file(path: Path) -> str:
 def split_snippets(text: str, reader: Reader) -> list[str]:
     """The snippets of a user's file: cut by the run's snippet splitter (the last one may lack it); a
     label marker and what follows it (a labelled data file) are left out; blank parts are no snippets."""
-    text = text.replace("\r\n", "\n")
-    if not text.endswith("\n"):
-        text += "\n"  # a last separator line without its newline is still a separator
+    # The splitter's own text is cut where its line breaks surround it, each break shared with a neighbour:
+    # two separator lines in a row, or one at the very start or end of the file, are separators too (a
+    # file of separators alone holds no snippet).
+    splitter = reader.snippet_splitter
+    core = splitter.strip("\n")
+    before, after = splitter.split(core, 1)
+    cut = re.compile(f"(?<={re.escape(before)}){re.escape(core)}(?={re.escape(after)})")
     snippets = []
-    for part in text.split(reader.snippet_splitter):
+    for part in cut.split("\n" + text.replace("\r\n", "\n") + "\n"):
         code = part.split(reader.label_splitter, 1)[0].strip()
         if code:
             snippets.append(code)

@@ -19,6 +19,7 @@ from cesres_ctl.runs.registry import Registry, Run
 
 PLAYBOOK = "playbooks/prune.yml"
 PRUNED = "run directory pruned from the cluster"
+MAX_DAYS = 36500
 
 
 @dataclass
@@ -77,8 +78,9 @@ def prune(
     registry: Registry | None = None,
 ) -> dict[str, Any]:
     """Run playbooks/prune.yml for `cluster`; returns what was (would be) removed and kept, and the usage."""
-    if older_than_days is not None and older_than_days < 0:
-        raise CesresError("--older-than must be a number of days >= 0")
+    # `not 0 <= x` refuses NaN too; beyond MAX_DAYS the cut-off date would be before year 1.
+    if older_than_days is not None and not 0 <= older_than_days <= MAX_DAYS:
+        raise CesresError(f"--older-than must be a number of days from 0 to {MAX_DAYS}, got {older_than_days}")
     registry = registry or Registry()
     target = clusters.load(cluster)
     runs = [registry.find(ref, cluster) for ref in refs] if refs else registry.list(cluster)

@@ -5,17 +5,22 @@ another): WAL journal, a busy timeout, and every write in a BEGIN IMMEDIATE tran
 """
 
 import builtins
+import contextlib
 import json
+import os
 import sqlite3
+import stat
+import tempfile
 import time
+import typing
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from cesres_ctl import paths, rules
+from cesres_ctl import inputs, paths, rules
 from cesres_ctl.errors import CesresError
 
 SCHEMA_VERSION = 2
@@ -98,12 +103,31 @@ class Run:
         return data
 
 
-def _row_to_run(row: sqlite3.Row) -> Run:
-    data = dict(row)
-    data["resources"] = json.loads(data.get("resources") or "{}")
-    data["jobs"] = json.loads(data.get("jobs") or "[]")
-    data["point"] = json.loads(data.get("point") or "{}")
+# Each field's kind, as a record read back must have it (a hand-edited registry or kept record may not).
+_KINDS: dict[str, Any] = {item.name: typing.get_origin(item.type) or item.type for item in fields(Run)}
+_REQUIRED = {item.name for item in fields(Run) if item.default is MISSING and item.default_factory is MISSING}
+
+
+def run_from_data(data: object, where: str) -> Run:
+    """A Run from what the registry or a kept record holds, each field of its kind; CesresError else."""
+    if not isinstance(data, dict) or not _REQUIRED <= data.keys() <= _KINDS.keys():
+        raise CesresError(f"{where} is not a run record")
+    for name, value in data.items():
+        kind = _KINDS[name]
+        text_list = not isinstance(value, list) or all(isinstance(item, str) for item in value)
+        if not isinstance(value, kind) or isinstance(value, bool) or not text_list:
+            expected = "list of strings" if kind is list else kind.__name__
+            raise CesresError(f"{where}: {name} is not a {expected} ({value!r:.40})")
     return Run(**data)
+
+
+def _row_to_run(row: sqlite3.Row, path: Path) -> Run:
+    data = dict(row)
+    where = f"the run registry {path}, run {data.get('cluster')}:{data.get('run_id')}"
+    for name, empty in (("resources", "{}"), ("jobs", "[]"), ("point", "{}")):
+        text = data.get(name) or empty
+        data[name] = inputs.load_json(text, f"{where}, {name}") if isinstance(text, str) else text
+    return run_from_data(data, where)
 
 
 def _use_wal(conn: sqlite3.Connection) -> None:
@@ -156,17 +180,55 @@ class Registry:
         try:
             for kept in sorted(self.unrecorded_dir.glob("*.json")):
                 try:
-                    run = Run(**json.loads(kept.read_text(encoding="utf-8")))
-                except (OSError, ValueError, TypeError):
-                    continue  # not ours, or half written: left for the user to look at
+                    run = run_from_data(inputs.load_json(inputs.read_text(kept, "kept run"), str(kept)), str(kept))
+                except CesresError:
+                    continue  # not ours: left for the user to look at
                 self.record_submission(run)
                 kept.unlink()
         finally:
             self._recovering = False
 
+    def _check_file(self) -> None:
+        """The registry is a regular file that is not empty, created whole if absent (see _create)."""
+        try:
+            info = self.path.stat()
+        except FileNotFoundError:
+            self._create()
+            return
+        except OSError as exc:
+            raise CesresError(f"cannot use the run registry {self.path}: {exc.strerror or exc}") from None
+        if not stat.S_ISREG(info.st_mode):
+            raise CesresError(f"the run registry {self.path} is not a regular file: move it aside and run again")
+        if info.st_size == 0:
+            # SQLite would take an empty file for a new database and write a new registry over it.
+            raise CesresError(
+                f"the run registry {self.path} is empty (0 bytes): it was truncated, and the runs it recorded are "
+                "lost; it is left as it is: move it aside and run again for a new one (train with the same inputs "
+                "finds their jobs on the cluster again)"
+            )
+
+    def _create(self) -> None:
+        """A new registry, put in place whole (a WAL database of one page, linked under its name): never
+        seen empty by another process, for which an empty registry file is a truncated one."""
+        fd, partial = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
+        os.close(fd)
+        try:
+            conn = sqlite3.connect(partial, isolation_level=None)
+            try:
+                conn.execute("PRAGMA journal_mode = WAL")  # writes the database's first page
+            finally:
+                conn.close()
+            with contextlib.suppress(FileExistsError):  # another process created it first: that one is used
+                os.link(partial, self.path)
+        except (OSError, sqlite3.Error) as exc:
+            raise CesresError(f"cannot create the run registry {self.path}: {exc}") from None
+        finally:
+            Path(partial).unlink(missing_ok=True)
+
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
         self._record_unrecorded()
+        self._check_file()
         try:
             conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
         except sqlite3.Error as exc:
@@ -218,12 +280,12 @@ class Registry:
             row = conn.execute(
                 "SELECT * FROM runs WHERE cluster = ? AND run_id = ?", (run.cluster, run.run_id)
             ).fetchone()
-            jobs = list(_row_to_run(row).jobs) if row else []
+            jobs = list(_row_to_run(row, self.path).jobs) if row else []
             if run.job_id not in jobs:
                 jobs.append(run.job_id)
             run.jobs = jobs
             if row is not None:
-                existing = _row_to_run(row)
+                existing = _row_to_run(row, self.path)
                 if existing.job_id == run.job_id:
                     # Same job: keep what status already learnt about it.
                     run.submitted_at = existing.submitted_at
@@ -264,12 +326,12 @@ class Registry:
                 ).fetchall()
             else:
                 rows = conn.execute("SELECT * FROM runs ORDER BY submitted_at, run_id").fetchall()
-        return [_row_to_run(row) for row in rows]
+        return [_row_to_run(row, self.path) for row in rows]
 
     def get(self, cluster: str, run_id: str) -> Run | None:
         with self._connect() as conn:
             row = conn.execute("SELECT * FROM runs WHERE cluster = ? AND run_id = ?", (cluster, run_id)).fetchone()
-        return _row_to_run(row) if row else None
+        return _row_to_run(row, self.path) if row else None
 
     def sweep(self, ref: str, cluster: str | None = None) -> "builtins.list[Run]":
         """The points of a sweep, by its id or a unique prefix of it (MIN_PREFIX characters or more), in the

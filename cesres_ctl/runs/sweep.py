@@ -13,9 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from cesres_ctl import rules
+from cesres_ctl import inputs, rules
 from cesres_ctl.errors import CesresError
 from cesres_ctl.runner import format_summary, private_data_dir, run_playbook
 from cesres_ctl.runs import cluster as clusters
@@ -85,12 +83,7 @@ def parse_vary(items: list[str]) -> list[Axis]:
 
 def parse_vary_file(path: Path) -> list[Axis]:
     """A YAML mapping {SECTION.key: [values]} (--vary-file)."""
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CesresError(f"--vary-file {path}: {getattr(exc, 'strerror', None) or exc}") from None
-    except yaml.YAMLError as exc:
-        raise CesresError(f"--vary-file {path} is not valid YAML ({str(exc).splitlines()[0]})") from None
+    data = inputs.read_yaml(path, "--vary-file")
     if not isinstance(data, dict) or not data:
         raise CesresError(f"--vary-file {path} must be a mapping of SECTION.key to a list of values")
     axes = []

@@ -9,11 +9,12 @@ command would create /tmp/cesres-badinput-<tag>; the last test asks the sandbox,
 no such run directory, job or file exists there.
 
 The cases run in parallel in a module fixture (each is a CLI start-up, ~0.5-1 s); the tests check
-their outcomes.
+their outcomes. tests/integration/test_bad_files.py holds more cases, run by the same machinery.
 """
 
 import os
 import sqlite3
+import subprocess
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -49,6 +50,21 @@ class Case:
     config: str | bytes | Edit | None = None  # {cfg}: raw text or bytes, or an edit of a valid config
     env: Mapping[str, str] = field(default_factory=dict)
     fifo: bool = False  # {cfg} is a named pipe (reading it would block)
+    # More files, by their path in the case's directory ("state/cesres-ctl/..." replaces the seeded state).
+    files: Mapping[str, "str | bytes | Special"] = field(default_factory=dict)
+    error: str = ""  # a text the error line holds: the case fails for its own reason, not an earlier one
+    # The runs the registry holds afterwards; None: the case replaced it, and it is still no database.
+    recorded: tuple[str, ...] | None = (SEEDED,)
+
+
+@dataclass(frozen=True)
+class Special:
+    """A file of a case that is not plain content: a named pipe, or a symbolic link to `target`."""
+
+    target: str = ""  # "": a named pipe
+
+
+FIFO = Special()
 
 
 def valid_config() -> dict[str, Any]:
@@ -550,15 +566,19 @@ class Outcome:
     done: Any  # subprocess.CompletedProcess[str]
     marker: Path
     ssh_log: Path
-    recorded: list[str]
+    recorded: tuple[str, ...] | None
 
 
-def recorded_runs(state: Path) -> list[str]:
+def recorded_runs(state: Path) -> tuple[str, ...] | None:
+    """The runs of the case's registry; None when it is not a database with runs (a case replaced it)."""
     database = state / "cesres-ctl" / "runs.sqlite"
-    if not database.exists():
-        return []
-    with closing(sqlite3.connect(database)) as conn:
-        return sorted(row[0] for row in conn.execute("SELECT run_id FROM runs"))
+    if not database.is_file() or database.stat().st_size == 0:  # an empty file stays empty: not opened
+        return None
+    try:
+        with closing(sqlite3.connect(database)) as conn:
+            return tuple(sorted(row[0] for row in conn.execute("SELECT run_id FROM runs")))
+    except sqlite3.DatabaseError:
+        return None
 
 
 def seed(state: Path) -> None:
@@ -580,6 +600,20 @@ def write_config(case: Case, path: Path, values: Mapping[str, str]) -> None:
         path.write_text(fill(yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=1000), values))
 
 
+def write_files(case: Case, directory: Path, values: Mapping[str, str]) -> None:
+    for name, content in case.files.items():
+        path = directory / fill(name, values)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.unlink(missing_ok=True)
+        if isinstance(content, Special):
+            if content.target:
+                path.symlink_to(fill(content.target, values))
+            else:
+                os.mkfifo(path)
+        else:
+            path.write_bytes(content if isinstance(content, bytes) else fill(content, values).encode())
+
+
 def run_case(case: Case, directory: Path, wrappers: Path) -> Outcome:
     directory.mkdir(parents=True)
     tag = uuid.uuid4().hex[:10]
@@ -595,6 +629,7 @@ def run_case(case: Case, directory: Path, wrappers: Path) -> Outcome:
     write_config(case, Path(values["cfg"]), values)
     state = directory / "state"
     seed(state)
+    write_files(case, directory, values)
     ssh_log = directory / "ssh.log"
     env = {
         **os.environ,
@@ -607,7 +642,10 @@ def run_case(case: Case, directory: Path, wrappers: Path) -> Outcome:
         **{key: fill(value, values) for key, value in case.env.items()},
     }
     args = [fill(arg, values) for arg in case.args]
-    done = run_cli(*args, cwd=directory, env=env, timeout=CASE_TIMEOUT)
+    try:
+        done = run_cli(*args, cwd=directory, env=env, timeout=CASE_TIMEOUT)
+    except subprocess.TimeoutExpired:  # a hang fails its case, not the whole module
+        done = subprocess.CompletedProcess(args, -9, "", f"(killed: still running after {CASE_TIMEOUT} s)")
     return Outcome(done, Path(values["marker"]), ssh_log, recorded_runs(state))
 
 
@@ -645,9 +683,8 @@ def test_the_valid_config_is_accepted(tmp_path, wrappers):
     assert not outcome.ssh_log.exists()
 
 
-@pytest.mark.parametrize("case", [pytest.param(case, id=case.id) for case in CASES])
-def test_bad_input_is_one_line_and_changes_nothing(case, outcomes):
-    outcome = outcomes[case.id]
+def check_outcome(case: Case, outcome: Outcome) -> None:
+    """One line on stderr, a non-zero exit, no traceback; nothing recorded, run or sent."""
     done = outcome.done
     shown = f"{case.args}\nstdout: {done.stdout[-2000:]}\nstderr: {done.stderr[-2000:]}"
     assert "Traceback" not in done.stdout + done.stderr, shown
@@ -655,9 +692,15 @@ def test_bad_input_is_one_line_and_changes_nothing(case, outcomes):
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, shown
     assert lines[0].startswith("cesres-ctl: error: "), shown
-    assert outcome.recorded == [SEEDED], "a run was recorded"
+    assert case.error in lines[0], shown
+    assert outcome.recorded == case.recorded, f"the registry holds {outcome.recorded}, not {case.recorded}"
     assert not outcome.marker.exists(), "an injected command ran"
     assert not outcome.ssh_log.exists(), f"the cluster was contacted: {outcome.ssh_log.read_text()}"
+
+
+@pytest.mark.parametrize("case", [pytest.param(case, id=case.id) for case in CASES])
+def test_bad_input_is_one_line_and_changes_nothing(case, outcomes):
+    check_outcome(case, outcomes[case.id])
 
 
 def test_there_are_enough_cases():

@@ -219,3 +219,39 @@ def test_every_command_is_listed_and_found():
     for name in names:
         command = group.get_command(None, name)
         assert command is not None and command.name == name
+
+
+@pytest.mark.parametrize(("stream", "redirect"), [("stdout", ">&-"), ("stderr", "2>&-"), ("stdin", "<&-")])
+def test_a_closed_standard_stream_stops_the_command_before_any_file_is_opened(tmp_path, stream, redirect):
+    """Issue 18: `runs >&-` was a traceback; the registry could have taken the free descriptor."""
+    import subprocess
+
+    script = f'"$@" {redirect}; echo "exit $?" >&3'
+    done = subprocess.run(
+        ["sh", "-c", f"exec 3>&1; {{ {script}; }} 2>&1", "sh", sys.executable, "-m", "cesres_ctl", "runs"],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "XDG_STATE_HOME": str(tmp_path / "state"), "HOME": str(tmp_path)},
+        cwd=Path(cli.__file__).parent.parent,
+        check=False,
+        timeout=60,
+    )
+    lines = done.stdout.splitlines()
+    assert lines[-1] == "exit 1", done.stdout
+    if stream != "stderr":
+        assert lines[:-1] == [f"cesres-ctl: error: started with {stream} closed: give it a file or /dev/null"]
+    assert not (tmp_path / "state").exists()
+
+
+def test_json_answers_are_strict_json(capsys):
+    """Issue 18: a NaN (a diverged loss in a run's metrics) was printed as NaN, which no JSON reader takes."""
+    import json
+
+    from cesres_ctl.console import print_json
+
+    print_json({"best_validation_loss": float("nan"), "losses": [0.5, float("inf")]})
+    out = capsys.readouterr().out
+    assert json.loads(out, parse_constant=lambda name: pytest.fail(f"{name} in {out}")) == {
+        "best_validation_loss": None,
+        "losses": [0.5, None],
+    }

@@ -97,6 +97,10 @@ def test_snippets_are_cut_as_the_runs_reader_cuts_and_labels_left_out():
     ]
     # The last snippet may lack its separator.
     assert predict.split_snippets("a = 1\n$$$\nb = 2\n", reader) == ["a = 1", "b = 2"]
+    # Separator lines in a row, or at the very start: a file of separators alone holds no snippet.
+    assert predict.split_snippets("$$$\na = 1\n$$$\n$$$\nb = '$$$'\n", reader) == ["a = 1", "b = '$$$'"]
+    for separators in ("$$$", "$$$\n", "$$$\n$$$\n", "\n$$$\n\n$$$\r\n$$$"):
+        assert predict.split_snippets(separators, reader) == [], separators
 
 
 def test_every_snippet_is_sent_with_a_placeholder_label_and_read_back_by_the_real_readers_rules():

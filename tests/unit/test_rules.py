@@ -225,7 +225,7 @@ def test_ssh_to_a_cluster_is_one_rule_for_the_cli_and_the_roles_and_keeps_the_ke
     [
         ("OUT_OF_MEMORY", "cesres_ctl/rules.py"),  # the job states
         ("{0,39}", "cesres_ctl/rules.py"),  # the run-name rule
-        (r"(?:(\d+)-)", "cesres_ctl/rules.py"),  # the Slurm time syntax
+        (r"(?:(\d{1,9})-)", "cesres_ctl/rules.py"),  # the Slurm time syntax
         ("module is-avail", "roles/cesres_python/files/probe.sh"),  # the module check
         ("ansible_ssh_extra_args", "cesres_ctl/rules.py"),  # how plain ssh reaches a cluster
     ],

@@ -145,7 +145,7 @@ def test_a_config_that_is_not_a_readable_file_is_one_line(tmp_path, monkeypatch)
     def denied(*_args, **_kwargs):
         raise PermissionError(13, "Permission denied", str(cfg))
 
-    monkeypatch.setattr(Path, "read_text", denied)
+    monkeypatch.setattr(os, "open", denied)  # as root, permission bits deny nothing
     with pytest.raises(CesresError, match=r"cannot read config file .*Permission denied") as info:
         configs.load(cfg, cwd=DEMO)
     assert "\n" not in str(info.value)
@@ -487,4 +487,38 @@ def test_a_cluster_is_kept_until_its_sources_change(tmp_path, monkeypatch):
     load("sandbox")
     load("sandbox")
     assert len(loads) == 3
+    clusters.load.cache_clear()
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda entry: entry["ssh"].update(options="-F x"),
+        lambda entry: entry["ssh"].update(port="22"),
+        lambda entry: entry["ssh"].update(host=None),
+        lambda entry: entry.update(ssh=[]),
+        lambda entry: entry.update(job_vars=None),
+        lambda entry: entry["job_vars"].update(cesres_job_partitions=["gpu"]),
+        lambda entry: entry["job_vars"].update(cesres_job_partitions={"gpu": "x"}),
+        lambda entry: entry["job_vars"].update(cesres_job_partitions={"gpu": {"max_time": "soon"}}),
+        lambda entry: entry["job_vars"].update(cesres_job_partitions={"gpu": {"gpus": "two"}}),
+    ],
+)
+def test_a_cluster_cache_entry_of_another_shape_is_read_again(tmp_path, monkeypatch, damage):
+    """Issue 18: a wrong-type entry in clusters.json was a traceback in every command."""
+    import json
+
+    from cesres_ctl.runs import cluster as clusters
+
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    monkeypatch.setenv("CESRES_CTL_CONFIG", str(tmp_path / "config.yml"))
+    clusters.load.cache_clear()
+    right = clusters.load("sandbox")
+    cache = tmp_path / "state" / "cesres-ctl" / clusters.CACHE_NAME
+    entries = json.loads(cache.read_text())
+    for entry in entries.values():
+        damage(entry)
+    cache.write_text(json.dumps(entries))
+    clusters.load.cache_clear()
+    assert clusters.load("sandbox") == right
     clusters.load.cache_clear()

@@ -2,9 +2,11 @@
 
 import json
 import multiprocessing
+import os
 import sqlite3
 import struct
 import threading
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -186,3 +188,85 @@ def test_plot_into_an_unwritable_place_is_a_clear_error(tmp_path):
     assert "\n" not in str(raised.value)
     with pytest.raises(CesresError, match="is a directory"):
         plot.check_output(tmp_path)
+
+
+# --- a registry or a kept record that is not one (issue 18) --------------------------------------
+
+
+def test_a_truncated_registry_is_refused_and_kept_as_it_is(tmp_path):
+    path = tmp_path / "runs.sqlite"
+    path.write_bytes(b"")
+    registry = Registry(path)
+    for use in (registry.list, lambda: registry.record_submission(make_run()), registry.check_writable):
+        with pytest.raises(CesresError, match=r"is empty \(0 bytes\): it was truncated") as info:
+            use()
+        assert "\n" not in str(info.value)
+    assert path.read_bytes() == b""  # nothing written over it: the user decides
+    path.rename(tmp_path / "runs.sqlite.truncated")
+    registry.record_submission(make_run())
+    assert [run.run_id for run in registry.list()] == ["demo-0123456789"]
+
+
+def test_a_new_registry_is_never_seen_empty(tmp_path):
+    path = tmp_path / "runs.sqlite"
+    Registry(path).check_writable()
+    assert path.stat().st_size > 0
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no partial left
+
+
+@pytest.mark.parametrize("target", ["/dev/zero", "fifo", "directory"])
+def test_a_registry_that_is_not_a_regular_file_is_refused(tmp_path, target):
+    path = tmp_path / "runs.sqlite"
+    if target == "fifo":
+        os.mkfifo(path)
+    elif target == "directory":
+        path.mkdir()
+    else:
+        path.symlink_to(target)
+    with pytest.raises(CesresError, match="is not a regular file: move it aside"):
+        Registry(path).list()
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        json.dumps({**asdict(make_run()), "cluster": None}),
+        json.dumps({**asdict(make_run()), "jobs": "13"}),
+        json.dumps({**asdict(make_run()), "point_index": True}),
+        json.dumps({**asdict(make_run()), "colour": "blue"}),
+        json.dumps({**asdict(make_run()), "resources": {"gpus": float("nan")}}),
+        '{"cluster": "a", "cluster": "b"}',
+        "[1]",
+        "{",
+    ],
+)
+def test_a_kept_record_that_is_not_a_run_is_left_alone(tmp_path, content):
+    registry = Registry(tmp_path / "runs.sqlite")
+    registry.unrecorded_dir.mkdir()
+    kept = registry.unrecorded_dir / "sandbox--demo-0123456789.json"
+    kept.write_text(content)
+    (registry.unrecorded_dir / "zero.json").symlink_to("/dev/zero")
+    assert registry.list() == []  # every command goes on
+    assert kept.read_text() == content
+
+
+def test_a_kept_record_is_recorded_by_the_next_command(tmp_path):
+    registry = Registry(tmp_path / "runs.sqlite")
+    registry.keep_unrecorded(make_run())
+    assert [run.run_id for run in registry.list()] == ["demo-0123456789"]
+    assert list(registry.unrecorded_dir.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "problem"),
+    [("resources", "{", "is not valid JSON"), ("jobs", '["1", 2]', "jobs is not a list"), ("point", "NaN", "is nan")],
+)
+def test_a_damaged_row_is_one_line_naming_the_run(tmp_path, column, value, problem):
+    path = tmp_path / "runs.sqlite"
+    registry = Registry(path)
+    registry.record_submission(make_run())
+    with sqlite3.connect(path) as conn:
+        conn.execute(f"UPDATE runs SET {column} = ?", (value,))
+    with pytest.raises(CesresError, match=problem) as info:
+        registry.list()
+    assert f"the run registry {path}, run sandbox:demo-0123456789" in str(info.value)

@@ -184,3 +184,12 @@ def test_compare_rows_come_from_the_runs_files_and_sort_best_first(tmp_path):
         "learning_rate=0.2": [[0, pytest.approx(0.4)], [1, 0.3]],
     }
     assert data["panels"] == {"TRAINER.learning_rate": [[0.1, 0.2], [0.2, 0.6]]}
+
+
+@pytest.mark.parametrize("value", [2**63, -(2**64), float("nan"), float("inf")])
+def test_a_point_value_follows_the_rule_of_the_configs_numbers(value):
+    """Issue 18: the config's own numbers are bounded and finite; a sweep's values as well."""
+    data = {"CONFIG": {"random_seed": 1, "rate": 0.5}}
+    key = "CONFIG.random_seed" if isinstance(value, int) else "CONFIG.rate"
+    with pytest.raises(CesresError, match=r"beyond 64 bits|give a finite number"):
+        configs.set_value(data, key, value, Path("c.yaml"))
