@@ -295,7 +295,11 @@ def test_tiny_models_are_deterministic_and_small(models_root: Path, tmp_path: Pa
         assert sum(map(len, first.values())) < 20_000
         readme = first["README.md"].decode().replace("**", "")
         assert "not the real" in readme and "tiny sandbox stand-in" in readme
-        assert "no weights file" in readme.lower()
+        # The sizes the real template_config.yaml needs (head [1, 768, 18], 512 tokens), one layer; the weights
+        # (--weights, with torch) are loaded by the real program in tests/integration/test_real_cesres.py.
+        config = json.loads(first["config.json"])
+        assert (config["hidden_size"], config["max_position_embeddings"], config["num_hidden_layers"]) == (768, 514, 1)
+        assert "pytorch_model.bin" not in first and "pytorch_model.bin" in readme
     assert (again / "someone" / "extra-model" / "vocab.json").is_file()
     bad = subprocess.run([*argv[:-2], "../escape", "--quiet"], capture_output=True, text=True, check=False)
     assert bad.returncode != 0 and "ORG/NAME" in bad.stderr
