@@ -6,6 +6,8 @@ applies (path expansion, run id, run directory, store, job states) are cesres_ct
 module_utils/cesres_rules.py.
 """
 
+from __future__ import annotations
+
 import fcntl
 import hashlib
 import os
@@ -28,11 +30,11 @@ from ansible.module_utils.cesres_cluster import (
 from ansible.module_utils.cesres_rules import (
     EXIT_CODE_FILE,
     JOBID_FILE,
-    RESUBMIT_STATES,
     RUN_ENV_FILE,
     RUNS_DIR,
     RuleError,
     expand_path,
+    may_resubmit,
     run_dir,
     run_env_text,
     run_id,
@@ -295,12 +297,6 @@ def input_checksums(inputs: list[dict[str, Any]], cluster_inputs: list[dict[str,
     return [(item["name"], item["sha256"] if not item.get("cluster_path") else found[item["name"]]) for item in inputs]
 
 
-def keeps_job(job: str, state: str) -> bool:
-    """Whether the run keeps its job: it has one, and it did not end without completing (a live, completed
-    or unknown job is kept: never risk a duplicate)."""
-    return bool(job) and state not in RESUBMIT_STATES
-
-
 class Run:
     """One run: its paths as the cluster means them, its checks, its id, and its submission."""
 
@@ -408,7 +404,7 @@ class Run:
         completing; a sweep only with retry_failed (else the same sweep again is the existing one)."""
         if self.sweep and not self.params["retry_failed"] and any(point["job_id"] for point in points):
             return [index for index, point in enumerate(points) if not point["job_id"]]
-        return [index for index, point in enumerate(points) if not keeps_job(point["job_id"], point["state"])]
+        return [index for index, point in enumerate(points) if may_resubmit(point["job_id"], point["state"])]
 
     def read_jobs(self, points: list[dict[str, Any]]) -> None:
         for point in points:
