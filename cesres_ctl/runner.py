@@ -639,6 +639,7 @@ def run_playbook(
         # Runs last on the way out: every queued event is logged and shown before the display closes.
         cleanup.callback(consumer.join)
         cleanup.callback(events.put, None)
+        lost = ""
         try:
             runner = run_ansible(private_dir, envvars=envvars, **kwargs)
         except OSError as exc:
