@@ -172,7 +172,9 @@ def cesres_probe_program(_: object = None) -> str:
     rules_source = Path(inspect.getfile(rules)).read_text(encoding="utf-8")
     return (
         f"{setup}\n"
-        f"_RULES = {{'__name__': 'cesres_rules'}}\n"
+        # A module of its own, known to sys.modules: the rules' dataclasses look their module up there.
+        "import sys as _sys, types as _types\n"
+        "_RULES = _sys.modules.setdefault('cesres_rules', _types.ModuleType('cesres_rules')).__dict__\n"
         f"exec({rules_source!r}, _RULES)\n"
         "expand_path, RuleError = _RULES['expand_path'], _RULES['RuleError']\n"
     )
