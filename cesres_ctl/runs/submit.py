@@ -156,6 +156,8 @@ def outcome_of(result: PlaybookResult, cluster: str, command: str) -> dict[str, 
         if result.held_task_started:
             raise CesresError(_unknown_outcome(command, cluster, summary), log_path=str(result.log_path))
         raise CesresError(f"{command} ran but reported no job ({summary})", log_path=str(result.log_path))
+    for warning in report.get("warnings") or []:
+        note(f"warning: {warning}")
     return report
 
 

@@ -226,3 +226,16 @@ def test_a_sweep_whose_points_are_the_same_run_is_refused(tmp_path, values):
     assert done.returncode == 1
     assert _line(done).endswith("are the same run: give each value once")
     assert cluster.jobs() == []
+
+
+def test_a_run_directory_that_cannot_keep_the_job_id_keeps_the_job_and_warns(tmp_path):
+    # sbatch accepted the job, then the run directory cannot take its jobid file: the job runs, so it stays
+    # recorded, and its directory stays on the cluster.
+    cluster = FakeCluster(tmp_path, {"sbatch": 'mkdir "$PWD/jobid.partial"'})
+    done = cluster.run(*TRAIN, "--name", "nojobid", *MODEL)
+    assert done.returncode == 0, done.stderr
+    [job] = cluster.jobs()
+    job_id, run_dir = job.split()[:2]
+    assert [job for _, job in _recorded(cluster)] == [job_id]
+    assert Path(run_dir).is_dir()
+    assert f"warning: job {job_id} was submitted, but {run_dir} could not keep its id (Is a directory)" in done.stderr

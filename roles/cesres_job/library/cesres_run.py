@@ -399,6 +399,20 @@ class Run:
             raise RunError(f"sbatch refused the job: {' '.join((done.stderr or done.stdout).split())}")
         return done.stdout.strip().split("\n")[-1].split(";")[0].strip()
 
+    def keep_job(self, directory: Path, job: str) -> None:
+        """Write a job that sbatch accepted into its run directory (jobid, jobs). Nothing after sbatch may
+        fail the module: the job runs, so its directory stays and the caller must learn its id to record it;
+        a write that fails is a warning."""
+        try:
+            write_atomically(directory / JOBID_FILE, job + "\n", 0o640)
+            with (directory / "jobs").open("a", encoding="utf-8") as handle:
+                handle.write(job + "\n")
+        except OSError as exc:
+            self.module.warn(
+                f"job {job} was submitted, but {directory} could not keep its id ({exc.strerror or exc}): "
+                "a train with the same inputs will not find it there"
+            )
+
     def to_submit(self, points: list[dict[str, Any]]) -> list[int]:
         """The points to (re)submit, by index. A run is submitted again when its job ended without
         completing; a sweep only with retry_failed (else the same sweep again is the existing one)."""
@@ -471,10 +485,8 @@ class Run:
                 else:
                     jobs = {0: self.sbatch(points[0]["dir"])}
                 for index, job in jobs.items():
-                    write_atomically(points[index]["dir"] / JOBID_FILE, job + "\n", 0o640)
-                    with (points[index]["dir"] / "jobs").open("a", encoding="utf-8") as handle:
-                        handle.write(job + "\n")
                     points[index].update(job_id=job, state="PENDING")
+                    self.keep_job(points[index]["dir"], job)
         except BaseException:
             # A directory that never got a job is removed: the next train stages it afresh. One that holds a
             # job keeps its results and logs.
