@@ -4,6 +4,7 @@ playbook takes a second or more. Host keys are checked as the user's ssh config 
 disabled); every remote argument is quoted with shlex.quote; nothing runs as root."""
 
 import shlex
+import shutil
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,6 +22,8 @@ _NO_ACCOUNTING = "@@no-accounting@@"
 # Printed in squeue's section when the controller does not answer (squeue -j of one job it no longer lists
 # fails too, with "Invalid job id": that is an answer).
 _NO_CONTROLLER = "@@no-controller@@"
+# Where fetch's rsync keeps the files it is receiving, in the destination.
+FETCH_TEMP_DIR = ".cesres-fetching"
 
 
 def _squeue(jobs: str, fields: str) -> str:
@@ -295,11 +298,17 @@ def fetch(settings: SshTarget, run: Run, dest: Path, *, inputs: Sequence[str] = 
     if execute(settings, ["test", "-d", run.remote_dir]).returncode != 0:
         raise CesresError(f"the run directory {settings.host}:{run.remote_dir} of {run.run_id} is gone")
     dest.mkdir(parents=True, exist_ok=True)
+    # rsync writes each file under a temporary name, then renames it: in a directory of its own (which a
+    # fetch that was killed leaves behind, and the next one clears), never among the results; and a file cut
+    # short is never kept under its own name (no --partial).
+    staging = dest / FETCH_TEMP_DIR
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
     target = f"{settings.host}:{run.remote_dir}/"
     argv = [
         "rsync",
         "-rtz",
-        "--partial",
+        f"--temp-dir={staging}",
         "--itemize-changes",
         # The remote path is passed as is, not through the remote shell.
         "--protect-args",
@@ -322,6 +331,8 @@ def fetch(settings: SshTarget, run: Run, dest: Path, *, inputs: Sequence[str] = 
         done = subprocess.run(argv, capture_output=True, text=True, timeout=3600, check=False)
     except FileNotFoundError:
         raise CesresError("rsync is not installed on this machine (it copies the results)") from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     if done.returncode not in (0, 24):  # 24: files vanished during the transfer (a running job)
         reason = unreachable_reason(settings, done.stderr) if done.stderr.strip() else f"rsync exit {done.returncode}"
         raise CesresError(f"fetching {run.run_id} failed: {reason}")
