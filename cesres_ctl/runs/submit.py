@@ -237,11 +237,16 @@ def submission_window(registry: Registry, command: str, points: int = 1) -> Iter
             path.unlink(missing_ok=True)
     if interrupts.by and window.recorded:
         runs = window.recorded
-        what = f"job {runs[0].job_id} of run {runs[0].run_id}" if len(runs) == 1 else f"the jobs of {len(runs)} runs"
-        verb = "submitted and recorded" if window.submitted else "recorded (it was submitted before)"
+        one = len(runs) == 1
+        what = f"job {runs[0].job_id} of run {runs[0].run_id}" if one else f"the jobs of {len(runs)} runs"
+        verb = (
+            "submitted and recorded"
+            if window.submitted
+            else f"recorded ({'it was' if one else 'they were'} submitted before)"
+        )
         stop = f"cesres-ctl cancel {runs[0].sweep_id or runs[0].run_id}"
         raise CesresError(
-            f"interrupted ({interrupts.by}): {what} {verb}; it runs on (`{stop}` stops it)",
+            f"interrupted ({interrupts.by}): {what} {verb}; {'it runs' if one else 'they run'} on (`{stop}` stops it)",
             exit_code=EXIT_INTERRUPTED,
         )
 
