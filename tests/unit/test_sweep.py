@@ -184,3 +184,26 @@ def test_compare_rows_come_from_the_runs_files_and_sort_best_first(tmp_path):
         "learning_rate=0.2": [[0, pytest.approx(0.4)], [1, 0.3]],
     }
     assert data["panels"] == {"TRAINER.learning_rate": [[0.1, 0.2], [0.2, 0.6]]}
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ("[2024-01-01]", "TRAINER.note: 2024-01-01 is a date; a sweep's values are numbers, booleans or text"),
+        ("[!!binary aGk=]", "TRAINER.note: b'hi' is binary data"),
+        ("[.nan]", "TRAINER.note: nan is not a finite number"),
+    ],
+)
+def test_a_value_the_registry_cannot_keep_is_refused_before_anything_is_sent(tmp_path, values, message):
+    grid = tmp_path / "grid.yaml"
+    grid.write_text(f"TRAINER.note: {values}\n")
+    with pytest.raises(CesresError, match=message):
+        sweep.grid(sweep.parse_vary_file(grid), max_points=64)
+
+
+def test_points_that_are_the_same_run_are_refused(monkeypatch):
+    with pytest.raises(CesresError, match=r"^points 0 \(CONFIG.batch_size=8\) and 2 \(CONFIG.batch_size=8\) are"):
+        _prepare(monkeypatch, ["CONFIG.batch_size=8,16,8"])
+    # 1e-3 and 0.001 are one value once typed.
+    with pytest.raises(CesresError, match="are the same run: give each value once"):
+        _prepare(monkeypatch, ["TRAINER.learning_rate=1e-3,0.001"])
