@@ -4,8 +4,12 @@ cesres-ctl checks a run before anything is sent; roles/cesres_job checks it agai
 by hand (`ansible-playbook playbooks/train.yml`). Both read the rules here: the CLI imports this module,
 the roles through the shared filter plugin (filter_plugins/cesres.py) on this machine and, on the cluster,
 through the modules that import it as module_utils/cesres_rules.py (a link to this file, which Ansible sends
-with them). Nothing here imports Ansible or does I/O, and it runs on the cluster's Python (3.10 on dragon2).
+with them). Nothing here imports Ansible or does I/O, and it runs on the cluster's Python (3.10 on dragon2; it must
+import on 3.8, the oldest a cluster's modules may get: annotations are not evaluated at import, hence the
+__future__ import).
 """
+
+from __future__ import annotations
 
 import hashlib
 import re
@@ -123,6 +127,94 @@ def check_fit(partitions: Mapping[str, Partition], partition: str, gpus: int, se
         )
 
 
+# --- extra sbatch options (--sbatch, cesres_job_extra_sbatch) -------------------------------------------
+
+# sbatch's long options (Slurm 22.05, src/common/slurm_opt.c: those sbatch reads), each marked by whether it
+# takes a value: `name=` always, `name?` optionally, `name` never. getopt_long reads them on the command line
+# and on `#SBATCH` lines alike, and takes any unambiguous prefix of one as that option: `--parti=debug` is
+# --partition.
+_SBATCH_TABLE = """
+    account= acctg-freq= array= batch= bb= bbf= begin= chdir= cluster= cluster-constraint= clusters= comment=
+    constraint= container= context= contiguous core-spec= cores-per-socket= cpu-freq= cpus-per-gpu=
+    cpus-per-task= deadline= delay-boot= dependency= distribution= error= exclude= exclusive? export=
+    export-file= extra-node-info= get-user-env? gid= gpu-bind= gpu-freq= gpus= gpus-per-node= gpus-per-socket=
+    gpus-per-task= gres= gres-flags= help hint= hold ignore-pbs input= job-name= kill-on-invalid-dep= licenses=
+    mail-type= mail-user= mcs-label= mem= mem-bind= mem-per-cpu= mem-per-gpu= mincpus= network= nice? no-kill?
+    no-requeue nodefile= nodelist= nodes= ntasks= ntasks-per-core= ntasks-per-gpu= ntasks-per-node=
+    ntasks-per-socket= ntasks-per-tres= open-mode= output= overcommit oversubscribe parsable partition= power=
+    prefer= priority= profile= propagate? qos= quiet reboot requeue reservation= signal= sockets-per-node=
+    spread-job switches= tasks-per-node= test-only thread-spec= threads-per-core= time= time-min= tmp= uid=
+    usage use-min-nodes verbose version wait wait-all-nodes= wckey= wrap=
+"""
+SBATCH_OPTIONS = {word.rstrip("=?"): word[-1] if word[-1] in "=?" else "" for word in _SBATCH_TABLE.split()}
+# What to use instead of the options that a run's job script sets, or that would break what cesres-ctl knows
+# of the job: an extra line may not give them (the last #SBATCH line of an option wins).
+_OWNED_BY_USE = {
+    "--partition": "partition",
+    "--time": "time",
+    "--cpus": "cpus-per-task",
+    "--mem": "mem mem-per-cpu",
+    "--account": "account",
+    "--qos": "qos",
+    "--mail": "mail-user mail-type",
+    "--name": "job-name",
+    "--gpus": "gres gpus gpus-per-node gpus-per-socket gpus-per-task cpus-per-gpu mem-per-gpu",
+    "nothing: CESReS runs as one task on one node (its threads use --cpus)": "nodes ntasks ntasks-per-core "
+    "ntasks-per-gpu ntasks-per-node ntasks-per-socket ntasks-per-tres tasks-per-node",
+    "nothing: the job's log and files are in its run directory": "output error input chdir",
+    "nothing: the job script copies the results back on its own time-limit warning": "signal",
+    "cesres-ctl sweep (a run is one job)": "array",
+    "--cluster (cesres-ctl follows the job on the cluster it submits to)": "cluster clusters",
+    "nothing: cesres-ctl runs sbatch itself": "wrap parsable test-only wait help usage version",
+    "nothing: the job runs as you": "uid gid",
+}
+_OWNED = {name: use for use, names in _OWNED_BY_USE.items() for name in names.split()}
+# The options that only mean something to a job with GPUs.
+_GPU_OPTIONS = frozenset({"gpu-bind", "gpu-freq", "gres-flags"})
+# A value on an #SBATCH line: sbatch splits the line itself, so no space, quote or newline may end it early.
+_SBATCH_LINE = re.compile(r"^--(?P<name>[a-z][a-z0-9-]*)(?:=(?P<value>[A-Za-z0-9_.@,:+=/%-]+))?$")
+
+
+def sbatch_option(prefix: str) -> str:
+    """The sbatch option that `--<prefix>` names, as getopt_long resolves it: its exact name, else the one
+    option it is a prefix of; RuleError when it names none or several."""
+    if prefix in SBATCH_OPTIONS:
+        return prefix
+    found = sorted(name for name in SBATCH_OPTIONS if name.startswith(prefix))
+    if not found:
+        raise RuleError(f"--{prefix} is not an option of sbatch")
+    if len(found) > 1:
+        raise RuleError(f"--{prefix} is ambiguous for sbatch: {', '.join('--' + name for name in found)}")
+    return found[0]
+
+
+def check_extra_sbatch(line: object, *, partition: Partition, gpus: int, seconds: int, cluster: str) -> str:
+    """An extra `#SBATCH` option as the job script writes it (`--option` or `--option=value`, its full name),
+    if sbatch knows it, cesres-ctl does not set it itself, and it fits the run; else RuleError."""
+    text = str(line).strip()
+    text = text[len("#SBATCH") :].strip() if text.startswith("#SBATCH") else text
+    match = _SBATCH_LINE.match(text)
+    if not match:
+        raise RuleError(
+            f"extra sbatch option {str(line)!r} must look like --option or --option=value "
+            "(no spaces, quotes or newlines)"
+        )
+    name, value = sbatch_option(match["name"]), match["value"]
+    if name in _OWNED:
+        raise RuleError(f"extra sbatch option --{match['name']} (--{name}) is set by cesres-ctl: use {_OWNED[name]}")
+    takes = SBATCH_OPTIONS[name]
+    if takes == "=" and value is None:
+        raise RuleError(f"extra sbatch option --{name} needs a value (--{name}=VALUE)")
+    if takes == "" and value is not None:
+        raise RuleError(f"extra sbatch option --{name} takes no value")
+    if name in _GPU_OPTIONS and gpus < 1:
+        where = f"partition {partition.name} of {cluster} has no GPUs" if partition.gpus == 0 else "the run asks none"
+        raise RuleError(f"extra sbatch option --{name} is for GPUs, and {where}")
+    if name == "time-min" and slurm_seconds(value) > seconds:
+        raise RuleError(f"extra sbatch option --time-min={value} is over the run's time {format_seconds(seconds)}")
+    return f"--{name}" if value is None else f"--{name}={value}"
+
+
 # --- runs: names, directories, files ---------------------------------------------------------------------
 
 _NAME = r"[A-Za-z0-9][A-Za-z0-9._-]{0,39}"
@@ -216,6 +308,51 @@ TERMINAL_STATES = frozenset(
 # A run whose job ended in one of these is submitted again by `train` with the same inputs; a run whose
 # job is in any other state (live, completed, or unknown: never risk a duplicate) keeps it.
 RESUBMIT_STATES = TERMINAL_STATES - {"COMPLETED"}
+UNKNOWN_STATE = "UNKNOWN"
+
+
+def killed_by_signal(exit_code: str) -> bool:
+    """An exit status of 128 + N: the shell's way of saying that signal N ended the job script."""
+    return exit_code.isdigit() and int(exit_code) > 128
+
+
+def _first_word(text: str | None) -> str | None:
+    return None if text is None else next(iter(text.split()), "")
+
+
+def job_state(queue: str | None, accounting: str | None, exit_code: str) -> tuple[str, str]:
+    """A job's state and which source said it: the one rule of the CLI (status, runs, train --wait) and of the
+    cluster's modules (cesres_run: whether a run is submitted again; cesres_prune: whether it may go).
+
+    queue: the job's state in squeue; "" when the controller answered without the job (squeue forgets a job
+    MinJobAge after it ended), None when the controller did not answer. accounting: its state in sacct; ""
+    when sacct has no record of it yet (slurmdbd lags behind a job's end), None when there is no accounting
+    to ask (sacct failed). exit_code: the first line of the run's exit_code file, which the job script writes
+    as it ends ("" before).
+
+    The source is "squeue", "sacct", "exit_code file" or "". A job that may still run is never in
+    RESUBMIT_STATES: when only the exit_code file speaks, a failure is FAILED only where nothing else will
+    ever say more (no accounting, and the controller no longer lists the job) and the job script was not
+    killed by a signal (scancel, the time limit, a preemption that may requeue it); else UNKNOWN, which
+    keeps the job.
+    """
+    queue, accounting = _first_word(queue), _first_word(accounting)
+    if queue:
+        return queue, "squeue"
+    if accounting:
+        return accounting, "sacct"
+    if exit_code == "0":
+        # The model succeeded: whatever accounting says later, the run is done.
+        return "COMPLETED", "exit_code file"
+    if exit_code and queue is not None and accounting is None and not killed_by_signal(exit_code):
+        return "FAILED", "exit_code file"
+    return UNKNOWN_STATE, "exit_code file" if exit_code else ""
+
+
+def may_resubmit(job: str, state: str) -> bool:
+    """Whether a run is submitted again: it has no job, or its job ended without completing. A live,
+    completed or unknown job is kept: never risk a duplicate."""
+    return not job or state in RESUBMIT_STATES
 
 
 # --- the environment the CESReS program runs with (its job, and setup's checks of it) -------------------

@@ -14,21 +14,19 @@ import os
 import queue
 import re
 import shutil
-import signal
 import socket
 import sys
 import tempfile
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from types import FrameType
 from typing import TYPE_CHECKING, Any, TextIO
 
-from cesres_ctl import paths, sshdiag
+from cesres_ctl import interrupts, paths, sshdiag
 from cesres_ctl.errors import CesresError
 from cesres_ctl.progress import ProgressDisplay, task_label
 
@@ -75,6 +73,12 @@ class PlaybookResult:
     changed: tuple[str, ...] = ()  # `<host>: <task>` of each task that reported changed (would change, in check mode)
     # The facts that set_fact tasks set, per host (the playbook's outcome, e.g. cesres_job_outcome).
     facts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # The stop signal that came during the run ("" if none): it cancelled the run, or waited for a held task.
+    interrupted: str = ""
+    log_error: str = ""  # why the log stops early (a full disk), "" when it is whole
+    # A task of the run's hold_actions started: what it did may not have been reported when the run failed.
+    held_task_started: bool = False
+    lost_track: bool = False  # the events stopped coming (runner could not write them): the outcome is unknown
 
     @property
     def ok(self) -> bool:
@@ -414,6 +418,9 @@ def run_ansible(private_dir: Path, *, envvars: Mapping[str, str], **kwargs: Any)
     """
     if "extravars" in kwargs:
         raise TypeError("pass extra vars through write_extravars, not on the command line")
+    if "settings" in kwargs:
+        # Runner reads its settings from env/settings only: without that file it drops the ones passed in.
+        _write_private(private_dir / "env" / "settings", json.dumps(kwargs.pop("settings")))
     # Imported here, not with the module: ansible_runner takes ~25 ms to import, and the quick commands
     # (status, logs, cancel) that import this module's helpers never run a playbook.
     import ansible_runner.interface
@@ -434,6 +441,36 @@ def run_ansible(private_dir: Path, *, envvars: Mapping[str, str], **kwargs: Any)
 # --- the run ------------------------------------------------------------------------------------
 
 
+class _Hold:
+    """Whether a cancel must wait: while a task of one of `actions` runs, and to the end of the play once
+    one of them reported a change (a job that sbatch accepted must reach the caller, who records it).
+
+    Fed by the event handler, in runner's own thread: when runner asks whether to cancel, every event it has
+    read is counted (the consumer thread may lag behind)."""
+
+    def __init__(self, actions: frozenset[str]) -> None:
+        self.actions = actions
+        self.running = 0
+        self.started = False
+        self.to_the_end = False
+
+    def see(self, event: Mapping[str, Any]) -> None:
+        data = event.get("event_data") or {}
+        if str(data.get("task_action") or "").rpartition(".")[2] not in self.actions:
+            return
+        name = event.get("event")
+        if name == "runner_on_start":
+            self.running += 1
+            self.started = True
+        elif name in ("runner_on_ok", "runner_on_failed", "runner_on_unreachable", "runner_on_skipped"):
+            self.running = max(0, self.running - 1)
+            self.to_the_end = self.to_the_end or bool((data.get("res") or {}).get("changed"))
+
+    @property
+    def active(self) -> bool:
+        return self.running > 0 or self.to_the_end
+
+
 class _Recorder:
     """Consumer side of the event queue: log file, display, first failure and final stats."""
 
@@ -446,6 +483,7 @@ class _Recorder:
         self.hosts: dict[str, HostStats] = {}
         self.changed: list[str] = []
         self.facts: dict[str, dict[str, Any]] = {}
+        self.log_error: OSError | None = None
 
     def consume(self, events: "queue.Queue[Mapping[str, Any] | None]") -> None:
         cancel_shown = False
@@ -464,10 +502,14 @@ class _Recorder:
 
     def record(self, event: Mapping[str, Any]) -> None:
         lines = event_output(event)
-        if lines:
-            self.log.write("\n".join(lines) + "\n")
-            # Flushed per event so the log is complete up to a crash of cesres-ctl itself.
-            self.log.flush()
+        if lines and self.log_error is None:
+            try:
+                self.log.write("\n".join(lines) + "\n")
+                # Flushed per event so the log is complete up to a crash of cesres-ctl itself.
+                self.log.flush()
+            except OSError as exc:
+                # A full disk: the log stops here, the run's outcome (its facts) must still come through.
+                self.log_error = exc
         if self.failure is None and is_failure_event(event):
             self.failure = describe_failure(event)
             data = event.get("event_data") or {}
@@ -486,6 +528,18 @@ class _Recorder:
             self.display.handle(event, lines)
 
 
+@contextmanager
+def _log_file(path: Path) -> Iterator[TextIO]:
+    """The run's log, opened for writing; closed without complaint if the disk is full (_Recorder stops
+    writing it then, and says so)."""
+    log = path.open("w", encoding="utf-8")
+    try:
+        yield log
+    finally:
+        with suppress(OSError):
+            log.close()
+
+
 def run_playbook(
     playbook: str,
     *,
@@ -498,11 +552,15 @@ def run_playbook(
     inventory: str | Sequence[str] | None = None,
     quiet: bool = False,
     check: bool = False,
+    held: interrupts.Interrupts | None = None,
+    hold_actions: frozenset[str] = frozenset(),
 ) -> PlaybookResult:
     """Run `playbook` (relative to the project) and return its outcome; never raises on a failed run.
 
     inventory: one source or several, read in order (the project's, then the user's overlay); None: ansible.cfg's.
     check: ansible-playbook --check, the roles report what would change and change nothing.
+    Ctrl-C, SIGTERM and SIGHUP cancel the run (held: the caller holds them already, for longer), except while a
+    task of `hold_actions` (module names) runs, or after one reported a change: then the play runs to its end.
     """
     project = paths.project_dir()
     if not (project / playbook).is_file():
@@ -530,9 +588,10 @@ def run_playbook(
         "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", os.defpath)]),
     }
     events: queue.Queue[Mapping[str, Any] | None] = queue.Queue()
-    cancel = threading.Event()
+    hold = _Hold(hold_actions)
 
     def on_event(event: Mapping[str, Any]) -> bool:
+        hold.see(event)
         events.put(event)
         return True
 
@@ -542,10 +601,10 @@ def run_playbook(
         "ident": ident,
         "quiet": True,
         "event_handler": on_event,
-        "cancel_callback": cancel.is_set,
         # Cancel is polled once per pexpect wait: 1 s instead of 5 s keeps Ctrl-C responsive.
         # idle_timeout stays unset: quiet tasks (pip install, sbatch --wait) must not be killed.
-        "settings": {"pexpect_timeout": 1},
+        # No artifacts/<ident>/stdout: the log is ours, and one writer fewer on a disk that fills up.
+        "settings": {"pexpect_timeout": 1, "suppress_output_file": True},
     }
     if inventory_paths:
         # A list: runner passes one -i per source (a comma string would be written out as an inventory).
@@ -559,34 +618,51 @@ def run_playbook(
     if check:
         kwargs["cmdline"] = "--check"
     display = None if quiet else ProgressDisplay(title or stem, verbose=verbose)
-    cancelled_by: list[str] = []
 
-    with log_path.open("w", encoding="utf-8") as log, ExitStack() as cleanup:
+    with ExitStack() as cleanup:
+        log = cleanup.enter_context(_log_file(log_path))
         # Entered first, so removed last: after Ansible and the task listing are gone.
         private_dir = cleanup.enter_context(private_data_dir(stem))
         if extravars:
             write_extravars(private_dir, extravars)
         if display is not None:
             cleanup.enter_context(display)
-        cleanup.enter_context(_signals_cancel(cancel, cancelled_by))
-        recorder = _Recorder(log, display, cancel)
+        # Ansible runs in its own session under runner's pty, so it does not get the terminal's SIGINT: runner
+        # kills it once cancel_callback says so. SIGTERM and SIGHUP would end cesres-ctl at once, leaving the
+        # run's private data behind and Ansible running (runner starts it ignoring SIGHUP): held, they cancel
+        # the same way.
+        stop = held if held is not None else cleanup.enter_context(interrupts.held())
+        kwargs["cancel_callback"] = lambda: stop.event.is_set() and not hold.active
+        recorder = _Recorder(log, display, stop.event)
         consumer = threading.Thread(target=recorder.consume, args=(events,), daemon=True)
         consumer.start()
         # Runs last on the way out: every queued event is logged and shown before the display closes.
         cleanup.callback(consumer.join)
         cleanup.callback(events.put, None)
-        runner = run_ansible(private_dir, envvars=envvars, **kwargs)
+        lost = ""
+        try:
+            runner = run_ansible(private_dir, envvars=envvars, **kwargs)
+        except OSError as exc:
+            # Runner could not write its files (a full disk): the events read so far say what happened.
+            runner = None
+            lost = f"cesres-ctl lost track of the run ({_os_error(exc)})"
 
-    status = str(runner.status)
-    rc = runner.rc if isinstance(runner.rc, int) else -1
+    if runner is not None:
+        status, rc = str(runner.status), runner.rc if isinstance(runner.rc, int) else -1
+    else:
+        # The play's end (its stats) was read: its outcome is known, only runner's bookkeeping failed.
+        ended = bool(recorder.hosts) and not any(host.failed or host.unreachable for host in recorder.hosts.values())
+        status, rc = ("successful", 0) if ended else ("failed", -1)
     failure = None
-    if status != "successful" or rc != 0:
+    if status == "failed" and runner is None:
+        failure = recorder.failure or lost
+    elif status != "successful" or rc != 0:
         if status == "canceled":
-            failure = f"canceled ({cancelled_by[0] if cancelled_by else 'Ctrl-C'})"
+            failure = f"canceled ({stop.by or 'Ctrl-C'})"
         elif recorder.unexplained_host:
             failure = _diagnosed(recorder.unexplained_host) or recorder.failure
         else:
-            failure = recorder.failure or failure_from_output(log_path.read_text(encoding="utf-8"))
+            failure = recorder.failure or failure_from_output(_read_log(log_path))
             failure = failure or f"ansible-playbook ended with status {status} (rc={rc})"
     return PlaybookResult(
         status=status,
@@ -596,7 +672,22 @@ def run_playbook(
         failure=failure,
         changed=tuple(recorder.changed),
         facts=recorder.facts,
+        interrupted=stop.by,
+        log_error=_os_error(recorder.log_error) if recorder.log_error else "",
+        held_task_started=hold.started,
+        lost_track=runner is None and not recorder.hosts,
     )
+
+
+def _os_error(exc: OSError) -> str:
+    return f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc.strerror or exc)
+
+
+def _read_log(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
 
 
 def _diagnosed(host: str) -> str | None:
@@ -606,33 +697,3 @@ def _diagnosed(host: str) -> str | None:
 
     reason = diagnose_cluster(host)
     return f"{host}: {reason}" if reason else None
-
-
-_CANCEL_SIGNALS = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM", signal.SIGHUP: "SIGHUP"}
-
-
-@contextmanager
-def _signals_cancel(cancel: threading.Event, cancelled_by: list[str]) -> Iterator[None]:
-    """Turn Ctrl-C, SIGTERM and SIGHUP into a cancel request for the duration of the run.
-
-    Ansible runs in its own session under runner's pty, so it does not get the terminal's SIGINT: runner
-    kills it once cancel_callback says so. SIGTERM and SIGHUP would end cesres-ctl at once, leaving the
-    run's private data behind and Ansible running (runner starts it ignoring SIGHUP): cancelled the same
-    way, the run stops Ansible and cleans up. Signal handlers can only be set from the main thread.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        # Only set a flag: a signal handler must not take locks (queue, console) the main thread may hold.
-        if not cancelled_by:
-            cancelled_by.append(_CANCEL_SIGNALS.get(signal.Signals(signum), "a signal"))
-        cancel.set()
-
-    previous = {signum: signal.signal(signum, on_signal) for signum in _CANCEL_SIGNALS}
-    try:
-        yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)

@@ -45,6 +45,25 @@ def cesres_fit_errors(partitions: Mapping[str, Any], partition: str, gpus: objec
     return []
 
 
+def cesres_sbatch_errors(
+    lines: object, partitions: Mapping[str, Any], partition: str, gpus: object, time: object, cluster: str
+) -> list:
+    """[] when every extra sbatch option is one sbatch knows, the role does not set, and that fits the run;
+    else a one-line reason per refused option (rules.check_extra_sbatch)."""
+    try:
+        part = rules.parse_partitions(partitions)[str(partition)]
+        fit = {"partition": part, "gpus": int(str(gpus)), "seconds": rules.slurm_seconds(time), "cluster": cluster}
+    except (rules.RuleError, ValueError, KeyError):
+        return []  # the partition, the GPUs or the time are wrong: cesres_fit_errors says which
+    errors = []
+    for line in lines or []:
+        try:
+            rules.check_extra_sbatch(line, **fit)
+        except rules.RuleError as exc:
+            errors.append(str(exc))
+    return errors
+
+
 def cesres_choose_partition(partitions: Mapping[str, Any], asked: str) -> str:
     """The partition asked for, else the cluster's default one (rules.choose_partition)."""
     try:
@@ -158,7 +177,9 @@ def cesres_probe_program(_: object = None) -> str:
     rules_source = Path(inspect.getfile(rules)).read_text(encoding="utf-8")
     return (
         f"{setup}\n"
-        f"_RULES = {{'__name__': 'cesres_rules'}}\n"
+        # A module of its own, known to sys.modules: the rules' dataclasses look their module up there.
+        "import sys as _sys, types as _types\n"
+        "_RULES = _sys.modules.setdefault('cesres_rules', _types.ModuleType('cesres_rules')).__dict__\n"
         f"exec({rules_source!r}, _RULES)\n"
         "expand_path, RuleError = _RULES['expand_path'], _RULES['RuleError']\n"
     )
@@ -252,6 +273,7 @@ class FilterModule:
             "cesres_slurm_seconds": cesres_slurm_seconds,
             "cesres_choose_partition": cesres_choose_partition,
             "cesres_fit_errors": cesres_fit_errors,
+            "cesres_sbatch_errors": cesres_sbatch_errors,
             "cesres_run_name_errors": cesres_run_name_errors,
             "cesres_program_env": cesres_program_env,
             "cesres_repo_source_errors": cesres_repo_source_errors,

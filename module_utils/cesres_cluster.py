@@ -1,6 +1,8 @@
 """What the cesres modules do on the cluster besides the rules (module_utils/cesres_rules.py): read the login
 environment, checksum files, ask Slurm for a job's state. Sent by Ansible with the modules that import it;
-runs on the cluster's Python (3.10 on dragon2)."""
+runs on the cluster's Python (3.10 on dragon2; 3.8 at least: annotations are not evaluated at import)."""
+
+from __future__ import annotations
 
 import hashlib
 import json
@@ -9,7 +11,7 @@ import shlex
 import subprocess
 from pathlib import Path
 
-from ansible.module_utils.cesres_rules import EXIT_CODE_FILE, path_variables
+from ansible.module_utils.cesres_rules import EXIT_CODE_FILE, job_state, path_variables
 
 
 class RunError(Exception):
@@ -47,20 +49,24 @@ def first_line(path: Path) -> str:
 
 
 def slurm_state(job: str, directory: Path) -> str:
-    """squeue while Slurm still lists the job, then sacct (squeue forgets it MinJobAge after it ended),
-    then the exit code file the job script writes; UNKNOWN when nothing says."""
-    for argv in (["squeue", "-h", "-j", job, "-o", "%T"], ["sacct", "-X", "-n", "-P", "-j", job, "-o", "State"]):
-        try:
-            done = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
-        except (OSError, subprocess.TimeoutExpired):
-            continue
-        words = done.stdout.split("\n", 1)[0].split() if done.returncode == 0 else []
-        if words:
-            return words[0]
-    code = first_line(directory / EXIT_CODE_FILE)
-    if code:
-        return "COMPLETED" if code == "0" else "FAILED"
-    return "UNKNOWN"
+    """The job's state by the rule the CLI applies too (cesres_rules.job_state), from squeue, then sacct
+    (squeue forgets a job MinJobAge after it ended), then the exit code file the job script writes."""
+    # squeue -j of one job it no longer lists fails with this message: the controller did answer.
+    queue = _ask(["squeue", "-h", "-j", job, "-o", "%T"], answered="Invalid job id")
+    accounting = None if queue else _ask(["sacct", "-X", "-n", "-P", "-j", job, "-o", "State"])
+    return job_state(queue, accounting, first_line(directory / EXIT_CODE_FILE))[0]
+
+
+def _ask(argv: list[str], answered: str = "") -> str | None:
+    """The first line of a Slurm command's answer ("" when it answered nothing); None when it did not
+    answer (a daemon down, no accounting, the command missing)."""
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if done.returncode != 0:
+        return "" if answered and answered in done.stderr else None
+    return done.stdout.split("\n", 1)[0].strip()
 
 
 # Where module environments are kept between runs, next to roles/cesres_python's wrapper ($HOME-relative).

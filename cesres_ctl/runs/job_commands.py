@@ -106,6 +106,7 @@ def _status_dict(run: Run, job: remote.JobStatus) -> dict[str, object]:
         "time_limit": job.time_limit,
         "exit_code": job.exit_code,
         "source": job.source,
+        "controller": job.controller,
         "remote_dir": run.remote_dir,
         "log": run.log_path,
         "sweep_id": run.sweep_id,

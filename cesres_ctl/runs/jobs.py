@@ -7,7 +7,7 @@ from typing import Any
 
 from cesres_ctl.console import note
 from cesres_ctl.errors import CesresError
-from cesres_ctl.rules import SshTarget
+from cesres_ctl.rules import UNKNOWN_STATE, SshTarget
 from cesres_ctl.runs import cluster as clusters
 from cesres_ctl.runs import remote
 from cesres_ctl.runs.registry import Registry, Run
@@ -24,7 +24,7 @@ def refresh(run: Run, *, tail_lines: int = 0, registry: Registry | None = None) 
     if run.final and not tail_lines:
         return recorded(run)
     job = remote.status(settings_of(run), run, tail_lines=tail_lines)
-    if job.state != "UNKNOWN":
+    if job.state != UNKNOWN_STATE:
         registry.update(
             run.cluster, run.run_id, state=job.state, exit_code=job.exit_code, reason=job.reason, elapsed=job.elapsed
         )
@@ -50,9 +50,11 @@ def refresh_unfinished(registry: Registry, runs: list[Run]) -> None:
             count = len(pending)
             note(f"note: could not ask {name} ({exc}); its {count} unfinished run(s) show their last known state")
             continue
+        if not all(job.controller for job in found.values()):
+            note(f"note: the Slurm controller of {name} does not answer: its runs show what accounting last saw")
         for run in pending:
             job = found[run.run_id]
-            if job.state != "UNKNOWN" and (job.state, job.exit_code) != (run.state, run.exit_code):
+            if job.state != UNKNOWN_STATE and (job.state, job.exit_code) != (run.state, run.exit_code):
                 registry.update(
                     name, run.run_id, state=job.state, exit_code=job.exit_code, reason=job.reason, elapsed=job.elapsed
                 )
@@ -89,7 +91,11 @@ def describe(job: remote.JobStatus) -> str:
     # "exit code 0" of a job that did not complete would read as a success.
     if job.final and job.exit_code and (job.exit_code != "0" or job.state == "COMPLETED"):
         text += f", exit code {job.exit_code}"
-    if job.state == "UNKNOWN":
+    if not job.controller:
+        # slurmctld is down or unreachable: a RUNNING from accounting may be long over.
+        seen = "as accounting last saw it" if job.source == "sacct" else "nothing else says"
+        text += f" (the Slurm controller does not answer: {seen})"
+    elif job.state == UNKNOWN_STATE:
         text += " (neither squeue nor sacct knows the job)"
     return text
 

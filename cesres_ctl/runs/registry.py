@@ -24,6 +24,8 @@ from cesres_ctl import inputs, paths, rules
 from cesres_ctl.errors import CesresError
 
 SCHEMA_VERSION = 2
+# The room reserved for one record in unrecorded/ (a run's record is about 1 KB).
+RESERVED_BYTES = 16 * 1024
 BUSY_TIMEOUT_MS = 15000
 # The shortest run id prefix `find` accepts.
 MIN_PREFIX = 4
@@ -103,6 +105,19 @@ class Run:
         return data
 
 
+def _process_alive(pid: str) -> bool:
+    """Whether process `pid` (a decimal string) runs on this machine; False for anything else."""
+    if not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
+
+
 # Each field's kind, as a record read back must have it (a hand-edited registry or kept record may not).
 _KINDS: dict[str, Any] = {item.name: typing.get_origin(item.type) or item.type for item in fields(Run)}
 _REQUIRED = {item.name for item in fields(Run) if item.default is MISSING and item.default_factory is MISSING}
@@ -164,13 +179,45 @@ class Registry:
             if verdict != "ok":
                 raise sqlite3.DatabaseError(f"damaged ({verdict})")
 
-    def keep_unrecorded(self, run: Run) -> Path:
-        """Keep a submitted run that the database would not take, for the next command to record."""
+    def reserve_unrecorded(self, count: int) -> list[Path]:
+        """Room for `count` records in unrecorded/, taken before a submission: on a disk that fills up
+        meanwhile, keep_unrecorded writes into it instead of needing new space. What a killed cesres-ctl
+        reserved is removed here, by the next submission."""
+        self.unrecorded_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        for stale in self.unrecorded_dir.glob("*.reserved"):
+            if not _process_alive(stale.name.partition("-")[0]):
+                stale.unlink(missing_ok=True)
+        reserved: list[Path] = []
+        try:
+            for _ in range(count):
+                fd, name = tempfile.mkstemp(dir=self.unrecorded_dir, prefix=f"{os.getpid()}-", suffix=".reserved")
+                reserved.append(Path(name))
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(b" " * RESERVED_BYTES)
+        except OSError:
+            for path in reserved:
+                path.unlink(missing_ok=True)
+            raise
+        return reserved
+
+    def keep_unrecorded(self, run: Run, reserved: Path | None = None) -> Path:
+        """Keep a submitted run that the database would not take, for the next command to record; in the
+        room `reserved` for it when it fits (JSON allows the spaces after it)."""
         self.unrecorded_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         target = self.unrecorded_dir / f"{run.cluster}--{run.run_id}.json"
+        data = json.dumps(asdict(run)).encode("utf-8")
+        if reserved is not None and len(data) <= RESERVED_BYTES:
+            with reserved.open("r+b") as handle:
+                handle.write(data)
+            reserved.replace(target)
+            return target
         partial = target.with_suffix(".partial")
-        partial.write_text(json.dumps(asdict(run)), encoding="utf-8")
-        partial.replace(target)
+        try:
+            partial.write_bytes(data)
+            partial.replace(target)
+        except OSError:
+            partial.unlink(missing_ok=True)  # a full disk: no half record left to read
+            raise
         return target
 
     def _record_unrecorded(self) -> None:
@@ -277,33 +324,18 @@ class Registry:
     def record_submission(self, run: Run) -> Run:
         """Insert the run, or update it with a new job (a failed run submitted again)."""
         with self._write() as conn:
-            row = conn.execute(
-                "SELECT * FROM runs WHERE cluster = ? AND run_id = ?", (run.cluster, run.run_id)
-            ).fetchone()
-            jobs = list(_row_to_run(row, self.path).jobs) if row else []
-            if run.job_id not in jobs:
-                jobs.append(run.job_id)
-            run.jobs = jobs
-            if row is not None:
-                existing = _row_to_run(row, self.path)
-                if existing.job_id == run.job_id:
-                    # Same job: keep what status already learnt about it.
-                    run.submitted_at = existing.submitted_at
-                    if existing.final or run.state in ("PENDING", "UNKNOWN"):
-                        run.state, run.exit_code = existing.state, existing.exit_code
-                        run.reason, run.elapsed = existing.reason, existing.elapsed
-                    run.local_dir = existing.local_dir
-            run.updated_at = now()
-            data = run.to_dict()
-            data.pop("final")
-            data.pop("log")
-            data["resources"] = json.dumps(run.resources, sort_keys=True)
-            data["jobs"] = json.dumps(run.jobs)
-            data["point"] = json.dumps(run.point)
-            columns = ", ".join(data)
-            placeholders = ", ".join(f":{key}" for key in data)
-            conn.execute(f"INSERT OR REPLACE INTO runs ({columns}) VALUES ({placeholders})", data)  # noqa: S608
-        return run
+            return _record(conn, run, self.path)
+
+    def record_submissions(self, runs: "builtins.list[Run]") -> "builtins.list[Run]":
+        """record_submission for several runs (a sweep's points), all of them or none: one transaction."""
+        # The records kept in unrecorded/ for these very runs (submit.record) wait for this transaction
+        # instead of each taking its own first; others are recorded by the next connection.
+        self._recovering = True
+        try:
+            with self._write() as conn:
+                return [_record(conn, run, self.path) for run in runs]
+        finally:
+            self._recovering = False
 
     def update(self, cluster: str, run_id: str, **fields: Any) -> None:
         allowed = {"state", "exit_code", "reason", "elapsed", "local_dir"}
@@ -383,6 +415,35 @@ class Registry:
             )
         where = f" on {cluster}" if cluster else ""
         raise CesresError(f"no run {ref!r}{where} in the registry ({self.path}); see `cesres-ctl runs`")
+
+
+def _record(conn: sqlite3.Connection, run: Run, path: Path) -> Run:
+    """Insert `run` or update its row, inside the caller's transaction (see Registry.record_submission)."""
+    row = conn.execute("SELECT * FROM runs WHERE cluster = ? AND run_id = ?", (run.cluster, run.run_id)).fetchone()
+    jobs = list(_row_to_run(row, path).jobs) if row else []
+    if run.job_id not in jobs:
+        jobs.append(run.job_id)
+    run.jobs = jobs
+    if row is not None:
+        existing = _row_to_run(row, path)
+        if existing.job_id == run.job_id:
+            # Same job: keep what status already learnt about it.
+            run.submitted_at = existing.submitted_at
+            if existing.final or run.state in ("PENDING", "UNKNOWN"):
+                run.state, run.exit_code = existing.state, existing.exit_code
+                run.reason, run.elapsed = existing.reason, existing.elapsed
+            run.local_dir = existing.local_dir
+    run.updated_at = now()
+    data = run.to_dict()
+    data.pop("final")
+    data.pop("log")
+    data["resources"] = json.dumps(run.resources, sort_keys=True)
+    data["jobs"] = json.dumps(run.jobs)
+    data["point"] = json.dumps(run.point)
+    columns = ", ".join(data)
+    placeholders = ", ".join(f":{key}" for key in data)
+    conn.execute(f"INSERT OR REPLACE INTO runs ({columns}) VALUES ({placeholders})", data)  # noqa: S608
+    return run
 
 
 def run_from_report(

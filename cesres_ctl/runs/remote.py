@@ -4,6 +4,7 @@ playbook takes a second or more. Host keys are checked as the user's ssh config 
 disabled); every remote argument is quoted with shlex.quote; nothing runs as root."""
 
 import shlex
+import shutil
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -11,13 +12,26 @@ from pathlib import Path
 
 from cesres_ctl import paths, sshdiag
 from cesres_ctl.errors import CesresError
-from cesres_ctl.rules import EXIT_CODE_FILE, TERMINAL_STATES, SshTarget
+from cesres_ctl.rules import EXIT_CODE_FILE, TERMINAL_STATES, SshTarget, job_state
 from cesres_ctl.runs.registry import Run
 
 _SEP = "@@cesres@@"
 # Printed in sacct's section when sacct itself fails: a cluster without accounting, where the exit_code file
 # is all there is once squeue forgets a job (elsewhere an empty sacct answer only means slurmdbd lags).
 _NO_ACCOUNTING = "@@no-accounting@@"
+# Printed in squeue's section when the controller does not answer (squeue -j of one job it no longer lists
+# fails too, with "Invalid job id": that is an answer).
+_NO_CONTROLLER = "@@no-controller@@"
+# Where fetch's rsync keeps the files it is receiving, in the destination.
+FETCH_TEMP_DIR = ".cesres-fetching"
+
+
+def _squeue(jobs: str, fields: str) -> str:
+    """A shell command setting $q to squeue's lines for `jobs` (quoted), or to _NO_CONTROLLER."""
+    return (
+        f"q=$(squeue -h -j {jobs} -o '{fields}' 2>&1) || "
+        f'case "$q" in *"Invalid job id"*) q=;; *) q={_NO_CONTROLLER};; esac'
+    )
 
 
 def ssh_base(settings: SshTarget) -> list[str]:
@@ -96,6 +110,7 @@ class JobStatus:
     exit_code: str = ""
     source: str = ""  # squeue, sacct, exit_code file, or registry
     log_tail: tuple[str, ...] = ()
+    controller: bool = True  # the controller answered (else the state is accounting's last word, or UNKNOWN)
 
     @property
     def final(self) -> bool:
@@ -104,10 +119,10 @@ class JobStatus:
 
 def status_command(run: Run, tail_lines: int = 0) -> str:
     job = shlex.quote(run.job_id)
-    # sacct (~0.1 s, a slurmdbd round trip) only when squeue does not know the job or it has ended there.
-    ended = "|".join(sorted(TERMINAL_STATES))
+    # sacct (~0.1 s, a slurmdbd round trip) only when squeue does not list the job, has it ended, or failed.
+    ended = "|".join([*sorted(TERMINAL_STATES), _NO_CONTROLLER])
     parts = [
-        f"q=$(squeue -h -j {job} -o '%T|%r|%M|%l' 2>/dev/null)",
+        _squeue(job, "%T|%r|%M|%l"),
         'printf "%s\\n" "$q"',
         f"echo {_SEP}",
         f'case "${{q%%|*}}" in ""|{ended}) sacct -X -n -P -j {job} -o State,ExitCode,Elapsed,Timelimit,Reason'
@@ -126,60 +141,51 @@ def parse_status(output: str) -> JobStatus:
     sections = [*output.split(_SEP + "\n"), "", "", "", ""]
     squeue, sacct, exit_file, tail = (s.strip("\n") for s in sections[:4])
     tail_lines = tuple(line for line in tail.splitlines() if line.strip())
-    acct: list[str] = []
-    for line in sacct.splitlines():
-        if line.strip() and line.strip() != _NO_ACCOUNTING:
-            acct = line.split("|")
-            break
     file_code = exit_file.strip().splitlines()[0].strip() if exit_file.strip() else ""
-    queue_line = next((line for line in squeue.splitlines() if line.strip()), "")
-    return _combine(queue_line, acct, file_code, tail_lines, accounting=_NO_ACCOUNTING not in sacct)
+    queue_line = None if _NO_CONTROLLER in squeue else next((line for line in squeue.splitlines() if line.strip()), "")
+    return _combine(queue_line, _accounting(sacct), file_code, tail_lines)
+
+
+def _accounting(section: str, job: str | None = None) -> list[str] | None:
+    """sacct's fields for a job: the first line of `section`, or with `job` that of the job in a `JobID|…`
+    listing; [] when sacct has no record of it, None when there is no accounting to ask."""
+    if _NO_ACCOUNTING in section:
+        return None
+    for line in section.splitlines():
+        first, sep, rest = line.partition("|")
+        if job is None and line.strip():
+            return line.split("|")
+        if job is not None and sep and first.strip() == job:
+            return rest.split("|")
+    return []
 
 
 def _combine(
-    queue_line: str,
-    acct: list[str],
-    file_code: str,
-    tail_lines: tuple[str, ...] = (),
-    *,
-    accounting: bool = False,
+    queue_line: str | None, acct: list[str] | None, file_code: str, tail_lines: tuple[str, ...] = ()
 ) -> JobStatus:
-    """One job's state from its squeue line (`state|reason|elapsed|limit`), its sacct fields (`State`,
-    `ExitCode`, `Elapsed`, `Timelimit`, `Reason`) and its exit_code file, each possibly empty. accounting:
-    sacct answered (it has no record of an ended job only while slurmdbd lags behind)."""
-    acct_state = acct[0].split()[0] if acct and acct[0].strip() else ""
-    acct_exit = acct[1] if len(acct) > 1 else ""
-    if queue_line:
-        state, reason, elapsed, limit = [*queue_line.split("|"), "", "", ""][:4]
-        if state in TERMINAL_STATES and acct_state:
+    """One job's status from its squeue line (`state|reason|elapsed|limit`; "" when squeue does not list it,
+    None when the controller did not answer), its sacct fields (`State`, `ExitCode`, `Elapsed`, `Timelimit`,
+    `Reason`; [] without a record, None without accounting) and its exit_code file ("" without). The state
+    is rules.job_state's: the cluster modules decide by the same rule."""
+    queue = None if queue_line is None else queue_line.split("|")[0]
+    state, source = job_state(queue, None if acct is None else (acct[0] if acct else ""), file_code)
+    controller = queue_line is not None
+    acct_exit = acct[1] if acct and len(acct) > 1 else ""
+    if source == "squeue":
+        _, reason, elapsed, limit = [*str(queue_line).split("|"), "", "", ""][:4]
+        if state in TERMINAL_STATES and acct:
             # Ended, but still in squeue for MinJobAge: sacct has the exit code.
-            return JobStatus(
-                state, "", elapsed, limit, _final_exit(state, acct_exit, file_code), "squeue+sacct", tail_lines
-            )
+            exit_code = _final_exit(state, acct_exit, file_code)
+            return JobStatus(state, "", elapsed, limit, exit_code, "squeue+sacct", tail_lines, controller)
         reason = "" if reason in ("None", "(null)") else reason
-        return JobStatus(state, reason, elapsed, limit, "", "squeue", tail_lines)
-    if acct_state:
+        return JobStatus(state, reason, elapsed, limit, "", "squeue", tail_lines, controller)
+    if source == "sacct" and acct:
         elapsed = acct[2] if len(acct) > 2 else ""
         limit = acct[3] if len(acct) > 3 else ""
         reason = acct[4] if len(acct) > 4 and acct[4] not in ("None", "") else ""
-        exit_code = _final_exit(acct_state, acct_exit, file_code) if acct_state in TERMINAL_STATES else ""
-        return JobStatus(acct_state, reason, elapsed, limit, exit_code, "sacct", tail_lines)
-    if file_code:
-        if accounting and file_code != "0":
-            # Ended, and accounting will say how (a scancel'd model may exit 1): not final yet.
-            return JobStatus("UNKNOWN", "", "", "", file_code, "exit_code file", tail_lines)
-        if _killed_by_a_signal(file_code):
-            # scancel or the time limit stopped it (TERM: 143), and accounting has not said which yet
-            # (slurmdbd lags behind a job's end): not final, the next question will know.
-            return JobStatus("UNKNOWN", "", "", "", file_code, "exit_code file", tail_lines)
-        state = "COMPLETED" if file_code == "0" else "FAILED"
-        return JobStatus(state, "", "", "", file_code, "exit_code file", tail_lines)
-    return JobStatus("UNKNOWN", "", "", "", "", "", tail_lines)
-
-
-def _killed_by_a_signal(code: str) -> bool:
-    """An exit status of 128 + N: the shell's way of saying signal N ended the job script."""
-    return code.isdigit() and int(code) > 128
+        exit_code = _final_exit(state, acct_exit, file_code) if state in TERMINAL_STATES else ""
+        return JobStatus(state, reason, elapsed, limit, exit_code, "sacct", tail_lines, controller)
+    return JobStatus(state, "", "", "", file_code, source, tail_lines, controller)
 
 
 def _final_exit(state: str, acct_exit: str, file_code: str) -> str:
@@ -215,7 +221,8 @@ def statuses_command(runs: Sequence[Run]) -> str:
     return (
         "; ".join(
             [
-                f"squeue -h -j {jobs} -o '%i|%T|%r|%M|%l' 2>/dev/null",
+                _squeue(jobs, "%i|%T|%r|%M|%l"),
+                'printf "%s\\n" "$q"',
                 f"echo {_SEP}",
                 f"{{ sacct -X -n -P -j {jobs} -o JobID,State,ExitCode,Elapsed,Timelimit,Reason 2>/dev/null"
                 f" || echo {_NO_ACCOUNTING}; }}",
@@ -230,25 +237,18 @@ def statuses_command(runs: Sequence[Run]) -> str:
 def parse_statuses(output: str, runs: Sequence[Run]) -> dict[str, JobStatus]:
     """statuses_command's output as each run's JobStatus, keyed by run id (the rules of parse_status)."""
     squeue, sacct, files = [*output.split(_SEP + "\n"), "", ""][:3]
-
-    def by_job(section: str) -> dict[str, str]:
-        # The first line of each job id (its `JobID|…` prefix removed).
-        lines: dict[str, str] = {}
-        for line in section.splitlines():
-            job, sep, rest = line.partition("|")
-            if sep:
-                lines.setdefault(job.strip(), rest)
-        return lines
-
-    queued, accounted = by_job(squeue), by_job(sacct)
-    accounting = _NO_ACCOUNTING not in sacct
+    queued: dict[str, str] = {}
+    for line in squeue.splitlines():
+        job, sep, rest = line.partition("|")
+        if sep:
+            queued.setdefault(job.strip(), rest)
+    controller = _NO_CONTROLLER not in squeue
     codes = {path: code.strip() for path, sep, code in (line.rpartition("|") for line in files.splitlines()) if sep}
     return {
         run.run_id: _combine(
-            queued.get(run.job_id, ""),
-            accounted[run.job_id].split("|") if run.job_id in accounted else [],
+            queued.get(run.job_id, "") if controller else None,
+            _accounting(sacct, run.job_id),
             codes.get(f"{run.remote_dir}/{EXIT_CODE_FILE}", ""),
-            accounting=accounting,
         )
         for run in runs
     }
@@ -298,11 +298,17 @@ def fetch(settings: SshTarget, run: Run, dest: Path, *, inputs: Sequence[str] = 
     if execute(settings, ["test", "-d", run.remote_dir]).returncode != 0:
         raise CesresError(f"the run directory {settings.host}:{run.remote_dir} of {run.run_id} is gone")
     dest.mkdir(parents=True, exist_ok=True)
+    # rsync writes each file under a temporary name, then renames it: in a directory of its own (which a
+    # fetch that was killed leaves behind, and the next one clears), never among the results; and a file cut
+    # short is never kept under its own name (no --partial).
+    staging = dest / FETCH_TEMP_DIR
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
     target = f"{settings.host}:{run.remote_dir}/"
     argv = [
         "rsync",
         "-rtz",
-        "--partial",
+        f"--temp-dir={staging}",
         "--itemize-changes",
         # The remote path is passed as is, not through the remote shell.
         "--protect-args",
@@ -325,6 +331,8 @@ def fetch(settings: SshTarget, run: Run, dest: Path, *, inputs: Sequence[str] = 
         done = subprocess.run(argv, capture_output=True, text=True, timeout=3600, check=False)
     except FileNotFoundError:
         raise CesresError("rsync is not installed on this machine (it copies the results)") from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     if done.returncode not in (0, 24):  # 24: files vanished during the transfer (a running job)
         reason = unreachable_reason(settings, done.stderr) if done.stderr.strip() else f"rsync exit {done.returncode}"
         raise CesresError(f"fetching {run.run_id} failed: {reason}")

@@ -8,28 +8,19 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from cesres_ctl.errors import CesresError
-from cesres_ctl.rules import Partition, check_fit, choose_partition, format_seconds, slurm_seconds
+from cesres_ctl.rules import (
+    Partition,
+    check_extra_sbatch,
+    check_fit,
+    choose_partition,
+    format_seconds,
+    slurm_seconds,
+)
 
 # Values that end up on an `#SBATCH` line: sbatch parses these lines itself, so a newline, a quote or
 # a space would end the directive or start shell code. Nothing else is allowed through.
 _SBATCH_WORD = re.compile(r"^[A-Za-z0-9_.@,:+=/-]+$")
 _MEM = re.compile(r"^\d+[KMGT]?$")
-_EXTRA_SBATCH = re.compile(r"^--[a-z][a-z0-9-]*(=[A-Za-z0-9_.@,:+=/%-]+)?$")
-# Options the job script sets itself: an extra line may not contradict them.
-_OWNED_OPTIONS = {
-    "--job-name",
-    "--partition",
-    "--gres",
-    "--gpus",
-    "--time",
-    "--signal",
-    "--output",
-    "--error",
-    "--chdir",
-    "--nodes",
-    "--ntasks",
-    "--cpus-per-task",
-}
 SIGNAL_GRACE_DEFAULT = 300
 
 
@@ -102,7 +93,11 @@ def resolve(
     extra = merged.get("extra_sbatch") or ()
     if isinstance(extra, str):
         extra = (extra,)
-    extra_lines = tuple(check_extra_sbatch(line) for line in extra)
+    # One parser for every extra line (rules.check_extra_sbatch): sbatch's own reading of it, abbreviations too.
+    extra_lines = tuple(
+        check_extra_sbatch(line, partition=partitions[partition], gpus=gpus, seconds=seconds, cluster=cluster)
+        for line in extra
+    )
     grace = _int(merged.get("signal_grace", SIGNAL_GRACE_DEFAULT), "signal grace", minimum=1)
     return Resources(
         partition=partition,
@@ -120,21 +115,6 @@ def resolve(
         # Copy-back warning: never more than half the run, so short jobs get it too.
         signal_grace=max(1, min(grace, seconds // 2)),
     )
-
-
-def check_extra_sbatch(line: object) -> str:
-    text = str(line).strip()
-    if text.startswith("#SBATCH"):
-        text = text.removeprefix("#SBATCH").strip()
-    if not _EXTRA_SBATCH.match(text):
-        raise CesresError(
-            f"extra sbatch option {str(line)!r} must look like --option or --option=value "
-            "(no spaces, quotes or newlines)"
-        )
-    option = text.split("=", 1)[0]
-    if option in _OWNED_OPTIONS:
-        raise CesresError(f"extra sbatch option {option} is set by cesres-ctl itself: use its own option")
-    return text
 
 
 def defaults_from_vars(job_vars: Mapping[str, Any], keys: Sequence[str]) -> dict[str, Any]:

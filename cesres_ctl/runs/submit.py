@@ -1,12 +1,17 @@
 """`cesres-ctl train`: validate everything locally, then stage and submit through playbooks/train.yml."""
 
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cesres_ctl import rules
+from cesres_ctl import paths, rules
+from cesres_ctl.console import note
 from cesres_ctl.errors import CesresError
-from cesres_ctl.runner import format_summary, private_data_dir, run_playbook
+from cesres_ctl.interrupts import EXIT_INTERRUPTED, Interrupts, held
+from cesres_ctl.runner import PlaybookResult, format_summary, private_data_dir, run_playbook
 from cesres_ctl.runs import cluster as clusters
 from cesres_ctl.runs import config as configs
 from cesres_ctl.runs import jobscript, spec
@@ -14,6 +19,8 @@ from cesres_ctl.runs.registry import Registry, Run, run_from_report
 from cesres_ctl.runs.resources import RESOURCE_KEYS, defaults_from_vars, resolve
 
 PLAYBOOK = "playbooks/train.yml"
+# The modules whose task a stop signal never cuts short: cesres_run stages and submits (roles/cesres_job).
+SUBMIT_ACTIONS = frozenset({"cesres_run"})
 
 
 @dataclass(frozen=True)
@@ -99,50 +106,160 @@ def submit(
     the cesres-ctl command, train or predict, for the messages)."""
     run_spec = prepared.spec
     registry = registry or Registry()
-    # A job must never run unrecorded: a registry that cannot take it stops us before sbatch.
-    registry.check_writable()
-    # With the run's other private data (owner-only, removed by the next run if this one is killed).
-    with private_data_dir("train-inputs") as tmp:
-        result = run_playbook(
-            PLAYBOOK,
-            limit=prepared.cluster.name,
-            extravars=run_spec.extravars(staged=spec.link_local_inputs(run_spec.config, tmp / "inputs")),
-            verbose=verbose,
-            title=f"{command} {run_spec.name} on {prepared.cluster.name}",
-            quiet=quiet,
-            inventory=list(prepared.cluster.inventory_sources) or None,
+    with submission_window(registry, command) as window:
+        # With the run's other private data (owner-only, removed by the next run if this one is killed).
+        with private_data_dir("train-inputs") as tmp:
+            result = run_playbook(
+                PLAYBOOK,
+                limit=prepared.cluster.name,
+                extravars=run_spec.extravars(staged=spec.link_local_inputs(run_spec.config, tmp / "inputs")),
+                verbose=verbose,
+                title=f"{command} {run_spec.name} on {prepared.cluster.name}",
+                quiet=quiet,
+                inventory=list(prepared.cluster.inventory_sources) or None,
+                held=window.interrupts,
+                hold_actions=SUBMIT_ACTIONS,
+            )
+        report = outcome_of(result, prepared.cluster.name, command)
+        run = run_from_report(
+            prepared.cluster.name,
+            run_spec.name,
+            report,
+            config=str(run_spec.config.path),
+            resources=run_spec.resources.to_dict(),
         )
-    if not result.ok:
-        raise CesresError(f"{command} failed: {result.failure}", log_path=str(result.log_path))
-    if not result.hosts:
-        raise CesresError(f"{command} matched no host {prepared.cluster.name}", log_path=str(result.log_path))
-    # The role's outcome, from the event of the task that set it (roles/cesres_job: cesres_job_outcome).
-    report = result.facts.get(prepared.cluster.name, {}).get("cesres_job_outcome")
-    if not isinstance(report, dict) or not report.get("job_id"):
-        summary = format_summary(result)
-        raise CesresError(f"{command} ran but reported no job ({summary})", log_path=str(result.log_path))
-    run = run_from_report(
-        prepared.cluster.name,
-        run_spec.name,
-        report,
-        config=str(run_spec.config.path),
-        resources=run_spec.resources.to_dict(),
-    )
-    run = keep_or_fail(registry, run, command)
+        [run] = window.record([run], submitted=bool(report.get("submitted")))
     return Outcome(
         run=run, submitted=bool(report.get("submitted")), previous_job_id=str(report.get("previous_job_id") or "")
     )
 
 
-def keep_or_fail(registry: Registry, run: Run, command: str = "train") -> Run:
-    """Record a submitted run; if the registry will not take it, keep it for the next command (unrecorded/)
-    and fail naming its job, which must never be lost."""
-    try:
-        return registry.record_submission(run)
-    except CesresError as exc:
-        lost = f"job {run.job_id} of run {run.run_id} was submitted on {run.cluster} but not recorded ({exc})"
+def outcome_of(result: PlaybookResult, cluster: str, command: str) -> dict[str, Any]:
+    """The role's outcome, from the event of the task that set it (roles/cesres_job: cesres_job_outcome);
+    CesresError when the play failed, was cancelled before anything was submitted, or reported nothing."""
+    if result.log_error:
+        note(f"note: the log {result.log_path} stops early ({result.log_error})")
+    if not result.ok:
+        if result.status == "canceled":
+            # The runner never cancels while cesres_run runs, nor after it submitted: nothing was.
+            raise CesresError(
+                f"interrupted ({result.interrupted}) before anything was submitted", exit_code=EXIT_INTERRUPTED
+            )
+        if result.lost_track and result.held_task_started:
+            raise CesresError(_unknown_outcome(command, cluster, str(result.failure)), log_path=str(result.log_path))
+        raise CesresError(f"{command} failed: {result.failure}", log_path=str(result.log_path))
+    if not result.hosts:
+        raise CesresError(f"{command} matched no host {cluster}", log_path=str(result.log_path))
+    report = result.facts.get(cluster, {}).get("cesres_job_outcome")
+    if not isinstance(report, dict) or not (report.get("job_id") or isinstance(report.get("points"), list)):
+        summary = format_summary(result)
+        if result.held_task_started:
+            raise CesresError(_unknown_outcome(command, cluster, summary), log_path=str(result.log_path))
+        raise CesresError(f"{command} ran but reported no job ({summary})", log_path=str(result.log_path))
+    for warning in report.get("warnings") or []:
+        note(f"warning: {warning}")
+    return report
+
+
+def _unknown_outcome(command: str, cluster: str, why: str) -> str:
+    return (
+        f"{command} may have submitted a job on {cluster}, but its outcome did not reach cesres-ctl ({why}): "
+        f"`cesres-ctl {command}` with the same inputs (without --new) finds it and records it"
+    )
+
+
+class Window:
+    """The submission under way: its held stop signals and its records (submission_window)."""
+
+    def __init__(self, registry: Registry, command: str, interrupts: Interrupts, reserved: list[Path]) -> None:
+        self.registry = registry
+        self.command = command
+        self.interrupts = interrupts
+        self.reserved = reserved
+        self.recorded: list[Run] = []
+        self.submitted = False
+
+    def record(self, runs: list[Run], *, submitted: bool) -> list[Run]:
+        """Record the runs that the cluster reported, all or none. Each is kept in unrecorded/ first (in the
+        space reserved before sbatch), so that a kill while recording loses none: the next command records
+        what is there. When the registry will not take them, the error names every job and where it is."""
+        self.submitted = submitted
+        kept: list[Path] = []
+        kept_error = ""
+        room = iter(self.reserved)
+        for run in runs:
+            try:
+                kept.append(self.registry.keep_unrecorded(run, next(room, None)))
+            except OSError as exc:
+                kept_error = f"{exc.strerror or exc}: {exc.filename or self.registry.unrecorded_dir}"
         try:
-            kept = registry.keep_unrecorded(run)
-        except OSError:
-            raise CesresError(f"{lost}; {command} with the same inputs records it again") from None
-        raise CesresError(f"{lost}; kept in {kept}, the next cesres-ctl command records it") from None
+            self.recorded = self.registry.record_submissions(runs)
+        except CesresError as exc:
+            raise CesresError(self._lost(runs, kept, kept_error, str(exc))) from None
+        for path in kept:
+            path.unlink(missing_ok=True)
+        return self.recorded
+
+    def _lost(self, runs: list[Run], kept: list[Path], kept_error: str, why: str) -> str:
+        first = runs[0]
+        jobs = f"job {first.job_id} of run {first.run_id}" if len(runs) == 1 else f"jobs {_jobs(runs)}"
+        lost = f"{jobs} {'was' if len(runs) == 1 else 'were'} submitted on {first.cluster} but not recorded ({why})"
+        if len(kept) == len(runs):
+            where = str(kept[0]) if len(kept) == 1 else f"{len(kept)} files in {kept[0].parent}"
+            return f"{lost}; kept in {where}, the next cesres-ctl command records {'it' if len(kept) == 1 else 'them'}"
+        unkept = [run for run in runs if all(run.run_id not in path.name for path in kept)]
+        return (
+            f"{lost}; {_jobs(unkept)} could not be kept either ({kept_error}): "
+            f"{self.command} with the same inputs records {'it' if len(unkept) == 1 else 'them'} again"
+        )
+
+
+def _jobs(runs: list[Run]) -> str:
+    return ", ".join(f"{run.job_id} ({run.run_id})" for run in runs)
+
+
+@contextmanager
+def submission_window(registry: Registry, command: str, points: int = 1) -> Iterator[Window]:
+    """From the check that a submission can be recorded to its record: the stop signals wait (the runner
+    cancels the playbook only before cesres_run submits), and once out, a signal that came is said and
+    ends cesres-ctl (exit status 130), naming the job that was recorded."""
+    # A job must never run unrecorded: a registry that cannot take it, or a state directory without room for
+    # the run's log and record, stops us before sbatch; the records' room is taken now (reserve_unrecorded).
+    registry.check_writable()
+    check_free_space(paths.state_dir())
+    reserved = registry.reserve_unrecorded(points)
+    try:
+        with held() as interrupts:
+            window = Window(registry, command, interrupts, reserved)
+            yield window
+    finally:
+        for path in reserved:
+            path.unlink(missing_ok=True)
+    if interrupts.by and window.recorded:
+        runs = window.recorded
+        one = len(runs) == 1
+        what = f"job {runs[0].job_id} of run {runs[0].run_id}" if one else f"the jobs of {len(runs)} runs"
+        verb = (
+            "submitted and recorded"
+            if window.submitted
+            else f"recorded ({'it was' if one else 'they were'} submitted before)"
+        )
+        stop = f"cesres-ctl cancel {runs[0].sweep_id or runs[0].run_id}"
+        raise CesresError(
+            f"interrupted ({interrupts.by}): {what} {verb}; {'it runs' if one else 'they run'} on (`{stop}` stops it)",
+            exit_code=EXIT_INTERRUPTED,
+        )
+
+
+# Free space the state directory needs for a submission: its log, the runner's private data, the record.
+MIN_STATE_FREE = 16 * 1024 * 1024
+
+
+def check_free_space(directory: Path) -> None:
+    """CesresError when `directory` has too little room for what a submission writes there."""
+    free = shutil.disk_usage(directory).free
+    if free < MIN_STATE_FREE:
+        raise CesresError(
+            f"the state directory {directory} has {free / 1e6:.1f} MB free, under the {MIN_STATE_FREE // 2**20} MB "
+            "that a submission's log and record need: free some space (nothing was submitted)"
+        )

@@ -21,7 +21,7 @@ from cesres_ctl.runs import config as configs
 from cesres_ctl.runs import spec
 from cesres_ctl.runs.registry import Registry, run_from_report
 from cesres_ctl.runs.resources import RESOURCE_KEYS, defaults_from_vars, resolve
-from cesres_ctl.runs.submit import PLAYBOOK, keep_or_fail
+from cesres_ctl.runs.submit import PLAYBOOK, SUBMIT_ACTIONS, outcome_of, submission_window
 
 DEFAULT_MAX_POINTS = 64
 # What a point may not change: where the data and the results are (the same for every point).
@@ -95,7 +95,9 @@ def parse_vary_file(path: Path) -> list[Axis]:
 
 
 def grid(axes: list[Axis], *, max_points: int) -> list[dict[str, Any]]:
-    """Every combination of the axes' values, the first axis slowest; refused when empty or too large."""
+    """Every combination of the axes' values, the first axis slowest; refused when empty or too large. The
+    values are ones the registry can keep: numbers, booleans, text (parse_vary's scalars, or what the input
+    layer lets through a --vary-file)."""
     if not axes:
         raise CesresError("an empty grid: give --vary SECTION.key=VALUE,VALUE (or --vary-file)")
     keys = [axis.key for axis in axes]
@@ -151,15 +153,32 @@ def prepare(
         try:
             config = configs.load(config_path, options=options, gpus=resources.gpus, values=values)
         except CesresError as exc:
-            label = " ".join(f"{key}={value}" for key, value in values.items())
-            raise CesresError(f"point {index} ({label}): {exc}") from None
+            raise CesresError(f"point {index} ({_label(values)}): {exc}") from None
         run_name = rules.check_run_name(name) if name is not None else spec.default_name(config)
         run_spec = spec.RunSpec(
             cluster=cluster, name=run_name, config=config, resources=resources, nonce=nonce, settings=parsed_settings
         )
         run_spec.extravars()  # checks every string before anything is sent
         points.append(Point(index, values, run_spec))
+    _refuse_duplicates(points)
     return PreparedSweep(target, points[0].spec.name, tuple(points), min(parallel, len(points)), retry_failed)
+
+
+def _label(values: dict[str, Any]) -> str:
+    return " ".join(f"{key}={value}" for key, value in values.items())
+
+
+def _refuse_duplicates(points: list[Point]) -> None:
+    """Two points of the same run (equal values once YAML typed them: 1e-3 and 0.001) would be one run
+    directory written by two array tasks, and one registry row: refused, naming both."""
+    seen: dict[str, Point] = {}
+    for point in points:
+        first = seen.setdefault(point.spec.spec_hash(), point)
+        if first is not point:
+            raise CesresError(
+                f"points {first.index} ({_label(first.values)}) and {point.index} ({_label(point.values)}) "
+                "are the same run: give each value once"
+            )
 
 
 def extravars(prepared: PreparedSweep, staged: Path) -> dict[str, Any]:
@@ -178,36 +197,39 @@ def extravars(prepared: PreparedSweep, staged: Path) -> dict[str, Any]:
 
 
 def submit(prepared: PreparedSweep, *, quiet: bool = False, registry: Registry | None = None) -> dict[str, Any]:
-    """One playbook run, one sbatch (a job array); every point recorded as a run with its sweep and values."""
+    """One playbook run, one sbatch (a job array); every point recorded as a run with its sweep and values,
+    all of them or none (submit.submission_window: held signals, records kept first)."""
     registry = registry or Registry()
-    registry.check_writable()
     first = prepared.points[0].spec
-    with private_data_dir("sweep-inputs") as tmp:
-        result = run_playbook(
-            PLAYBOOK,
-            limit=prepared.cluster.name,
-            extravars=extravars(prepared, spec.link_local_inputs(first.config, tmp / "inputs")),
-            title=f"sweep {prepared.name} ({len(prepared.points)} points) on {prepared.cluster.name}",
-            quiet=quiet,
-            inventory=list(prepared.cluster.inventory_sources) or None,
-        )
-    if not result.ok:
-        raise CesresError(f"sweep failed: {result.failure}", log_path=str(result.log_path))
-    report = result.facts.get(prepared.cluster.name, {}).get("cesres_job_outcome")
-    if not isinstance(report, dict) or not isinstance(report.get("points"), list):
-        summary = format_summary(result)
-        raise CesresError(f"sweep ran but reported no jobs ({summary})", log_path=str(result.log_path))
-    runs = []
-    for point, outcome in zip(prepared.points, report["points"], strict=True):
-        run = run_from_report(
-            prepared.cluster.name,
-            point.spec.name,
-            {**report, **outcome},
-            config=str(point.spec.config.path),
-            resources=point.spec.resources.to_dict(),
-        )
-        run.sweep_id, run.point, run.point_index = str(report["sweep_id"]), point.values, point.index
-        runs.append(keep_or_fail(registry, run, "sweep"))
+    with submission_window(registry, "sweep", points=len(prepared.points)) as window:
+        with private_data_dir("sweep-inputs") as tmp:
+            result = run_playbook(
+                PLAYBOOK,
+                limit=prepared.cluster.name,
+                extravars=extravars(prepared, spec.link_local_inputs(first.config, tmp / "inputs")),
+                title=f"sweep {prepared.name} ({len(prepared.points)} points) on {prepared.cluster.name}",
+                quiet=quiet,
+                inventory=list(prepared.cluster.inventory_sources) or None,
+                held=window.interrupts,
+                hold_actions=SUBMIT_ACTIONS,
+            )
+        report = outcome_of(result, prepared.cluster.name, "sweep")
+        if not isinstance(report.get("points"), list) or len(report["points"]) != len(prepared.points):
+            raise CesresError(
+                f"sweep ran but reported no jobs ({format_summary(result)})", log_path=str(result.log_path)
+            )
+        runs = []
+        for point, outcome in zip(prepared.points, report["points"], strict=True):
+            run = run_from_report(
+                prepared.cluster.name,
+                point.spec.name,
+                {**report, **outcome},
+                config=str(point.spec.config.path),
+                resources=point.spec.resources.to_dict(),
+            )
+            run.sweep_id, run.point, run.point_index = str(report["sweep_id"]), point.values, point.index
+            runs.append(run)
+        runs = window.record(runs, submitted=bool(report.get("submitted")))
     return {
         "sweep_id": report["sweep_id"],
         "cluster": prepared.cluster.name,

@@ -45,6 +45,8 @@ def up(
     result = lifecycle.up(_root(root), verbose=verbose, extravars=extravars)
     if result.restarted:
         echo(f"sandbox up: restarted {', '.join(result.restarted)} (configuration changed)")
+    for node in result.resumed:
+        echo(f"sandbox up: resumed the compute node {node.name} (it was {node.state}{_because(node)})")
     manifest = result.manifest
     echo(f"sandbox up: ssh -F {manifest.ssh_config} {manifest.login_alias}")
 
@@ -87,7 +89,14 @@ def _print_status(report: lifecycle.SandboxStatus) -> None:
         echo(f"{name:14} {state}")
     gateway = "answers" if report.login_via_gateway else "does not answer"
     echo(f"login node through the gateway: {gateway}")
+    for node in report.nodes:
+        hint = "" if node.usable else ": it takes no job, `cesres-ctl sandbox up` resumes it"
+        echo(f"node {node.name} {node.state}{_because(node)}{hint}")
     for partition in report.partitions:
         default = " (default)" if partition.default else ""
         echo(f"partition {partition.name:6} {partition.available:4} max {partition.max_time}{default}")
     echo(f"connect with: ssh -F {report.ssh_config} {report.host_alias}")
+
+
+def _because(node: lifecycle.Node) -> str:
+    return f", {node.reason}" if node.reason else ""

@@ -3,6 +3,7 @@
 import os
 import shutil
 import subprocess
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -34,6 +35,7 @@ def _run_build_playbook(
 class UpResult:
     manifest: Manifest
     restarted: list[str]  # daemons that ran and were restarted to read a changed configuration, in start order
+    resumed: list["Node"] = field(default_factory=list)  # compute nodes that took no job, as they were
 
 
 def marked_for_restart(restart_dir: Path) -> set[str]:
@@ -76,7 +78,7 @@ def up(root: Path, *, verbose: bool = False, quiet: bool = False, extravars: dic
         # A daemon the manifest no longer has: nothing to restart.
         (manifest.restart_dir / name).unlink(missing_ok=True)
     _ensure_accounting(manifest)
-    return UpResult(manifest, [name for name in by_name if name in stopped])
+    return UpResult(manifest, [name for name in by_name if name in stopped], _resume_nodes())
 
 
 def _ensure_run_dirs() -> None:
@@ -147,6 +149,61 @@ class Partition:
     default: bool
 
 
+@dataclass(frozen=True)
+class Node:
+    name: str
+    state: str  # sinfo's long form: idle, allocated, draining, drained, down*, ...
+    reason: str
+
+    @property
+    def usable(self) -> bool:
+        """Whether the node takes jobs: not drained, draining, down or failing (a stopped slurmctld or
+        slurmd leaves it so until it is resumed)."""
+        return not self.state.rstrip("*~#!%$@^-").startswith(("drain", "down", "fail", "inval"))
+
+
+def _nodes() -> list[Node]:
+    """The compute nodes as slurmctld sees them (one line per node; [] when it does not answer)."""
+    try:
+        done = subprocess.run(
+            ["sinfo", "--noheader", "--Node", "--format=%N|%T|%E"], capture_output=True, text=True, timeout=10
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    nodes: dict[str, Node] = {}
+    for line in done.stdout.splitlines() if done.returncode == 0 else []:
+        name, state, reason = [*line.split("|", 2), "", ""][:3]
+        nodes.setdefault(name, Node(name, state, "" if reason == "none" else reason))
+    return list(nodes.values())
+
+
+# How long up waits for the compute node to register with a restarted slurmctld.
+NODE_WAIT_SECONDS = 30
+
+
+def _resume_nodes() -> list[Node]:
+    """Resume the compute nodes that take no job (drained when slurmctld or slurmd stopped under a job, or
+    down): as they were. A restarted slurmctld lists a node as down until its slurmd registers again."""
+    deadline = time.monotonic() + NODE_WAIT_SECONDS
+    nodes = _nodes()
+    while (not nodes or any(node.state.endswith("*") for node in nodes)) and time.monotonic() < deadline:
+        time.sleep(1)
+        nodes = _nodes()
+    resumed = [node for node in nodes if not node.usable]
+    for node in resumed:
+        done = subprocess.run(
+            ["scontrol", "update", f"NodeName={node.name}", "State=RESUME"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        if done.returncode != 0:
+            reason = (done.stderr.strip().splitlines() or [f"exit code {done.returncode}"])[-1]
+            raise CesresError(f"cannot resume the compute node {node.name} ({node.state}): {reason}")
+    return resumed
+
+
 @dataclass
 class SandboxStatus:
     root: str
@@ -154,6 +211,7 @@ class SandboxStatus:
     daemons: dict[str, dict[str, object]] = field(default_factory=dict)
     login_via_gateway: bool = False
     partitions: list[Partition] = field(default_factory=list)
+    nodes: list[Node] = field(default_factory=list)
     ssh_config: str | None = None
     host_alias: str | None = None
     gateway_alias: str | None = None
@@ -161,7 +219,8 @@ class SandboxStatus:
 
     @property
     def healthy(self) -> bool:
-        return self.built and self.login_via_gateway and all(d["running"] for d in self.daemons.values())
+        daemons = all(d["running"] for d in self.daemons.values())
+        return self.built and self.login_via_gateway and daemons and all(node.usable for node in self.nodes)
 
     def to_dict(self) -> dict[str, object]:
         data = asdict(self)
@@ -224,4 +283,5 @@ def status(root: Path) -> SandboxStatus:
         report.login_via_gateway = _login_answers(manifest)
     if report.daemons.get("slurmctld", {}).get("running"):
         report.partitions = _partitions()
+        report.nodes = _nodes()
     return report

@@ -69,6 +69,7 @@ FILTERS = (
     "cesres_rsync_ssh",
     "cesres_run_name_errors",
     "cesres_sandbox_root_errors",
+    "cesres_sbatch_errors",
     "cesres_sha256_manifest",
     "cesres_slurm_seconds",
     "cesres_ssh_host",

@@ -123,7 +123,7 @@ def test_a_submission_that_cannot_be_recorded_names_its_job_and_is_recovered(clu
     )
 
     class FullDisk(Registry):
-        def record_submission(self, run):
+        def record_submissions(self, runs):
             raise CesresError(f"run registry {self.path}: database or disk is full")
 
     with pytest.raises(CesresError) as failed:

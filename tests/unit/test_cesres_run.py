@@ -34,24 +34,6 @@ def cesres_run():
     del sys.modules["ansible.module_utils.cesres_rules"], sys.modules["ansible.module_utils.cesres_cluster"]
 
 
-@pytest.mark.parametrize(
-    ("job", "state", "kept"),
-    [
-        ("", "", False),  # no job yet
-        ("7", "FAILED", False),
-        ("7", "TIMEOUT", False),
-        ("7", "CANCELLED", False),
-        ("7", "PENDING", True),
-        ("7", "RUNNING", True),
-        ("7", "COMPLETED", True),
-        ("7", "UNKNOWN", True),  # nothing says it ended: never risk a duplicate
-    ],
-)
-def test_a_run_keeps_its_job_unless_it_ended_without_completing(cesres_run, job, state, kept):
-    assert cesres_run.keeps_job(job, state) is kept
-    assert kept == (bool(job) and state not in rules.RESUBMIT_STATES)
-
-
 def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 

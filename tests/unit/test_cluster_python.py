@@ -45,9 +45,10 @@ def test_every_cluster_side_file_imports_under_the_oldest_python(oldest_python, 
         shutil.copyfile(shared.resolve(), package / shared.name)
     script = (
         "import importlib.util, sys\n"
-        "for path in sys.argv[1:]:\n"
-        "    spec = importlib.util.spec_from_file_location('cluster_file', path)\n"
-        "    spec.loader.exec_module(importlib.util.module_from_spec(spec))\n"
+        "for number, path in enumerate(sys.argv[1:]):\n"
+        "    spec = importlib.util.spec_from_file_location(f'cluster_file_{number}', path)\n"
+        "    module = sys.modules[spec.name] = importlib.util.module_from_spec(spec)\n"
+        "    spec.loader.exec_module(module)\n"
         "print(sys.version_info[:2])\n"
     )
     done = subprocess.run(

@@ -16,7 +16,7 @@ from cesres_ctl.runs import config as configs
 from cesres_ctl.runs import remote, spec, submit
 from cesres_ctl.runs.cluster import load as load_cluster
 from cesres_ctl.runs.registry import Registry, Run
-from cesres_ctl.runs.resources import Resources, check_extra_sbatch, resolve
+from cesres_ctl.runs.resources import Resources, resolve
 
 PROJECT = Path(__file__).resolve().parents[2]
 DEMO = PROJECT / "sandbox" / "cesres-mini"
@@ -65,11 +65,6 @@ def test_resources_refuse_what_slurm_would_refuse(overrides, message):
 def test_signal_grace_is_at_most_half_the_run():
     assert resolve(PARTITIONS, {}, {"time": "00:01:00"}, cluster="c").signal_grace == 30
     assert resolve(PARTITIONS, {"signal_grace": 10}, {"time": "01:00:00"}, cluster="c").signal_grace == 10
-
-
-def test_extra_sbatch_accepts_plain_options():
-    assert check_extra_sbatch("#SBATCH --constraint=v100") == "--constraint=v100"
-    assert check_extra_sbatch("--exclusive") == "--exclusive"
 
 
 def test_demo_config_is_rewritten_for_the_run():

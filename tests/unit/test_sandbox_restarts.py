@@ -98,6 +98,7 @@ def stubbed(tmp_path, monkeypatch):
     monkeypatch.setattr(lifecycle, "load", lambda root: built)
     monkeypatch.setattr(lifecycle, "_ensure_run_dirs", lambda: None)
     monkeypatch.setattr(lifecycle, "_ensure_accounting", lambda m: None)
+    monkeypatch.setattr(lifecycle, "_resume_nodes", list)
     monkeypatch.setattr(lifecycle.netns, "ensure", lambda n: None)
     monkeypatch.setattr(lifecycle.daemons, "stop", stop)
     monkeypatch.setattr(lifecycle.daemons, "start", start)

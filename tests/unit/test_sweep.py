@@ -193,3 +193,26 @@ def test_a_point_value_follows_the_rule_of_the_configs_numbers(value):
     key = "CONFIG.random_seed" if isinstance(value, int) else "CONFIG.rate"
     with pytest.raises(CesresError, match=r"beyond 64 bits|give a finite number"):
         configs.set_value(data, key, value, Path("c.yaml"))
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ("[2024-01-01]", r"TRAINER.note\[0\] \(line 1\) is a date or time \(JSON cannot hold it\): quote it"),
+        ("[!!binary aGk=]", r"TRAINER.note\[0\] \(line 1\) is binary data \(!!binary\): give text"),
+        ("[.nan]", r"TRAINER.note\[0\] \(line 1\) is nan: give a finite number"),
+    ],
+)
+def test_a_value_the_registry_cannot_keep_is_refused_before_anything_is_sent(tmp_path, values, message):
+    grid = tmp_path / "grid.yaml"
+    grid.write_text(f"TRAINER.note: {values}\n")
+    with pytest.raises(CesresError, match=message):
+        sweep.grid(sweep.parse_vary_file(grid), max_points=64)
+
+
+def test_points_that_are_the_same_run_are_refused(monkeypatch):
+    with pytest.raises(CesresError, match=r"^points 0 \(CONFIG.batch_size=8\) and 2 \(CONFIG.batch_size=8\) are"):
+        _prepare(monkeypatch, ["CONFIG.batch_size=8,16,8"])
+    # 1e-3 and 0.001 are one value once typed.
+    with pytest.raises(CesresError, match="are the same run: give each value once"):
+        _prepare(monkeypatch, ["TRAINER.learning_rate=1e-3,0.001"])

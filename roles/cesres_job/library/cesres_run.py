@@ -6,6 +6,8 @@ applies (path expansion, run id, run directory, store, job states) are cesres_ct
 module_utils/cesres_rules.py.
 """
 
+from __future__ import annotations
+
 import fcntl
 import hashlib
 import os
@@ -28,11 +30,11 @@ from ansible.module_utils.cesres_cluster import (
 from ansible.module_utils.cesres_rules import (
     EXIT_CODE_FILE,
     JOBID_FILE,
-    RESUBMIT_STATES,
     RUN_ENV_FILE,
     RUNS_DIR,
     RuleError,
     expand_path,
+    may_resubmit,
     run_dir,
     run_env_text,
     run_id,
@@ -317,12 +319,6 @@ def input_checksums(inputs: list[dict[str, Any]], cluster_inputs: list[dict[str,
     return [(item["name"], item["sha256"] if not item.get("cluster_path") else found[item["name"]]) for item in inputs]
 
 
-def keeps_job(job: str, state: str) -> bool:
-    """Whether the run keeps its job: it has one, and it did not end without completing (a live, completed
-    or unknown job is kept: never risk a duplicate)."""
-    return bool(job) and state not in RESUBMIT_STATES
-
-
 class Run:
     """One run: its paths as the cluster means them, its checks, its id, and its submission."""
 
@@ -418,12 +414,26 @@ class Run:
             raise RunError(f"sbatch refused the job: {' '.join((done.stderr or done.stdout).split())}")
         return done.stdout.strip().split("\n")[-1].split(";")[0].strip()
 
+    def keep_job(self, directory: Path, job: str) -> None:
+        """Write a job that sbatch accepted into its run directory (jobid, jobs). Nothing after sbatch may
+        fail the module: the job runs, so its directory stays and the caller must learn its id to record it;
+        a write that fails is a warning."""
+        try:
+            write_atomically(directory / JOBID_FILE, job + "\n", 0o640)
+            with (directory / "jobs").open("a", encoding="utf-8") as handle:
+                handle.write(job + "\n")
+        except OSError as exc:
+            self.module.warn(
+                f"job {job} was submitted, but {directory} could not keep its id ({exc.strerror or exc}): "
+                "a train with the same inputs will not find it there"
+            )
+
     def to_submit(self, points: list[dict[str, Any]]) -> list[int]:
         """The points to (re)submit, by index. A run is submitted again when its job ended without
         completing; a sweep only with retry_failed (else the same sweep again is the existing one)."""
         if self.sweep and not self.params["retry_failed"] and any(point["job_id"] for point in points):
             return [index for index, point in enumerate(points) if not point["job_id"]]
-        return [index for index, point in enumerate(points) if not keeps_job(point["job_id"], point["state"])]
+        return [index for index, point in enumerate(points) if may_resubmit(point["job_id"], point["state"])]
 
     def read_jobs(self, points: list[dict[str, Any]]) -> None:
         for point in points:
@@ -490,10 +500,8 @@ class Run:
                 else:
                     jobs = {0: self.sbatch(points[0]["dir"])}
                 for index, job in jobs.items():
-                    write_atomically(points[index]["dir"] / JOBID_FILE, job + "\n", 0o640)
-                    with (points[index]["dir"] / "jobs").open("a", encoding="utf-8") as handle:
-                        handle.write(job + "\n")
                     points[index].update(job_id=job, state="PENDING")
+                    self.keep_job(points[index]["dir"], job)
         except BaseException:
             # A directory that never got a job is removed: the next train stages it afresh. One that holds a
             # job keeps its results and logs.
