@@ -158,7 +158,7 @@ def test_setup_killed_during_pip_then_rerun_installs_once_and_is_ready_only_when
         assert (count, ready) == (0, True)
         # What the requirements install, and the import check found importable, is there.
         listed = sandbox.ssh(f"ls {VENV}/lib/python3*/site-packages").stdout.split()
-        assert {"transformers", "git", "yaml"} <= set(listed), listed
+        assert {"transformers", "git", "tabulate"} <= set(listed), listed
     finally:
         for process in started:
             if process.poll() is None:

@@ -173,7 +173,7 @@ def test_python_module_needs_the_release_first(sandbox):
     python, eb_root, numpy_line = after.stdout.split("\n")[:3]
     assert python.startswith(str(sandbox.root / "sw" / "Python"))
     assert eb_root == f"EB={sandbox.root}/sw/Python/3.10.4"
-    assert numpy_line.startswith("1.26.")
+    assert numpy_line.startswith("1.22.3 ")
     assert "/sw/SciPy-bundle/" in numpy_line
 
 

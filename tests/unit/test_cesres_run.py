@@ -101,9 +101,9 @@ def test_a_model_counts_as_cached_only_at_the_revision_the_program_loads(cesres_
     )
     assert len(errors) == 2
     assert errors[0].startswith(
-        "model Enoch/graphcodebert-py, named by the config, is not in the cluster's model cache (/h) only at 0123abc "
-        "(the program loads main): cache it with cesres-ctl setup --cluster sandbox"
+        "model Enoch/graphcodebert-py is cached at 0123abc only; the program loads main: "
+        "cache it with cesres-ctl setup --cluster sandbox"
     )
-    assert errors[1].startswith("model other/model, named by the config, is not in the cluster's model cache (/h) (")
+    assert errors[1].startswith("model other/model, named by the config, is not in the cluster's model cache (/h): ")
     again = [*listed, "Enoch/graphcodebert-py main"]
     assert cesres_run.model_errors(again, ["Enoch/graphcodebert-py"], "/h", "c") == []

@@ -224,10 +224,13 @@ def model_errors(listed: list[str], models: list[str], hf_home: str, cluster: st
     for model in models:
         if PROGRAM_REVISION in revisions.get(model, []):
             continue
-        elsewhere = f" only at {', '.join(revisions[model])}" if model in revisions else ""
+        if model in revisions:
+            cached = ", ".join(revisions[model])
+            where = f"model {model} is cached at {cached} only; the program loads {PROGRAM_REVISION}"
+        else:
+            where = f"model {model}, named by the config, is not in the cluster's model cache ({hf_home})"
         errors.append(
-            f"model {model}, named by the config, is not in the cluster's model cache ({hf_home}){elsewhere}"
-            f" (the program loads {PROGRAM_REVISION}): cache it with cesres-ctl setup --cluster {cluster} "
+            f"{where}: cache it with cesres-ctl setup --cluster {cluster} "
             f'-e \'{{"cesres_hf_models": [{{"id": "{model}"}}]}}\''
         )
     return errors
