@@ -33,6 +33,7 @@ ROOT = "~/cesres-real"
 VENV = "~/cesres-real-env"
 SETS = ("--set", f"root={ROOT}", "--set", f"venv={VENV}")
 ON_THE_CPU = ("--partition", "batch", "--gpus", "0")
+PIP_CACHE = "/var/cache/cesres-sandbox/pip"  # group_vars/cluster_sandbox.yml, cesres_venv_pip_cache_dir
 RECAP = re.compile(r"^sandbox\s*:\s*(.*)$", re.MULTILINE)
 
 
@@ -40,7 +41,7 @@ RECAP = re.compile(r"^sandbox\s*:\s*(.*)$", re.MULTILINE)
 def real_setup(sandbox):
     # From nothing: no code, no venv, and no wheel that pip built from checklist's sdist on an earlier run (its
     # cache would skip the setup script that runs while pip reads the sdist's metadata; a first setup runs it).
-    done = sandbox.ssh(f"rm -rf {ROOT} {VENV}; rm -f ~/.cache/pip/wheels/*/*/*/*/checklist-*.whl")
+    done = sandbox.ssh(f"rm -rf {ROOT} {VENV}; rm -f {PIP_CACHE}/wheels/*/*/*/*/checklist-*.whl")
     assert done.returncode == 0, done.stderr
     started = time.monotonic()
     done = run_cli("setup", "--cluster", "sandbox", "-e", json.dumps({"cesres_root": ROOT, "cesres_venv": VENV}))
