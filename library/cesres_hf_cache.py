@@ -65,7 +65,7 @@ cached:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.cesres_rules import PROGRAM_ENV
-from ansible.module_utils.cesres_setup import SetupError, cache_models, decode_env, models_missing
+from ansible.module_utils.cesres_setup import SetupError, cache_models, decode_env, models_missing, venv_stamp
 
 
 def main():
@@ -82,7 +82,7 @@ def main():
     )
     p = module.params
     models = [[str(m[0]), str(m[1])] for m in p["models"]]
-    missing = set(models_missing(p["home"], models))
+    missing = set(models_missing(p["home"], models, venv_stamp(p["python"])))
     todo = [m for m in models if m[0] in missing]
     if not todo or module.check_mode:
         module.exit_json(changed=bool(todo), cached=[m[0] for m in todo])

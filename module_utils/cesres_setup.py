@@ -371,14 +371,26 @@ def _venv_matches(cfg, version):
 # --- the model cache and the components ------------------------------------------------------------
 
 
-def models_missing(home, models):
-    """The ids of `models` ([id, revision] pairs) that HF_HOME/cesres-models.list does not record."""
+def venv_stamp(python):
+    """The ready stamp of the venv whose interpreter is `python` ("" when it is not ready): what it holds
+    names the venv's requirements and Python, and so the transformers that reads the model cache."""
+    try:
+        with open(os.path.join(os.path.dirname(os.path.dirname(python)), VENV_STAMP), encoding="utf-8") as handle:
+            return handle.read().strip()
+    except OSError:
+        return ""
+
+
+def models_missing(home, models, stamp):
+    """The ids of `models` ([id, revision] pairs) that HF_HOME/cesres-models.list does not record as proven by
+    the venv whose ready stamp is `stamp`. Each transformers reads its own cache layout (4.20 its own files,
+    4.22+ the hub's snapshots): a model that another venv cached is not cached for this one."""
     try:
         with open(os.path.join(home, MODELS_LIST), encoding="utf-8") as handle:
             recorded = set(line.rstrip("\n") for line in handle)
     except OSError:
         recorded = set()
-    return [model_id for model_id, revision in models if "%s %s" % (model_id, revision) not in recorded]
+    return [m for m, revision in models if not stamp or "%s %s %s" % (m, revision, stamp) not in recorded]
 
 
 def dirs_missing(dest, subdirs):
@@ -634,7 +646,10 @@ def cache_models(home, python, loader, endpoint, models, env, program_env=None):
     rc, _out, err = run([python, "-c", loader, "load"] + pairs, env=offline)
     if rc != 0:
         raise SetupError("model cached but not loadable offline: %s" % last_line(err))
-    if run([python, "-c", loader, "record", home] + pairs, env=online)[0] != 0:
+    stamp = venv_stamp(python)
+    if not stamp:
+        raise SetupError("the virtualenv of %s is not ready: run its role (cesres_venv) first" % python)
+    if run([python, "-c", loader, "record", home, stamp] + pairs, env=online)[0] != 0:
         raise SetupError("cannot record the models in %s" % home)
     return [model_id for model_id, _revision in models]
 
@@ -696,8 +711,9 @@ def _probe_part(name, part, expand, env_of):
         return venv_state(path, requirements, part["config"], env_of(part), check=True)
     if name == "hf_cache":
         home = expand(part["home"], part.get("what", "cesres_hf_cache_home"))
+        python = expand(part["python"], part.get("python_what", "cesres_hf_cache_python"))
         models = [[str(m[0]), str(m[1])] for m in part.get("models") or []]
-        return {"home": home, "missing": models_missing(home, models)}
+        return {"home": home, "missing": models_missing(home, models, venv_stamp(python))}
     if name == "data":
         dest = expand(part["dest"], part.get("what", "cesres_data_dest"))
         return {"dest": dest, "missing": dirs_missing(dest, part.get("dirs") or [])}

@@ -95,7 +95,7 @@ class FakeCluster:
         (self.cluster / "venv" / "bin" / "activate").write_text("")
         (self.cluster / "venv" / ".cesres-ready").write_text("ready\n")
         (self.cluster / "hf").mkdir()
-        (self.cluster / "hf" / "cesres-models.list").write_text(f"{MODEL} main\n")
+        (self.cluster / "hf" / "cesres-models.list").write_text(f"{MODEL} main ready\n")
         setup = "#!/bin/bash\n" + " ".join(
             [
                 f"CLI=$(cat {shlex.quote(str(self.pid_file))} 2>/dev/null)",

@@ -280,7 +280,9 @@ def test_models_are_cached_by_the_venvs_loaders_and_load_offline_in_a_job(sandbo
 
     assert first_setup[0].returncode == 0
     listed = sandbox.ssh("cat .cache/huggingface/cesres-models.list")
-    assert listed.stdout.splitlines() == ["Enoch/graphcodebert-py main"], listed.stdout + listed.stderr
+    stamp = sandbox.ssh("cat cesres_env/.cesres-ready").stdout.strip()
+    # Proven by this venv (its ready stamp: its transformers, whose cache layout it is).
+    assert listed.stdout.splitlines() == [f"Enoch/graphcodebert-py main {stamp}"], listed.stdout + listed.stderr
     _, output = submit_and_wait(
         sandbox,
         f"""
@@ -316,7 +318,8 @@ def test_a_model_named_by_no_config_is_cached_on_demand_and_a_bad_id_fails_in_on
     done = run_cli("setup", "--cluster", "sandbox", "-e", json.dumps(models))
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr
     listed = sandbox.ssh("cat .cache/huggingface/cesres-models.list").stdout.splitlines()
-    assert listed == ["Enoch/graphcodebert-py main", "microsoft/graphcodebert-base main"]
+    stamp = sandbox.ssh("cat cesres_env/.cesres-ready").stdout.strip()
+    assert listed == [f"Enoch/graphcodebert-py main {stamp}", f"microsoft/graphcodebert-base main {stamp}"]
     again = run_cli("setup", "--cluster", "sandbox", "-e", json.dumps(models))
     assert "changed=0" in again.stdout + again.stderr
     bad = run_cli(

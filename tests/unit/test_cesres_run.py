@@ -94,16 +94,23 @@ def test_the_tree_version_of_a_pushed_checkout_ignores_runs_and_follows_the_code
     assert cesres_run.code_version(root, "", "") != first
 
 
-def test_a_model_counts_as_cached_only_at_the_revision_the_program_loads(cesres_run):
-    listed = ["Enoch/graphcodebert-py 0123abc", "microsoft/graphcodebert-base main", "torn-line"]
-    errors = cesres_run.model_errors(
-        listed, ["Enoch/graphcodebert-py", "microsoft/graphcodebert-base", "other/model"], "/h", "sandbox"
-    )
-    assert len(errors) == 2
+def test_a_model_counts_as_cached_only_at_the_revision_the_program_loads_by_this_venv(cesres_run):
+    listed = [
+        "Enoch/graphcodebert-py 0123abc venv1",
+        "microsoft/graphcodebert-base main venv1",
+        "other/model main venv2",  # another venv's transformers: another cache layout
+        "torn-line",
+    ]
+    models = ["Enoch/graphcodebert-py", "microsoft/graphcodebert-base", "other/model", "absent/model"]
+    errors = cesres_run.model_errors(listed, models, "/h", "sandbox", "venv1")
+    assert len(errors) == 3
     assert errors[0].startswith(
         "model Enoch/graphcodebert-py is cached at 0123abc only; the program loads main: "
         "cache it with cesres-ctl setup --cluster sandbox"
     )
-    assert errors[1].startswith("model other/model, named by the config, is not in the cluster's model cache (/h): ")
-    again = [*listed, "Enoch/graphcodebert-py main"]
-    assert cesres_run.model_errors(again, ["Enoch/graphcodebert-py"], "/h", "c") == []
+    assert errors[1].startswith("model other/model is cached in /h for another virtualenv only (another transformers)")
+    assert errors[2].startswith("model absent/model, named by the config, is not in the cluster's model cache (/h): ")
+    again = [*listed, "Enoch/graphcodebert-py main venv1", "other/model main venv1"]
+    assert cesres_run.model_errors(again, models[:3], "/h", "c", "venv1") == []
+    # Records of the old form (no venv) prove nothing.
+    assert len(cesres_run.model_errors(["absent/model main"], ["absent/model"], "/h", "c", "venv1")) == 1

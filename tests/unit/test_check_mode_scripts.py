@@ -197,7 +197,10 @@ def test_data_lists_the_missing_directories_and_creates_none(tmp_path):
 def test_the_probe_reads_each_part_and_names_an_unexpandable_path(tmp_path, origin):
     home = tmp_path / "home"
     (home / "hf").mkdir(parents=True)
-    (home / "hf" / "cesres-models.list").write_text("a/b main\n")
+    # Recorded by this venv (its ready stamp "s1"), and by another one (another transformers, another layout).
+    (home / "hf" / "cesres-models.list").write_text("a/b main s1\nc/d main s0\n")
+    (home / "env" / "bin").mkdir(parents=True)
+    (home / "env" / ".cesres-ready").write_text("s1\n")
 
     def expand(path: str, what: str) -> str:
         if "$UNSET" in path:
@@ -206,7 +209,7 @@ def test_the_probe_reads_each_part_and_names_an_unexpandable_path(tmp_path, orig
 
     request = {
         "repo": {"mode": "git", "path": "~/code", "url": str(origin), "version": "master", "set": []},
-        "hf_cache": {"home": "~/hf", "models": [["a/b", "main"], ["c/d", "main"]]},
+        "hf_cache": {"home": "~/hf", "python": "~/env/bin/python", "models": [["a/b", "main"], ["c/d", "main"]]},
         "data": {"dest": "$UNSET/x", "dirs": ["data"]},
     }
     state = setup.probe(request, expand, lambda part: dict(os.environ))

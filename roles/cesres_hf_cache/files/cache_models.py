@@ -4,11 +4,12 @@ Run ON THE CLUSTER (login node) with the venv's Python, the modules loaded and H
 files/cache.sh: first online (the loaders download into the cache), then again with
 TRANSFORMERS_OFFLINE=1 HF_HUB_OFFLINE=1 as a compute node without internet would, then `record`.
     python3 -c "$(cat cache_models.py)" load ID REVISION [ID REVISION ...]
-    python3 -c "$(cat cache_models.py)" record HF_HOME ID REVISION [ID REVISION ...]
+    python3 -c "$(cat cache_models.py)" record HF_HOME STAMP ID REVISION [ID REVISION ...]
 `load` calls the loaders the real program calls (AutoConfig, AutoTokenizer, and AutoModel when
 torch is importable), so the cache gets whatever layout this transformers version reads (4.20
-its own files, 4.22+ the hub's snapshots). `record` adds "ID REVISION" lines to
-HF_HOME/cesres-models.list, which cesres-ctl train reads. A failure is one line on stderr naming
+its own files, 4.22+ the hub's snapshots). `record` adds "ID REVISION STAMP" lines to
+HF_HOME/cesres-models.list (STAMP: the venv's ready stamp, which names its transformers: each version reads
+its own cache layout), which cesres-ctl train reads. A failure is one line on stderr naming
 the model (exit 3); transformers missing: exit 2.
 """
 
@@ -36,22 +37,18 @@ def pairs_of(values: list) -> list:
     return [(values[i], values[i + 1]) for i in range(0, len(values) - 1, 2)]
 
 
-def record(home: str, pairs: list) -> None:
+def record(home: str, stamp: str, pairs: list) -> None:
     path = Path(home) / LIST
-    recorded = {}
-    if path.exists():
-        recorded = dict(line.split(" ", 1) for line in path.read_text(encoding="utf-8").splitlines() if " " in line)
-    recorded.update(pairs)
+    lines = set(path.read_text(encoding="utf-8").splitlines()) if path.exists() else set()
+    lines.update(f"{model} {revision} {stamp}" for model, revision in pairs)
     partial = path.with_suffix(".tmp")
-    partial.write_text(
-        "".join(f"{model} {revision}\n" for model, revision in sorted(recorded.items())), encoding="utf-8"
-    )
+    partial.write_text("".join(f"{line}\n" for line in sorted(lines) if line.strip()), encoding="utf-8")
     partial.replace(path)
 
 
 def main(argv: list) -> int:
     if argv[:1] == ["record"]:
-        record(argv[1], pairs_of(argv[2:]))
+        record(argv[1], argv[2], pairs_of(argv[3:]))
         return 0
     try:
         import transformers  # noqa: F401

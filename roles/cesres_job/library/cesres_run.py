@@ -213,13 +213,17 @@ LOCK_WAIT = 120  # seconds another submission of the same run may hold the lock
 PROGRAM_REVISION = "main"
 
 
-def model_errors(listed: list[str], models: list[str], hf_home: str, cluster: str) -> list[str]:
-    """One line per model of `models` that the cache list (HF_HOME/cesres-models.list, "ID REVISION" lines)
-    lacks at the revision the program loads: offline, a copy cached at another revision is not found."""
+def model_errors(listed: list[str], models: list[str], hf_home: str, cluster: str, stamp: str) -> list[str]:
+    """One line per model of `models` that the cache list (HF_HOME/cesres-models.list, "ID REVISION STAMP"
+    lines) lacks at the revision the program loads, as proven by the venv whose ready stamp is `stamp`:
+    offline, a copy cached at another revision, or by another transformers (another layout), is not found."""
     revisions: dict[str, list[str]] = {}
+    elsewhere: set[str] = set()
     for words in (line.split() for line in listed):
-        if len(words) == 2:
+        if len(words) == 3 and words[2] == stamp:
             revisions.setdefault(words[0], []).append(words[1])
+        elif words:
+            elsewhere.add(words[0])
     errors = []
     for model in models:
         if PROGRAM_REVISION in revisions.get(model, []):
@@ -227,6 +231,8 @@ def model_errors(listed: list[str], models: list[str], hf_home: str, cluster: st
         if model in revisions:
             cached = ", ".join(revisions[model])
             where = f"model {model} is cached at {cached} only; the program loads {PROGRAM_REVISION}"
+        elif model in elsewhere:
+            where = f"model {model} is cached in {hf_home} for another virtualenv only (another transformers)"
         else:
             where = f"model {model}, named by the config, is not in the cluster's model cache ({hf_home})"
         errors.append(
@@ -368,7 +374,8 @@ class Run:
             listed = (self.hf_home / "cesres-models.list").read_text(encoding="utf-8").splitlines()
         except OSError:
             listed = []
-        errors += model_errors(listed, p["models"], str(self.hf_home), p["cluster"])
+        stamp = first_line(self.venv / ".cesres-ready") or ""
+        errors += model_errors(listed, p["models"], str(self.hf_home), p["cluster"], stamp)
         for item in self.cluster_inputs:
             if item["path"].is_file() and os.access(item["path"], os.R_OK):
                 item["sha256"] = file_sha256(item["path"])
