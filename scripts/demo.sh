@@ -13,6 +13,20 @@ checkout="$(dirname "$results")/INGInious-CESReS"
 
 step() { printf '\n==> %s\n' "$*"; }
 
+# The demo's own settings (section 3 of docs/ceci-guide.md): the sandbox as its cluster, with its own code
+# and virtualenv there, so that nothing the test suite leaves in the sandbox's ~/cesres (cesres-mini, local
+# commits) stops it, and nothing of yours in ~/.config/cesres-ctl changes it.
+CESRES_CTL_CONFIG="$(dirname "$results")/cesres-ctl-demo.yml"
+export CESRES_CTL_CONFIG
+mkdir -p "$(dirname "$results")"
+cat > "$CESRES_CTL_CONFIG" <<'YAML'
+default_cluster: sandbox
+clusters:
+  sandbox:
+    cesres_root: ~/cesres-demo
+    cesres_venv: ~/cesres-demo-env
+YAML
+
 step "Bring the sandbox cluster up (Slurm, Lmod with dragon2's modules, login node behind a gateway)"
 cesres-ctl sandbox up
 cesres-ctl sandbox status
