@@ -39,8 +39,8 @@ OVERHEAD_GOAL_S = 5.0
 
 BY_HAND = """
 set -e
-root=$1 venv=$2 repo=$3 endpoint=$4 release=$5
-shift 5
+root=$1 venv=$2 repo=$3 endpoint=$4 model=$5 release=$6
+shift 6
 module purge; module load "$release"; module load "$@"
 git clone --quiet "$repo" "$root"
 virtualenv --quiet --system-site-packages "$venv"
@@ -53,10 +53,11 @@ grep -vE '^torch==' "$file" > "$venv/all.txt"
 pip install --quiet --disable-pip-version-check -r "$venv/first.txt"
 pip install --quiet --disable-pip-version-check -r "$venv/all.txt"
 HF_ENDPOINT=$endpoint USE_TF=0 python -c "
+import sys
 from transformers import AutoConfig, AutoModel, AutoTokenizer
 for load in (AutoConfig, AutoTokenizer, AutoModel):
-    load.from_pretrained('$MODEL')
-"
+    load.from_pretrained(sys.argv[1])
+" "$model"
 """
 
 FIRST_LINE = "import time\nprint('bench-first-line', repr(time.time()), flush=True)\n"
@@ -104,7 +105,7 @@ def by_hand_argv() -> list[str]:
         ["cesres_cluster_modules", "cesres_cluster_git_module", "cesres_cluster_modules_release", "cesres_repo_url"],
     )
     modules = [*values["cesres_cluster_modules"], values["cesres_cluster_git_module"]]
-    words = ["bash", "-lc", BY_HAND, "by-hand", ROOT, VENV, values["cesres_repo_url"], "http://127.0.0.1:6820"]
+    words = ["bash", "-lc", BY_HAND, "by-hand", ROOT, VENV, values["cesres_repo_url"], "http://127.0.0.1:6820", MODEL]
     return ssh_argv(shlex.join([*words, values["cesres_cluster_modules_release"], *modules]))
 
 
