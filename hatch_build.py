@@ -2,8 +2,9 @@
 
 An installed (non-editable) cesres-ctl has no checkout beside it, so the wheel holds a copy of what the
 playbooks, the roles and the CLI read at run time, in the checkout's layout, under cesres_ctl/_project/
-(cesres_ctl/paths.py looks there). The checkout stays the only source: nothing is copied in git. An
-editable install reads the checkout itself and gets no copy.
+(cesres_ctl/paths.py looks there), the collection's files where a checkout links to itself. The checkout
+stays the only source: nothing is copied in git. An editable install reads the checkout itself and gets no
+copy.
 """
 
 import os
@@ -14,27 +15,27 @@ from hatchling.builders.hooks.plugin.interface import BuildHookInterface
 
 BUNDLE = "cesres_ctl/_project"
 # What the CLI and the playbooks read at run time, relative to the checkout: ansible.cfg and the inventory
-# (runner.py, inventory.py), the playbooks and roles, the roles' filters, modules and module_utils,
-# and the payloads of the sandbox that playbooks/sandbox.yml and the sandbox_cluster role copy from
-# `playbook_dir`/../sandbox.
+# (runner.py, inventory.py), the playbooks, and the payloads of the sandbox that playbooks/sandbox.yml and the
+# sandbox_cluster role copy from `playbook_dir`/../sandbox.
 PROJECT = (
     "ansible.cfg",
-    "filter_plugins",
-    "library",
-    "module_utils",
     "playbooks",
-    "roles",
     "inventory",
     "group_vars",
     "sandbox/cesres-fork",
     "sandbox/cesres-mini",
     "sandbox/hub",
 )
+# The collection cesres.ctl (galaxy.yml): the roles, the modules, what they share and the filters. The
+# project's ansible.cfg has Ansible find it under collections/ (cesres_ctl.paths.COLLECTION), where a checkout
+# has a link to itself: the wheel has the collection's own files there.
+COLLECTION = "collections/ansible_collections/cesres/ctl"
+COLLECTION_FILES = ("galaxy.yml", "meta", "plugins", "roles")
 # The checkout's symlinks, each copied from its target: a wheel cannot hold a symlink, and an sdist built
 # by hatchling leaves this one out (its target is in the sdist already).
 LINKS = {"inventory/group_vars": "group_vars"}
 # Local outputs that a run of the demo or of the tests may leave in a checkout (.gitignore).
-SKIPPED_DIRS = frozenset({"__pycache__", "cesres-runs"})
+SKIPPED_DIRS = frozenset({"__pycache__", ".ruff_cache", "cesres-runs"})
 
 
 def project_files(root: Path) -> dict[str, str]:
@@ -42,6 +43,8 @@ def project_files(root: Path) -> dict[str, str]:
     files: dict[str, str] = {}
     for top in PROJECT:
         add_tree(root, root / top, f"{BUNDLE}/{top}", files)
+    for top in COLLECTION_FILES:
+        add_tree(root, root / top, f"{BUNDLE}/{COLLECTION}/{top}", files)
     for link, target in LINKS.items():
         # One entry for the whole directory: hatchling keys its table by source, and each file of the
         # target is already there under its own path.

@@ -11,7 +11,7 @@ import typer
 import yaml
 from rich.table import Table
 
-from cesres_ctl import userconfig
+from cesres_ctl import paths, userconfig
 from cesres_ctl.console import echo, note, out
 from cesres_ctl.errors import CesresError
 from cesres_ctl.options import cluster_option
@@ -192,7 +192,8 @@ def describe(only: str | None = None) -> dict[str, Any]:
 
 
 def _role_defaults(project: Path) -> list[tuple[Path, str]]:
-    roles = sorted(p for p in (project / "roles").iterdir() if p.is_dir() and p.name.startswith("cesres_"))
+    roles_dir = paths.collection_dir(project) / "roles"
+    roles = sorted(p for p in roles_dir.iterdir() if p.is_dir() and p.name.startswith("cesres_"))
     found = [(role / "defaults" / "main.yml", f"role default ({role.name})") for role in roles]
     return [(path, label) for path, label in found if path.is_file()]
 

@@ -10,6 +10,10 @@ from cesres_ctl.errors import CesresError
 DEFAULT_SANDBOX_ROOT = Path("/var/lib/cesres-sandbox")
 # Where a wheel puts its copy of the project, inside the package (hatch_build.py writes it there).
 BUNDLED_PROJECT = "_project"
+# Where a project keeps the collection cesres.ctl (galaxy.yml: the roles, the modules and the filters), as
+# Ansible finds it there (ansible.cfg's collections_path): in a checkout, a link to the checkout itself; in
+# a wheel, the collection's files (hatch_build.py).
+COLLECTION = Path("collections", "ansible_collections", "cesres", "ctl")
 
 
 def project_dir() -> Path:
@@ -30,6 +34,11 @@ def project_dir() -> Path:
             f"cannot find the cesres-ctl project (playbooks/, ansible.cfg) in {root}; set CESRES_CTL_PROJECT"
         )
     return root
+
+
+def collection_dir(project: Path | None = None) -> Path:
+    """The collection cesres.ctl of `project` (default: project_dir()), its link resolved."""
+    return ((project or project_dir()) / COLLECTION).resolve()
 
 
 def _is_project(root: Path) -> bool:

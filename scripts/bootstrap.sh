@@ -35,10 +35,10 @@ if [ ! -f "$stamp" ] || [ "$project_dir/pyproject.toml" -nt "$stamp" ]; then
     "$venv/bin/python" -m pip install --quiet -e "${project_dir}[dev]"
     touch "$stamp"
 fi
-# The bytecode of the package and of the plugins Ansible loads on this machine, as pip writes it for an
-# installed package: an editable install leaves it to the first run, which never writes it where
+# The bytecode of the package and of the callback plugin Ansible loads on this machine, as pip writes it
+# for an installed package: an editable install leaves it to the first run, which never writes it where
 # PYTHONDONTWRITEBYTECODE is set, and a quick command that compiles its modules each time spends ~10 ms
-# of its ~80 on it. Up-to-date files are skipped.
-"$venv/bin/python" -m compileall -q "$project_dir/cesres_ctl" "$project_dir/filter_plugins" \
-    "$project_dir/playbooks/callback_plugins" >/dev/null
+# of its ~80 on it. Up-to-date files are skipped. (Ansible compiles a collection's plugins itself, with no
+# bytecode cache.)
+"$venv/bin/python" -m compileall -q "$project_dir/cesres_ctl" "$project_dir/playbooks/callback_plugins" >/dev/null
 export PATH="$venv/bin:$PATH"

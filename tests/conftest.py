@@ -1,5 +1,6 @@
 """Shared fixtures: the sandbox cluster that integration tests run against, and no environment in /tmp."""
 
+import importlib
 import json
 import os
 import secrets
@@ -12,11 +13,22 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
 PROJECT = Path(__file__).resolve().parent.parent
 CESRES_CTL = [sys.executable, "-m", "cesres_ctl"]
+
+
+def collection_module(name: str) -> ModuleType:
+    """A module of the collection cesres.ctl (e.g. "plugins.module_utils.provision"), imported as Ansible
+    imports it: through its collection loader, configured by the project's ansible.cfg."""
+    from cesres_ctl.inventory import init_ansible
+
+    init_ansible()
+    return importlib.import_module(f"ansible_collections.cesres.ctl.{name}")
+
 
 # Every process the tests start inherits this variable; no file under /tmp may hold it after a test
 # (issue 11: a run's environment, tokens included, must not reach a file).

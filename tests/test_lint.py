@@ -2,7 +2,6 @@
 
 import importlib
 import importlib.util
-import json
 import re
 import shutil
 import subprocess
@@ -218,23 +217,3 @@ def test_shellcheck_of_scripts_in_python(name):
         check=False,
     )
     assert done.returncode == 0, f"{name}:\n{done.stdout}{done.stderr}"
-
-
-# --- the setup roles' modules document themselves ---------------------------------------------------------
-
-LIBRARY_MODULES = sorted(path.stem for path in (PROJECT / "library").glob("cesres_*.py"))
-
-
-@pytest.mark.parametrize("module", LIBRARY_MODULES)
-def test_ansible_doc_reads_the_module(module):
-    """DOCUMENTATION, EXAMPLES and RETURN parse; every option of the argument spec is documented."""
-    done = run("ansible-doc", "--json", "-M", "library", module)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    doc = json.loads(done.stdout)[module]
-    assert doc["doc"]["short_description"] and doc["examples"] and doc["return"], module
-    assert doc["doc"]["attributes"]["check_mode"]["support"] == "full", module
-    source = (PROJECT / "library" / f"{module}.py").read_text(encoding="utf-8")
-    spec = re.search(r"argument_spec=dict\((.*?)\n        \),\n", source, re.DOTALL)
-    assert spec, module
-    options = set(re.findall(r"^            (\w+)=dict\(", spec.group(1), re.MULTILINE))
-    assert options == set(doc["doc"]["options"]), module

@@ -85,7 +85,8 @@ def _validated_sources(cluster: str, extravars: dict[str, Any]) -> list[str]:
     (~0.35 s), or found checked before with the very same sources, role specs and extra vars (a stamp in the
     state directory, named by their digest)."""
     project = paths.project_dir()
-    specs = sorted(project.glob("roles/*/meta/argument_specs.yml")) + sorted(project.glob("roles/*/defaults/main.yml"))
+    roles = paths.collection_dir(project) / "roles"
+    specs = sorted(roles.glob("*/meta/argument_specs.yml")) + sorted(roles.glob("*/defaults/main.yml"))
     digest = clusters.sources_fingerprint(cluster, specs)
     digest = hashlib.sha256(f"{digest}:{json.dumps(extravars, sort_keys=True, default=str)}".encode()).hexdigest()
     stamp = paths.state_dir() / "validated" / digest

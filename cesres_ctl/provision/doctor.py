@@ -33,7 +33,7 @@ shift 5
 # The Python that Ansible will run with and the modules: roles/cesres_python's probe, by the same script
 # (mode check: it writes nothing).
 # shellcheck source=/dev/null  # the script is the argument $probe, fed on stdin
-out=$(set -- check "$release" "$pymodule" .cesres/python "$release" "$#" "$@" "" ""; . /dev/stdin <<<"$probe" 2>&1)
+out=$(set -- check "$release" "$pymodule" .cesres/python "$release" "$#" "$@"; . /dev/stdin <<<"$probe" 2>&1)
 printf 'PROBE\t%s\n' "$(tail -1 <<<"$out")"
 if type module >/dev/null 2>&1; then
   ck lmod pass "$(module --version 2>&1 | grep -o 'Version [^ ]*' | head -1)"
@@ -105,7 +105,7 @@ def doctor_command(host_vars: Mapping[str, Any], min_free_gib: float = MIN_FREE_
         (str(m) for m in host_vars.get("cesres_cluster_modules", []) if str(m).startswith("Python/")), ""
     )
     args = [
-        paths.project_dir().joinpath(*PROBE).read_text(encoding="utf-8"),
+        paths.collection_dir().joinpath(*PROBE).read_text(encoding="utf-8"),
         python_module,
         str(host_vars.get("cesres_cluster_modules_release", "")),
         " ".join(host_vars.get("cesres_cluster_partitions", {}) or {}),

@@ -72,7 +72,7 @@ def role_specs(project: Path | None = None) -> tuple[RoleSpec, ...]:
     project = project or paths.project_dir()
     specs = []
     for role in SETUP_ROLES:
-        role_dir = project / "roles" / role
+        role_dir = paths.collection_dir(project) / "roles" / role
         # libyaml's loader when PyYAML has it: every setup pays for these six files before any ssh.
         loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
         data = yaml.load((role_dir / "meta" / "argument_specs.yml").read_text(encoding="utf-8"), Loader=loader)  # noqa: S506 - a safe loader

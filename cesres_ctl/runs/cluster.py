@@ -118,7 +118,7 @@ _CACHE_ENTRIES = 32
 
 
 def _role_defaults() -> Path:
-    return paths.project_dir() / "roles" / ROLE / "defaults" / "main.yml"
+    return paths.collection_dir() / "roles" / ROLE / "defaults" / "main.yml"
 
 
 def sources_fingerprint(name: str, more_files: list[Path]) -> str:

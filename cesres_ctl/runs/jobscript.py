@@ -18,7 +18,7 @@ PATH_DEFAULTS = {"root": "~/cesres", "venv": "~/cesres_env", "hf_home": "~/.cach
 def role_constants() -> dict[str, Any]:
     import yaml
 
-    path = paths.project_dir().joinpath("roles", "cesres_job", "vars", "main.yml")
+    path = paths.collection_dir().joinpath("roles", "cesres_job", "vars", "main.yml")
     return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
 
 
@@ -28,7 +28,7 @@ def render(variables: Mapping[str, Any]) -> str:
     from ansible.parsing.dataloader import DataLoader
     from ansible.template import Templar, trust_as_template
 
-    source = paths.project_dir().joinpath(*TEMPLATE).read_text(encoding="utf-8")
+    source = paths.collection_dir().joinpath(*TEMPLATE).read_text(encoding="utf-8")
     # A job array only for a sweep's points (the role derives it from cesres_job_points the same way).
     array = {"__cesres_job_array": bool(variables.get("cesres_job_points"))}
     all_vars = {"ansible_managed": "Ansible managed", **role_constants(), **array, **variables}

@@ -4,7 +4,7 @@ tests/data/CECI_requirements.txt is CESReS's `installation/CECI_requirements.txt
 roles/sandbox_cluster/files/dragon2_modules_2022a.json (which the sandbox builds its modules from) holds the Python
 distributions that dragon2's modules provide, read from the
 public EasyBuild easyconfigs of those modules (see its "source" and "notes"). The test applies the product's policy
-with the very functions of roles/cesres_venv/files/requirements_policy.py, then makes ONE resolver run for
+with the very functions of the collection's module_utils requirements_policy.py, then makes ONE resolver run for
 CPython 3.10 on x86_64 manylinux with the protected module packages as constraints, and asserts that it finds a
 solution that keeps every protected package at its module's version. It prints what the policy kept, dropped
 (kept the module's) and reported.
@@ -23,7 +23,6 @@ The index is uv's default (PyPI) or UV_INDEX_URL / UV_DEFAULT_INDEX when set; pi
 generous (UV_HTTP_TIMEOUT=300 s per request, 20 min in all) for a slow index.
 """
 
-import importlib.util
 import json
 import os
 import re
@@ -34,17 +33,16 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import collection_module
+
 pytestmark = pytest.mark.index
 
 PROJECT = Path(__file__).resolve().parents[2]
-SCRIPT = PROJECT / "roles" / "cesres_venv" / "files" / "requirements_policy.py"
 DATA = PROJECT / "tests" / "data"
 REQUIREMENTS = DATA / "CECI_requirements.txt"
 MODULES = PROJECT / "roles" / "sandbox_cluster" / "files" / "dragon2_modules_2022a.json"
 
-_spec = importlib.util.spec_from_file_location("requirements_policy", SCRIPT)
-rp = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(rp)
+rp = collection_module("plugins.module_utils.requirements_policy")
 
 # checklist-0.0.11.tar.gz, checklist.egg-info/requires.txt (its setup.py's install_requires).
 CHECKLIST_REQUIRES = [

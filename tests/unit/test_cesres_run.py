@@ -1,37 +1,21 @@
-"""The pure parts of roles/cesres_job/library/cesres_run.py (the module that checks, stages and submits a run
+"""The pure parts of the module cesres_run (plugins/modules/cesres_run.py: it checks, stages and submits a run
 on the cluster): which job a run keeps, the store's admission of sent and cluster-side files, the tree
 version of a checkout without git. The whole module runs against the sandbox in tests/integration."""
 
 import hashlib
-import importlib.util
-import sys
 
 import pytest
 
 from cesres_ctl import rules
-from tests.conftest import PROJECT
-
-MODULE = PROJECT / "roles" / "cesres_job" / "library" / "cesres_run.py"
-
-
-def load_module_file(name, path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests.conftest import PROJECT, collection_module
 
 
 @pytest.fixture(scope="module")
 def cesres_run():
-    # On the cluster Ansible sends module_utils/ with the module: the rules (a link to cesres_ctl/rules.py)
-    # and the cluster-side helpers, imported as ansible.module_utils.<name>.
-    assert (PROJECT / "module_utils" / "cesres_rules.py").resolve() == PROJECT / "cesres_ctl" / "rules.py"
-    sys.modules["ansible.module_utils.cesres_rules"] = rules
-    sys.modules["ansible.module_utils.cesres_cluster"] = load_module_file(
-        "ansible.module_utils.cesres_cluster", PROJECT / "module_utils" / "cesres_cluster.py"
-    )
-    yield load_module_file("cesres_run_module", MODULE)
-    del sys.modules["ansible.module_utils.cesres_rules"], sys.modules["ansible.module_utils.cesres_cluster"]
+    # Imported as Ansible imports it, with the collection's module_utils (the rules: cesres_ctl/rules.py is a
+    # link to them).
+    assert (PROJECT / "cesres_ctl" / "rules.py").resolve() == PROJECT / "plugins" / "module_utils" / "rules.py"
+    return collection_module("plugins.modules.cesres_run")
 
 
 def _sha(data: bytes) -> str:

@@ -1,10 +1,9 @@
 """The roles' cluster-side code in check mode, run here: it says what would change, changes nothing.
 
 roles/cesres_python's login shell (files/probe.sh) by a local bash; the modules' shared code
-(module_utils/cesres_setup.py) imported as the modules run it.
+(the collection's module_utils provision.py) imported as the modules run it.
 """
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -13,12 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import collection_module
+
 PROJECT = Path(__file__).resolve().parent.parent.parent
 ROLES = PROJECT / "roles"
-_SPEC = importlib.util.spec_from_file_location("cesres_setup", PROJECT / "module_utils" / "cesres_setup.py")
-assert _SPEC and _SPEC.loader
-setup = importlib.util.module_from_spec(_SPEC)
-_SPEC.loader.exec_module(setup)
+setup = collection_module("plugins.module_utils.provision")
 # Lmod stand-in: every purge and load works.
 MODULE_FN = "module() { return 0; }\nexport -f module\n"
 
@@ -55,7 +53,7 @@ def choose(home: Path, mode: str, tmp: Path, *extra: str) -> dict:
     script = (ROLES / "cesres_python" / "files" / "probe.sh").read_text()
     env = {"PATH": f"{home / 'bin'}:/usr/bin:/bin", "TMPDIR": str(tmp)}
     done = run_script(
-        script, mode, "releases/2022a", "Python/3.10.4", ".cesres/python", "", "0", "", "", *extra, home=home, env=env
+        script, mode, "releases/2022a", "Python/3.10.4", ".cesres/python", "", "0", *extra, home=home, env=env
     )
     assert done.returncode == 0, done.stdout + done.stderr
     return json.loads(done.stdout.splitlines()[-1])
@@ -112,7 +110,7 @@ def origin(tmp_path):
 
 
 def git_sync(home: Path, dest: str, url: Path, *, check: bool, force: bool = False) -> dict:
-    """library/cesres_git.py's work: {"changed", "commit", "path"}, or {"refused", "msg"}."""
+    """The module cesres_git's work: {"changed", "commit", "path"}, or {"refused", "msg"}."""
     # The role passes the destination expanded (cesres_expand_path).
     dest = dest.replace("~", str(home), 1)
     sync = setup.git_plan if check else setup.git_sync
@@ -195,31 +193,33 @@ def test_data_lists_the_missing_directories_and_creates_none(tmp_path):
 
 
 def test_the_probe_reads_each_part_and_names_an_unexpandable_path(tmp_path, origin):
+    """As roles/cesres_python runs it: paths expanded with the login environment by the shared rule, each part
+    with the environment of its module group."""
     home = tmp_path / "home"
     (home / "hf").mkdir(parents=True)
     # Recorded by this venv (its ready stamp "s1"), and by another one (another transformers, another layout).
     (home / "hf" / "cesres-models.list").write_text("a/b main s1\nc/d main s0\n")
     (home / "env" / "bin").mkdir(parents=True)
     (home / "env" / ".cesres-ready").write_text("s1\n")
-
-    def expand(path: str, what: str) -> str:
-        if "$UNSET" in path:
-            raise setup.SetupError(f"{what} {path!r}: the variable $UNSET is not set", "expand")
-        return path.replace("~", str(home), 1)
-
+    login = {"HOME": str(home), "PATH": os.environ["PATH"]}
+    git_set = ["releases/2022a", "git/2.23.0"]
+    envs = {"login": login, "modules": {" ".join(git_set): {**login, "GIT_SET": "1"}}, "errors": {"x y": "no x"}}
     request = {
-        "repo": {"mode": "git", "path": "~/code", "url": str(origin), "version": "master", "set": []},
+        "repo": {"mode": "git", "path": "~/code", "what": "cesres_repo_dest", "url": str(origin), "set": git_set},
         "hf_cache": {"home": "~/hf", "python": "~/env/bin/python", "models": [["a/b", "main"], ["c/d", "main"]]},
-        "data": {"dest": "$UNSET/x", "dirs": ["data"]},
+        "data": {"dest": "$UNSET/x", "what": "cesres_data_dest", "dirs": ["data"]},
+        "venv": {"path": "~/env", "requirements": "~/req.txt", "config": "c", "set": ["x", "y"]},
     }
-    state = setup.probe(request, expand, lambda part: dict(os.environ))
+    state = setup.probe_with(request, envs)
     assert state["repo"]["changed"] and state["repo"]["path"] == str(home / "code")
     assert state["hf_cache"] == {"home": str(home / "hf"), "missing": ["c/d"]}
-    assert state["data"]["expand_error"] and "$UNSET" in state["data"]["error"]
+    assert state["data"]["expand_error"] and "cesres_data_dest" in state["data"]["error"]
+    assert "UNSET" in state["data"]["error"]
+    assert state["venv"] == {"error": "no x", "expand_error": False}
     assert not (home / "code").exists()
 
 
-# --- the venv's lock and ready stamp (module_utils/cesres_setup.py venv_install) -------------------
+# --- the venv's lock and ready stamp (module_utils/provision.py venv_install) -----------------------
 
 
 @pytest.fixture(scope="module")
@@ -231,9 +231,6 @@ def small_venv(tmp_path_factory):
     requirements = root / "req.txt"
     requirements.write_text("# nothing\n")
     return venv, requirements
-
-
-POLICY = (PROJECT / "roles" / "cesres_venv" / "files" / "requirements_policy.py").read_text()
 
 
 def test_venv_install_marks_ready_only_when_done_and_waits_for_another_installer(small_venv):
@@ -248,12 +245,15 @@ def test_venv_install_marks_ready_only_when_done_and_waits_for_another_installer
     fcntl.flock(lock, fcntl.LOCK_EX)
     try:
         with pytest.raises(setup.SetupError, match="still running after 1 s") as refused:
-            setup.venv_install(str(venv), str(requirements), "h1", env, POLICY, wait_s=1)
+            setup.venv_install(str(venv), str(requirements), "h1", env, wait_s=1)
         assert refused.value.kind == "locked" and not stamp.exists()
     finally:
         os.close(lock)
-    done = setup.venv_install(str(venv), str(requirements), "h1", env, POLICY)
+    done = setup.venv_install(str(venv), str(requirements), "h1", env)
     assert done["installed"] and stamp.read_text() == "h1\n"
+    # The module policy ran as a file (the collection's module_utils), left beside the plan it wrote.
+    policy = PROJECT / "plugins" / "module_utils" / "requirements_policy.py"
+    assert (venv / ".cesres-plan" / policy.name).read_bytes() == policy.read_bytes()
     assert setup.venv_state(str(venv), str(requirements), "c", env)["state"] in ("stale", "recreate")
 
 
@@ -273,10 +273,24 @@ def test_a_waiting_installer_installs_nothing_when_the_other_one_made_the_venv_r
     timer = threading.Timer(0.5, the_other_one_finishes)
     timer.start()
     try:
-        done = setup.venv_install(str(venv), str(requirements), "h2", env, POLICY, wait_s=30)
+        done = setup.venv_install(str(venv), str(requirements), "h2", env, wait_s=30)
     finally:
         timer.join()
     assert done["installed"] is False and any("waited for another installation" in r for r in done["reports"])
+
+
+def test_the_import_check_names_the_first_module_that_the_entry_point_cannot_import(small_venv, tmp_path):
+    venv, requirements = small_venv
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "helper.py").write_text("")  # found in the entry point's directory, as the job finds it
+    (code / "model.py").write_text(
+        "import json\nimport helper\ntry:\n    import no_such_module\nexcept ImportError:\n    pass\n"
+    )
+    env = dict(os.environ, PIP_NO_INDEX="1")
+    with pytest.raises(setup.SetupError, match=r"cannot import no_such_module \(No module named") as failed:
+        setup.venv_install(str(venv), str(requirements), "h3", env, entry=str(code / "model.py"))
+    assert failed.value.kind == "imports" and not (venv / setup.VENV_STAMP).exists()
 
 
 def test_push_state_reads_the_record_of_the_last_push(tmp_path):

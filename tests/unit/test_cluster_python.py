@@ -16,16 +16,9 @@ from tests.conftest import PROJECT
 
 MINIMUM = ".".join(map(str, rules.CLUSTER_PYTHON))
 FIND_PYTHON = PROJECT / "roles" / "sandbox_cluster" / "files" / "find_python310.sh"
-# Everything that runs on the cluster: the modules, what they share, and the scripts the roles send.
-CLUSTER_FILES = sorted(
-    [
-        *PROJECT.glob("library/*.py"),
-        *PROJECT.glob("roles/*/library/*.py"),
-        *PROJECT.glob("module_utils/*.py"),
-        PROJECT / "roles" / "cesres_venv" / "files" / "requirements_policy.py",
-        PROJECT / "roles" / "cesres_hf_cache" / "files" / "cache_models.py",
-    ]
-)
+# Everything that runs on the cluster: the collection's modules and what they share (the programs that the
+# venv's Python runs, requirements_policy.py and cache_models.py, included).
+CLUSTER_FILES = sorted([*PROJECT.glob("plugins/modules/*.py"), *PROJECT.glob("plugins/module_utils/*.py")])
 
 
 @pytest.fixture(scope="module")
@@ -37,12 +30,12 @@ def oldest_python() -> str:
 
 
 def test_every_cluster_side_file_imports_under_the_oldest_python(oldest_python, tmp_path):
-    # Ansible sends module_utils as ansible.module_utils.<name>, beside its own (basic, common, ...).
-    package = tmp_path / "ansible" / "module_utils"
-    shutil.copytree(Path(ansible.__file__).parent / "module_utils", package)
+    # Ansible sends the collection's module_utils as ansible_collections.cesres.ctl.plugins.module_utils.<name>,
+    # beside its own ansible.module_utils (basic, common, ...).
+    shutil.copytree(Path(ansible.__file__).parent / "module_utils", tmp_path / "ansible" / "module_utils")
     (tmp_path / "ansible" / "__init__.py").write_text("")
-    for shared in PROJECT.glob("module_utils/*.py"):
-        shutil.copyfile(shared.resolve(), package / shared.name)
+    shared = tmp_path.joinpath("ansible_collections", "cesres", "ctl", "plugins", "module_utils")
+    shutil.copytree(PROJECT / "plugins" / "module_utils", shared, ignore=shutil.ignore_patterns("__pycache__"))
     script = (
         "import importlib.util, sys\n"
         "for number, path in enumerate(sys.argv[1:]):\n"

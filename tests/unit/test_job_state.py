@@ -4,11 +4,9 @@ exit_code file can give, both say the same state, and none of them makes cesres_
 that may still run. The CLI's real shell commands and the module's real code run against fake squeue and
 sacct (tests/fake_slurm.py)."""
 
-import importlib.util
 import itertools
 import os
 import subprocess
-import sys
 
 import pytest
 
@@ -16,7 +14,7 @@ from cesres_ctl import rules
 from cesres_ctl.runs import remote
 from cesres_ctl.runs.registry import Run
 from tests import fake_slurm
-from tests.conftest import PROJECT
+from tests.conftest import collection_module
 
 QUEUE = [None, "", "PENDING", "RUNNING", "COMPLETING", "SUSPENDED", "COMPLETED", "FAILED", "CANCELLED", "TIMEOUT"]
 ACCOUNTING = [None, "", "PENDING", "RUNNING", "REQUEUED", "COMPLETED", "FAILED", "CANCELLED by 1001", "TIMEOUT"]
@@ -27,14 +25,8 @@ LIVE = {"PENDING", "RUNNING", "COMPLETING", "SUSPENDED", "REQUEUED"}
 
 @pytest.fixture(scope="module")
 def cluster_module():
-    """module_utils/cesres_cluster.py as Ansible sends it, with the rules as ansible.module_utils.cesres_rules."""
-    sys.modules["ansible.module_utils.cesres_rules"] = rules
-    path = PROJECT / "module_utils" / "cesres_cluster.py"
-    spec = importlib.util.spec_from_file_location("cesres_cluster_under_test", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    yield module
-    del sys.modules["ansible.module_utils.cesres_rules"]
+    """The collection's module_utils cluster.py, imported as the modules import it (its rules included)."""
+    return collection_module("plugins.module_utils.cluster")
 
 
 def _env(bin_dir, queue, accounting):

@@ -1,11 +1,10 @@
 """No value from the configuration or the environment is read as an option by git, ssh or rsync (issue 18).
 
-The cluster-side git code (module_utils/cesres_setup.py) runs here with the machine's real git on a real
+The cluster-side git code (the collection's module_utils provision.py) runs here with the machine's real git on a real
 repository: an injected command would create a marker file, which must never appear. The rules that the
 CLI, `config set`, `setup -e` and the roles apply are checked on the values an attacker or a slip would give.
 """
 
-import importlib.util
 import shlex
 import subprocess
 from pathlib import Path
@@ -14,11 +13,9 @@ import pytest
 
 from cesres_ctl import paths, rules
 from cesres_ctl.errors import CesresError
-from tests.conftest import PROJECT
+from tests.conftest import PROJECT, collection_module
 
-_spec = importlib.util.spec_from_file_location("cesres_setup", PROJECT / "module_utils" / "cesres_setup.py")
-cesres_setup = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(cesres_setup)
+cesres_setup = collection_module("plugins.module_utils.provision")
 
 
 @pytest.fixture

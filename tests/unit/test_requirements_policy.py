@@ -1,6 +1,5 @@
-"""roles/cesres_venv/files/requirements_policy.py: the module policy on plain data, no cluster."""
+"""The collection's module_utils requirements_policy.py: the module policy on plain data, no cluster."""
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -8,17 +7,10 @@ from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "roles" / "cesres_venv" / "files" / "requirements_policy.py"
+from tests.conftest import PROJECT, collection_module
 
-
-def _load():
-    spec = importlib.util.spec_from_file_location("requirements_policy", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-rp = _load()
+SCRIPT = PROJECT / "plugins" / "module_utils" / "requirements_policy.py"
+rp = collection_module("plugins.module_utils.requirements_policy")
 
 # What a dragon2-like module set gives (versions of the public 2022a easyconfigs).
 PROVIDED = {
@@ -502,12 +494,11 @@ def test_cli_plan_writes_both_files_and_prints_one_json_object(tmp_path):
     assert result["requirements"] == str(out / "requirements.txt")
 
 
-def test_cli_runs_fed_on_stdin_and_explains_a_conflict(tmp_path):
+def test_cli_explains_a_conflict(tmp_path):
     log = tmp_path / "pip.log"
     log.write_text(PIP_TRANSITIVE)
     done = subprocess.run(
-        [sys.executable, "-", "explain-conflict", str(log)],
-        input=SCRIPT.read_text(),
+        [sys.executable, str(SCRIPT), "explain-conflict", str(log)],
         capture_output=True,
         text=True,
         check=False,

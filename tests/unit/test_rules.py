@@ -1,13 +1,12 @@
 """cesres_ctl.rules, and the role's filter plugin that applies the same rules (one implementation)."""
 
-import importlib.util
 import re
 import shlex
 
 import pytest
 
 from cesres_ctl import paths, rules
-from tests.conftest import PROJECT
+from tests.conftest import PROJECT, collection_module
 
 PARTITIONS = rules.parse_partitions(
     {
@@ -19,11 +18,7 @@ PARTITIONS = rules.parse_partitions(
 
 
 def filters() -> dict:
-    path = PROJECT / "filter_plugins" / "cesres.py"
-    module_spec = importlib.util.spec_from_file_location("cesres_filters", path)
-    module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
-    return module.FilterModule().filters()
+    return collection_module("plugins.filter.cesres").FilterModule().filters()
 
 
 @pytest.mark.parametrize(
@@ -223,20 +218,22 @@ def test_ssh_to_a_cluster_is_one_rule_for_the_cli_and_the_roles_and_keeps_the_ke
 @pytest.mark.parametrize(
     ("marker", "home"),
     [
-        ("OUT_OF_MEMORY", "cesres_ctl/rules.py"),  # the job states
-        ("{0,39}", "cesres_ctl/rules.py"),  # the run-name rule
-        (r"(?:(\d{1,9})-)", "cesres_ctl/rules.py"),  # the Slurm time syntax
+        ("OUT_OF_MEMORY", "plugins/module_utils/rules.py"),  # the job states
+        ("{0,39}", "plugins/module_utils/rules.py"),  # the run-name rule
+        (r"(?:(\d{1,9})-)", "plugins/module_utils/rules.py"),  # the Slurm time syntax
         ("module is-avail", "roles/cesres_python/files/probe.sh"),  # the module check
-        ("ansible_ssh_extra_args", "cesres_ctl/rules.py"),  # how plain ssh reaches a cluster
+        ("ansible_ssh_extra_args", "plugins/module_utils/rules.py"),  # how plain ssh reaches a cluster
     ],
 )
 def test_each_rule_has_one_home(marker, home):
-    """Issue 8: a grep for a second copy of a rule comes back empty."""
+    """Issue 8: a grep for a second copy of a rule comes back empty (cesres_ctl/rules.py is a link to the
+    collection's rules, the same file)."""
     found = sorted(
         str(path.relative_to(PROJECT))
-        for top in ("cesres_ctl", "roles", "filter_plugins", "molecule", "playbooks", "sandbox")
+        for top in ("cesres_ctl", "roles", "plugins", "molecule", "playbooks", "sandbox")
         for path in (PROJECT / top).rglob("*")
         if path.is_file()
+        and not path.is_symlink()
         and path.suffix in {".py", ".sh", ".yml", ".j2"}
         and marker in path.read_text(errors="replace")
     )
@@ -262,8 +259,10 @@ def test_the_probe_filters():
         module_env(probe, ["r", "X/1"], {})
     with pytest.raises(AnsibleFilterError, match="cesres_python_module_sets"):
         module_env(probe, ["r", "Y/1"], {})
-    program = filters()["cesres_probe_program"]()
-    namespace: dict = {}
-    exec(program, namespace)  # what the login shell runs
-    assert namespace["expand_path"]("$GLOBALSCRATCH/env", {"HOME": "/h", "GLOBALSCRATCH": "/s"}) == "/s/env"
-    assert callable(namespace["probe"])
+    # What the module cesres_probe reads the play's one probe with: all of it, in one opaque value.
+    envs = filters()["cesres_probe_envs"]({**probe, "login_env": {"HOME": "/h"}, "state": "ok"})
+    assert collection_module("plugins.module_utils.provision").decode_envs(envs) == {
+        "login": {"HOME": "/h"},
+        "modules": probe["module_envs"],
+        "errors": probe["module_errors"],
+    }

@@ -760,8 +760,8 @@ def test_a_terminated_run_cancels_and_cleans_up(project, tmp_path, signum):
 def test_a_rule_refused_in_a_filter_is_its_own_line():
     msg = (
         "Task failed: Finalization of task args for 'ansible.builtin.command' failed: Error while resolving value "
-        "for 'argv': The filter plugin 'cesres_expand_path' failed: cesres_venv_path '$X/env': the variable $X is "
-        "not set in a login shell on the cluster"
+        "for 'argv': The filter plugin 'cesres.ctl.cesres_expand_path' failed: cesres_venv_path '$X/env': "
+        "the variable $X is not set in a login shell on the cluster"
     )
     line = describe_failure(event("runner_on_failed", task="probe", res={"msg": msg}))
     assert line == (

@@ -1,13 +1,11 @@
 # The play's one login shell (roles/cesres_python's raw step; cesres-ctl doctor runs it too, mode "check"):
-#   bash -lc "$(cat probe.sh)" cesres-probe MODE RELEASE MODULE WRAPPER CHECK_RELEASE NCHECK NAME... REQUEST PROGRAM \
-#     [NSET MOD...]...
+#   bash -lc "$(cat probe.sh)" cesres-probe MODE RELEASE MODULE WRAPPER CHECK_RELEASE NCHECK NAME... [NSET MOD...]...
 # A login shell is needed for Lmod's "module" and nothing else: everything that needs one is read here,
 # once, and printed as ONE JSON object (the last line of stdout; the login shell's own messages may come
 # before it):
 #   {"state": "ok|changed|checked", "interpreter": PATH, "version": "3.10.4", "system": "3.6.8", "module": MODULE,
 #    "login_env": {NAME: VALUE}, "checked_release": CHECK_RELEASE, "checked": [NAME...], "missing": [NAME...],
-#    "module_envs": {"MOD MOD...": {NAME: VALUE}}, "module_errors": {"MOD MOD...": MESSAGE},
-#    "probe": {PART: STATE}}  (or "probe_error": ONE LINE)
+#    "module_envs": {"MOD MOD...": {NAME: VALUE}}, "module_errors": {"MOD MOD...": MESSAGE}}
 # or, when no Python can be chosen, {"failed": true, "msg": ONE LINE, "checked_release", "checked", "missing"}.
 # - the Python: RELEASE and MODULE loaded, their python3 must be >= $min_python, the cluster-side code's minimum
 #   (cesres_ctl.rules.CLUSTER_PYTHON; ansible-core 2.19 itself needs 3.8).
@@ -23,10 +21,8 @@
 #   login shell; a group that does not load is in module_errors instead. The groups load side by side,
 #   each in a subshell of its own started once RELEASE is loaded, while the Python is chosen (every Lmod
 #   command takes a while; the environment each captures is the same as one after another).
-# - probe: the play's one probe (REQUEST, JSON; "" for none): the state of the code, the venv, the model
-#   cache and the components, read by PROGRAM (filter cesres_probe_program: module_utils/cesres_setup.py's
-#   probe() and the rule that expands configured paths, cesres_ctl.rules.expand_path, as they are on the
-#   controller) with the login environment and the module environments above.
+# The play's one probe, the state of what the later roles provision, is read next by the module cesres_probe
+# with the interpreter chosen here and the environments read here.
 set -u
 # The oldest Python that the modules of cesres-ctl run on (cesres_ctl.rules.CLUSTER_PYTHON; a test keeps them equal).
 min_python=3.10
@@ -34,8 +30,6 @@ mode=$1 release=$2 module=$3 wrapper=$HOME/$4 check_release=$5 ncheck=$6
 shift 6
 checks=("${@:1:ncheck}")
 shift "$ncheck"
-request=$1 program=$2
-shift 2
 login=$(env -0 | base64 -w0)
 system=$(command -v python3 >/dev/null 2>&1 && python3 -V 2>&1 | awk '{print $2}')
 
@@ -188,13 +182,13 @@ done
 # The report, by the chosen Python (bash has no JSON): the login environment, then the lines above, on
 # stdin (not in its arguments, which any user of the login node may read).
 report='import base64, json, sys
-state, interpreter, version, system, module, release, request, program = sys.argv[1:9]
+state, interpreter, version, system, module, release = sys.argv[1:7]
 login, _, rest = sys.stdin.read().partition("\n")
 def env(b64):
     text = base64.b64decode(b64).decode("utf-8", "replace")
     return dict(entry.split("=", 1) for entry in text.split("\0") if "=" in entry)
 out = {"state": state, "interpreter": interpreter, "version": version, "system": system or "none",
-       "module": module, "login_env": env(login), "checked_release": release, "checked": sys.argv[9:], "missing": [],
+       "module": module, "login_env": env(login), "checked_release": release, "checked": sys.argv[7:], "missing": [],
        "module_envs": {}, "module_errors": {}}
 for line in rest.split("\n"):
     kind, _, value = line.partition("\t")
@@ -206,27 +200,8 @@ for line in rest.split("\n"):
     elif kind == "error":
         key, _, message = value.partition("\t")
         out["module_errors"][key] = message
-if request:
-    code = {}
-    try:
-        exec(program, code)
-        def expand(path, what):
-            try:
-                return code["expand_path"](path, out["login_env"], what=what)
-            except code["RuleError"] as exc:
-                raise code["SetupError"](str(exc), "expand")
-        def env_of(part):
-            key = " ".join(part.get("set") or [])
-            if not key:
-                return out["login_env"]
-            if key not in out["module_envs"]:
-                raise code["SetupError"](out["module_errors"].get(key) or "the modules %s were not loaded" % key)
-            return out["module_envs"][key]
-        out["probe"] = code["probe"](json.loads(request), expand, env_of)
-    except Exception as exc:
-        out["probe_error"] = "%s: %s" % (type(exc).__name__, exc)
 print(json.dumps(out))'
 printf '%s\n' "$login" "${lines[@]+"${lines[@]}"}" \
-  | PATH=$py_path LD_LIBRARY_PATH=$py_ld PYTHONPATH=$py_pythonpath "$py" -c "$report" "$state" "$interpreter" "$version" "$system" "$module" "$check_release" "$request" "$program" \
+  | PATH=$py_path LD_LIBRARY_PATH=$py_ld PYTHONPATH=$py_pythonpath "$py" -c "$report" "$state" "$interpreter" "$version" "$system" "$module" "$check_release" \
     "${checks[@]+"${checks[@]}"}" \
   || fail "$py cannot print the report"

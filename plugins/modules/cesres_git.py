@@ -14,8 +14,8 @@ description:
   git checkout, unless O(force).
 - Runs git with O(env), the environment with the git module loaded that the play's one login shell
   captured (roles/cesres_python); no login shell here.
-version_added: 1.0.0
-author: cesres-ctl team
+version_added: 0.1.0
+author: cesres-ctl team (@cesres)
 options:
   dest:
     description: The checkout on the cluster (absolute).
@@ -34,8 +34,8 @@ options:
     type: bool
     default: false
   env:
-    description: The environment git runs with (empty - this module's), as filter cesres_module_env encodes it (base64
-      of its JSON).
+    description: The environment git runs with (empty - this module's), as filter C(cesres.ctl.cesres_module_env)
+      encodes it (base64 of its JSON).
     type: str
     default: ''
 attributes:
@@ -50,7 +50,7 @@ notes:
 
 EXAMPLES = r"""
 - name: Deploy the code
-  cesres_git:
+  cesres.ctl.cesres_git:
     dest: /home/me/cesres
     url: https://github.com/me/CESReS.git
     version: master
@@ -72,7 +72,7 @@ refused:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.cesres_setup import SetupError, decode_env, git_plan, git_sync
+from ansible_collections.cesres.ctl.plugins.module_utils.provision import SetupError, decode_env, git_plan, git_sync
 
 
 def main():
@@ -95,7 +95,8 @@ def main():
             result = git_sync(p["dest"], p["url"], p["version"], p["force"], env)
     except SetupError as exc:
         module.fail_json(msg=str(exc), path=p["dest"], refused=exc.kind == "refused")
-    module.exit_json(**result)
+    else:
+        module.exit_json(**result)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""What the cesres modules do on the cluster besides the rules (module_utils/cesres_rules.py): read the login
+"""What the cesres modules do on the cluster besides the rules (module_utils/rules.py): read the login
 environment, checksum files, ask Slurm for a job's state. Sent by Ansible with the modules that import it;
 runs on the cluster's Python (3.10 on dragon2; 3.8 at least: annotations are not evaluated at import)."""
 
@@ -11,7 +11,7 @@ import shlex
 import subprocess
 from pathlib import Path
 
-from ansible.module_utils.cesres_rules import EXIT_CODE_FILE, job_state, path_variables
+from ansible_collections.cesres.ctl.plugins.module_utils.rules import EXIT_CODE_FILE, job_state, path_variables
 
 
 class RunError(Exception):
@@ -49,7 +49,7 @@ def first_line(path: Path) -> str:
 
 
 def slurm_state(job: str, directory: Path) -> str:
-    """The job's state by the rule the CLI applies too (cesres_rules.job_state), from squeue, then sacct
+    """The job's state by the rule the CLI applies too (rules.job_state), from squeue, then sacct
     (squeue forgets a job MinJobAge after it ended), then the exit code file the job script writes."""
     # squeue -j of one job it no longer lists fails with this message: the controller did answer.
     queue = _ask(["squeue", "-h", "-j", job, "-o", "%T"], answered="Invalid job id")

@@ -1,8 +1,9 @@
 """Apply the module policy to a requirements file before the one pip run that installs it.
 
-Runs ON THE CLUSTER with the venv's Python, the modules loaded; Python >= 3.8, the stdlib and
-packaging (pip's vendored copy when packaging is not installed). Run it as a file (it also works
-fed on stdin: `python3 - ARGS < this`, or as `python3 -c "$(cat this)" ARGS`):
+Runs ON THE CLUSTER with the venv's Python, the modules loaded; Python >= 3.10, the stdlib and
+packaging (pip's vendored copy when packaging is not installed). A module_utils of the collection
+cesres.ctl: the module cesres_venv (module_utils/provision.py) writes it beside the plan and runs it as a
+file with the venv's Python:
 
   python3 requirements_policy.py plan REQ OUTDIR [--protect NAME]... [--provided JSON]
       Writes OUTDIR/requirements.txt (REQ filtered, same line numbers) and
@@ -31,6 +32,10 @@ fed on stdin: `python3 - ARGS < this`, or as `python3 -c "$(cat this)" ARGS`):
   python3 requirements_policy.py explain-conflict [PIP_OUTPUT|-] [--requirements REQ]
       Reads pip's output of a failed run (stdin by default) and prints ONE line naming the
       requirement lines in conflict and why.
+  python3 requirements_policy.py imports ENTRY
+      Imports every module that the program ENTRY imports at its top level (in try blocks too), as
+      the job will run it (from ENTRY's directory), and prints the first that fails, with why (nothing
+      when all import).
 Exit status: 0 done, 2 usage or unreadable input.
 
 The policy. A distribution is provided by a module when it is found outside the venv: under a
@@ -50,6 +55,8 @@ data, so that the controller's tests can load this file with importlib and call 
 from __future__ import annotations
 
 import argparse
+import ast
+import importlib
 import importlib.metadata as md
 import json
 import os
@@ -58,6 +65,7 @@ import subprocess
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 try:
     from packaging.requirements import InvalidRequirement
@@ -65,10 +73,10 @@ try:
     from packaging.specifiers import InvalidSpecifier, SpecifierSet
     from packaging.version import InvalidVersion, Version
 except ImportError:  # not installed in this environment: every venv's pip vendors it
-    from pip._vendor.packaging.requirements import InvalidRequirement  # type: ignore[no-redef]
-    from pip._vendor.packaging.requirements import Requirement as PackagingRequirement  # type: ignore[no-redef]
-    from pip._vendor.packaging.specifiers import InvalidSpecifier, SpecifierSet  # type: ignore[no-redef]
-    from pip._vendor.packaging.version import InvalidVersion, Version  # type: ignore[no-redef]
+    from pip._vendor.packaging.requirements import InvalidRequirement  # type: ignore[assignment]
+    from pip._vendor.packaging.requirements import Requirement as PackagingRequirement  # type: ignore[assignment]
+    from pip._vendor.packaging.specifiers import InvalidSpecifier, SpecifierSet  # type: ignore[assignment]
+    from pip._vendor.packaging.version import InvalidVersion, Version  # type: ignore[assignment]
 
 FRAMEWORKS = ("torch", "torchvision", "torchaudio", "tensorflow", "numpy", "scipy", "pandas")
 COMPILED_SUFFIXES = (".so", ".pyd", ".dylib")
@@ -177,7 +185,9 @@ def _rewrite_option(text: str, base_dir: str | None) -> tuple[str, str | None]:
 # --- the policy ---------------------------------------------------------------------------------
 
 
-def protected_names(provided: Mapping[str, Mapping], protect: Iterable[str] = (), frameworks: bool = True) -> dict:
+def protected_names(
+    provided: Mapping[str, Mapping[str, Any]], protect: Iterable[str] = (), frameworks: bool = True
+) -> dict[str, Any]:
     """{normalised name: reason} of the provided distributions that pip must never replace."""
     names = {normalize(n) for n in protect}
     if frameworks:
@@ -194,12 +204,12 @@ def protected_names(provided: Mapping[str, Mapping], protect: Iterable[str] = ()
 
 def plan(
     lines: Sequence[str],
-    provided: Mapping[str, Mapping],
+    provided: Mapping[str, Mapping[str, Any]],
     protect: Iterable[str] = (),
     *,
     frameworks: bool = True,
     base_dir: str | None = None,
-) -> dict:
+) -> dict[str, Any]:
     """Apply the policy to requirement lines.
 
     provided: {distribution name: {"version": str, "module": str, "compiled": bool}} (what the
@@ -208,8 +218,8 @@ def plan(
     """
     by_key = {normalize(name): dict(info, name=info.get("name") or name) for name, info in provided.items()}
     protected = protected_names(provided, protect, frameworks)
-    kept_module: list[dict] = []
-    shadowed: list[dict] = []
+    kept_module: list[dict[str, Any]] = []
+    shadowed: list[dict[str, Any]] = []
     warnings: list[str] = []
     install: list[str] = []
     out_lines: list[str] = []
@@ -327,13 +337,13 @@ def exact_pins(install: Iterable[str]) -> list[str]:
     return pins
 
 
-def constraints_text(result: Mapping) -> str:
+def constraints_text(result: Mapping[str, Any]) -> str:
     head = "# Generated by requirements_policy.py: the module-provided distributions pip must not replace.\n"
     body = "".join(f"{c['requirement']}  # module {c['module']}, {c['reason']}\n" for c in result["constraints"])
     return head + body
 
 
-def pins_text(result: Mapping) -> str:
+def pins_text(result: Mapping[str, Any]) -> str:
     """PIP_CONSTRAINT's file: the module constraints, then the file's own pins of other distributions."""
     constrained = {normalize(c["name"]) for c in result["constraints"]}
     pins = [pin for pin in result["pins"] if normalize(_name_of(pin)) not in constrained]
@@ -349,7 +359,9 @@ _CHECK_RE = re.compile(
 )
 
 
-def classify_check(lines: Iterable[str], provided: Mapping[str, Mapping], venv_names: Iterable[str]) -> dict:
+def classify_check(
+    lines: Iterable[str], provided: Mapping[str, Mapping[str, Any]], venv_names: Iterable[str]
+) -> dict[str, Any]:
     """pip check's lines as {"fatal": [lines], "reported": [messages]} (see the pip-check command).
 
     provided: discover_provided()'s map (the module copies Python finds); venv_names: the distributions
@@ -472,6 +484,33 @@ def explain_conflict(output: str, lines: Sequence[str] | None = None) -> str:
     return "pip failed without a resolution error in its output"
 
 
+# --- the import check after the installation ---------------------------------------------------------
+
+
+def top_level_imports(source: str, filename: str = "<program>") -> list[str]:
+    """The absolute modules that a program imports at its top level and in its top-level try blocks (where
+    programs import optional packages), in order, each once."""
+    names: list[str] = []
+    for node in ast.parse(source, filename).body:
+        for statement in node.body if isinstance(node, ast.Try) else [node]:
+            if isinstance(statement, ast.Import):
+                names += [alias.name for alias in statement.names]
+            elif isinstance(statement, ast.ImportFrom) and statement.level == 0 and statement.module:
+                names.append(statement.module)
+    return [name for name in dict.fromkeys(names) if name != "__future__"]
+
+
+def first_import_failure(names: Iterable[str]) -> str:
+    """ "NAME (why)" for the first of `names` that does not import; "" when all do."""
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except Exception as exc:  # whatever an import raises, said in one line
+            detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            return f"{name} ({detail})"
+    return ""
+
+
 # --- the environment on the cluster ---------------------------------------------------------------
 
 
@@ -547,7 +586,7 @@ def is_compiled(dist: md.Distribution) -> bool:
 
 def discover_provided(
     dists: Iterable[md.Distribution], env: Mapping[str, str], venv_prefix: str | None, base_prefix: str
-) -> dict:
+) -> dict[str, Any]:
     """The module-provided distributions, {name: info}, from `dists` in sys.path order.
 
     A distribution is module-provided when it lies outside the venv (venv_prefix; None when the
@@ -562,8 +601,8 @@ def discover_provided(
     pythonpath = [p for p in (_resolved(e) for e in env.get("PYTHONPATH", "").split(os.pathsep) if e) if p]
     base = _resolved(base_prefix)
     base_label = _module_of(base, roots, f"base Python ({base})") if base else ("base Python", "base Python")
-    provided: dict[str, dict] = {}
-    in_venv: dict[str, dict] = {}
+    provided: dict[str, dict[str, Any]] = {}
+    in_venv: dict[str, dict[str, Any]] = {}
     for dist in dists:
         name = (dist.metadata["Name"] or "").strip()
         location = _resolved(str(dist.locate_file("")))
@@ -597,7 +636,7 @@ def discover_provided(
     return provided
 
 
-def current_provided() -> dict:
+def current_provided() -> dict[str, Any]:
     venv_prefix = sys.prefix if sys.prefix != sys.base_prefix else None
     return discover_provided(md.distributions(), os.environ, venv_prefix, sys.base_prefix)
 
@@ -625,6 +664,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_explain = sub.add_parser("explain-conflict", help="one line from pip's output of a failed run")
     p_explain.add_argument("pip_output", nargs="?", default="-")
     p_explain.add_argument("--requirements", metavar="REQ", help="the requirements file pip was given")
+    p_imports = sub.add_parser("imports", help="import what ENTRY imports at its top; print the first failure")
+    p_imports.add_argument("entry")
     args = parser.parse_args(argv)
     try:
         if args.command == "provided":
@@ -642,9 +683,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             lines = done.stdout.splitlines() if done.returncode != 0 else []
             print(json.dumps(classify_check(lines, current_provided(), venv_distributions())))
             return 0
+        if args.command == "imports":
+            entry = Path(args.entry).resolve()
+            # As `python3 ENTRY` finds its modules: from ENTRY's directory first, not from this file's.
+            sys.path[0] = str(entry.parent)
+            print(first_import_failure(top_level_imports(entry.read_text(encoding="utf-8"), str(entry))))
+            return 0
         if args.command == "explain-conflict":
-            lines = _read(args.requirements).splitlines() if args.requirements else None
-            print(explain_conflict(_read(args.pip_output), lines))
+            given = _read(args.requirements).splitlines() if args.requirements else None
+            print(explain_conflict(_read(args.pip_output), given))
             return 0
         provided = json.loads(_read(args.provided)) if args.provided else current_provided()
         req_path = Path(args.requirements).expanduser()

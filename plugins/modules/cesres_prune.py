@@ -2,7 +2,7 @@
 """Ansible module cesres_prune: free the space of finished runs and unused data on the cluster.
 
 Runs on the cluster with the Python that roles/cesres_python chose; the rules (paths, run layout, job
-states) come from cesres_ctl.rules, sent along as module_utils/cesres_rules.py.
+states) come from the collection's module_utils rules.py (the CLI's cesres_ctl.rules), sent along with it.
 """
 
 import fcntl
@@ -12,8 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.cesres_cluster import RunError, first_line, login_environment, slurm_state
-from ansible.module_utils.cesres_rules import (
+from ansible_collections.cesres.ctl.plugins.module_utils.cluster import (
+    RunError,
+    first_line,
+    login_environment,
+    slurm_state,
+)
+from ansible_collections.cesres.ctl.plugins.module_utils.rules import (
     JOBID_FILE,
     RUNS_DIR,
     TERMINAL_STATES,
@@ -27,9 +32,9 @@ DOCUMENTATION = r"""
 module: cesres_prune
 short_description: Remove finished CESReS run directories and data no run uses any more
 description:
-  - Removes the run directories named in I(runs) whose job has ended (never a pending or running one),
-    and, with I(without_job), the run directories that never got a job (a staging that failed),
-    unless another submission holds their lock or they are younger than I(min_age_minutes).
+  - Removes the run directories named in O(runs) whose job has ended (never a pending or running one),
+    and, with O(without_job), the run directories that never got a job (a staging that failed),
+    unless another submission holds their lock or they are younger than O(min_age_minutes).
   - Then removes the entries of the content-addressed data store that no run links to any more.
   - In check mode, reports what it would remove and the space it would free, and removes nothing.
   - Always reports how much space the runs and the store take.
@@ -41,26 +46,31 @@ options:
     required: true
   runs:
     description:
-      - Run directories to remove, each C(<root>/runs/<run id>) of one of I(roots) (absolute or as
-        configured). Their results must be safe elsewhere: the caller decides (cesres-ctl removes only
+      - Run directories to remove, each C(<root>/runs/<run id>) of one of O(roots) (absolute or as
+        configured). Their results must be safe elsewhere - the caller decides (cesres-ctl removes only
         runs whose results it fetched).
     type: list
     elements: str
     default: []
   without_job:
-    description: Also remove the run directories of I(roots) that never got a job.
+    description: Also remove the run directories of O(roots) that never got a job.
     type: bool
     default: false
   min_age_minutes:
     description: A run directory without a job, or a store entry, younger than this is left alone.
     type: int
     default: 60
-author: cesres-ctl
+version_added: 0.1.0
+author: cesres-ctl team (@cesres)
+attributes:
+  check_mode:
+    support: full
+    description: Reports what it would remove and the space it would free; removes nothing.
 """
 
 EXAMPLES = r"""
 - name: Remove the runs whose results were fetched, and the data no run uses
-  cesres_prune:
+  cesres.ctl.cesres_prune:
     roots: [~/cesres]
     runs: [~/cesres/runs/demo-0123456789]
 """
@@ -134,7 +144,7 @@ class Prune:
         env = login_environment([*p["roots"], *p["runs"]])
         self.roots = [Path(expand_path(root, env, what="cesres_root")) for root in p["roots"]]
         self.runs = [Path(expand_path(run, env, what="a run directory")) for run in p["runs"]]
-        self.min_age = p["min_age_minutes"] * 60
+        self.min_age: int = p["min_age_minutes"] * 60
         self.now = time.time()
 
     def old_enough(self, path: Path) -> bool:
@@ -184,7 +194,7 @@ class Prune:
                 released[inode] = released.get(inode, 0) + count
             if not self.module.check_mode:
                 shutil.rmtree(run)
-        store_removed = []
+        store_removed: list[dict[str, Any]] = []
         for root in self.roots:
             store = Path(store_dir(str(root)))
             for entry in sorted(store.iterdir()) if store.is_dir() else []:

@@ -10,14 +10,14 @@ short_description: Create a virtualenv with the modules loaded and install a req
   policy
 description:
 - Creates O(path) with C(--system-site-packages) (again when its Python version changed), then installs O(requirements)
-  with ONE pip run under the module policy (roles/cesres_venv/files/requirements_policy.py, O(policy)) - module
-  frameworks and compiled module packages are never replaced.
+  with ONE pip run under the module policy (the collection's module_utils requirements_policy.py, run by the venv's
+  Python) - module frameworks and compiled module packages are never replaced.
 - Then C(pip check) and an import check of O(entry)'s imports; the venv is marked ready (C(.cesres-ready) holds
-  the hash of O(config), the Python version and the requirements) only after all of that, by the run holding the
-  venv's lock (C(.cesres-install.lock)); a second installer waits for the first (O(lock_timeout)).
+  the hash of O(config), the Python version, the policy and the requirements) only after all of that, by the run
+  holding the venv's lock (C(.cesres-install.lock)); a second installer waits for the first (O(lock_timeout)).
 - With the stamp up to date nothing runs. Commands run with O(env), the environment with the modules loaded.
-version_added: 1.0.0
-author: cesres-ctl team
+version_added: 0.1.0
+author: cesres-ctl team (@cesres)
 options:
   path:
     description: The virtualenv (absolute).
@@ -32,18 +32,14 @@ options:
     type: str
     required: true
   env:
-    description: The environment with the venv's modules loaded, as filter cesres_module_env encodes it (base64
-      of its JSON).
+    description: The environment with the venv's modules loaded, as filter C(cesres.ctl.cesres_module_env) encodes
+      it (base64 of its JSON).
     type: str
     required: true
   create_command:
     description: The command creating the venv (C(--system-site-packages) and the path are appended).
     type: str
     default: python3 -m venv
-  policy:
-    description: The source of requirements_policy.py.
-    type: str
-    required: true
   protected:
     description: More package names that pip must never replace.
     type: list
@@ -74,12 +70,12 @@ attributes:
 
 EXAMPLES = r"""
 - name: Install the requirements
-  cesres_venv:
+  cesres.ctl.cesres_venv:
     path: /home/me/cesres_env
     requirements: /home/me/cesres/installation/CECI_requirements.txt
     config: "python3 -m venv"
-    env: "{{ cesres_python_probe | cesres_module_env(['releases/2022a', 'Python/3.10.4'], cesres_login_env) }}"
-    policy: "{{ lookup('ansible.builtin.file', 'requirements_policy.py') }}"
+    env: "{{ cesres_python_probe | cesres.ctl.cesres_module_env(['releases/2022a', 'Python/3.10.4'],
+      cesres_login_env) }}"
 """
 
 RETURN = r"""
@@ -111,8 +107,14 @@ kind:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.cesres_rules import PROGRAM_ENV
-from ansible.module_utils.cesres_setup import SetupError, decode_env, venv_create, venv_install, venv_state
+from ansible_collections.cesres.ctl.plugins.module_utils.provision import (
+    SetupError,
+    decode_env,
+    venv_create,
+    venv_install,
+    venv_state,
+)
+from ansible_collections.cesres.ctl.plugins.module_utils.rules import PROGRAM_ENV
 
 
 def main():
@@ -123,7 +125,6 @@ def main():
             config=dict(type="str", required=True),
             env=dict(type="str", required=True, no_log=True),
             create_command=dict(type="str", default="python3 -m venv"),
-            policy=dict(type="str", required=True),
             protected=dict(type="list", elements="str", default=[]),
             entry=dict(type="str", default=""),
             pip_cache_dir=dict(type="str", default=""),
@@ -151,7 +152,6 @@ def main():
             p["requirements"],
             state["hash"],
             env,
-            p["policy"],
             protect=p["protected"],
             extra=p["pip_extra_args"],
             cache=p["pip_cache_dir"],
@@ -161,10 +161,9 @@ def main():
         )
     except SetupError as exc:
         module.fail_json(msg=str(exc), kind=exc.kind, **{k: v for k, v in result.items() if k != "changed"})
-    result["reports"] = done["reports"]
-    result["installed"] = done["installed"]
-    result["changed"] = result["changed"] or done["installed"]
-    module.exit_json(**result)
+    else:
+        result.update(reports=done["reports"], installed=done["installed"])
+        module.exit_json(**dict(result, changed=result["changed"] or done["installed"]))
 
 
 if __name__ == "__main__":

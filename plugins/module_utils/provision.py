@@ -1,19 +1,27 @@
 # -*- coding: utf-8 -*-
-"""What the setup roles' modules (library/cesres_*.py) do on the cluster: read the state of the code, the
-virtualenv, the model cache and the components, and change them.
+"""What the setup roles' modules (cesres_probe, cesres_git, cesres_venv, cesres_hf_cache) do on the cluster:
+read the state of the code, the virtualenv, the model cache and the components, and change them.
 
-Runs ON THE CLUSTER, in Ansible's modules (Python >= 3.10, cesres_ctl.rules.CLUSTER_PYTHON; the standard
-library only). No login shell:
-commands that need Lmod's modules (git, the venv's python) run with an environment that the play's one
-login shell captured (roles/cesres_python, fact cesres_python_probe.module_envs), passed in as `env`.
-Functions return plain data; a refusal or an error is a `SetupError` carrying one line.
+Runs ON THE CLUSTER, in Ansible's modules (Python >= 3.10, rules.CLUSTER_PYTHON; the standard library only).
+No login shell: commands that need Lmod's modules (git, the venv's python) run with an environment that the
+play's one login shell captured (roles/cesres_python, fact cesres_python_probe.module_envs), passed in as
+`env`. What runs in the virtualenv, with its own Python, is a module_utils of its own too
+(requirements_policy.py, cache_models.py), run as a file (program_file). Functions return plain data; a
+refusal or an error is a `SetupError` carrying one line.
 """
 
+import contextlib
 import hashlib
 import os
 import re
 import subprocess
+import tempfile
 import threading
+from typing import Any
+
+from ansible_collections.cesres.ctl.plugins.module_utils import cache_models as cache_program
+from ansible_collections.cesres.ctl.plugins.module_utils import requirements_policy as policy_program
+from ansible_collections.cesres.ctl.plugins.module_utils.rules import RuleError, expand_path
 
 VENV_STAMP = ".cesres-ready"
 # Present from the start of an installation into a venv to its success: a venv that holds it when no
@@ -21,18 +29,26 @@ VENV_STAMP = ".cesres-ready"
 VENV_INCOMPLETE = ".cesres-incomplete"
 VENV_LOCK = ".cesres-install.lock"
 PUSH_MANIFEST = ".cesres-push.sha256"
-MODELS_LIST = "cesres-models.list"
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
 
 
 def decode_env(text):
-    """The environment that filter_plugins/cesres.py's cesres_module_env encoded ("" : None, this process's)."""
+    """The environment that the filter cesres_module_env encoded ("" : None, this process's)."""
     if not text:
         return None
+    return dict((str(k), str(v)) for k, v in _decode(text).items())
+
+
+def decode_envs(text):
+    """What the filter cesres_probe_envs encoded: {"login": env, "modules": {key: env}, "errors": {key: line}}."""
+    return _decode(text)
+
+
+def _decode(text):
     import base64
     import json
 
-    return dict((str(k), str(v)) for k, v in json.loads(base64.b64decode(text).decode("utf-8")).items())
+    return json.loads(base64.b64decode(text).decode("utf-8"))
 
 
 class SetupError(Exception):
@@ -303,10 +319,12 @@ def python_version(env):
 
 
 def venv_hash(config, version, requirements):
-    """The ready stamp's content: the configuration, the Python version and the requirements file."""
+    """The ready stamp's content: the configuration, the Python version, the module policy that installed
+    the venv (requirements_policy.py, as sent with this module) and the requirements file."""
     with open(requirements, "rb") as handle:
         text = handle.read()
-    head = ("cesres_venv v1\n%s\npython %s\n" % (config, version)).encode("utf-8")
+    policy = hashlib.sha256(_source(policy_program)).hexdigest()
+    head = ("cesres_venv v2\n%s\npython %s\npolicy %s\n" % (config, version, policy)).encode("utf-8")
     return hashlib.sha256(head + text).hexdigest()
 
 
@@ -386,7 +404,7 @@ def models_missing(home, models, stamp):
     the venv whose ready stamp is `stamp`. Each transformers reads its own cache layout (4.20 its own files,
     4.22+ the hub's snapshots): a model that another venv cached is not cached for this one."""
     try:
-        with open(os.path.join(home, MODELS_LIST), encoding="utf-8") as handle:
+        with open(os.path.join(home, cache_program.LIST), encoding="utf-8") as handle:
             recorded = set(line.rstrip("\n") for line in handle)
     except OSError:
         recorded = set()
@@ -404,32 +422,27 @@ def dirs_missing(dest, subdirs):
 
 # --- the virtualenv: creating it and installing into it ------------------------------------------------
 
-# The import check: every module that the entry point imports at its top, imported as the job will (modules
-# loaded, venv active, from the code's directory, GitPython without a git binary). Prints the first failure.
-IMPORT_CHECK = r"""
-import ast, importlib, sys
-tree = ast.parse(open(sys.argv[1], encoding="utf-8").read(), sys.argv[1])
-names = []
-for node in tree.body:
-    if isinstance(node, ast.Import):
-        names += [alias.name for alias in node.names]
-    elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module != "__future__":
-        names.append(node.module)
-    elif isinstance(node, ast.Try):
-        for inner in node.body:
-            if isinstance(inner, ast.Import):
-                names += [alias.name for alias in inner.names]
-            elif isinstance(inner, ast.ImportFrom) and inner.level == 0 and inner.module:
-                names.append(inner.module)
-sys.path.insert(0, ".")
-for name in dict.fromkeys(names):
-    try:
-        importlib.import_module(name)
-    except Exception as exc:
-        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        print(f"{name} ({detail})")
-        break
-"""
+
+def _source(program):
+    """The bytes of a module_utils file of this collection, wherever Ansible's import found it (a file, or
+    the zip that Ansible sends a module in)."""
+    return program.__loader__.get_data(program.__file__)
+
+
+def write_program(program, directory):
+    """The module_utils `program`, for another Python (the venv's) to run, as a file in `directory`: that
+    Python cannot import it from where Ansible sent it (inside this module's zip). Returns its path."""
+    path = os.path.join(directory, os.path.basename(program.__file__))
+    with open(path, "wb") as handle:
+        handle.write(_source(program))
+    return path
+
+
+@contextlib.contextmanager
+def program_file(program):
+    """write_program in a directory of its own, removed after the block."""
+    with tempfile.TemporaryDirectory(prefix="cesres-") as directory:
+        yield write_program(program, directory)
 
 
 def venv_create(venv, create_command, env):
@@ -477,18 +490,19 @@ def _lock(path, wait_s, reports, venv):
 
 
 def venv_install(
-    venv, requirements, digest, env, policy, protect=(), extra=(), cache="", entry="", wait_s=1800, program_env=None
+    venv, requirements, digest, env, protect=(), extra=(), cache="", entry="", wait_s=1800, program_env=None
 ):
-    """Install `requirements` into the existing `venv` under the module policy (`policy`: the source of
-    requirements_policy.py) with ONE pip run, then pip check and the import check of `entry`; mark the venv
-    ready (its stamp holds `digest`) only after all of that, holding the venv's lock.
+    """Install `requirements` into the existing `venv` under the module policy (requirements_policy.py) with
+    ONE pip run, then pip check and the import check of `entry` (every module it imports at its top, imported
+    as the job will); mark the venv ready (its stamp holds `digest`) only after all of that, holding the
+    venv's lock.
 
     {"installed": True} when this run installed; {"installed": False} when another installer, waited for,
     made it ready; "reports": lines to show (module versions kept, pip check outside the venv). Failures:
     SetupError with kinds pip, quota, check, locked, imports.
     """
     env = environ(env)
-    reports = []
+    reports: list[str] = []
     stamp = os.path.join(venv, VENV_STAMP)
     log = os.path.join(venv, "cesres-pip.log")
     plan_dir = os.path.join(venv, ".cesres-plan")
@@ -508,9 +522,11 @@ def venv_install(
             handle.write("installing %s\n" % requirements)
         try:
             os.makedirs(plan_dir, exist_ok=True)
+            # Beside the plan it writes, as a record of what planned this installation.
+            policy = write_program(policy_program, plan_dir)
         except OSError:
-            raise SetupError("cannot create %s" % plan_dir) from None
-        args = [py, "-c", policy, "plan", requirements, plan_dir]
+            raise SetupError("cannot write in %s" % plan_dir) from None
+        args = [py, policy, "plan", requirements, plan_dir]
         for name in protect:
             args += ["--protect", name]
         rc, out, err = run(args, env=env)
@@ -561,13 +577,13 @@ def venv_install(
                 raise SetupError(
                     "disk quota exceeded while installing into %s (see %s on the cluster)" % (venv, log), "quota"
                 )
-            _rc, why, _err = run([py, "-c", policy, "explain-conflict", log, "--requirements", requirements], env=env)
+            _rc, why, _err = run([py, policy, "explain-conflict", log, "--requirements", requirements], env=env)
             why = (why.strip().splitlines() or [""])[0]
             raise SetupError(
                 "cannot install %s: %s (pip output: %s on the cluster)" % (requirements, why or "pip failed", log),
                 "pip",
             )
-        _rc, out, err = run([py, "-c", policy, "pip-check"], env=env)
+        _rc, out, err = run([py, policy, "pip-check"], env=env)
         try:
             check = json.loads(out)
         except ValueError:
@@ -591,9 +607,8 @@ def venv_install(
             with open(log, "a", encoding="utf-8") as handle:
                 handle.write("== import check of %s\n" % entry)
                 handle.flush()
-                done = subprocess.run(
-                    [py, "-", entry],
-                    input=IMPORT_CHECK,
+                imports = subprocess.run(
+                    [py, policy, "imports", entry],
                     env=dict(env, GIT_PYTHON_REFRESH="quiet", **(program_env or {})),
                     cwd=os.path.dirname(entry),
                     stdout=subprocess.PIPE,
@@ -601,12 +616,12 @@ def venv_install(
                     universal_newlines=True,
                     check=False,
                 )
-            if done.returncode != 0:
+            if imports.returncode != 0:
                 raise SetupError("import check of %s failed to run (see %s on the cluster)" % (entry, log), "imports")
-            if done.stdout.strip():
+            if imports.stdout.strip():
                 raise SetupError(
                     "import check: %s cannot import %s with the modules loaded (see %s on the cluster)"
-                    % (entry, done.stdout.strip().splitlines()[0], log),
+                    % (entry, imports.stdout.strip().splitlines()[0], log),
                     "imports",
                 )
         with open(stamp, "w", encoding="utf-8") as handle:
@@ -620,9 +635,9 @@ def venv_install(
 # --- the model cache -------------------------------------------------------------------------------
 
 
-def cache_models(home, python, loader, endpoint, models, env, program_env=None):
-    """Cache `models` ([id, revision] pairs) in HF_HOME `home` with the venv's own loaders (`loader`: the
-    source of cache_models.py), prove that they load offline, then record them."""
+def cache_models(home, python, endpoint, models, env, program_env=None):
+    """Cache `models` ([id, revision] pairs) in HF_HOME `home` with the venv's own loaders (cache_models.py,
+    run by the venv's `python`), prove that they load offline, then record them."""
     env = environ(env)
     if not os.access(python, os.X_OK):
         raise SetupError("no Python at %s: run the virtualenv's role (cesres_venv) first" % python)
@@ -637,38 +652,59 @@ def cache_models(home, python, loader, endpoint, models, env, program_env=None):
     online.pop("HF_ENDPOINT", None)
     if endpoint:
         online["HF_ENDPOINT"] = endpoint
-    rc, _out, err = run([python, "-c", loader, "load"] + pairs, env=online)
-    if rc != 0:
-        raise SetupError("cannot cache model %s" % last_line(err))
     # Offline as a job loads them: the same endpoint (transformers 4.20 names its cache files after the URL; the
     # job exports it too), no network.
     offline = dict(online, TRANSFORMERS_OFFLINE="1", HF_HUB_OFFLINE="1")
-    rc, _out, err = run([python, "-c", loader, "load"] + pairs, env=offline)
-    if rc != 0:
-        raise SetupError("model cached but not loadable offline: %s" % last_line(err))
-    stamp = venv_stamp(python)
-    if not stamp:
-        raise SetupError("the virtualenv of %s is not ready: run its role (cesres_venv) first" % python)
-    if run([python, "-c", loader, "record", home, stamp] + pairs, env=online)[0] != 0:
-        raise SetupError("cannot record the models in %s" % home)
+    with program_file(cache_program) as loader:
+        rc, _out, err = run([python, loader, "load"] + pairs, env=online)
+        if rc != 0:
+            raise SetupError("cannot cache model %s" % last_line(err))
+        rc, _out, err = run([python, loader, "load"] + pairs, env=offline)
+        if rc != 0:
+            raise SetupError("model cached but not loadable offline: %s" % last_line(err))
+        stamp = venv_stamp(python)
+        if not stamp:
+            raise SetupError("the virtualenv of %s is not ready: run its role (cesres_venv) first" % python)
+        if run([python, loader, "record", home, stamp] + pairs, env=online)[0] != 0:
+            raise SetupError("cannot record the models in %s" % home)
     return [model_id for model_id, _revision in models]
 
 
 # --- the play's one probe --------------------------------------------------------------------------
 
 
+def probe_with(request, envs):
+    """probe() as the play runs it once for all its roles (roles/cesres_python): each configured path expanded
+    with the login environment by the rule that every role applies (rules.expand_path), each part run with the
+    environment of its group of modules ("set"). `envs`: decode_envs of what the play's login shell read."""
+    login, modules, errors = envs["login"], envs["modules"], envs["errors"]
+
+    def expand(path, what):
+        try:
+            return expand_path(path, login, what=what)
+        except RuleError as exc:
+            raise SetupError(str(exc), "expand") from None
+
+    def env_of(part):
+        key = " ".join(part.get("set") or [])
+        if not key:
+            return login
+        if key not in modules:
+            raise SetupError(errors.get(key) or "the modules %s were not loaded" % key)
+        return modules[key]
+
+    return probe(request, expand, env_of)
+
+
 def probe(request, expand, env_of):
     """The state of each part of `request` (repo, venv, hf_cache, data), changing nothing.
 
-    expand(path, what): a configured path as the login shell means it (the shared rule,
-    cesres_ctl.rules.expand_path; SetupError of kind "expand" when it cannot be); env_of(part): the
-    environment of the part's modules. Run by
-    roles/cesres_python's login shell (files/probe.sh, with the rule's own source) and by library/cesres_probe.py
-    (paths already expanded). A part that cannot be read gets {"error": one line} (and "expand_error" when
-    it is one of its paths), for its role to report.
+    expand(path, what): a configured path as the login shell means it (SetupError of kind "expand" when it
+    cannot be); env_of(part): the environment of the part's modules. A part that cannot be read gets
+    {"error": one line} (and "expand_error" when it is one of its paths), for its role to report.
     """
     parts = [(name, part) for name, part in sorted((request or {}).items()) if part]
-    answers = {}
+    answers: dict[str, tuple[Any, Exception | None]] = {}
 
     def read(name, part):
         try:

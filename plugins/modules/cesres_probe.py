@@ -8,15 +8,17 @@ DOCUMENTATION = r"""
 module: cesres_probe
 short_description: Read the state of the CESReS setup on a cluster, changing nothing
 description:
-- The play's one probe runs in roles/cesres_python's login shell (files/probe.sh) with the same code
-  (module_utils/cesres_setup.py, probe()); a role runs this module only when that probe did not read
-  its target (or its inputs changed since), to read just its own part.
-- Each part is optional and reads only what its role needs; paths are absolute (expanded on the controller by the
-  rule that every role shares, C(cesres_expand_path)).
-- Commands that need Lmod's modules (git, python3) run with O(env), captured by the play's one login shell; no login
-  shell here.
-version_added: 1.0.0
-author: cesres-ctl team
+- Run once by roles/cesres_python for the whole play (the play's one probe, with O(envs)); a role runs it again
+  only when that probe did not read its target (or its inputs changed since), to read just its own part.
+- Each part is optional and reads only what its role needs.
+- With O(envs), the paths of each part are as configured, expanded here with the login environment by the rule that
+  every role applies (C(cesres.ctl.cesres_expand_path)), with C(what) naming the setting in messages; each part runs
+  with the environment of its group of modules, C(set). Without it, paths are absolute and every part runs with
+  O(env).
+- Commands that need Lmod's modules (git, python3) run with those environments, captured by the play's one login
+  shell; no login shell here.
+version_added: 0.1.0
+author: cesres-ctl team (@cesres)
 options:
   repo:
     description:
@@ -39,8 +41,14 @@ options:
       do not exist.
     type: dict
   env:
-    description: The environment with the part's modules loaded, as filter cesres_module_env encodes it (empty -
-      this module's).
+    description: The environment with the part's modules loaded, as filter C(cesres.ctl.cesres_module_env) encodes it
+      (empty - this module's).
+    type: str
+    default: ''
+  envs:
+    description: What the play's one login shell read (the login environment, the environments of the module groups
+      and why a group did not load), as filter C(cesres.ctl.cesres_probe_envs) encodes it; empty - the paths are
+      absolute and O(env) is every part's.
     type: str
     default: ''
 attributes:
@@ -53,7 +61,7 @@ notes:
 
 EXAMPLES = r"""
 - name: Read the state of the model cache
-  cesres_probe:
+  cesres.ctl.cesres_probe:
     hf_cache:
       home: /home/me/.cache/huggingface
       models: [[Enoch/graphcodebert-py, main]]
@@ -73,7 +81,7 @@ probe:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.cesres_setup import decode_env, probe
+from ansible_collections.cesres.ctl.plugins.module_utils.provision import decode_env, decode_envs, probe, probe_with
 
 
 def main():
@@ -84,12 +92,18 @@ def main():
             hf_cache=dict(type="dict"),
             data=dict(type="dict"),
             env=dict(type="str", default="", no_log=True),
+            envs=dict(type="str", default="", no_log=True),
         ),
+        mutually_exclusive=[("env", "envs")],
         supports_check_mode=True,
     )
-    env = decode_env(module.params["env"])
     request = dict((name, module.params[name]) for name in ("repo", "venv", "hf_cache", "data") if module.params[name])
-    module.exit_json(changed=False, probe=probe(request, lambda path, what: path, lambda part: env))
+    if module.params["envs"]:
+        state = probe_with(request, decode_envs(module.params["envs"]))
+    else:
+        env = decode_env(module.params["env"])
+        state = probe(request, lambda path, what: path, lambda part: env)
+    module.exit_json(changed=False, probe=state)
 
 
 if __name__ == "__main__":

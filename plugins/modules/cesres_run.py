@@ -2,8 +2,8 @@
 """Ansible module cesres_run: check, stage and submit one CESReS run on the cluster, in one call.
 
 Runs on the cluster with the Python that roles/cesres_python chose (3.10 on dragon2). The rules it
-applies (path expansion, run id, run directory, store, job states) are cesres_ctl.rules, sent along as
-module_utils/cesres_rules.py.
+applies (path expansion, run id, run directory, store, job states) are the collection's module_utils
+rules.py (the CLI's cesres_ctl.rules), sent along with it.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.cesres_cluster import (
+from ansible_collections.cesres.ctl.plugins.module_utils.cache_models import LIST as MODELS_LIST
+from ansible_collections.cesres.ctl.plugins.module_utils.cluster import (
     RunError,
     file_sha256,
     first_line,
@@ -27,7 +28,7 @@ from ansible.module_utils.cesres_cluster import (
     module_environment,
     slurm_state,
 )
-from ansible.module_utils.cesres_rules import (
+from ansible_collections.cesres.ctl.plugins.module_utils.rules import (
     EXIT_CODE_FILE,
     JOBID_FILE,
     RUN_ENV_FILE,
@@ -75,7 +76,7 @@ options:
     type: str
     required: true
   modules_release:
-    description: Lmod release loaded before I(git_module).
+    description: Lmod release loaded before O(git_module).
     type: str
     default: ""
   git_module:
@@ -120,10 +121,10 @@ options:
     default: []
   points:
     description:
-      - A sweep (issue 10): one C({spec_hash, config_b64}) per point of the grid. Each point is a run of its own
+      - A sweep (issue 10) - one C({spec_hash, config_b64}) per point of the grid. Each point is a run of its own
         (run id, directory, config, results); one sbatch submits them as a job array from the sweep's
         directory C(<root>/runs/.sweeps/<sweep id>/), whose C(points) file lists the points' run directories
-        (array task i runs line i+1). I(spec_hash) and I(config) are then unused.
+        (array task i runs line i+1). O(spec_hash) and O(config) are then unused.
     type: list
     elements: dict
     default: []
@@ -137,16 +138,22 @@ options:
     default: 0
   retry_failed:
     description:
-      - For a sweep that exists: submit again only its points whose job ended without completing. Without
+      - For a sweep that exists, submit again only its points whose job ended without completing. Without
         it, the same sweep again is the existing one (nothing submitted).
     type: bool
     default: false
-author: cesres-ctl
+version_added: 0.1.0
+author: cesres-ctl team (@cesres)
+attributes:
+  check_mode:
+    support: full
+    description: Reports whether the run would be staged and submitted, and the local data files the store lacks;
+      stages and submits nothing.
 """
 
 EXAMPLES = r"""
 - name: Stage and submit the run
-  cesres_run:
+  cesres.ctl.cesres_run:
     root: ~/cesres
     venv: ~/cesres_env
     hf_home: ~/.cache/huggingface
@@ -371,7 +378,7 @@ class Run:
                 "run cesres-ctl setup"
             )
         try:
-            listed = (self.hf_home / "cesres-models.list").read_text(encoding="utf-8").splitlines()
+            listed = (self.hf_home / MODELS_LIST).read_text(encoding="utf-8").splitlines()
         except OSError:
             listed = []
         stamp = first_line(self.venv / ".cesres-ready") or ""
@@ -458,7 +465,7 @@ class Run:
             raise RunError("; ".join(errors))
         cluster_sums = [i["sha256"] for i in self.cluster_inputs]
         given = [(point["spec_hash"], b64decode(point["config_b64"]).decode("utf-8")) for point in p["points"]]
-        points = []
+        points: list[dict[str, Any]] = []
         for spec_hash, config in given or [(p["spec_hash"], p["config"])]:
             identifier = run_id(p["name"], spec_hash, self.version, cluster_sums)
             points.append({"run_id": identifier, "dir": Path(run_dir(str(self.root), identifier)), "config": config})

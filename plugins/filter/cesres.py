@@ -1,30 +1,20 @@
-"""Filters that the roles share: the rules of cesres_ctl.rules, which the CLI applies too.
+"""Filters that the roles share: the rules of the collection's module_utils rules.py, which the CLI applies too.
 
 The roles check a run by themselves when a playbook runs without cesres-ctl, and expand the configured
-cluster paths; they must apply the very same rules, so they import them instead of keeping a copy.
-Ansible runs them on the controller, with the cesres_ctl of the checkout next to this directory or, in an
-installed wheel, of the package that carries it. ansible.cfg (and molecule's configuration) name this
-directory in filter_plugins.
+cluster paths; they must apply the very same rules, so they import them instead of keeping a copy. Ansible
+runs them on the controller; the roles name them by their full names (cesres.ctl.cesres_expand_path).
 """
 
 import base64
 import hashlib
-import inspect
 import json
 import shlex
-import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from ansible.errors import AnsibleFilterError
-
-# The rules of the project these playbooks belong to: in a checkout, its own cesres_ctl (even if another
-# version is installed in this Python); in an installed wheel, the package that carries this copy.
-_CHECKOUT = Path(__file__).resolve().parents[1]
-if (_CHECKOUT / "cesres_ctl" / "rules.py").is_file() and str(_CHECKOUT) not in sys.path:
-    sys.path.insert(0, str(_CHECKOUT))
-from cesres_ctl import rules  # noqa: E402 - after the path of the checkout
+from ansible_collections.cesres.ctl.plugins.module_utils import rules
 
 
 def cesres_slurm_seconds(value: object) -> int:
@@ -35,7 +25,9 @@ def cesres_slurm_seconds(value: object) -> int:
         raise AnsibleFilterError(str(exc)) from None
 
 
-def cesres_fit_errors(partitions: Mapping[str, Any], partition: str, gpus: object, time: object, cluster: str) -> list:
+def cesres_fit_errors(
+    partitions: Mapping[str, Any], partition: str, gpus: object, time: object, cluster: str
+) -> list[str]:
     """[] when the partition exists and allows the GPUs and the time; else [the one-line reason]."""
     try:
         parsed = rules.parse_partitions(partitions)
@@ -46,19 +38,24 @@ def cesres_fit_errors(partitions: Mapping[str, Any], partition: str, gpus: objec
 
 
 def cesres_sbatch_errors(
-    lines: object, partitions: Mapping[str, Any], partition: str, gpus: object, time: object, cluster: str
-) -> list:
+    lines: Iterable[object] | None,
+    partitions: Mapping[str, Any],
+    partition: str,
+    gpus: object,
+    time: object,
+    cluster: str,
+) -> list[str]:
     """[] when every extra sbatch option is one sbatch knows, the role does not set, and that fits the run;
     else a one-line reason per refused option (rules.check_extra_sbatch)."""
     try:
         part = rules.parse_partitions(partitions)[str(partition)]
-        fit = {"partition": part, "gpus": int(str(gpus)), "seconds": rules.slurm_seconds(time), "cluster": cluster}
+        count, seconds = int(str(gpus)), rules.slurm_seconds(time)
     except (rules.RuleError, ValueError, KeyError):
         return []  # the partition, the GPUs or the time are wrong: cesres_fit_errors says which
     errors = []
     for line in lines or []:
         try:
-            rules.check_extra_sbatch(line, **fit)
+            rules.check_extra_sbatch(line, partition=part, gpus=count, seconds=seconds, cluster=cluster)
         except rules.RuleError as exc:
             errors.append(str(exc))
     return errors
@@ -72,7 +69,7 @@ def cesres_choose_partition(partitions: Mapping[str, Any], asked: str) -> str:
         raise AnsibleFilterError(str(exc)) from None
 
 
-def cesres_run_name_errors(name: object) -> list:
+def cesres_run_name_errors(name: object) -> list[str]:
     """[] for a valid run name; else [the one-line reason]."""
     try:
         rules.check_run_name(str(name))
@@ -81,12 +78,12 @@ def cesres_run_name_errors(name: object) -> list:
     return []
 
 
-def cesres_program_env(_: object = None) -> dict:
+def cesres_program_env(_: object = None) -> dict[str, str]:
     """The environment the CESReS program runs with (rules.PROGRAM_ENV), as the job script exports it."""
     return dict(rules.PROGRAM_ENV)
 
 
-def cesres_repo_source_errors(url: object, version: object) -> list:
+def cesres_repo_source_errors(url: object, version: object) -> list[str]:
     """[] when the repository URL and version may reach git; else [the one-line reason] (rules.check_repo_source)."""
     try:
         rules.check_repo_source(str(url or ""), str(version or ""))
@@ -95,7 +92,7 @@ def cesres_repo_source_errors(url: object, version: object) -> list:
     return []
 
 
-def cesres_sandbox_root_errors(root: object) -> list:
+def cesres_sandbox_root_errors(root: object) -> list[str]:
     """[] when `root` can be the sandbox's root directory; else [the one-line reason] (rules.sandbox_root_error)."""
     error = rules.sandbox_root_error(str(root))
     return [f"sandbox_cluster_root {root!r} {error}"] if error else []
@@ -105,7 +102,7 @@ def cesres_run_dir(root: str, run_id: str) -> str:
     return rules.run_dir(root, run_id)
 
 
-def cesres_resubmit_states(_: object = None) -> list:
+def cesres_resubmit_states(_: object = None) -> list[str]:
     """States whose run `train` submits again (sorted, for a stable job script and argument list)."""
     return sorted(rules.RESUBMIT_STATES)
 
@@ -123,13 +120,13 @@ def cesres_expand_path(path: object, env: Mapping[str, str], what: str = "path",
         raise AnsibleFilterError(str(exc)) from None
 
 
-def cesres_env_from_b64(text: str) -> dict:
+def cesres_env_from_b64(text: str) -> dict[str, str]:
     """The environment that `env -0 | base64 -w0` printed, as a mapping."""
     entries = base64.b64decode(text.strip()).decode("utf-8", errors="replace").split("\0")
     return dict(entry.split("=", 1) for entry in entries if "=" in entry)
 
 
-def cesres_last_json(text: object) -> dict:
+def cesres_last_json(text: object) -> dict[str, Any]:
     """The JSON object that the last line of `text` holding one is ({} when none is).
 
     For the `raw` step of roles/cesres_python, whose login shell may print its own messages before the
@@ -147,10 +144,10 @@ def cesres_last_json(text: object) -> dict:
     return {}
 
 
-def cesres_sha256_manifest(files: object, root: str) -> str:
+def cesres_sha256_manifest(files: Iterable[object] | None, root: str) -> str:
     """`sha256sum`'s lines for `files` (paths relative to the local directory `root`), in that order.
 
-    roles/cesres_repo records what it pushed with it, and its probe (library/cesres_probe.py) compares.
+    roles/cesres_repo records what it pushed with it, and its probe (the module cesres_probe) compares.
     """
     base = Path(str(root)).expanduser()
     lines = []
@@ -165,40 +162,7 @@ def cesres_sha256_manifest(files: object, root: str) -> str:
     return "".join(lines)
 
 
-def cesres_probe_program(_: object = None) -> str:
-    """The Python that roles/cesres_python's login shell runs for the play's one probe (files/probe.sh).
-
-    module_utils/cesres_setup.py (its probe(), as library/cesres_probe.py runs it), then the rules,
-    cesres_ctl/rules.py (module_utils/cesres_rules.py), in their own namespace: the probe expands each configured
-    path with the very rule (expand_path) that the role applies on this machine, so it reads each role's target
-    at the path that the role itself computes.
-    """
-    setup = (_CHECKOUT / "module_utils" / "cesres_setup.py").read_text(encoding="utf-8")
-    rules_source = Path(inspect.getfile(rules)).read_text(encoding="utf-8")
-    return (
-        f"{setup}\n"
-        # A module of its own, known to sys.modules: the rules' dataclasses look their module up there.
-        "import sys as _sys, types as _types\n"
-        "_RULES = _sys.modules.setdefault('cesres_rules', _types.ModuleType('cesres_rules')).__dict__\n"
-        f"exec({rules_source!r}, _RULES)\n"
-        "expand_path, RuleError = _RULES['expand_path'], _RULES['RuleError']\n"
-    )
-
-
-def cesres_role_file(role: str, name: str) -> str:
-    """The text of files/`name` of `role` in this project.
-
-    For a role's variable that another role's task may evaluate (the play's one probe, roles/cesres_login,
-    templates each role's part), where lookup('file') would search the other role's files.
-    """
-    path = _CHECKOUT / "roles" / str(role) / "files" / str(name)
-    try:
-        return path.read_text(encoding="utf-8").rstrip()  # as lookup('file') reads it
-    except OSError as exc:
-        raise AnsibleFilterError(f"cannot read {path}: {exc.strerror}") from None
-
-
-def cesres_module_env(probe: Mapping[str, Any], modules: object, login_env: Mapping[str, str]) -> str:
+def cesres_module_env(probe: Mapping[str, Any], modules: Iterable[object] | None, login_env: Mapping[str, str]) -> str:
     """The environment with `modules` loaded (after "module purge"), as the play's one login shell captured it,
     in the form the setup modules take it (their no_log option `env`): base64 of its JSON.
 
@@ -208,7 +172,7 @@ def cesres_module_env(probe: Mapping[str, Any], modules: object, login_env: Mapp
     """
     names = [str(name) for name in (modules or [])]
     if not names:
-        return _encode_env(login_env or {})
+        return _encode(login_env or {})
     key = " ".join(names)
     errors = (probe or {}).get("module_errors") or {}
     if key in errors:
@@ -218,11 +182,27 @@ def cesres_module_env(probe: Mapping[str, Any], modules: object, login_env: Mapp
         raise AnsibleFilterError(
             f"the modules {key} were not loaded by the play's login shell: list them in cesres_python_module_sets"
         )
-    return _encode_env(envs[key])
+    return _encode(envs[key])
 
 
-def _encode_env(env: Mapping[str, str]) -> str:
-    return base64.b64encode(json.dumps(dict(env), sort_keys=True).encode("utf-8")).decode("ascii")
+def cesres_probe_envs(probe: Mapping[str, Any]) -> str:
+    """What the play's one login shell read, in the form the module cesres_probe takes it (its no_log option
+    `envs`, one opaque value as for cesres_module_env): the login environment, which it expands the
+    configured paths with, and the environments of the module groups, which each part runs with.
+
+    probe: cesres_python_probe (roles/cesres_python).
+    """
+    return _encode(
+        {
+            "login": dict((probe or {}).get("login_env") or {}),
+            "modules": dict((probe or {}).get("module_envs") or {}),
+            "errors": dict((probe or {}).get("module_errors") or {}),
+        }
+    )
+
+
+def _encode(value: Mapping[str, Any]) -> str:
+    return base64.b64encode(json.dumps(dict(value), sort_keys=True).encode("utf-8")).decode("ascii")
 
 
 def cesres_rsync_ssh(values: Mapping[str, Any], host: str, control_dir: str = "") -> str:
@@ -249,7 +229,7 @@ def cesres_rule(name: str) -> str:
     return str(getattr(rules, name))
 
 
-def cesres_with_checksums(inputs: list, stat_results: list) -> list:
+def cesres_with_checksums(inputs: list[dict[str, Any]], stat_results: list[Any]) -> list[dict[str, Any]]:
     """The role's data inputs, each local one ({name, src}) with its sha256: given, or from the results of
     an ansible.builtin.stat loop (checksum_algorithm sha256) over those given without one."""
     sums = {
@@ -284,8 +264,7 @@ class FilterModule:
             "cesres_env_from_b64": cesres_env_from_b64,
             "cesres_last_json": cesres_last_json,
             "cesres_module_env": cesres_module_env,
-            "cesres_role_file": cesres_role_file,
-            "cesres_probe_program": cesres_probe_program,
+            "cesres_probe_envs": cesres_probe_envs,
             "cesres_sha256_manifest": cesres_sha256_manifest,
             "cesres_rsync_ssh": cesres_rsync_ssh,
             "cesres_ssh_host": cesres_ssh_host,

@@ -1,10 +1,11 @@
 """Load Hugging Face models the way the job's own libraries read them; record the proven ones.
 
-Run ON THE CLUSTER (login node) with the venv's Python, the modules loaded and HF_HOME set, by
-files/cache.sh: first online (the loaders download into the cache), then again with
-TRANSFORMERS_OFFLINE=1 HF_HUB_OFFLINE=1 as a compute node without internet would, then `record`.
-    python3 -c "$(cat cache_models.py)" load ID REVISION [ID REVISION ...]
-    python3 -c "$(cat cache_models.py)" record HF_HOME STAMP ID REVISION [ID REVISION ...]
+Run ON THE CLUSTER (login node) with the venv's Python, the modules loaded and HF_HOME set: a module_utils
+of the collection cesres.ctl that the module cesres_hf_cache (module_utils/provision.py) runs as a file,
+first online (the loaders download into the cache), then again with TRANSFORMERS_OFFLINE=1
+HF_HUB_OFFLINE=1 as a compute node without internet would, then `record`.
+    python3 cache_models.py load ID REVISION [ID REVISION ...]
+    python3 cache_models.py record HF_HOME STAMP ID REVISION [ID REVISION ...]
 `load` calls the loaders the real program calls (AutoConfig, AutoTokenizer, and AutoModel when
 torch is importable), so the cache gets whatever layout this transformers version reads (4.20
 its own files, 4.22+ the hub's snapshots). `record` adds "ID REVISION STAMP" lines to
@@ -33,11 +34,11 @@ def load(model_id: str, revision: str) -> None:
     AutoModel.from_pretrained(model_id, revision=revision)
 
 
-def pairs_of(values: list) -> list:
+def pairs_of(values: list[str]) -> list[tuple[str, str]]:
     return [(values[i], values[i + 1]) for i in range(0, len(values) - 1, 2)]
 
 
-def record(home: str, stamp: str, pairs: list) -> None:
+def record(home: str, stamp: str, pairs: list[tuple[str, str]]) -> None:
     path = Path(home) / LIST
     lines = set(path.read_text(encoding="utf-8").splitlines()) if path.exists() else set()
     lines.update(f"{model} {revision} {stamp}" for model, revision in pairs)
@@ -46,7 +47,7 @@ def record(home: str, stamp: str, pairs: list) -> None:
     partial.replace(path)
 
 
-def main(argv: list) -> int:
+def main(argv: list[str]) -> int:
     if argv[:1] == ["record"]:
         record(argv[1], argv[2], pairs_of(argv[3:]))
         return 0

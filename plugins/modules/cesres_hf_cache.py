@@ -11,8 +11,9 @@ description:
 - For each model of O(models) not recorded in O(home)/cesres-models.list, the venv's transformers (O(python), run
   with O(env)) loads it online, which caches it, then again offline (C(TRANSFORMERS_OFFLINE=1 HF_HUB_OFFLINE=1)),
   as a compute node without internet would; only then it is recorded.
-version_added: 1.0.0
-author: cesres-ctl team
+- The loaders are the collection's module_utils cache_models.py, which O(python) runs as a file.
+version_added: 0.1.0
+author: cesres-ctl team (@cesres)
 options:
   home:
     description: HF_HOME on the cluster (absolute).
@@ -20,10 +21,6 @@ options:
     required: true
   python:
     description: The venv's Python.
-    type: str
-    required: true
-  loader:
-    description: The source of roles/cesres_hf_cache/files/cache_models.py.
     type: str
     required: true
   endpoint:
@@ -36,8 +33,8 @@ options:
     elements: list
     required: true
   env:
-    description: The environment with the modules loaded, as filter cesres_module_env encodes it (base64 of its
-      JSON).
+    description: The environment with the modules loaded, as filter C(cesres.ctl.cesres_module_env) encodes it
+      (base64 of its JSON).
     type: str
     default: ''
 attributes:
@@ -48,10 +45,9 @@ attributes:
 
 EXAMPLES = r"""
 - name: Cache a model
-  cesres_hf_cache:
+  cesres.ctl.cesres_hf_cache:
     home: /home/me/.cache/huggingface
     python: /home/me/cesres_env/bin/python
-    loader: "{{ lookup('ansible.builtin.file', 'cache_models.py') }}"
     models: [[Enoch/graphcodebert-py, main]]
 """
 
@@ -64,8 +60,14 @@ cached:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.cesres_rules import PROGRAM_ENV
-from ansible.module_utils.cesres_setup import SetupError, cache_models, decode_env, models_missing, venv_stamp
+from ansible_collections.cesres.ctl.plugins.module_utils.provision import (
+    SetupError,
+    cache_models,
+    decode_env,
+    models_missing,
+    venv_stamp,
+)
+from ansible_collections.cesres.ctl.plugins.module_utils.rules import PROGRAM_ENV
 
 
 def main():
@@ -73,7 +75,6 @@ def main():
         argument_spec=dict(
             home=dict(type="str", required=True),
             python=dict(type="str", required=True),
-            loader=dict(type="str", required=True),
             endpoint=dict(type="str", default=""),
             models=dict(type="list", elements="list", required=True),
             env=dict(type="str", default="", no_log=True),
@@ -90,10 +91,11 @@ def main():
 
     try:
         env = decode_env(p["env"]) or dict(os.environ)
-        cached = cache_models(p["home"], p["python"], p["loader"], p["endpoint"], todo, env, PROGRAM_ENV)
+        cached = cache_models(p["home"], p["python"], p["endpoint"], todo, env, PROGRAM_ENV)
     except SetupError as exc:
         module.fail_json(msg=str(exc), cached=[])
-    module.exit_json(changed=True, cached=cached)
+    else:
+        module.exit_json(changed=True, cached=cached)
 
 
 if __name__ == "__main__":

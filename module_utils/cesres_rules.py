@@ -1,1 +1,0 @@
-../cesres_ctl/rules.py
