@@ -6,7 +6,10 @@ for it, run offline (ansible-test itself installs each test's requirements from 
   options are the module's argument_spec (names, types, defaults, required, elements, choices);
 - compile: every file of plugins/ compiles with each Python it may run on (the cluster's, rules.CLUSTER_PYTHON,
   and newer; the CLI's own);
-- the build: `ansible-galaxy collection build` makes, offline, an artifact that installs and lists its modules.
+- the build: `ansible-galaxy collection build` makes, offline, an artifact that installs, lists its modules and
+  whose playbooks parse;
+- and ansible-test sanity itself, on that artifact, for each of its tests that needs no download (compile,
+  shebang, shellcheck, symlinks, ...; tests/sanity/ignore-2.19.txt says why the one exception is one).
 """
 
 import json
@@ -153,25 +156,74 @@ def test_every_plugin_compiles_with_each_python_it_may_run_on(version, tmp_path)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
 
 
-def test_the_collection_builds_offline_and_installs(tmp_path):
-    done = ansible("ansible-galaxy", "collection", "build", "--output-path", str(tmp_path))
+# The tests of `ansible-test sanity` that need nothing from the network (the others install their
+# requirements into a venv first: validate-modules, ansible-doc, import, yamllint, pep8, pylint, runtime-metadata,
+# whose checks the tests above and tests/test_lint.py make instead).
+OFFLINE_SANITY = (
+    "action-plugin-docs",
+    "changelog",
+    "compile",
+    "empty-init",
+    "ignores",
+    "line-endings",
+    "no-assert",
+    "no-get-exception",
+    "no-illegal-filenames",
+    "no-smart-quotes",
+    "replace-urlopen",
+    "shebang",
+    "shellcheck",
+    "symlinks",
+    "use-argspec-type-path",
+    "use-compat-six",
+)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict[str, str]]:
+    """The artifact of `ansible-galaxy collection build`, and the collection it installs, away from the
+    checkout (whose ansible.cfg names the checkout's own collection), as a person who runs the playbooks by
+    hand installs it; with the environment that finds it there."""
+    base = tmp_path_factory.mktemp("collection")
+    done = ansible("ansible-galaxy", "collection", "build", "--output-path", str(base))
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    (artifact,) = tmp_path.glob("cesres-ctl-*.tar.gz")
+    (artifact,) = base.glob("cesres-ctl-*.tar.gz")
+    installed = base / "installed"
+    (base / "ansible.cfg").write_text(f"[defaults]\ncollections_path = {installed}\n")
+    env = {"PATH": f"{BIN}:/usr/bin:/bin", "HOME": str(base), "ANSIBLE_CONFIG": str(base / "ansible.cfg")}
+    done = ansible("ansible-galaxy", "collection", "install", "--offline", str(artifact), env=env, cwd=base)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return artifact, installed / "ansible_collections" / "cesres" / "ctl", env
+
+
+def test_the_collection_builds_offline_and_installs(built):
+    artifact, installed, env = built
     with tarfile.open(artifact) as tar:
         names = set(tar.getnames())
         links = [member.name for member in tar.getmembers() if member.issym()]
     assert {f"plugins/modules/{name}.py" for name in MODULES} <= names
     assert {"plugins/module_utils/rules.py", "plugins/filter/cesres.py", "roles/cesres_job/tasks/main.yml"} <= names
     assert "plugins/module_utils/rules.py" not in links
-    # Not the CLI, the tests, the sandbox or the checkout's tools.
-    assert not [n for n in names if n.split("/")[0] in {"cesres_ctl", "tests", "sandbox", "collections", "bench"}]
-    # As a person who runs the playbooks by hand installs it, away from the checkout (whose ansible.cfg names
-    # the checkout's own collection): ansible-doc finds its modules there.
-    installed = tmp_path / "installed"
-    (tmp_path / "ansible.cfg").write_text(f"[defaults]\ncollections_path = {installed}\n")
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "ANSIBLE_CONFIG": str(tmp_path / "ansible.cfg")}
-    done = ansible("ansible-galaxy", "collection", "install", "--offline", str(artifact), env=env, cwd=tmp_path)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    done = ansible("ansible-doc", "--list", "--json", "cesres.ctl", env=env, cwd=tmp_path)
+    # Not the CLI, the tests (but ansible-test's ignore file), the sandbox or the checkout's tools.
+    assert not [n for n in names if n.split("/")[0] in {"cesres_ctl", "sandbox", "collections", "bench"}]
+    assert not [n for n in names if n.startswith("tests/") and not n.startswith("tests/sanity")]
+    assert "tests/sanity/ignore-2.19.txt" in names
+    # ansible-doc finds its modules where it is installed, and its playbooks parse there.
+    done = ansible("ansible-doc", "--list", "--json", "cesres.ctl", env=env, cwd=installed.parent.parent.parent)
     assert done.returncode == 0, done.stderr[-3000:]
     assert sorted(json.loads(done.stdout)) == [f"cesres.ctl.{name}" for name in MODULES]
+    for playbook in ("setup", "train", "prune"):
+        done = ansible(
+            "ansible-playbook", "-i", "localhost,", "--syntax-check", f"cesres.ctl.{playbook}", env=env, cwd=installed
+        )
+        assert done.returncode == 0, playbook + ": " + done.stdout[-3000:] + done.stderr[-3000:]
+
+
+def test_ansible_test_sanity_passes_offline_on_the_artifact(built):
+    """ansible-test itself, on the installed artifact (it runs only inside ansible_collections/NS/NAME), for each
+    of its tests that needs no download, with tests/sanity/ignore-2.19.txt as the artifact carries it."""
+    _artifact, installed, env = built
+    tests = [arg for name in OFFLINE_SANITY for arg in ("--test", name)]
+    python = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    done = ansible("ansible-test", "sanity", "--local", "--python", python, *tests, env=env, cwd=installed)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # The play's one login shell (roles/cesres_python's raw step; cesres-ctl doctor runs it too, mode "check"):
 #   bash -lc "$(cat probe.sh)" cesres-probe MODE RELEASE MODULE WRAPPER CHECK_RELEASE NCHECK NAME... [NSET MOD...]...
 # A login shell is needed for Lmod's "module" and nothing else: everything that needs one is read here,
