@@ -1,11 +1,17 @@
 """Where cesres-ctl finds the Ansible project: the checkout, the copy in an installed wheel, or the override."""
 
+import importlib.util
+import subprocess
+import sys
+import types
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from cesres_ctl import paths
 from cesres_ctl.errors import CesresError
+from tests.conftest import PROJECT
 
 
 def make_project(root: Path) -> Path:
@@ -51,3 +57,34 @@ def test_no_project_is_one_error_naming_where_it_looked(package):
         CesresError, match=r"cannot find the cesres-ctl project .* in .*_project; set CESRES_CTL_PROJECT"
     ):
         paths.project_dir()
+
+
+def _hatch_build(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """hatch_build.py, imported without hatchling (which only a build installs): its hook's base stubbed."""
+    interface = types.ModuleType("hatchling.builders.hooks.plugin.interface")
+    interface.BuildHookInterface = object  # type: ignore[attr-defined]
+    for name in ("hatchling", "hatchling.builders", "hatchling.builders.hooks", "hatchling.builders.hooks.plugin"):
+        monkeypatch.setitem(sys.modules, name, types.ModuleType(name))
+    monkeypatch.setitem(sys.modules, interface.__name__, interface)
+    spec = importlib.util.spec_from_file_location("hatch_build", PROJECT / "hatch_build.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_wheel_carries_the_collection_where_ansible_cfg_finds_it(monkeypatch):
+    """Every tracked file of the collection (galaxy.yml, meta/, plugins/, roles/) goes into the wheel under
+    cesres_ctl/_project/collections/ansible_collections/cesres/ctl/, where a checkout has its link; the CLI's
+    rules (a link to the collection's) are in the package as a file."""
+    hatch_build = _hatch_build(monkeypatch)
+    table = hatch_build.project_files(PROJECT)
+    tracked = subprocess.run(
+        ["git", "ls-files", *hatch_build.COLLECTION_FILES], cwd=PROJECT, capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert tracked
+    in_wheel = set(table.values())
+    missing = [name for name in tracked if f"{hatch_build.BUNDLE}/{paths.COLLECTION.as_posix()}/{name}" not in in_wheel]
+    assert not missing
+    assert paths.COLLECTION.as_posix() == hatch_build.COLLECTION
+    assert (PROJECT / "cesres_ctl" / "rules.py").resolve() == PROJECT / "plugins" / "module_utils" / "rules.py"
