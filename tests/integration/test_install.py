@@ -24,10 +24,15 @@ from tests.integration.runs_support import ROOT, SETS, VENV
 pytestmark = [pytest.mark.sandbox, pytest.mark.index]
 
 
-def bundled() -> tuple[str, ...]:
-    """What the wheel carries, in the checkout's layout: hatch_build.py's PROJECT, read without hatchling."""
+def bundled(name: str = "PROJECT") -> tuple[str, ...]:
+    """What the wheel carries, in the checkout's layout: hatch_build.py's PROJECT (or COLLECTION_FILES, the
+    collection's files), read without hatchling."""
     tree = ast.parse((PROJECT / "hatch_build.py").read_text())
-    value = next(n.value for n in tree.body if isinstance(n, ast.Assign) and n.targets[0].id == "PROJECT")
+    value = next(
+        n.value
+        for n in tree.body
+        if isinstance(n, ast.Assign) and isinstance(n.targets[0], ast.Name) and n.targets[0].id == name
+    )
     return tuple(ast.literal_eval(value))
 
 
@@ -82,10 +87,11 @@ def bundle_of(installed: Installed) -> Path:
 
 
 def tree(root: Path) -> dict[str, bytes]:
-    """{relative path: content} of every file under root, following symlinks, without bytecode."""
+    """{relative path: content} of every file under root, following symlinks, without bytecode or the local
+    caches that the build leaves out (hatch_build.py SKIPPED_DIRS)."""
     files = {}
     for directory, subdirs, names in os.walk(root, followlinks=True):
-        subdirs[:] = [d for d in subdirs if d != "__pycache__"]
+        subdirs[:] = [d for d in subdirs if d not in {"__pycache__", ".ruff_cache", "cesres-runs"}]
         for name in names:
             if not name.endswith(".pyc"):
                 path = Path(directory, name)
@@ -109,6 +115,14 @@ def test_the_wheel_carries_the_project_outside_the_checkout(installed):
     # The checkout's layout, file for file, with inventory/group_vars a real copy of group_vars.
     for top in bundled():
         source, copy = PROJECT / top, bundle / top
+        if source.is_file():
+            assert copy.read_bytes() == source.read_bytes(), top
+        else:
+            assert tree(copy) == tree(source), top
+    # The collection cesres.ctl where the checkout has its link (ansible.cfg's collections_path finds it there).
+    collection = bundle / "collections" / "ansible_collections" / "cesres" / "ctl"
+    for top in bundled("COLLECTION_FILES"):
+        source, copy = PROJECT / top, collection / top
         if source.is_file():
             assert copy.read_bytes() == source.read_bytes(), top
         else:
