@@ -199,7 +199,7 @@ def test_doctor_checks_the_modules_with_the_roles_own_script():
     assert "module is-avail" not in script and "probe" in script
     command = shlex.split(doctor.doctor_command({"cesres_cluster_modules_release": "r", "cesres_cluster_modules": []}))
     role_script = paths.project_dir().joinpath(*doctor.PROBE).read_text()
-    assert role_script.startswith("# The play's one login shell")
+    assert role_script.startswith("# shellcheck shell=bash\n# The play's one login shell")
     assert command[4] == role_script
 
 
