@@ -7,11 +7,14 @@ from collections.abc import Iterator, Mapping
 from typing import Any, NoReturn
 
 import typer
+from typer._click.core import Command as ClickCommand
+from typer._click.shell_completion import CompletionItem
 from typer.core import TyperGroup
 
 from cesres_ctl import __version__, inputs
-from cesres_ctl.console import note
-from cesres_ctl.errors import CesresError
+from cesres_ctl.app import App
+from cesres_ctl.console import note, print_json
+from cesres_ctl.errors import MEANINGS, CesresError, ExitCode
 
 # Each command's module, imported only when the command runs (or the help lists them all): `status` and
 # `logs` must start in a fraction of one ssh call (issue 9), and Ansible, the job templates, the sandbox's
@@ -73,14 +76,23 @@ class LazyGroup(TyperGroup):
     def list_commands(self, ctx: Any) -> list[str]:
         return list(self.commands)  # the names only: listing imports nothing
 
+    def shell_complete(self, ctx: Any, incomplete: str) -> list[CompletionItem]:
+        """The command names, and the root's options: typer's would build every command (import every module,
+        Ansible's included) for a help line that bash does not show."""
+        names = [CompletionItem(name) for name in COMMANDS if name.startswith(incomplete)]
+        return [*names, *ClickCommand.shell_complete(self, ctx, incomplete)]
 
-app = typer.Typer(
+
+EXIT_CODES_HELP = "Exit codes: " + "; ".join(
+    f"{int(code)} {meaning.split(':')[0]}" for code, meaning in MEANINGS.items()
+)
+
+app = App(
     name="cesres-ctl",
     cls=LazyGroup,
     help="Provision CÉCI Slurm clusters for CESReS and drive its training runs from your laptop.",
+    epilog=f"{EXIT_CODES_HELP} (docs/cli.md). Results go to stdout, progress and notes to stderr.",
     no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
 )
 
 
@@ -98,7 +110,6 @@ def _root(
 
 
 PROG = "cesres-ctl"
-EXIT_INTERRUPTED = 130
 
 
 def main() -> None:
@@ -106,7 +117,7 @@ def main() -> None:
 
     typer runs without its standalone mode, so that its usage errors come here instead of being drawn
     as a multi-line box: they become one line (exit 2). A CesresError keeps its exit code; an OSError
-    or RecursionError that no command caught is the last-resort net (exit 1).
+    or RecursionError that no command caught is the last-resort net (exit 1). Exit codes: errors.ExitCode.
     """
     _check_streams()
     try:
@@ -117,15 +128,15 @@ def main() -> None:
     except typer.TyperException as exc:  # typer's own click: usage errors (exit 2), file errors
         _usage_error(exc)
     except (typer.Abort, KeyboardInterrupt):
-        code = EXIT_INTERRUPTED
+        code = ExitCode.INTERRUPTED
     except OSError as exc:
-        _fail(_os_error(exc), 1)
+        _fail(_os_error(exc), ExitCode.FAILED)
     except RecursionError:
-        _fail("the input is nested too deeply to be read: flatten it", 1)
+        _fail("the input is nested too deeply to be read: flatten it", ExitCode.FAILED)
     # A command returns None; typer.Exit(code) comes back as its code (typer turns Ctrl-C into 130).
-    code = code if isinstance(code, int) else 0
-    if code == EXIT_INTERRUPTED:
-        _fail("interrupted", EXIT_INTERRUPTED)
+    code = code if isinstance(code, int) else ExitCode.OK
+    if code == ExitCode.INTERRUPTED:
+        _fail("interrupted", ExitCode.INTERRUPTED)
     sys.exit(code)
 
 
@@ -135,24 +146,39 @@ def _check_streams() -> None:
     registry, a log."""
     closed = [name for name in ("stdin", "stdout", "stderr") if getattr(sys, name) is None]
     if closed and sys.stderr is not None:
-        _fail(f"started with {' and '.join(closed)} closed: give it a file or /dev/null", 1)
+        _fail(f"started with {' and '.join(closed)} closed: give it a file or /dev/null", ExitCode.FAILED)
     if closed:
-        sys.exit(1)
+        sys.exit(ExitCode.FAILED)
 
 
 def _fail(message: str, code: int) -> NoReturn:
     # One line even when a message carries another program's multi-line output.
-    note(f"{PROG}: error: {' '.join(message.splitlines())}")
+    line = " ".join(message.splitlines())
+    note(f"{PROG}: error: {line}")
+    if _wants_json(sys.argv[1:]):
+        # A script that reads stdout as JSON gets JSON when a command fails too (fields: docs/cli.md).
+        outcome = ExitCode(code).name.lower() if code in ExitCode.__members__.values() else "failed"
+        print_json({"error": line, "exit_code": code, "outcome": outcome})
     sys.exit(code)
+
+
+def _wants_json(argv: list[str]) -> bool:
+    """--json among the command's own arguments (what follows `--` is the model's)."""
+    return "--json" in (argv[: argv.index("--")] if "--" in argv else argv)
 
 
 def _usage_error(exc: typer.TyperException) -> NoReturn:
     ctx = getattr(exc, "ctx", None)
-    # no_args_is_help: typer has printed the help on stdout already.
+    # no_args_is_help: its message is the help, for stdout as `--help` prints it.
     if type(exc).__name__ == "NoArgsIsHelpError":
+        sys.stdout.write(exc.format_message() + "\n")
         sys.exit(exc.exit_code)
+    message = exc.format_message()
+    possible = getattr(exc, "possibilities", None)  # NoSuchOption: the command's closest options
+    if possible:
+        message = f"{getattr(exc, 'message', message)}; did you mean {' or '.join(sorted(possible))}?"
     hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
-    _fail(exc.format_message() + hint, exc.exit_code)
+    _fail(message + hint, exc.exit_code)
 
 
 def _os_error(exc: OSError) -> str:

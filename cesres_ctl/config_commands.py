@@ -12,11 +12,12 @@ import yaml
 from rich.table import Table
 
 from cesres_ctl import paths, userconfig
+from cesres_ctl.app import App
 from cesres_ctl.console import echo, note, out
 from cesres_ctl.errors import CesresError
 from cesres_ctl.options import cluster_option
 
-app = typer.Typer(
+app = App(
     help="Your settings (fork, version, login alias, paths, models, train's defaults), kept in "
     "$XDG_CONFIG_HOME/cesres-ctl/config.yml: no file of the checkout is edited.",
     no_args_is_help=True,
@@ -37,12 +38,19 @@ def _known_cluster(name: str) -> str:
 @app.command()
 def init(
     cluster: str | None = cluster_option("The cluster to configure, and your default cluster (default: dragon2)."),
-    repo: str | None = typer.Option(None, "--repo", help="Your CESReS repository (cesres_repo_url)."),
+    repo: str | None = typer.Option(None, "--repo", metavar="URL", help="Your CESReS repository (cesres_repo_url)."),
     version: str | None = typer.Option(
-        None, "--version", "--repo-version", help="Branch, tag or commit to deploy (cesres_repo_version)."
+        None,
+        "--version",
+        "--repo-version",
+        metavar="VERSION",
+        help="Branch, tag or commit to deploy (cesres_repo_version).",
     ),
     login_alias: str | None = typer.Option(
-        None, "--login-alias", help="ssh host or alias of the login node (ansible_host), e.g. from ~/.ssh/config."
+        None,
+        "--login-alias",
+        metavar="ALIAS",
+        help="ssh host or alias of the login node (ansible_host), e.g. from ~/.ssh/config.",
     ),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing configuration."),
 ) -> None:
@@ -64,8 +72,10 @@ def init(
 
 @app.command(name="set")
 def set_(
-    key: str = typer.Argument(..., help=f"A setting ({DEFAULT_KEY}, cesres_root, …: `cesres-ctl config show`)."),
-    value: str = typer.Argument(..., help="Its value (models: ID[@REVISION],…)."),
+    key: str = typer.Argument(
+        ..., metavar="KEY", help=f"A setting ({DEFAULT_KEY}, cesres_root, …: `cesres-ctl config show`)."
+    ),
+    value: str = typer.Argument(..., metavar="VALUE", help="Its value (models: ID[@REVISION],…)."),
     cluster: str | None = cluster_option("The cluster whose setting this is (default: your default cluster)."),
 ) -> None:
     """Set one setting of a cluster (or default_cluster), creating the configuration if needed."""
@@ -83,7 +93,7 @@ def set_(
 
 @app.command()
 def unset(
-    key: str = typer.Argument(..., help=f"A setting, or {DEFAULT_KEY}."),
+    key: str = typer.Argument(..., metavar="KEY", help=f"A setting, or {DEFAULT_KEY}."),
     cluster: str | None = cluster_option("The cluster whose setting this is (default: your default cluster)."),
 ) -> None:
     """Remove one setting: the project's value (group_vars, role default) applies again."""

@@ -2,7 +2,7 @@
 
 Inside held(), a stop signal only sets a flag. The code that holds them decides what it means: the runner
 cancels a playbook when it may (runner.run_playbook), a submission finishes and records what sbatch accepted
-(runs/submit.py), and then says which happened and stops with exit status 130.
+(runs/submit.py), and then says which happened and stops with exit status 130 (errors.ExitCode.INTERRUPTED).
 """
 
 import signal
@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from types import FrameType
 
 STOP_SIGNALS = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM", signal.SIGHUP: "SIGHUP"}
-EXIT_INTERRUPTED = 130
 
 
 @dataclass

@@ -18,4 +18,6 @@ def cluster_option(help_text: str = CLUSTER_HELP) -> Any:
 
     Any, as typer.Option itself: the value is a parameter's default, whatever the parameter's type.
     """
-    return typer.Option(None, "--cluster", "-C", envvar=userconfig.CLUSTER_ENV, show_envvar=False, help=help_text)
+    return typer.Option(
+        None, "--cluster", "-C", metavar="CLUSTER", envvar=userconfig.CLUSTER_ENV, show_envvar=False, help=help_text
+    )

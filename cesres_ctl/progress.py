@@ -2,7 +2,8 @@
 
 `ProgressState` turns events into display state and has no I/O, so it can be tested with plain dicts;
 `ProgressDisplay` only renders that state: an animated bar on a terminal, one plain line per task
-otherwise (CI logs must not fill up with redraws).
+otherwise (CI logs must not fill up with redraws). On stderr, with the roles' "Report" lines: stdout holds only
+a command's result (`RUN=$(cesres-ctl train ...)`).
 """
 
 from collections.abc import Iterable, Iterator, Mapping
@@ -13,6 +14,8 @@ from typing import Any
 from rich.console import Console, RenderableType
 from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.text import Text
+
+from cesres_ctl import console as cesres_console
 
 # Results that close a task on one host; loop items (runner_item_on_*) are summed up by these.
 _RESULT_COUNTERS = {
@@ -124,7 +127,7 @@ class ProgressDisplay:
     def __init__(self, title: str, *, verbose: bool = False, console: Console | None = None) -> None:
         self.state = ProgressState(title)
         self._verbose = verbose
-        self._console = console or Console()
+        self._console = console if console is not None else cesres_console.err
         self.animated = self._console.is_terminal and not self._console.is_dumb_terminal
         self._bar: _Bar | None = None
         self._bar_task: TaskID | None = None

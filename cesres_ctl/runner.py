@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from cesres_ctl import interrupts, paths, sshdiag
-from cesres_ctl.errors import CesresError
+from cesres_ctl.errors import CesresError, ExitCode
 from cesres_ctl.progress import ProgressDisplay, task_label
 
 if TYPE_CHECKING:
@@ -83,6 +83,17 @@ class PlaybookResult:
     @property
     def ok(self) -> bool:
         return self.status == "successful" and self.rc == 0
+
+    @property
+    def exit_code(self) -> ExitCode:
+        """The exit status of a command that ends with this run: interrupted, unreachable, or failed."""
+        if self.ok:
+            return ExitCode.OK
+        if self.status == "canceled":
+            return ExitCode.INTERRUPTED
+        if any(stats.unreachable for stats in self.hosts.values()):
+            return ExitCode.UNREACHABLE
+        return ExitCode.FAILED
 
 
 # --- pure helpers: events in, display text out --------------------------------------------------
@@ -658,7 +669,7 @@ def run_playbook(
         failure = recorder.failure or lost
     elif status != "successful" or rc != 0:
         if status == "canceled":
-            failure = f"canceled ({stop.by or 'Ctrl-C'})"
+            failure = f"interrupted ({stop.by or 'Ctrl-C'})"
         elif recorder.unexplained_host:
             failure = _diagnosed(recorder.unexplained_host) or recorder.failure
         else:

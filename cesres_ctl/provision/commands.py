@@ -8,8 +8,9 @@ import typer
 from rich.table import Table
 
 from cesres_ctl import paths, userconfig
-from cesres_ctl.console import echo, note, out
-from cesres_ctl.errors import CesresError
+from cesres_ctl.app import App
+from cesres_ctl.console import echo, note, out, print_json
+from cesres_ctl.errors import CesresError, ExitCode
 from cesres_ctl.inventory import Inventory
 from cesres_ctl.options import cluster_option
 from cesres_ctl.provision import doctor as doctor_checks
@@ -17,12 +18,7 @@ from cesres_ctl.provision.settings import SETUP_PLAYBOOK, parse_extra_vars, vali
 from cesres_ctl.runner import PlaybookResult, format_summary, run_playbook
 from cesres_ctl.runs import cluster as clusters
 
-app = typer.Typer()
-
-# Exit codes of setup: 0 success, 1 a task failed, 3 the cluster was unreachable, 130 Ctrl-C.
-EXIT_FAILED = 1
-EXIT_UNREACHABLE = 3
-EXIT_CANCELED = 130
+app = App()
 
 ClusterOption = cluster_option()
 # The short form was -c before every command took -C: still read, no longer shown.
@@ -45,6 +41,7 @@ def setup(
         [],
         "--extra-vars",
         "-e",
+        metavar="VARS",
         help="Set a variable as with ansible-playbook: key=value, a JSON mapping, or @file.yml. Repeatable.",
     ),
     check: bool = typer.Option(
@@ -55,7 +52,6 @@ def setup(
 
     Runs playbooks/setup.yml. A re-run with nothing changed changes nothing (and does not run pip).
     With --check, lists the steps that would change something and changes nothing.
-    Exit codes: 0 success, 1 a step failed, 3 cluster unreachable, 130 interrupted.
     """
     cluster = _cluster(cluster, legacy_cluster)
     extravars = parse_extra_vars(extra_vars)
@@ -72,7 +68,7 @@ def setup(
     )
     _summarise(result)
     if not result.ok:
-        raise CesresError(result.failure or "setup failed", log_path=str(result.log_path), exit_code=exit_code(result))
+        raise CesresError(result.failure or "setup failed", log_path=str(result.log_path), exit_code=result.exit_code)
     if not check:
         echo(f"setup of {cluster} done (log: {result.log_path})")
         return
@@ -116,16 +112,6 @@ def check_report(cluster: str, result: PlaybookResult) -> list[str]:
     ]
 
 
-def exit_code(result: PlaybookResult) -> int:
-    if result.ok:
-        return 0
-    if result.status == "canceled":
-        return EXIT_CANCELED
-    if any(stats.unreachable for stats in result.hosts.values()):
-        return EXIT_UNREACHABLE
-    return EXIT_FAILED
-
-
 def _summarise(result: PlaybookResult) -> None:
     summary = format_summary(result)
     if summary:
@@ -142,17 +128,13 @@ def doctor(
 
     Checks ssh through the gateway, the Python version, Lmod and every configured module, the partitions,
     free space and quota of $HOME and $GLOBALSCRATCH. Uses only Ansible's raw module (no Python needed
-    on the cluster). Exits 1 if any check fails.
+    on the cluster). Exits 1 if a check fails, 3 if ssh did not reach the cluster.
     """
     cluster = _cluster(cluster, legacy_cluster)
     checks = doctor_checks.diagnose(cluster, inventory=Inventory())
-    failed = any(check.failed for check in checks)
+    code = doctor_checks.exit_code(checks)
     if as_json:
-        print(
-            json.dumps(
-                {"cluster": cluster, "ok": not failed, "checks": doctor_checks.checks_as_dicts(checks)}, indent=2
-            )
-        )
+        print_json({"cluster": cluster, "ok": code == ExitCode.OK, "checks": doctor_checks.checks_as_dicts(checks)})
     else:
         table = Table(title=f"cesres-ctl doctor: {cluster}", title_justify="left")
         table.add_column("check", no_wrap=True)
@@ -163,4 +145,4 @@ def doctor(
             text = check.detail + (f"\n→ {check.hint}" if check.hint else "")
             table.add_row(check.id, f"[{styles.get(check.status, '')}]{check.status}[/]", text)
         out.print(table)
-    raise typer.Exit(1 if failed else 0)
+    raise typer.Exit(code)

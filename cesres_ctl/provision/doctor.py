@@ -13,8 +13,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from cesres_ctl import paths, sshdiag, userconfig
-from cesres_ctl.errors import CesresError
+from cesres_ctl import paths, rules, sshdiag, userconfig
+from cesres_ctl.console import note
+from cesres_ctl.errors import CesresError, ExitCode
 from cesres_ctl.inventory import Inventory
 from cesres_ctl.runs.remote import diagnose_cluster
 
@@ -69,7 +70,7 @@ fi
 """
 
 HINTS = {
-    "reach": "check `ssh CLUSTER` by hand: the CÉCI ssh config (gateway, ProxyJump, IdentityFile) in ~/.ssh/config",
+    "reach": "check `SSH` by hand: the CÉCI ssh config (gateway, ProxyJump, IdentityFile) in ~/.ssh/config",
     "python": (
         "cesres-ctl's modules need Python >= 3.10: name a Python module that gives it in cesres_cluster_modules "
         "(group_vars)"
@@ -93,6 +94,13 @@ class Check:
     @property
     def failed(self) -> bool:
         return self.status == "fail"
+
+
+def exit_code(checks: Sequence[Check]) -> ExitCode:
+    """doctor's exit status: unreachable when ssh did not reach the cluster, failed when a check failed."""
+    if any(check.id == "reach" and check.failed for check in checks):
+        return ExitCode.UNREACHABLE
+    return ExitCode.FAILED if any(check.failed for check in checks) else ExitCode.OK
 
 
 def doctor_command(host_vars: Mapping[str, Any], min_free_gib: float = MIN_FREE_GIB) -> str:
@@ -212,6 +220,8 @@ def run_raw(
             event_handler=on_event,
             timeout=timeout,
         )
+    if runner.status == "canceled":  # Ctrl-C: runner's pexpect stopped Ansible
+        raise CesresError(f"doctor interrupted while waiting for {cluster}", exit_code=ExitCode.INTERRUPTED)
     if "event" not in outcome:
         raise CesresError(f"doctor: ansible did not run on {cluster} (status {runner.status}, rc {runner.rc})")
     return outcome["event"], outcome["res"]
@@ -220,14 +230,18 @@ def run_raw(
 def diagnose(cluster: str, *, inventory: Inventory | None = None) -> list[Check]:
     inventory = inventory or Inventory()
     host_vars = inventory.host_vars(cluster)
-    where = host_vars.get("ansible_host", cluster)
+    target = rules.ssh_target(host_vars, cluster)
+    where = target.host
+    ssh = shlex.join([*target.argv(), where])
+    # A hung gateway keeps ssh waiting until its connection timeout: say what the wait is for.
+    note(f"doctor {cluster}: waiting for `{ssh}` and the checks in its login shell (Lmod, sinfo, df, quota)…")
     event, res = run_raw(cluster, doctor_command(host_vars), sources=inventory.sources)
     if event == "runner_on_unreachable":
         message = str(res.get("msg", ""))
-        explained = sshdiag.explain(message, str(where)) or diagnose_cluster(cluster)
-        if explained:
-            return [Check("reach", "fail", explained, HINTS["reach"])]
-        return [Check("reach", "fail", f"{where}: {' '.join(message.split())[:200]}", HINTS["reach"])]
+        note(f"doctor {cluster}: ssh failed; asking ssh why, with a direct connection…")
+        explained = sshdiag.explain(message, where) or diagnose_cluster(cluster)
+        detail = explained or f"{where}: {' '.join(message.split())[:200]}"
+        return [Check("reach", "fail", detail, HINTS["reach"].replace("SSH", ssh))]
     reach = Check("reach", "pass", f"ssh {where} answers")
     if event == "runner_on_failed":
         detail = " ".join(str(res.get("stderr") or res.get("msg") or "").split())[:200]
@@ -240,6 +254,7 @@ def space_of_runs(cluster: str) -> Check:
     """How much the runs and the data store take on the cluster (`cesres-ctl prune` frees it)."""
     from cesres_ctl.runs import prune  # a playbook run: only here, after the raw checks
 
+    note(f"doctor {cluster}: measuring what the runs and the data store take (the prune playbook, in check mode)…")
     try:
         found = prune.usage(cluster)
     except CesresError as exc:

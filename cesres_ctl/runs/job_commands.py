@@ -9,14 +9,15 @@ import sys
 
 import typer
 
-from cesres_ctl import console
+from cesres_ctl import completion, console
+from cesres_ctl.app import App
 from cesres_ctl.console import echo, print_json
 from cesres_ctl.errors import CesresError
 from cesres_ctl.runs import jobs, remote
 from cesres_ctl.runs.registry import Registry, Run
-from cesres_ctl.runs.run_options import Json, RunArgument, RunCluster
+from cesres_ctl.runs.run_options import Json, RunCluster, RunOrSweepArgument
 
-app = typer.Typer()
+app = App()
 
 
 @app.command()
@@ -24,7 +25,13 @@ def runs(
     cluster: str | None = RunCluster,
     as_json: bool = Json,
     no_refresh: bool = typer.Option(False, "--no-refresh", help="Show the recorded states without asking."),
-    sweep: str | None = typer.Option(None, "--sweep", help="Only the points of this sweep (its id or a prefix)."),
+    sweep: str | None = typer.Option(
+        None,
+        "--sweep",
+        metavar="SWEEP",
+        autocompletion=completion.sweeps,
+        help="Only the points of this sweep (its id or a prefix).",
+    ),
 ) -> None:
     """List the recorded runs; the states of unfinished ones are asked of their clusters first."""
     registry = Registry()
@@ -44,7 +51,7 @@ def runs(
         print_json([run.to_dict() for run in recorded])
         return
     if not recorded:
-        echo("no runs recorded yet: cesres-ctl train CONFIG.yaml")
+        console.note("no runs recorded yet: cesres-ctl train CONFIG.yaml")
         return
     from rich.table import Table  # here: the other commands of this module print no table
 
@@ -70,7 +77,7 @@ def runs(
 
 
 @app.command()
-def status(run_ref: str = RunArgument, cluster: str | None = RunCluster, as_json: bool = Json) -> None:
+def status(run_ref: str = RunOrSweepArgument, cluster: str | None = RunCluster, as_json: bool = Json) -> None:
     """State of a run's job (or of every point of a sweep): squeue, then sacct; final only when terminal."""
     registry = Registry()
     points = registry.sweep(run_ref, cluster)
@@ -116,9 +123,9 @@ def _status_dict(run: Run, job: remote.JobStatus) -> dict[str, object]:
 
 @app.command()
 def logs(
-    run_ref: str = RunArgument,
+    run_ref: str = RunOrSweepArgument,
     follow: bool = typer.Option(False, "--follow", "-f", help="Follow the log until the job ends."),
-    lines: int | None = typer.Option(None, "--lines", "-n", min=1, help="Only the last N lines."),
+    lines: int | None = typer.Option(None, "--lines", "-n", metavar="N", min=1, help="Only the last N lines."),
     cluster: str | None = RunCluster,
 ) -> None:
     """Print the job's Slurm log (stdout and stderr of the job), or follow it; of a sweep, each point's."""
@@ -135,20 +142,17 @@ def logs(
 
 def _print_log(run: Run, *, follow: bool, lines: int | None) -> None:
     argv = remote.logs_argv(jobs.settings_of(run), run, follow=follow, lines=lines)
-    try:
-        # The log streams to stdout; ssh's own complaints are kept for a one-line error.
-        done = subprocess.run(argv, check=False, stderr=subprocess.PIPE, text=True)
-    except KeyboardInterrupt:
-        return
+    # The log streams to stdout; ssh's own complaints are kept for a one-line error. Ctrl-C (the way out of
+    # --follow too) is interrupted, exit 130, as for every command.
+    done = subprocess.run(argv, check=False, stderr=subprocess.PIPE, text=True)
     if done.returncode == 255:
-        reason = remote.unreachable_reason(jobs.settings_of(run), done.stderr)
-        raise CesresError(f"cannot reach {run.cluster} to read its log: {reason}")
+        raise remote.unreachable(jobs.settings_of(run), done.stderr, " to read the log")
     if done.returncode != 0 and not follow:
         raise CesresError(f"no log yet at {run.cluster}:{run.log_path} (is the job still pending?)")
 
 
 @app.command()
-def cancel(run_ref: str = RunArgument, cluster: str | None = RunCluster, as_json: bool = Json) -> None:
+def cancel(run_ref: str = RunOrSweepArgument, cluster: str | None = RunCluster, as_json: bool = Json) -> None:
     """Cancel the run's job (scancel) and record it; of a sweep, every point that has not ended."""
     registry = Registry()
     points = registry.sweep(run_ref, cluster)

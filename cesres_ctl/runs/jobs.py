@@ -36,9 +36,9 @@ def recorded(run: Run) -> remote.JobStatus:
     return remote.JobStatus(run.state, run.reason, run.elapsed, "", run.exit_code, "registry")
 
 
-def refresh_unfinished(registry: Registry, runs: list[Run]) -> None:
+def refresh_unfinished(registry: Registry, runs: list[Run], *, keep_going: bool = True) -> None:
     """One ssh call per cluster for the runs whose last known state is not final; a cluster that
-    cannot be asked keeps its runs' last known states, and a note says so."""
+    cannot be asked keeps its runs' last known states, and a note says so (keep_going=False: its error)."""
     unfinished: dict[str, list[Run]] = {}
     for run in runs:
         if not run.final:
@@ -47,6 +47,8 @@ def refresh_unfinished(registry: Registry, runs: list[Run]) -> None:
         try:
             found = remote.statuses(clusters.load(name).ssh, pending)
         except CesresError as exc:
+            if not keep_going:
+                raise
             count = len(pending)
             note(f"note: could not ask {name} ({exc}); its {count} unfinished run(s) show their last known state")
             continue

@@ -102,7 +102,7 @@ def prune(
         inventory=list(target.inventory_sources) or None,
     )
     if not result.ok:
-        raise CesresError(f"prune failed: {result.failure}", log_path=str(result.log_path))
+        raise CesresError(f"prune failed: {result.failure}", log_path=str(result.log_path), exit_code=result.exit_code)
     outcome = result.facts.get(cluster, {}).get("cesres_prune_outcome")
     if not isinstance(outcome, dict):
         raise CesresError(f"prune ran but reported nothing on {cluster}", log_path=str(result.log_path))

@@ -24,6 +24,8 @@ from cesres_ctl import inputs, paths, rules
 from cesres_ctl.errors import CesresError
 
 SCHEMA_VERSION = 2
+# The registry's file, in the state directory.
+REGISTRY_FILE = "runs.sqlite"
 # The room reserved for one record in unrecorded/ (a run's record is about 1 KB).
 RESERVED_BYTES = 16 * 1024
 BUSY_TIMEOUT_MS = 15000
@@ -166,7 +168,7 @@ def _use_wal(conn: sqlite3.Connection) -> None:
 
 class Registry:
     def __init__(self, path: Path | None = None) -> None:
-        self.path = path or paths.state_dir() / "runs.sqlite"
+        self.path = path or paths.state_dir() / REGISTRY_FILE
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # Submissions that could not be recorded (see keep_unrecorded), recorded at the next chance.
         self.unrecorded_dir = self.path.parent / "unrecorded"

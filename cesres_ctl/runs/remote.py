@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cesres_ctl import paths, sshdiag
-from cesres_ctl.errors import CesresError
+from cesres_ctl.errors import CesresError, ExitCode
 from cesres_ctl.rules import EXIT_CODE_FILE, TERMINAL_STATES, SshTarget, job_state
 from cesres_ctl.runs.registry import Run
 
@@ -53,10 +53,18 @@ def execute(
     try:
         done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired:
-        raise CesresError(f"ssh to {settings.host} timed out after {timeout:.0f} s") from None
+        raise CesresError(
+            f"ssh to {settings.host} timed out after {timeout:.0f} s", exit_code=ExitCode.UNREACHABLE
+        ) from None
     if done.returncode == 255:
-        raise CesresError(f"cannot reach the cluster ({settings.host}): {unreachable_reason(settings, done.stderr)}")
+        raise unreachable(settings, done.stderr)
     return done
+
+
+def unreachable(settings: SshTarget, stderr: str, doing: str = "") -> CesresError:
+    """The error of an ssh call that could not reach the cluster (ssh's exit status 255); doing: what for."""
+    reason = unreachable_reason(settings, stderr)
+    return CesresError(f"cannot reach the cluster ({settings.host}){doing}: {reason}", exit_code=ExitCode.UNREACHABLE)
 
 
 def unreachable_reason(settings: SshTarget, stderr: str) -> str:

@@ -6,7 +6,8 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from cesres_ctl import userconfig
+from cesres_ctl import completion, userconfig
+from cesres_ctl.app import App
 from cesres_ctl.console import echo, out, print_json
 from cesres_ctl.options import cluster_option
 from cesres_ctl.runs import compare as comparing
@@ -15,20 +16,39 @@ from cesres_ctl.runs import plot as plots
 from cesres_ctl.runs import prune as pruning
 from cesres_ctl.runs.fetching import DEFAULT_FETCH_ROOT, fetch_run
 from cesres_ctl.runs.registry import Registry, Run
-from cesres_ctl.runs.run_options import Dest, Json, NoFetch, RunArgument, RunCluster
+from cesres_ctl.runs.run_options import Dest, Json, NoFetch, RunCluster, RunOrSweepArgument
 
-app = typer.Typer()
+app = App()
 
-OutputOption = typer.Option(None, "--output", "-o", help="PNG file (default: <fetched run>/training_curves.png).")
-PruneRunsArgument = typer.Argument(None, help="Only these runs (default: every recorded run of the cluster).")
-StateOption = typer.Option([], "--state", help="Only runs in this final state (e.g. FAILED); repeatable.")
+OutputOption = typer.Option(
+    None,
+    "--output",
+    "-o",
+    metavar="PNG",
+    help="PNG file (default: <fetched run>/training_curves.png).",
+    autocompletion=completion.files,
+)
+PruneRunsArgument = typer.Argument(
+    None,
+    metavar="RUN",
+    help="Only these runs (default: every recorded run of the cluster).",
+    autocompletion=completion.runs,
+)
+StateOption = typer.Option(
+    [], "--state", metavar="STATE", help="Only runs in this final state (e.g. FAILED); repeatable."
+)
 ClusterOption = cluster_option()
-CompareArgument = typer.Argument(..., help="Runs and sweeps: their ids, prefixes, job ids or names.")
+CompareArgument = typer.Argument(
+    ...,
+    metavar="RUN|SWEEP",
+    help="Runs and sweeps: their ids, prefixes, job ids or names.",
+    autocompletion=completion.runs_and_sweeps,
+)
 
 
 @app.command()
 def fetch(
-    run_ref: str = RunArgument, dest: Path | None = Dest, cluster: str | None = RunCluster, as_json: bool = Json
+    run_ref: str = RunOrSweepArgument, dest: Path | None = Dest, cluster: str | None = RunCluster, as_json: bool = Json
 ) -> None:
     """Bring results/ and the Slurm log back (rsync: only what changed moves); of every point of a sweep,
     each into its own directory (under --dest if given)."""
@@ -55,7 +75,7 @@ def fetch(
 
 @app.command()
 def plot(
-    run_ref: str = RunArgument,
+    run_ref: str = RunOrSweepArgument,
     output: Path | None = OutputOption,
     no_fetch: bool = NoFetch,
     cluster: str | None = RunCluster,
@@ -88,7 +108,9 @@ def plot(
 def compare(
     refs: list[str] = CompareArgument,
     cluster: str | None = RunCluster,
-    sort: str | None = typer.Option(None, "--sort", help=f"Best first by: {', '.join(comparing.METRICS)}."),
+    sort: str | None = typer.Option(
+        None, "--sort", metavar="METRIC", help=f"Best first by: {', '.join(comparing.METRICS)}."
+    ),
     no_fetch: bool = NoFetch,
     as_json: bool = Json,
 ) -> None:
@@ -145,7 +167,9 @@ def _rows(runs_: list[Run], *, no_fetch: bool, quiet: bool = True) -> list[dict[
 def prune(
     run_refs: list[str] = PruneRunsArgument,
     cluster: str | None = ClusterOption,
-    older_than: float | None = typer.Option(None, "--older-than", help="Only runs submitted more than DAYS ago."),
+    older_than: float | None = typer.Option(
+        None, "--older-than", metavar="DAYS", help="Only runs submitted more than DAYS ago."
+    ),
     state: list[str] = StateOption,
     dry_run: bool = typer.Option(False, "--dry-run", "-n", help="Say what would be removed; remove nothing."),
     as_json: bool = Json,

@@ -1,7 +1,7 @@
 """`cesres-ctl train`: validate everything locally, then stage and submit through playbooks/train.yml."""
 
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -9,8 +9,8 @@ from typing import Any
 
 from cesres_ctl import paths, rules
 from cesres_ctl.console import note
-from cesres_ctl.errors import CesresError
-from cesres_ctl.interrupts import EXIT_INTERRUPTED, Interrupts, held
+from cesres_ctl.errors import CesresError, ExitCode
+from cesres_ctl.interrupts import Interrupts, held
 from cesres_ctl.runner import PlaybookResult, format_summary, private_data_dir, run_playbook
 from cesres_ctl.runs import cluster as clusters
 from cesres_ctl.runs import config as configs
@@ -65,12 +65,22 @@ def prepare(
     return Prepared(cluster=target, spec=run_spec)
 
 
-def dry_run_text(prepared: Prepared) -> str:
-    """The job script as it would be written (cluster paths unexpanded) and what would be copied."""
+def dry_run_text(
+    prepared: Prepared,
+    *,
+    extravars: Mapping[str, Any] | None = None,
+    points: Sequence[tuple[str, configs.RunConfig]] = (),
+    summary: str = "",
+) -> str:
+    """The job script as it would be written (cluster paths unexpanded) and what would be copied.
+
+    A sweep's: `extravars` the job array's, `points` each point's label and config (all share the first's data),
+    `summary` a line about the sweep.
+    """
     run_spec = prepared.spec
     job_vars = {**prepared.cluster.job_vars, **{f"cesres_job_{k}": v for k, v in run_spec.settings}}
     variables = jobscript.preview_variables(
-        run_spec.extravars(),
+        extravars if extravars is not None else run_spec.extravars(),
         job_vars,
         run_spec.resources.partition,
         run_spec.resources.signal_grace,
@@ -78,19 +88,26 @@ def dry_run_text(prepared: Prepared) -> str:
     script = jobscript.render(variables)
     run_env = jobscript.run_env_preview(job_vars)
     root = run_env["code_dir"]
+    each = "each point's " if points else ""
     lines = [
         f"# dry run: nothing is sent to {prepared.cluster.name}",
-        f"# run directory: {rules.run_dir(root, run_spec.name)}-<10 hex digits from the inputs and the code version>/",
+        *([f"# {summary}"] if summary else []),
+        f"# {each}run directory: {rules.run_dir(root, run_spec.name)}-<10 hex digits from the inputs and the code "
+        "version>/",
         "# would copy:",
         f"#   {run_spec.config.path} -> config.submitted.yaml (and rewritten -> config.yaml)",
     ]
     for item in run_spec.config.inputs:
         source = str(item.local_path) if item.local_path else f"{item.cluster_path} (on the cluster)"
         lines.append(f"#   {source} -> inputs/{item.staged_name}")
-    lines += ["# config.yaml:", *("#   " + line for line in run_spec.config.rewritten_text.splitlines())]
+    for label, config in points or [("", run_spec.config)]:
+        lines += [
+            f"# {label}{': ' if label else ''}config.yaml:",
+            *("#   " + line for line in config.rewritten_text.splitlines()),
+        ]
     lines += ["# run.env (written on the cluster, paths expanded there):"]
     lines += [f"#   {key}={value}" for key, value in run_env.items()]
-    lines += ["# job.sbatch:", script.rstrip("\n")]
+    lines += [f"# job.sbatch{' (the job array, one task per point)' if points else ''}:", script.rstrip("\n")]
     return "\n".join(lines) + "\n"
 
 
@@ -143,11 +160,13 @@ def outcome_of(result: PlaybookResult, cluster: str, command: str) -> dict[str, 
         if result.status == "canceled":
             # The runner never cancels while cesres_run runs, nor after it submitted: nothing was.
             raise CesresError(
-                f"interrupted ({result.interrupted}) before anything was submitted", exit_code=EXIT_INTERRUPTED
+                f"interrupted ({result.interrupted}) before anything was submitted", exit_code=ExitCode.INTERRUPTED
             )
         if result.lost_track and result.held_task_started:
             raise CesresError(_unknown_outcome(command, cluster, str(result.failure)), log_path=str(result.log_path))
-        raise CesresError(f"{command} failed: {result.failure}", log_path=str(result.log_path))
+        raise CesresError(
+            f"{command} failed: {result.failure}", log_path=str(result.log_path), exit_code=result.exit_code
+        )
     if not result.hosts:
         raise CesresError(f"{command} matched no host {cluster}", log_path=str(result.log_path))
     report = result.facts.get(cluster, {}).get("cesres_job_outcome")
@@ -247,7 +266,7 @@ def submission_window(registry: Registry, command: str, points: int = 1) -> Iter
         stop = f"cesres-ctl cancel {runs[0].sweep_id or runs[0].run_id}"
         raise CesresError(
             f"interrupted ({interrupts.by}): {what} {verb}; {'it runs' if one else 'they run'} on (`{stop}` stops it)",
-            exit_code=EXIT_INTERRUPTED,
+            exit_code=ExitCode.INTERRUPTED,
         )
 
 

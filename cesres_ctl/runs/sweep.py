@@ -21,7 +21,7 @@ from cesres_ctl.runs import config as configs
 from cesres_ctl.runs import spec
 from cesres_ctl.runs.registry import Registry, run_from_report
 from cesres_ctl.runs.resources import RESOURCE_KEYS, defaults_from_vars, resolve
-from cesres_ctl.runs.submit import PLAYBOOK, SUBMIT_ACTIONS, outcome_of, submission_window
+from cesres_ctl.runs.submit import PLAYBOOK, SUBMIT_ACTIONS, Prepared, dry_run_text, outcome_of, submission_window
 
 DEFAULT_MAX_POINTS = 64
 # What a point may not change: where the data and the results are (the same for every point).
@@ -181,8 +181,9 @@ def _refuse_duplicates(points: list[Point]) -> None:
             )
 
 
-def extravars(prepared: PreparedSweep, staged: Path) -> dict[str, Any]:
-    """The role's inputs: the first point's as a run's, plus every point's spec hash and config."""
+def extravars(prepared: PreparedSweep, staged: Path | None = None) -> dict[str, Any]:
+    """The role's inputs: the first point's as a run's, plus every point's spec hash and config (staged: as
+    spec.RunSpec.extravars)."""
     first = prepared.points[0].spec
     return {
         **first.extravars(staged=staged),
@@ -194,6 +195,17 @@ def extravars(prepared: PreparedSweep, staged: Path) -> dict[str, Any]:
         "cesres_job_max_parallel": prepared.max_parallel,
         "cesres_job_retry_failed": prepared.retry_failed,
     }
+
+
+def preview(prepared: PreparedSweep) -> str:
+    """sweep --dry-run: the job array's script and every point's config, as they would be written."""
+    summary = (
+        f"sweep sweep-{prepared.name}-<10 hex digits from every point's inputs>: {len(prepared.points)} points, "
+        f"one job array, at most {prepared.max_parallel} at once"
+    )
+    points = [(f"point {point.index} ({_label(point.values)})", point.spec.config) for point in prepared.points]
+    first = Prepared(prepared.cluster, prepared.points[0].spec)
+    return dry_run_text(first, extravars=extravars(prepared), points=points, summary=summary)
 
 
 def submit(prepared: PreparedSweep, *, quiet: bool = False, registry: Registry | None = None) -> dict[str, Any]:

@@ -3,6 +3,7 @@ train playbook), and follow them with --wait."""
 
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -11,9 +12,10 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from cesres_ctl import userconfig
+from cesres_ctl import completion, userconfig
+from cesres_ctl.app import App, TrailingCommand
 from cesres_ctl.console import echo, err, note, out, print_json
-from cesres_ctl.errors import CesresError
+from cesres_ctl.errors import CesresError, ExitCode
 from cesres_ctl.options import cluster_option
 from cesres_ctl.runs import cluster as clusters
 from cesres_ctl.runs import jobs, remote, run_options
@@ -25,16 +27,15 @@ from cesres_ctl.runs.registry import Registry, Run
 from cesres_ctl.runs.run_options import Dest, Json, NoFetch, RunArgument, RunCluster, WaitDest
 from cesres_ctl.runs.submit import dry_run_text, prepare, submit
 
-EXIT_INTERRUPTED = 130
 ClusterOption = cluster_option()
-ConfigArgument = typer.Argument(..., help="CESReS config file (the model's YAML format).")
-# train and sweep pass what follows `--` to the model.
-MODEL_ARGS = {"allow_extra_args": True, "ignore_unknown_options": True}
+ConfigArgument = typer.Argument(
+    ..., metavar="CONFIG", help="CESReS config file (the model's YAML format).", autocompletion=completion.files
+)
 
-app = typer.Typer()
+app = App()
 
 
-@app.command(context_settings=MODEL_ARGS)
+@app.command(cls=TrailingCommand)
 def train(
     ctx: typer.Context,
     config: Path = ConfigArgument,
@@ -50,8 +51,8 @@ def train(
     sbatch: list[str] = run_options.Sbatch,
     settings: list[str] = run_options.Set,
     name: str | None = run_options.Name,
-    dry_run: bool = typer.Option(False, "--dry-run", help="Print the job script and the copies; submit nothing."),
-    wait: bool = typer.Option(False, "--wait", "-w", help="Follow the job until it ends, then fetch its results."),
+    dry_run: bool = run_options.DryRun,
+    wait: bool = run_options.Wait,
     new: bool = typer.Option(False, "--new", help="Submit a new run even if one with the same inputs exists."),
     cancel_on_interrupt: bool = typer.Option(
         False, "--cancel-on-interrupt", help="With --wait: Ctrl-C cancels the job too (default: it runs on)."
@@ -64,6 +65,7 @@ def train(
 
     The same inputs (config, data, code version, resources) give the same run: while its job is
     pending, running or completed, `train` returns it instead of submitting again (unless --new).
+    Prints the run id on stdout (RUN=$(cesres-ctl train ...)); what it does, on stderr.
     """
     if wait and dest is not None:
         check_dest(dest)  # before the job is submitted, not when it ends
@@ -79,26 +81,25 @@ def train(
     )
     _notes(prepared.spec.config)
     if dry_run:
-        text = dry_run_text(prepared)
-        if as_json:
-            print_json({"dry_run": True, "cluster": prepared.cluster.name, "text": text})
-        else:
-            sys.stdout.write(text)
+        _dry_run(prepared.cluster.name, dry_run_text(prepared), as_json=as_json)
         return
     outcome = submit(prepared, verbose=verbose, quiet=as_json)
     run = outcome.run
     if not as_json:
         if outcome.submitted:
             again = f" (again; job {outcome.previous_job_id} did not complete)" if outcome.previous_job_id else ""
-            echo(f"submitted {run.run_id}: job {run.job_id} on {run.cluster}{again}")
+            note(f"submitted {run.run_id}: job {run.job_id} on {run.cluster}{again}")
         else:
-            echo(f"existing run {run.run_id}: job {run.job_id} is {run.state} (use --new for another run)")
-        echo(f"run directory: {run.cluster}:{run.remote_dir}")
+            note(f"existing run {run.run_id}: job {run.job_id} is {run.state} (use --new for another run)")
+        note(f"run directory: {run.cluster}:{run.remote_dir}")
+        _result(run.run_id)
     if wait:
         try:
             run = _wait(run, quiet=as_json)
         except KeyboardInterrupt:
-            raise CesresError(_interrupted(run, cancel_job=cancel_on_interrupt), exit_code=EXIT_INTERRUPTED) from None
+            raise CesresError(
+                _interrupted(run, cancel_job=cancel_on_interrupt), exit_code=ExitCode.INTERRUPTED
+            ) from None
         fetched_to = fetch_run(run, dest, quiet=as_json)
         run = Registry().get(run.cluster, run.run_id) or run
         if as_json:
@@ -110,11 +111,27 @@ def train(
         print_json({**run.to_dict(), "submitted": outcome.submitted, "previous_job_id": outcome.previous_job_id})
 
 
-VaryOption = typer.Option([], "--vary", help="SECTION.key=VALUE,VALUE,…: one axis of the grid; repeatable.")
-VaryFileOption = typer.Option(None, "--vary-file", help="YAML: {SECTION.key: [values]}, more axes.")
+VaryOption = typer.Option(
+    [], "--vary", metavar="KEY=VALUES", help="SECTION.key=VALUE,VALUE,…: one axis of the grid; repeatable."
+)
+SweepDest = typer.Option(
+    None,
+    "--dest",
+    "-d",
+    metavar="DIR",
+    help="With --wait: fetch each point into DIR/RUN (default: ./cesres-runs/RUN).",
+    autocompletion=completion.files,
+)
+VaryFileOption = typer.Option(
+    None,
+    "--vary-file",
+    metavar="FILE",
+    help="YAML: {SECTION.key: [values]}, more axes.",
+    autocompletion=completion.files,
+)
 
 
-@app.command(context_settings=MODEL_ARGS)
+@app.command(cls=TrailingCommand)
 def sweep(
     ctx: typer.Context,
     config: Path = ConfigArgument,
@@ -132,18 +149,28 @@ def sweep(
     sbatch: list[str] = run_options.Sbatch,
     settings: list[str] = run_options.Set,
     name: str | None = run_options.Name,
-    max_parallel: int | None = typer.Option(None, "--max-parallel", help="At most K points at once (%K)."),
-    max_points: int = typer.Option(sweeping.DEFAULT_MAX_POINTS, "--max-points", help="Refuse larger grids."),
+    max_parallel: int | None = typer.Option(None, "--max-parallel", metavar="K", help="At most K points at once (%K)."),
+    max_points: int = typer.Option(
+        sweeping.DEFAULT_MAX_POINTS, "--max-points", metavar="N", help="Refuse larger grids."
+    ),
     new: bool = typer.Option(False, "--new", help="Submit a new sweep even if the same one exists."),
     retry_failed: bool = typer.Option(
         False, "--retry-failed", help="Submit again only the points whose job failed or timed out."
     ),
+    dry_run: bool = run_options.DryRun,
+    wait: bool = typer.Option(
+        False, "--wait", "-w", help="Follow the points until they all end, then fetch each one's results."
+    ),
+    dest: Path | None = SweepDest,
     as_json: bool = Json,
 ) -> None:
     """Train a grid of variants of a config as one Slurm job array; model options go after `--`.
 
     Each point is a run of its own (`runs --sweep ID`). The same sweep again is the existing one.
+    Prints the sweep id on stdout; its points, on stderr.
     """
+    if wait and dest is not None:
+        check_dest(dest)
     axes = sweeping.parse_vary(list(vary)) + (sweeping.parse_vary_file(vary_file) if vary_file else [])
     prepared = sweeping.prepare(
         config,
@@ -159,16 +186,56 @@ def sweep(
         retry_failed=retry_failed,
     )
     _notes(prepared.points[0].spec.config)  # the points differ only in values of keys the config has
-    report = sweeping.submit(prepared, quiet=as_json)
-    if as_json:
-        print_json(report)
+    if dry_run:
+        _dry_run(prepared.cluster.name, sweeping.preview(prepared), as_json=as_json)
         return
-    submitted = set(report["submitted"])
-    verb = f"submitted {len(submitted)} point(s) as job {report['array_job_id']}" if submitted else "already submitted"
-    echo(f"sweep {report['sweep_id']} on {report['cluster']}: {verb}")
-    for point in report["points"]:
-        line = f"  {point['run_id']} [{jobs.describe_point(point['values'])}] job {point['job_id']}: {point['state']}"
-        echo(line)
+    report = sweeping.submit(prepared, quiet=as_json)
+    if not as_json:
+        submitted = set(report["submitted"])
+        verb = (
+            f"submitted {len(submitted)} point(s) as job {report['array_job_id']}" if submitted else "already submitted"
+        )
+        note(f"sweep {report['sweep_id']} on {report['cluster']}: {verb}")
+        for point in report["points"]:
+            note(
+                f"  {point['run_id']} [{jobs.describe_point(point['values'])}] job {point['job_id']}: {point['state']}"
+            )
+        _result(report["sweep_id"])
+    if not wait:
+        if as_json:
+            print_json(report)
+        return
+    registry = Registry()
+    points = registry.sweep(report["sweep_id"], report["cluster"])
+    try:
+        points = _wait_points(points, registry, quiet=as_json)
+    except KeyboardInterrupt:
+        raise CesresError(
+            f"interrupted: the points of {report['sweep_id']} run on. Follow them with `cesres-ctl status "
+            f"{report['sweep_id']}`, get their results with `cesres-ctl fetch {report['sweep_id']}`, "
+            f"or stop them with `cesres-ctl cancel {report['sweep_id']}`",
+            exit_code=ExitCode.INTERRUPTED,
+        ) from None
+    fetched = {run.run_id: str(fetch_run(run, dest / run.run_id if dest else None, quiet=as_json)) for run in points}
+    if as_json:
+        points = [registry.get(run.cluster, run.run_id) or run for run in points]
+        records = [{**run.to_dict(), "values": run.point, "fetched_to": fetched[run.run_id]} for run in points]
+        print_json({**report, "points": records})
+    if any(run.state != "COMPLETED" for run in points):
+        raise typer.Exit(ExitCode.FAILED)
+
+
+def _result(line: str) -> None:
+    """The one line of a command's result on stdout, at once: a pipe reading it need not wait for --wait."""
+    echo(line)
+    sys.stdout.flush()
+
+
+def _dry_run(cluster: str, text: str, *, as_json: bool) -> None:
+    if as_json:
+        print_json({"dry_run": True, "cluster": cluster, "text": text})
+    else:
+        sys.stdout.write(text)
 
 
 def _notes(config: RunConfig) -> None:
@@ -230,6 +297,25 @@ def _wait(run: Run, *, quiet: bool = False) -> Run:
     return registry.get(run.cluster, run.run_id) or run
 
 
+def _wait_points(points: list[Run], registry: Registry, *, quiet: bool) -> list[Run]:
+    """Follow a sweep's points (one ssh call per poll for them all) until every one has ended: a line on stderr
+    each time their states change."""
+    label = points[0].sweep_id
+    delay, last = 0.0, ""
+    while True:
+        jobs.refresh_unfinished(registry, points, keep_going=False)
+        points = [registry.get(run.cluster, run.run_id) or run for run in points]
+        counts = Counter(run.state for run in points)
+        line = f"{label}: " + ", ".join(f"{count} {state}" for state, count in sorted(counts.items()))
+        if line != last and not quiet:
+            note(line)
+        if all(run.final for run in points):
+            return points
+        delay = next_poll(delay, state_changed=line != last)
+        last = line
+        time.sleep(delay)
+
+
 class _nothing:  # a stand-in for Live when there is no terminal
     def __enter__(self) -> None:
         return None
@@ -252,7 +338,10 @@ def next_poll(delay: float, *, state_changed: bool) -> float:
 
 
 SnippetsArgument = typer.Argument(
-    ..., help="File of Python snippets separated by lines $$$ (the run's READER.snippet_splitter)."
+    ...,
+    metavar="SNIPPETS",
+    help="File of Python snippets separated by lines $$$ (the run's READER.snippet_splitter).",
+    autocompletion=completion.files,
 )
 
 
@@ -264,6 +353,7 @@ def predict(
         None,
         "--cluster",
         "-C",
+        metavar="CLUSTER",
         help="Cluster to predict on (default: the run's; another one gets the fetched best.th).",
     ),
     partition: str | None = run_options.Partition,
@@ -271,8 +361,9 @@ def predict(
     time_limit: str | None = run_options.Time,
     settings: list[str] = run_options.Set,
     name: str | None = typer.Option(
-        None, "--name", "-n", help="Name of the prediction run (default: predict-<RUN's name>)."
+        None, "--name", "-n", metavar="NAME", help="Name of the prediction run (default: predict-<RUN's name>)."
     ),
+    dry_run: bool = run_options.DryRun,
     wait: bool = typer.Option(False, "--wait", "-w", help="Follow the job, then fetch and print the predictions."),
     new: bool = typer.Option(False, "--new", help="Predict again even if the same prediction exists."),
     dest: Path | None = WaitDest,
@@ -282,7 +373,8 @@ def predict(
     """Classify SNIPPETS with a trained run's best.th and exact config, in a job (a run of its own).
 
     With --wait: follow it, fetch it and print each snippet's labels. Without: print the prediction's run
-    id; `cesres-ctl predictions ID` shows them once its job completed.
+    id; `cesres-ctl predictions ID` shows them once its job completed. With --dry-run: ask the cluster
+    where the run's weights are, print the job script, submit nothing.
     """
     if wait and dest is not None:
         check_dest(dest)
@@ -303,21 +395,25 @@ def predict(
     prepared = predicting.prepare(
         model_run, snippets, text, source, target=target, overrides=overrides, name=name, new=new, settings=settings
     )
+    if dry_run:
+        _dry_run(prepared.cluster.name, dry_run_text(prepared), as_json=as_json)
+        return
     outcome = submit(prepared, verbose=verbose, quiet=as_json, registry=registry, command="predict")
     run = outcome.run
     if not as_json:
         verb = "submitted" if outcome.submitted else "existing"
-        echo(f"{verb} prediction {run.run_id} with {model_run.run_id}: job {run.job_id} on {run.cluster} ({run.state})")
+        note(f"{verb} prediction {run.run_id} with {model_run.run_id}: job {run.job_id} on {run.cluster} ({run.state})")
     if not wait:
         if as_json:
             print_json({**run.to_dict(), "submitted": outcome.submitted, "model_run": model_run.run_id})
         else:
-            echo(f"show its predictions once it completed: cesres-ctl predictions {run.run_id}")
+            note(f"show its predictions once it completed: cesres-ctl predictions {run.run_id}")
+            _result(run.run_id)
         return
     try:
         run = _wait(run, quiet=as_json)
     except KeyboardInterrupt:
-        raise CesresError(_interrupted(run, cancel_job=False), exit_code=EXIT_INTERRUPTED) from None
+        raise CesresError(_interrupted(run, cancel_job=False), exit_code=ExitCode.INTERRUPTED) from None
     _show_predictions(run, dest, as_json=as_json, extra={"submitted": outcome.submitted, "model_run": model_run.run_id})
 
 

@@ -6,15 +6,20 @@ from pathlib import Path
 
 import typer
 
-from cesres_ctl import paths
+from cesres_ctl import completion, paths
+from cesres_ctl.app import App
 from cesres_ctl.console import echo
 from cesres_ctl.provision.settings import parse_extra_vars
 from cesres_ctl.sandbox import lifecycle
 
-app = typer.Typer(help="The local sandbox cluster that imitates CÉCI dragon2.", no_args_is_help=True)
+app = App(help="The local sandbox cluster that imitates CÉCI dragon2.", no_args_is_help=True)
 
 RootOption = typer.Option(
-    None, "--root", help="Sandbox root directory (default: $CESRES_SANDBOX_ROOT or /var/lib/cesres-sandbox)."
+    None,
+    "--root",
+    metavar="DIR",
+    help="Sandbox root directory (default: $CESRES_SANDBOX_ROOT or /var/lib/cesres-sandbox).",
+    autocompletion=completion.files,
 )
 
 
@@ -34,6 +39,7 @@ def up(
         [],
         "--extra-vars",
         "-e",
+        metavar="VARS",
         help="Set a variable of roles/sandbox_cluster (key=value, a JSON mapping, or @file.yml). Repeatable.",
     ),
 ) -> None:

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from cesres_ctl import paths, sshdiag
-from cesres_ctl.errors import CesresError
+from cesres_ctl.errors import CesresError, ExitCode
 from cesres_ctl.inventory import Inventory
 from cesres_ctl.provision import doctor
-from cesres_ctl.provision.commands import EXIT_CANCELED, EXIT_FAILED, EXIT_UNREACHABLE, check_report, exit_code
+from cesres_ctl.provision.commands import check_report
 from cesres_ctl.provision.settings import SETUP_ROLES, parse_extra_vars, role_specs, validate_setup_vars
 from cesres_ctl.runner import HostStats, PlaybookResult
 
@@ -116,10 +116,10 @@ def result(status="failed", rc=2, **stats):
 
 
 def test_exit_codes_match_the_result():
-    assert exit_code(result("successful", 0)) == 0
-    assert exit_code(result(failed=1)) == EXIT_FAILED
-    assert exit_code(result(unreachable=1)) == EXIT_UNREACHABLE
-    assert exit_code(result("canceled", -1)) == EXIT_CANCELED
+    assert result("successful", 0).exit_code == ExitCode.OK
+    assert result(failed=1).exit_code == ExitCode.FAILED
+    assert result(unreachable=1).exit_code == ExitCode.UNREACHABLE
+    assert result("canceled", -1).exit_code == ExitCode.INTERRUPTED
 
 
 def test_check_report_lists_what_would_change():

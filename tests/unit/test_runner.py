@@ -751,7 +751,7 @@ def test_a_terminated_run_cancels_and_cleans_up(project, tmp_path, signum):
         proc.kill()
         proc.wait()
     # Cancelled as with Ctrl-C: runner killed ansible-playbook, the private data went on the way out.
-    assert stdout.strip() == f"canceled ({signum.name})"
+    assert stdout.strip() == f"interrupted ({signum.name})"
     assert list(runner_dir.iterdir()) == []
     # Ansible's worker (its own session) outlives a cancel until its task ends: not this test's pause.
     _stop_orphans(private)
