@@ -174,9 +174,9 @@ def _usage_error(exc: typer.TyperException) -> NoReturn:
         sys.stdout.write(exc.format_message() + "\n")
         sys.exit(exc.exit_code)
     message = exc.format_message()
-    possible = getattr(exc, "possibilities", None)  # NoSuchOption: the command's closest options
+    possible = getattr(exc, "possibilities", None)  # NoSuchOption: the command's closest options, best first
     if possible:
-        message = f"{getattr(exc, 'message', message)}; did you mean {' or '.join(sorted(possible))}?"
+        message = f"{getattr(exc, 'message', message)}; did you mean {possible[0]}?"
     hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
     _fail(message + hint, exc.exit_code)
 

@@ -230,7 +230,8 @@ def run_raw(
 def diagnose(cluster: str, *, inventory: Inventory | None = None) -> list[Check]:
     inventory = inventory or Inventory()
     host_vars = inventory.host_vars(cluster)
-    target = rules.ssh_target(host_vars, cluster)
+    # The ssh settings as Ansible uses them (templated: the sandbox's config file comes from the environment).
+    target = rules.ssh_target(inventory.resolve(cluster, {}, rules.SSH_VARIABLES)[0], cluster)
     where = target.host
     ssh = shlex.join([*target.argv(), where])
     # A hung gateway keeps ssh waiting until its connection timeout: say what the wait is for.

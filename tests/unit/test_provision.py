@@ -256,3 +256,24 @@ def test_setup_checks_settings_once_for_the_same_sources_and_extra_vars(tmp_path
     (tmp_path / "config.yml").write_text("clusters:\n  sandbox:\n    cesres_root: ~/elsewhere\n")
     commands._validated_sources("sandbox", {})
     assert len(built) == 5
+
+
+def test_doctor_says_what_it_waits_for_and_how_to_try_ssh_by_hand(monkeypatch, capsys):
+    """Issue 20: doctor stayed silent while ssh waited for a hung gateway, then hinted `ssh CLUSTER` literally."""
+    inventory = Inventory()
+    waited_for = []
+
+    def hung(cluster, command, **_kwargs):
+        waited_for.append(capsys.readouterr().err)
+        return "runner_on_unreachable", {"msg": "Failed to connect to the host via ssh: Connection timed out"}
+
+    monkeypatch.setattr(doctor, "run_raw", hung)
+    monkeypatch.setattr(doctor, "diagnose_cluster", lambda _cluster: None)
+    [reach] = doctor.diagnose("sandbox", inventory=inventory)
+    ssh = f"ssh -F {paths.sandbox_root()}/ssh/ssh_config cesres-sandbox"
+    assert waited_for == [
+        f"doctor sandbox: waiting for `{ssh}` and the checks in its login shell (Lmod, sinfo, df, quota)…\n"
+    ]
+    assert (reach.id, reach.status) == ("reach", "fail")
+    assert reach.hint.startswith(f"check `{ssh}` by hand") and "CLUSTER" not in reach.hint
+    assert doctor.exit_code([reach]) == ExitCode.UNREACHABLE
