@@ -43,11 +43,10 @@ cp "$checkout"/demo/{train,validation,test}.txt "$checkout/dataset/"
 
 step "Train the real CESReS with its template_config.yaml, unchanged, on the CPU, and wait for it"
 # -d cpu: the sandbox has no GPU (the template says cuda); the batch partition has none either.
-# --wait follows the job, then fetches its results into --dest.
-run_json="$(cd "$checkout" &&
+# --wait follows the job, then fetches its results into --dest; stdout is the run id alone (the rest: stderr).
+run_id="$(cd "$checkout" &&
     cesres-ctl train template_config.yaml --cluster sandbox --name demo --partition batch --gpus 0 \
-        --wait --dest "$results" --json -- -d cpu)"
-run_id="$(python -c 'import json, sys; print(json.loads(sys.argv[1])["run_id"])' "$run_json")"
+        --wait --dest "$results" -- -d cpu)"
 cesres-ctl status "$run_id"
 cesres-ctl logs "$run_id" | tail -n 5
 

@@ -190,13 +190,14 @@ def run_raw(
 
     sources: the inventory sources (default: the project's, then the user's overlay).
     """
-    from cesres_ctl.runner import private_data_dir, run_ansible
+    from cesres_ctl.runner import private_data_dir, python_warnings, run_ansible
 
     project = paths.project_dir()
     envvars = {
         "ANSIBLE_CONFIG": str(project / "ansible.cfg"),
         "ANSIBLE_HOST_KEY_CHECKING": "True",
         "ANSIBLE_NOCOLOR": "1",
+        "PYTHONWARNINGS": python_warnings(),
         "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", os.defpath)]),
     }
     outcome: dict[str, Any] = {}

@@ -1,5 +1,6 @@
 """`cesres-ctl plot`: the training curves of a run, from its metrics_epoch_N.json files, as a PNG."""
 
+import importlib.util
 import json
 import re
 from pathlib import Path
@@ -53,6 +54,18 @@ def check_output(output: Path) -> Path:
     return output
 
 
+# matplotlib (with numpy, fonttools, pillow: most of an install's size) is for `plot` only: an extra.
+MISSING = (
+    "plot needs matplotlib, an extra: pip install 'cesres-ctl[plot]' (with pipx: pipx inject cesres-ctl matplotlib)"
+)
+
+
+def check_matplotlib() -> None:
+    """CesresError when matplotlib is not installed: said before a fetch, not after it."""
+    if importlib.util.find_spec("matplotlib") is None:
+        raise CesresError(MISSING)
+
+
 def pyplot() -> Any:
     """matplotlib's pyplot, drawing to files only (Agg)."""
     try:
@@ -61,7 +74,7 @@ def pyplot() -> Any:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise CesresError("plot needs matplotlib: pip install matplotlib") from None
+        raise CesresError(MISSING) from None
     return plt
 
 

@@ -83,9 +83,10 @@ def plot(
 ) -> None:
     """Write a PNG of the training curves (loss and metrics per epoch); of a sweep, every point's
     validation loss overlaid and the final F-score against each varied value."""
+    plots.check_matplotlib()  # before the fetch, as the output
     registry = Registry()
     if output is not None:
-        plots.check_output(output)  # before the fetch
+        plots.check_output(output)
     points = registry.sweep(run_ref, cluster)
     if points:
         rows = _rows(points, no_fetch=no_fetch)

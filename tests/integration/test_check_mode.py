@@ -138,11 +138,12 @@ def test_check_on_a_fresh_account_lists_the_changes_and_creates_nothing(sandbox)
     assert len(would) == stats["changed"], done.stdout
     for role in ("cesres_python", "cesres_repo", "cesres_venv", "cesres_data", "cesres_hf_cache"):
         assert any(f"sandbox: {role} :" in line for line in would), (role, would)
+    # The roles' reports of what they would do: notes, on stderr.
     home = f"{sandbox.home}/"
-    assert "sandbox: would deploy master (" in done.stdout and f"into {home}cesres-fresh-{tag}" in done.stdout
-    assert f"sandbox: would create the virtualenv {home}cesres-fresh-{tag}-env" in done.stdout
-    assert "(the file is not on the cluster yet)" in done.stdout
-    assert f"sandbox: would cache Enoch/graphcodebert-py in {home}hf-fresh-{tag}" in done.stdout
+    assert "sandbox: would deploy master (" in done.stderr and f"into {home}cesres-fresh-{tag}" in done.stderr
+    assert f"sandbox: would create the virtualenv {home}cesres-fresh-{tag}-env" in done.stderr
+    assert "(the file is not on the cluster yet)" in done.stderr
+    assert f"sandbox: would cache Enoch/graphcodebert-py in {home}hf-fresh-{tag}" in done.stderr
     assert existing(sandbox, *paths) == []
     assert check_wrappers(sandbox) == wrappers
 

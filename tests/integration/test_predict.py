@@ -152,3 +152,14 @@ def test_a_run_without_best_th_is_refused_in_one_line_nothing_submitted(cli, run
     assert "snippets file" in one_error_line(missing) and "not found" in one_error_line(missing)
     assert cli.json("runs", "--no-refresh") == before
     assert cluster_runs(pushed, f"predict-{run['name']}") == []
+
+
+def test_predict_dry_run_prints_the_job_and_submits_nothing(cli, runs):
+    run = runs["demo"]
+    before = cli.json("runs")
+    done = cli("predict", run["run_id"], str(HELDOUT), *SETS, "--partition", "batch", "--dry-run", "--name", "dry")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("# dry run: nothing is sent to sandbox\n")
+    assert "inputs/evaluation.txt" in done.stdout and "inputs/weights.th" in done.stdout
+    assert "no_loop: true" in done.stdout and "#!/bin/bash -l" in done.stdout
+    assert cli.json("runs") == before

@@ -84,7 +84,7 @@ def trained(cli, checkout):
 
 
 def test_setup_from_nothing_installs_the_real_requirements_and_says_what_it_decided(real_setup):
-    out = real_setup.stdout
+    out = real_setup.stderr  # the roles' reports are notes, beside the progress
     assert "module PyTorch gives torch 1.12.1; the file asks 1.12.0: kept the module's" in out
     # dragon2's TensorFlow and protobuf-python modules put older copies on PYTHONPATH, ahead of the venv.
     assert "pip check: googleapis-common-protos 1.61.0 needs protobuf" in out

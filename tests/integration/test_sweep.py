@@ -143,3 +143,35 @@ def test_logs_fetch_and_cancel_take_a_sweep(cli, grid, tmp_path):
     cancelled = cli.json("cancel", long["sweep_id"])
     assert {item["run_id"] for item in cancelled} == {point["run_id"] for point in long["points"]}
     assert {cli.wait_final(point["run_id"])["state"] for point in long["points"]} == {"CANCELLED"}
+
+
+def test_sweep_wait_follows_every_point_then_fetches_each_into_dest(cli, tmp_path):
+    """Issue 20: sweep had no --wait (it was taken for a model option); it follows the points as train --wait
+    follows its job, then fetches each point into DEST/RUN; the sweep's id alone on stdout."""
+    dest = tmp_path / "points"
+    args = (
+        "--vary",
+        "TRAINER.learning_rate=1e-3,3e-3",
+        "--name",
+        f"waited-{TAG}",
+        *QUICK,
+        "--wait",
+        "--dest",
+        str(dest),
+    )
+    done = cli("sweep", "configs/demo.yaml", *SETS, *args, *MODEL, timeout=900)
+    assert done.returncode == 0, done.stderr
+    [sweep_id] = done.stdout.split()
+    points = cli.json("runs", "--sweep", sweep_id)
+    assert [run["state"] for run in points] == ["COMPLETED", "COMPLETED"]
+    for run in points:
+        assert (dest / run["run_id"] / "results").is_dir() and run["local_dir"] == str(dest / run["run_id"])
+    assert f"{sweep_id}: 2 COMPLETED" in done.stderr
+
+
+def test_sweep_dry_run_sends_nothing_and_records_nothing(cli):
+    done = cli("sweep", "configs/demo.yaml", *SETS, *GRID, "--name", f"dry-{TAG}", *QUICK, "--dry-run", *MODEL)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("# dry run: nothing is sent to sandbox\n# sweep sweep-dry-")
+    assert "#SBATCH --output=slurm-%A_%a.out" in done.stdout
+    assert not [run for run in cli.json("runs") if run["name"] == f"dry-{TAG}"]

@@ -12,6 +12,7 @@ import json
 import re
 import shlex
 import struct
+import subprocess
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import PROJECT
+from tests.conftest import CESRES_CTL, PROJECT
 from tests.integration.runs_support import DEMO, ROOT, SETS, VENV, Cli, demo_config_with
 
 pytestmark = pytest.mark.sandbox
@@ -314,3 +315,19 @@ def test_train_playbook_is_idempotent(cluster_code, tmp_path, monkeypatch):
     second = run_playbook(PLAYBOOK, limit="sandbox", extravars=extravars, quiet=True)
     assert second.ok, second.failure
     assert second.hosts["sandbox"].changed == 0
+
+
+def test_piped_train_prints_only_the_run_id_and_it_names_the_run(cli, cluster_code):
+    """`cesres-ctl train ... | cat`: the run's id alone on stdout (RUN=$(cesres-ctl train ...)); the playbook's
+    progress, the submission and the wait on stderr."""
+    name = f"piped-{uuid.uuid4().hex[:6]}"
+    words = [*CESRES_CTL, "train", "configs/demo.yaml", *SETS, "--name", name, "--partition", "batch", "--wait"]
+    script = f'RUN=$({shlex.join([*words, "--", "-l", "1", "-d", "cpu"])} | cat) && echo "RUN=$RUN"'
+    done = subprocess.run(
+        ["bash", "-c", script], capture_output=True, text=True, cwd=DEMO, env=cli.env, timeout=600, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    [run] = [run for run in cli.json("runs") if run["name"] == name]
+    assert done.stdout == f"RUN={run['run_id']}\n"
+    assert f"submitted {run['run_id']}: job {run['job_id']} on sandbox" in done.stderr
+    assert "TASK" in done.stderr and f"{run['run_id']} job {run['job_id']}: COMPLETED" in done.stderr

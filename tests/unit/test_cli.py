@@ -255,3 +255,14 @@ def test_json_answers_are_strict_json(capsys):
         "best_validation_loss": None,
         "losses": [0.5, None],
     }
+
+
+def test_plot_without_matplotlib_says_how_to_add_the_extra_before_any_ssh(monkeypatch, capsys, recorded_run):
+    """matplotlib is the `plot` extra (issue 20): its absence is one line with the command that adds it."""
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if not installed: its import fails
+    code, out, err = run_main(monkeypatch, capsys, "plot", "dest")
+    assert (code, out) == (1, "")
+    assert one_error_line(err) == (
+        "cesres-ctl: error: plot needs matplotlib, an extra: pip install 'cesres-ctl[plot]' "
+        "(with pipx: pipx inject cesres-ctl matplotlib)"
+    )

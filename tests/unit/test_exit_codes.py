@@ -19,6 +19,7 @@ import pytest
 from cesres_ctl.errors import MEANINGS, ExitCode
 from cesres_ctl.runs.registry import Registry, Run
 from tests.conftest import CESRES_CTL, PROJECT, run_main
+from tests.unit.test_runner import _stop_orphans
 
 DEMO = PROJECT / "sandbox" / "cesres-mini"
 CLUSTERS = ("down", "hung", "here")
@@ -267,6 +268,8 @@ def test_ctrl_c_while_a_cluster_does_not_answer_exits_130(clusters, command):
         stdout, stderr = process.communicate(timeout=120)
     finally:
         _kill(process)
+        # A cancelled ansible-playbook (a session of its own) can outlive its cesres-ctl, waiting on its workers.
+        _stop_orphans(clusters.root)
     done = subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
     assert done.returncode == ExitCode.INTERRUPTED, stderr[-2000:]
     assert "interrupted" in error_line(done)

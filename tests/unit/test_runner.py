@@ -767,3 +767,17 @@ def test_a_rule_refused_in_a_filter_is_its_own_line():
     assert line == (
         "sandbox: probe: cesres_venv_path '$X/env': the variable $X is not set in a login shell on the cluster"
     )
+
+
+def test_cryptographys_deprecation_of_dsa_stays_out_of_the_output_and_the_log(project, capsys):
+    """Issue 20: ansible-core imports cryptography's DSA classes, deprecated: a warning in every run and log."""
+    from cesres_ctl.provision import doctor
+
+    result = run_playbook("playbooks/ok.yml", verbose=True)
+    assert result.ok
+    event, res = doctor.run_raw("localhost", "true")
+    assert event == "runner_on_ok", res
+    shown = capsys.readouterr()
+    assert "TASK [Say hello]" in shown.err
+    for text in (shown.out, shown.err, result.log_path.read_text(), str(res)):
+        assert "Deprecat" not in text
