@@ -157,7 +157,7 @@ def _fail(message: str, code: int) -> NoReturn:
     note(f"{PROG}: error: {line}")
     if _wants_json(sys.argv[1:]):
         # A script that reads stdout as JSON gets JSON when a command fails too (fields: docs/cli.md).
-        outcome = ExitCode(code).name.lower() if code in ExitCode.__members__.values() else "failed"
+        outcome = {int(known): known.name.lower() for known in ExitCode}.get(code, "failed")
         print_json({"error": line, "exit_code": code, "outcome": outcome})
     sys.exit(code)
 

@@ -58,6 +58,8 @@ def python_warnings() -> str:
     return ",".join(filter(None, [os.environ.get("PYTHONWARNINGS", ""), QUIET_WARNINGS]))
 
 
+# The command module's message for a non-zero exit status: ansible-core 2.19's, 2.21's.
+_NON_ZERO_RC = frozenset({"non-zero return code", "The command exited with a non-zero return code."})
 _ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 # "Finalization of task args … failed: Error while resolving value for 'argv': The filter plugin 'X' failed: REASON"
 _FILTER_FAILURE = re.compile(r"The filter plugin '[^']+' failed: (?P<reason>.+)$")
@@ -207,7 +209,7 @@ def _failure_message(host: str, res: Mapping[str, Any], *, unreachable: bool) ->
         # The module crashed: its own stderr says why, "MODULE FAILURE" does not.
         detail = _last_line(res.get("module_stderr")) or _last_line(res.get("module_stdout"))
         return f"module failure: {detail}" if detail else msg
-    if msg == "non-zero return code":
+    if msg in _NON_ZERO_RC:
         detail = _last_line(res.get("stderr")) or _last_line(res.get("stdout"))
         rc = res.get("rc")
         return f"command failed (rc={rc}): {detail}" if detail else f"command failed (rc={rc})"

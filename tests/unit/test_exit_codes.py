@@ -252,7 +252,7 @@ def test_an_unreachable_cluster_exits_3(clusters, command):
 
 
 def test_runs_answers_from_the_registry_when_a_cluster_cannot_be_asked(clusters):
-    done = clusters.run("runs", "--json")
+    done = clusters.run("runs", "-C", "down", "--json")
     assert done.returncode == ExitCode.OK, done.stderr
     assert "note: could not ask down" in done.stderr
     assert {run["run_id"]: run["state"] for run in json.loads(done.stdout)}["r-down"] == "PENDING"

@@ -438,13 +438,15 @@ def test_broken_playbook_reports_the_ansible_error(project):
     assert result.failure.startswith("YAML parsing failed")
 
 
-def test_plain_progress_and_verbose_output(project, capsys):
+def test_plain_progress_and_verbose_output_go_to_stderr(project, capsys):
+    """Progress is not a result: stdout stays for the command's own (issue 20)."""
     run_playbook("playbooks/ok.yml", title="hello")
-    assert capsys.readouterr().out == "[hello] TASK Say hello\n"
+    assert capsys.readouterr() == ("", "[hello] TASK Say hello\n")
     run_playbook("playbooks/ok.yml", verbose=True)
-    out = capsys.readouterr().out
-    assert "TASK [Say hello]" in out
-    assert "PLAY RECAP" in out
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert "TASK [Say hello]" in err
+    assert "PLAY RECAP" in err
 
 
 def test_missing_playbook_or_inventory(project):
