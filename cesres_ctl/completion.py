@@ -23,7 +23,7 @@ def sweeps(ctx: typer.Context, incomplete: str) -> list[tuple[str, str]]:
     """The recorded sweep ids, with their number of points."""
     points: dict[str, list[Run]] = {}
     for run in _recorded(ctx):
-        if run.sweep_id.startswith(incomplete) and run.sweep_id:
+        if run.sweep_id and run.sweep_id.startswith(incomplete):
             points.setdefault(run.sweep_id, []).append(run)
     return [(sweep, f"sweep of {len(found)} points on {found[0].cluster}") for sweep, found in points.items()]
 

@@ -775,6 +775,17 @@ def test_cryptographys_deprecation_of_dsa_stays_out_of_the_output_and_the_log(pr
     """Issue 20: ansible-core imports cryptography's DSA classes, deprecated: a warning in every run and log."""
     from cesres_ctl.provision import doctor
 
+    # Unfiltered, the import warns (else this test could not fail): the filter is what keeps it out.
+    bare = subprocess.run(
+        [sys.executable, "-c", "import ansible._internal._ssh._ssh_agent"],
+        capture_output=True,
+        text=True,
+        env={key: value for key, value in os.environ.items() if key != "PYTHONWARNINGS"},
+        check=False,
+    )
+    if "DSA is deprecated" not in bare.stderr:
+        pytest.skip("this cryptography does not deprecate DSA: nothing to filter")
+
     result = run_playbook("playbooks/ok.yml", verbose=True)
     assert result.ok
     event, res = doctor.run_raw("localhost", "true")
