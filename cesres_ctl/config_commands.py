@@ -27,12 +27,29 @@ DEFAULT_KEY = "default_cluster"
 SHOW_CLUSTER_HELP = "Only this cluster (default: every cluster of the inventory)."
 
 
-def _known_cluster(name: str) -> str:
-    """`name` if the project's inventory has it (the user's file is not read: it may be the broken one)."""
+def _known_cluster(name: str, config: userconfig.UserConfig | None = None) -> str:
+    """`name` if the project's inventory has it, or `config` makes it the user's own (the user's file is not
+    read: it may be the broken one)."""
     from cesres_ctl.inventory import Inventory
 
-    Inventory(user_config=False).require_cluster(name)
+    if config is not None and userconfig.OWN_CLUSTER_KEY in userconfig.settings_of(config, name):
+        return userconfig.check_cluster_name(name, "--cluster")
+    try:
+        Inventory(user_config=False).require_cluster(name)
+    except CesresError as exc:
+        own = f"`cesres-ctl config set {userconfig.OWN_CLUSTER_KEY} ALIAS -C {name}` defines a cluster of your own"
+        raise CesresError(f"{exc}; {own}") from None
     return name
+
+
+def _fits_train(cluster: str, key: str, value: Any) -> None:
+    """train checks its resources with resources.resolve: a default it would refuse is refused here, by it."""
+    from cesres_ctl.runs import cluster as clusters
+
+    try:
+        clusters.check_defaults(cluster, {key: value})
+    except CesresError as exc:
+        raise CesresError(f"config set {key}: train would refuse it on {cluster}: {exc}") from None
 
 
 @app.command()
@@ -81,13 +98,17 @@ def set_(
     """Set one setting of a cluster (or default_cluster), creating the configuration if needed."""
     config = userconfig.load()
     if key == DEFAULT_KEY:
-        name = _known_cluster(userconfig.check_cluster_name(value, f"config set {DEFAULT_KEY}"))
+        name = _known_cluster(userconfig.check_cluster_name(value, f"config set {DEFAULT_KEY}"), config)
         userconfig.save(userconfig.with_default(config, name))
         echo(f"{DEFAULT_KEY} = {name} ({config.path})")
         return
     parsed = userconfig.parse_value(key, value)
-    name = _known_cluster(cluster if cluster is not None else userconfig.default_cluster(config)[0])
-    userconfig.save(userconfig.with_setting(config, name, key, parsed))
+    name = cluster if cluster is not None else userconfig.default_cluster(config)[0]
+    updated = userconfig.with_setting(config, name, key, parsed)
+    _known_cluster(name, updated)
+    if key.startswith("cesres_job_") or key == "cesres_cluster_partitions":
+        _fits_train(name, key, parsed)
+    userconfig.save(updated)
     echo(f"{name}: {key} = {_format(parsed)} ({config.path})")
 
 
@@ -166,19 +187,18 @@ def describe(only: str | None = None) -> dict[str, Any]:
 
     config = userconfig.load()
     effective = Inventory()
-    project = Inventory(user_config=False)
-    names = [only] if only is not None else project.clusters()
+    names = [only] if only is not None else effective.clusters()
     if only is not None:
-        project.require_cluster(only)
+        effective.require_cluster(only)
     default_name, default_source = userconfig.default_cluster(config)
-    defaults = _role_defaults(project.project)
+    defaults = _role_defaults(effective.project)
     overlay = userconfig.overlay_path() if len(effective.sources) > 1 else None
     clusters: dict[str, Any] = {}
     for name in names:
         values, errors = effective.resolve(name, {}, list(userconfig.SETTINGS), [path for path, _ in defaults])
         failed = dict(error.split(": ", 1) for error in errors)
         mine = userconfig.settings_of(config, name)
-        group_sources = _group_sources(project, name)
+        group_sources = _group_sources(effective, name)
         settings: dict[str, Any] = {}
         for key in userconfig.SETTINGS:
             if key in mine:
@@ -235,6 +255,8 @@ def _format(value: object) -> str:
         return '""'
     if isinstance(value, list):
         return ", ".join(_model(item) for item in value)
+    if isinstance(value, Mapping):  # partitions
+        return "; ".join(f"{name}: {_format(facts)}" for name, facts in value.items())
     return str(value)
 
 

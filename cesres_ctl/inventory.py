@@ -17,9 +17,6 @@ from typing import Any
 from cesres_ctl import paths, userconfig
 from cesres_ctl.errors import CesresError
 
-# The inventory group whose hosts are clusters (group_vars/ceci.yml holds their shared facts).
-CLUSTER_GROUP = "ceci"
-
 
 @cache
 def init_ansible() -> None:
@@ -66,11 +63,12 @@ class Inventory:
                 if name not in known:
                     raise CesresError(
                         f"config file {config.path}: clusters.{name}: unknown cluster{_did_you_mean(name, known)}; "
-                        f"known clusters: {', '.join(known)}"
+                        f"known clusters: {', '.join(known)} (a cluster of your own needs its "
+                        f"{userconfig.OWN_CLUSTER_KEY}: the ssh alias of its login node)"
                     )
 
     def clusters(self) -> list[str]:
-        return [host.name for host in self.inventory.get_hosts(CLUSTER_GROUP)]
+        return [host.name for host in self.inventory.get_hosts(userconfig.CLUSTER_GROUP)]
 
     def require_cluster(self, cluster: str) -> None:
         known = self.clusters()

@@ -11,9 +11,12 @@ The file is small YAML that ``cesres-ctl config init | set | unset`` writes (han
         cesres_venv: $GLOBALSCRATCH/cesres_env
 
 Only the settings of ``SETTINGS`` are accepted (what a user names: their fork and its version, the login
-alias and account, the paths and models on the cluster, train's default resources); the cluster facts
-(modules, partitions) stay in the project's group_vars. cesres-ctl turns the file into an Ansible inventory
-overlay, ``$XDG_STATE_HOME/cesres-ctl/inventory/user.yml``, in which each cluster's settings are host vars.
+alias and account, the paths and models on the cluster, train's default resources, and the cluster's facts:
+its modules and partitions, which `cesres-ctl doctor --save-facts` reads from Slurm). A cluster the project
+does not ship is the user's own once it has an ``ansible_host`` (OWN_CLUSTER_KEY): it joins the ``ceci`` group,
+so group_vars/ceci.yml gives it the CÉCI defaults as to the shipped ones. cesres-ctl turns the file into an
+Ansible inventory overlay, ``$XDG_STATE_HOME/cesres-ctl/inventory/user.yml``, in which each cluster's settings
+are host vars.
 Every playbook run and every local check (cesres_ctl.inventory) reads the project's inventory then this
 overlay, so Ansible's own precedence applies: role defaults < the project's group_vars < the user's
 settings (host vars) < extra vars (``setup -e``, ``train --set`` and train's options).
@@ -37,6 +40,10 @@ BUILTIN_CLUSTER = "dragon2"
 CONFIG_NAME = "config.yml"
 OVERLAY_NAME = "user.yml"
 TOP_KEYS = ("default_cluster", "clusters")
+# What makes a cluster the project does not ship the user's own: how ssh reaches its login node.
+OWN_CLUSTER_KEY = "ansible_host"
+# The inventory group whose hosts are clusters (group_vars/ceci.yml holds their shared facts).
+CLUSTER_GROUP = "ceci"
 # Inventory host names (and so cluster names): what the YAML inventory accepts without quoting tricks.
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 _TEMPLATE = ("{{", "}}", "{%", "%}", "{#", "#}")
@@ -50,7 +57,7 @@ HEADER = (
 
 @dataclass(frozen=True)
 class Setting:
-    kind: str  # text | path | host | word | time | int | models | repo_url | git_ref
+    kind: str  # text | path | host | word | words | time | int | models | partitions | repo_url | git_ref
     help: str
     minimum: int = 0
     maximum: int | None = None
@@ -67,6 +74,13 @@ SETTINGS: dict[str, Setting] = {
     "ansible_user": Setting("host", "your login on the cluster (default: ssh's)"),
     "ansible_port": Setting("int", "ssh port (default: ssh's)", minimum=1, maximum=65535),
     "ansible_ssh_private_key_file": Setting("text", "ssh key on this machine (default: ssh's)"),
+    "ansible_ssh_common_args": Setting("text", "ssh options of every connection to it (e.g. -F FILE)"),
+    "cesres_cluster_partitions": Setting(
+        "partitions", "its partitions: {NAME: {max_time, gpus, default, max_jobs}} (doctor --save-facts reads them)"
+    ),
+    "cesres_cluster_modules_release": Setting("word", "the Lmod release loaded before the modules"),
+    "cesres_cluster_modules": Setting("words", "the Lmod modules of the CESReS procedure, in load order"),
+    "cesres_cluster_git_module": Setting("word", "the module that puts git on PATH"),
     "cesres_job_partition": Setting("word", "train's default partition"),
     "cesres_job_gpus": Setting("int", "train's default GPUs", minimum=0),
     "cesres_job_cpus_per_task": Setting("int", "train's default CPUs per task", minimum=1),
@@ -168,17 +182,7 @@ def check_key(key: object, where: str) -> str:
 def check_value(key: object, value: object, where: str) -> Any:
     """The value of a setting as read from the file, checked; CesresError names the setting."""
     key = check_key(key, where)
-    setting = SETTINGS[key]
-    what = f"{where}.{key}"
-    if setting.kind == "int":
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise CesresError(f"{what} must be a whole number, got {value!r}")
-        return _in_range(value, setting, what)
-    if setting.kind == "models":
-        return _models(value, what)
-    if not isinstance(value, str):
-        raise CesresError(f"{what} must be a string, got {value!r} (quote it)")
-    return _text(value, setting, what)
+    return _checked(SETTINGS[key], value, f"{where}.{key}")
 
 
 def parse_value(key: str, text: str, where: str = "config set") -> Any:
@@ -198,7 +202,61 @@ def parse_value(key: str, text: str, where: str = "config set") -> Any:
             model_id, at, revision = item.strip().partition("@")
             models.append({"id": model_id, "revision": revision} if at else model_id)
         return _models(models, what)
+    if setting.kind == "partitions":
+        # A mapping on the command line: YAML's flow style, {gpu: {max_time: "2-00:00:00", gpus: 4}}.
+        return _partitions(inputs.load_yaml(text, what), what)
+    if setting.kind == "words":
+        return _checked(setting, [item.strip() for item in text.split(",")], what)
     return _text(text.strip(), setting, what)
+
+
+def _checked(setting: Setting, value: object, what: str) -> Any:
+    if setting.kind == "int":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise CesresError(f"{what} must be a whole number, got {value!r}")
+        return _in_range(value, setting, what)
+    if setting.kind == "models":
+        return _models(value, what)
+    if setting.kind == "partitions":
+        return _partitions(value, what)
+    if setting.kind == "words":
+        if not isinstance(value, list) or not value:
+            raise CesresError(f"{what} must be a non-empty list of names (A,B,C on the command line)")
+        return [_checked(Setting("word", ""), item, f"{what}[{index}]") for index, item in enumerate(value)]
+    if not isinstance(value, str):
+        raise CesresError(f"{what} must be a string, got {value!r} (quote it)")
+    return _text(value, setting, what)
+
+
+_PARTITION_KEYS = ("max_time", "gpus", "default", "max_jobs")
+
+
+def _partitions(value: object, what: str) -> dict[str, Any]:
+    """cesres_cluster_partitions: read by rules.parse_partitions, as train reads the shipped ones."""
+    if not isinstance(value, dict) or not value:
+        raise CesresError(f"{what} must be a mapping of partition names to {{max_time, gpus, default, max_jobs}}")
+    for name, facts in value.items():
+        if not isinstance(name, str) or not _SLURM_WORD.match(name):
+            raise CesresError(f"{what}: {name!r} is not a partition name")
+        if not isinstance(facts, dict) or set(facts) - set(_PARTITION_KEYS):
+            raise CesresError(f"{what}.{name} must be a mapping with some of the keys {', '.join(_PARTITION_KEYS)}")
+        for key in ("gpus", "max_jobs"):
+            number = facts.get(key, 0)
+            if isinstance(number, bool) or not isinstance(number, int) or number < 0:
+                raise CesresError(f"{what}.{name}.{key} must be a whole number, at least 0, got {number!r}")
+        if not isinstance(facts.get("default", False), bool):
+            raise CesresError(f"{what}.{name}.default must be true or false, got {facts['default']!r}")
+        if "max_time" in facts and not isinstance(facts["max_time"], str):
+            shown = facts["max_time"]
+            raise CesresError(f"{what}.{name}.max_time must be a Slurm time string (quote it), got {shown!r}")
+    try:
+        rules.parse_partitions(value)
+    except CesresError as exc:
+        raise CesresError(f"{what}: {exc}") from None
+    defaults = [name for name, facts in value.items() if facts.get("default")]
+    if len(defaults) > 1:
+        raise CesresError(f"{what}: one default partition at most, got {', '.join(defaults)}")
+    return value
 
 
 def _in_range(number: int, setting: Setting, what: str) -> int:
@@ -319,7 +377,17 @@ def overlay(config: UserConfig) -> dict[str, Any]:
                 {"id": item} if isinstance(item, str) else dict(item) for item in host_vars["cesres_hf_models"]
             ]
         hosts[name] = host_vars
-    return {"all": {"hosts": hosts}} if hosts else {}
+    # With its ssh alias, a cluster may be the user's own: in the ceci group, where cesres-ctl looks for clusters
+    # (a shipped one is there already, through its cluster_NAME group). Without one, a name the project does
+    # not have stays outside, and cesres_ctl.inventory refuses it as a typo.
+    own = {name: values for name, values in hosts.items() if OWN_CLUSTER_KEY in values}
+    others = {name: values for name, values in hosts.items() if OWN_CLUSTER_KEY not in values}
+    data: dict[str, Any] = {}
+    if others:
+        data["hosts"] = others
+    if own:
+        data["children"] = {CLUSTER_GROUP: {"hosts": own}}
+    return {"all": data} if data else {}
 
 
 def overlay_text(config: UserConfig) -> str:

@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+from dataclasses import asdict
 from typing import Any
 
 import typer
@@ -14,6 +15,7 @@ from cesres_ctl.errors import CesresError, ExitCode
 from cesres_ctl.inventory import Inventory
 from cesres_ctl.options import cluster_option
 from cesres_ctl.provision import doctor as doctor_checks
+from cesres_ctl.provision import facts
 from cesres_ctl.provision.settings import SETUP_PLAYBOOK, parse_extra_vars, validate_setup_vars
 from cesres_ctl.runner import PlaybookResult, format_summary, run_playbook
 from cesres_ctl.runs import cluster as clusters
@@ -122,6 +124,9 @@ def _summarise(result: PlaybookResult) -> None:
 def doctor(
     cluster: str | None = ClusterOption,
     as_json: bool = typer.Option(False, "--json", help="Print the checks as JSON."),
+    save_facts: bool = typer.Option(
+        False, "--save-facts", help="Keep the partitions Slurm states as yours for this cluster (your configuration)."
+    ),
     legacy_cluster: str | None = LegacyClusterOption,
 ) -> None:
     """Check that a cluster is ready for setup (ssh, Python, Lmod, modules, partitions, space).
@@ -129,12 +134,26 @@ def doctor(
     Checks ssh through the gateway, the Python version, Lmod and every configured module, the partitions,
     free space and quota of $HOME and $GLOBALSCRATCH. Uses only Ansible's raw module (no Python needed
     on the cluster). Exits 1 if a check fails, 3 if ssh did not reach the cluster.
+
+    The partitions as Slurm states them (time limits, GPUs per node, the default one, default memory) are
+    compared with those train enforces: a difference is a warning, which --save-facts settles.
     """
     cluster = _cluster(cluster, legacy_cluster)
-    checks = doctor_checks.diagnose(cluster, inventory=Inventory())
+    diagnosis = doctor_checks.diagnose(cluster, inventory=Inventory())
+    checks = diagnosis.checks
     code = doctor_checks.exit_code(checks)
+    if save_facts and diagnosis.facts is not None:
+        _save_facts(cluster, facts.as_setting(diagnosis.facts, diagnosis.enforced))
     if as_json:
-        print_json({"cluster": cluster, "ok": code == ExitCode.OK, "checks": doctor_checks.checks_as_dicts(checks)})
+        found = diagnosis.facts or {}
+        print_json(
+            {
+                "cluster": cluster,
+                "ok": code == ExitCode.OK,
+                "checks": doctor_checks.checks_as_dicts(checks),
+                "partitions": {name: asdict(facts) for name, facts in found.items()},
+            }
+        )
     else:
         table = Table(title=f"cesres-ctl doctor: {cluster}", title_justify="left")
         table.add_column("check", no_wrap=True)
@@ -145,4 +164,21 @@ def doctor(
             text = check.detail + (f"\n→ {check.hint}" if check.hint else "")
             table.add_row(check.id, f"[{styles.get(check.status, '')}]{check.status}[/]", text)
         out.print(table)
+    if save_facts and diagnosis.facts is None:
+        raise CesresError(f"no facts read from {cluster}: nothing saved", exit_code=max(code, ExitCode.FAILED))
     raise typer.Exit(code)
+
+
+def _save_facts(cluster: str, partitions: dict[str, Any]) -> None:
+    """The partitions as the user's setting, checked as `config set` checks it; a note when train's defaults
+    do not fit them any more (train would refuse them until changed)."""
+    key = "cesres_cluster_partitions"
+    config = userconfig.load()
+    value = userconfig.check_value(key, partitions, f"the partitions of {cluster}")
+    path = userconfig.save(userconfig.with_setting(config, cluster, key, value))
+    note(f"saved the partitions of {cluster} as yours ({key} in {path}): train follows them")
+    try:
+        clusters.check_defaults(cluster, {})
+    except CesresError as exc:
+        fix = f"cesres-ctl config set cesres_job_… -C {cluster}"
+        note(f"note: train's defaults on {cluster} do not fit them: {exc} ({fix})")

@@ -9,7 +9,7 @@ import os
 import shlex
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,8 @@ from cesres_ctl import paths, rules, sshdiag, userconfig
 from cesres_ctl.console import note
 from cesres_ctl.errors import CesresError, ExitCode
 from cesres_ctl.inventory import Inventory
+from cesres_ctl.provision import facts
+from cesres_ctl.provision.facts import PartitionFacts
 from cesres_ctl.runs.remote import diagnose_cluster
 
 MIN_FREE_GIB = 2.0
@@ -29,8 +31,8 @@ PROBE = ("roles", "cesres_python", "files", "probe.sh")
 # parse_checks turns into the python, lmod and module checks. Always exits 0: the lines carry the result.
 DOCTOR_SCRIPT = r"""
 ck() { printf 'CHECK\t%s\t%s\t%s\n' "$1" "$2" "$3"; }
-probe=$1 pymodule=$2 release=$3 partitions=$4 min_gib=$5
-shift 5
+probe=$1 pymodule=$2 release=$3 min_gib=$4
+shift 4
 # The Python that Ansible will run with and the modules: roles/cesres_python's probe, by the same script
 # (mode check: it writes nothing).
 # shellcheck source=/dev/null  # the script is the argument $probe, fed on stdin
@@ -39,15 +41,11 @@ printf 'PROBE\t%s\n' "$(tail -1 <<<"$out")"
 if type module >/dev/null 2>&1; then
   ck lmod pass "$(module --version 2>&1 | grep -o 'Version [^ ]*' | head -1)"
 fi
+# The partitions as Slurm states them, compared in Python (cesres_ctl.provision.facts).
 if command -v sinfo >/dev/null 2>&1; then
-  info=$(sinfo -h -o '%P %a %l' 2>&1)
-  for p in $partitions; do
-    line=$(awk -v p="$p" '{n=$1; sub(/\*$/, "", n)} n == p {print; exit}' <<<"$info")
-    if [ -z "$line" ]; then ck "partition:$p" fail "not in sinfo"
-    elif [ "$(cut -d' ' -f2 <<<"$line")" = up ]; then
-      ck "partition:$p" pass "up, time limit $(cut -d' ' -f3 <<<"$line")"
-    else ck "partition:$p" fail "state $(cut -d' ' -f2 <<<"$line")"; fi
-  done
+  sinfo -h -o '%P|%a|%l|%G|%D|%c|%m' 2>&1 | awk '{print "SINFO\t" $0}'
+  scontrol -o show partition 2>/dev/null | awk '{print "PARTITION\t" $0}'
+  scontrol show config 2>/dev/null | awk '/^DefMemPer(CPU|Node) / {print "CONFIG\t" $0}'
 else
   ck partitions fail "sinfo not found"
 fi
@@ -77,7 +75,6 @@ HINTS = {
     ),
     "lmod": "this does not look like a CÉCI login node: is ansible_host right?",
     "module": "fix the name in group_vars (cesres_cluster_modules); find it with `module spider NAME` on the cluster",
-    "partition": "fix cesres_cluster_partitions in group_vars/cluster_CLUSTER.yml (see `sinfo` on the cluster)",
     "partitions": "Slurm's sinfo is missing from a login shell: is this a login node?",
     "space": "free some space, or move cesres_venv / cesres_root (group_vars/ceci.yml) to $GLOBALSCRATCH",
     "quota": "you are over quota: free space before running setup",
@@ -116,7 +113,6 @@ def doctor_command(host_vars: Mapping[str, Any], min_free_gib: float = MIN_FREE_
         paths.collection_dir().joinpath(*PROBE).read_text(encoding="utf-8"),
         python_module,
         str(host_vars.get("cesres_cluster_modules_release", "")),
-        " ".join(host_vars.get("cesres_cluster_partitions", {}) or {}),
         str(min_free_gib),
         *map(str, modules),
     ]
@@ -228,11 +224,20 @@ def run_raw(
     return outcome["event"], outcome["res"]
 
 
-def diagnose(cluster: str, *, inventory: Inventory | None = None) -> list[Check]:
+@dataclass(frozen=True)
+class Diagnosis:
+    checks: list[Check]
+    # The partitions as Slurm states them (None: not read) and those cesres-ctl enforces for the cluster.
+    facts: dict[str, PartitionFacts] | None = None
+    enforced: dict[str, rules.Partition] = field(default_factory=dict)
+
+
+def diagnose(cluster: str, *, inventory: Inventory | None = None) -> Diagnosis:
     inventory = inventory or Inventory()
     host_vars = inventory.host_vars(cluster)
+    resolved, _ = inventory.resolve(cluster, {}, [*rules.SSH_VARIABLES, "cesres_cluster_partitions"])
     # The ssh settings as Ansible uses them (templated: the sandbox's config file comes from the environment).
-    target = rules.ssh_target(inventory.resolve(cluster, {}, rules.SSH_VARIABLES)[0], cluster)
+    target = rules.ssh_target(resolved, cluster)
     where = target.host
     ssh = shlex.join([*target.argv(), where])
     # A hung gateway keeps ssh waiting until its connection timeout: say what the wait is for.
@@ -243,13 +248,48 @@ def diagnose(cluster: str, *, inventory: Inventory | None = None) -> list[Check]
         note(f"doctor {cluster}: ssh failed; asking ssh why, with a direct connection…")
         explained = sshdiag.explain(message, where) or diagnose_cluster(cluster)
         detail = explained or f"{where}: {' '.join(message.split())[:200]}"
-        return [Check("reach", "fail", detail, HINTS["reach"].replace("SSH", ssh))]
+        return Diagnosis([Check("reach", "fail", detail, HINTS["reach"].replace("SSH", ssh))])
     reach = Check("reach", "pass", f"ssh {where} answers")
     if event == "runner_on_failed":
         detail = " ".join(str(res.get("stderr") or res.get("msg") or "").split())[:200]
-        return [reach, Check("script", "fail", f"the checks did not run: {detail}", "is bash the login shell?")]
-    checks = [reach, *parse_checks(str(res.get("stdout", "")), cluster)]
-    return [*checks, space_of_runs(cluster)]
+        failed = Check("script", "fail", f"the checks did not run: {detail}", "is bash the login shell?")
+        return Diagnosis([reach, failed])
+    stdout = str(res.get("stdout", ""))
+    enforced = rules.parse_partitions(resolved.get("cesres_cluster_partitions"))
+    checks = [reach, *parse_checks(stdout, cluster)]
+    try:
+        found = facts.read(stdout)
+    except rules.RuleError as exc:  # sinfo printed an error, or another format
+        found = None
+        checks.append(Check("partitions", "fail", str(exc)))
+    if found is not None:
+        checks += partition_checks(found, enforced, cluster)
+    return Diagnosis([*checks, space_of_runs(cluster)], found, enforced)
+
+
+def partition_checks(
+    found: Mapping[str, PartitionFacts], enforced: Mapping[str, rules.Partition], cluster: str
+) -> list[Check]:
+    """One check per partition: cesres-ctl's that Slurm lacks or has down fail (train would submit there), a
+    difference in limits, GPUs or the default one is a warning (train refuses or allows by cesres-ctl's facts)."""
+    save = f"cesres-ctl doctor -C {cluster} --save-facts"
+    checks = []
+    for name, part in enforced.items():
+        facts_of = found.get(name)
+        if facts_of is None:
+            checks.append(Check(f"partition:{name}", "fail", "not in sinfo", f"{save} (the cluster's partitions)"))
+        elif facts_of.state != "up":
+            checks.append(Check(f"partition:{name}", "fail", f"state {facts_of.state}", ""))
+        elif differs := facts.differences(facts_of, part):
+            detail = f"{facts_of.describe()}; differs: {'; '.join(differs)}"
+            checks.append(Check(f"partition:{name}", "warn", detail, f"{save} (train then follows the cluster)"))
+        else:
+            checks.append(Check(f"partition:{name}", "pass", facts_of.describe()))
+    for name, facts_of in found.items():
+        if name not in enforced:
+            detail = f"{facts_of.describe()}; not among cesres-ctl's partitions of {cluster}"
+            checks.append(Check(f"partition:{name}", "warn", detail, f"{save} (train may use it then)"))
+    return checks
 
 
 def space_of_runs(cluster: str) -> Check:

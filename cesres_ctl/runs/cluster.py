@@ -8,6 +8,7 @@ the playbook will see.
 import hashlib
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from functools import cache
 from pathlib import Path
@@ -17,6 +18,7 @@ from cesres_ctl import inputs, paths, userconfig
 from cesres_ctl.errors import CesresError
 from cesres_ctl.inventory import Inventory
 from cesres_ctl.rules import SSH_VARIABLES, Partition, SshTarget, parse_partitions, ssh_target
+from cesres_ctl.runs.resources import RESOURCE_KEYS, Resources, defaults_from_vars, resolve
 
 ROLE = "cesres_job"
 
@@ -110,6 +112,17 @@ def load_from_inventory(name: str) -> Cluster:
         partitions=partitions,
         job_vars=job_vars,
     )
+
+
+def check_defaults(name: str, changes: Mapping[str, Any]) -> Resources:
+    """train's default resources on `name` once `changes` (settings of the user's, about to be saved) apply,
+    checked by resources.resolve, as train checks them: CesresError when train would refuse its own defaults."""
+    current = load_from_inventory(name)
+    job_vars = {**current.job_vars, **{key: value for key, value in changes.items() if key.startswith("cesres_job_")}}
+    partitions = current.partitions
+    if "cesres_cluster_partitions" in changes:
+        partitions = parse_partitions(changes["cesres_cluster_partitions"])
+    return resolve(partitions, defaults_from_vars(job_vars, RESOURCE_KEYS), {}, cluster=name)
 
 
 # The clusters kept (one entry per cluster and state of its sources), in the state directory.

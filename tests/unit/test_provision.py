@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from cesres_ctl import paths, sshdiag
+from cesres_ctl import paths, rules, sshdiag
 from cesres_ctl.errors import CesresError, ExitCode
 from cesres_ctl.inventory import Inventory
-from cesres_ctl.provision import doctor
+from cesres_ctl.provision import doctor, facts
 from cesres_ctl.provision.commands import check_report
 from cesres_ctl.provision.settings import SETUP_ROLES, parse_extra_vars, role_specs, validate_setup_vars
 from cesres_ctl.runner import HostStats, PlaybookResult
@@ -158,12 +158,13 @@ def test_doctor_script_runs_locally_with_stub_tools(tmp_path):
     """The raw command, run by a local bash with stub module/sinfo: one line per check, quoted safely."""
     stub = tmp_path / "bin"
     stub.mkdir()
-    (stub / "sinfo").write_text("#!/bin/sh\nprintf 'batch* up 5-00:00:00\\ngpu down 1:00\\n'\n")
+    lines = "batch*|up|5-00:00:00|(null)|2|8|16000\\ngpu|down|1:00:00|gpu:2|1|8|16000\\n"
+    (stub / "sinfo").write_text(f"#!/bin/sh\nprintf '{lines}'\n")
     (stub / "sinfo").chmod(0o755)
     host_vars = {
         "cesres_cluster_modules_release": "releases/2022a",
         "cesres_cluster_modules": ["Python/3.10.4", "Weird name'with quote"],
-        "cesres_cluster_partitions": {"batch": {}, "gpu": {}, "debug": {}},
+        "cesres_cluster_partitions": {"batch": {"default": True}, "gpu": {}, "debug": {}},
     }
     command = doctor.doctor_command(host_vars)
     argv = shlex.split(command)
@@ -188,8 +189,11 @@ def test_doctor_script_runs_locally_with_stub_tools(tmp_path):
     assert checks["python"] == "pass"
     assert re.search(r"Ansible runs with python3 3\.\d+\.\d+ of module Python/3\.10\.4", details["python"])
     assert checks["module:Python/3.10.4"] == "pass" and checks["module:Weird name'with quote"] == "fail"
-    assert checks["partition:batch"] == "pass"
-    assert checks["partition:gpu"] == "fail" and checks["partition:debug"] == "fail"
+    enforced = rules.parse_partitions(host_vars["cesres_cluster_partitions"])
+    found = facts.read(done.stdout)
+    assert found is not None
+    partitions = {c.id: c.status for c in doctor.partition_checks(found, enforced, "x")}
+    assert partitions == {"partition:batch": "warn", "partition:gpu": "fail", "partition:debug": "fail"}
     assert "space:$HOME" in checks and "space:$GLOBALSCRATCH" in checks
 
 
@@ -269,7 +273,7 @@ def test_doctor_says_what_it_waits_for_and_how_to_try_ssh_by_hand(monkeypatch, c
 
     monkeypatch.setattr(doctor, "run_raw", hung)
     monkeypatch.setattr(doctor, "diagnose_cluster", lambda _cluster: None)
-    [reach] = doctor.diagnose("sandbox", inventory=inventory)
+    [reach] = doctor.diagnose("sandbox", inventory=inventory).checks
     ssh = f"ssh -F {paths.sandbox_root()}/ssh/ssh_config cesres-sandbox"
     assert waited_for == [
         f"doctor sandbox: waiting for `{ssh}` and the checks in its login shell (Lmod, sinfo, df, quota)…\n"

@@ -1,0 +1,108 @@
+"""Issue 20: cluster facts read from the cluster. `doctor` reads the sandbox's partitions from its Slurm (sinfo,
+scontrol) over the same Ansible connection as every command, shows where they differ from the facts cesres-ctl
+enforces (group_vars/cluster_sandbox.yml: no GPU on batch, debug and long, while the sandbox's one node has 2 in
+every partition), saves them as the user's with --save-facts, and train follows them. The sandbox again under
+another name, defined in the user's configuration only, is reached and checked the same way.
+
+Nothing is changed on the cluster: doctor runs read-only commands, train runs --dry-run.
+"""
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+
+from cesres_ctl.rules import slurm_seconds
+from tests.conftest import PROJECT, run_cli
+
+pytestmark = pytest.mark.sandbox
+
+DEMO = PROJECT / "sandbox" / "cesres-mini"
+# The sandbox's slurm.conf (roles/sandbox_cluster/defaults: sandbox_cluster_partitions), as sinfo states it.
+SLURM = {
+    "batch": {"max_time": "5-00:00:00", "default": True},
+    "gpu": {"max_time": "5-00:00:00", "default": False},
+    "debug": {"max_time": "00:30:00", "default": False},
+    "long": {"max_time": "21-00:00:00", "default": False},
+}
+
+
+@pytest.fixture
+def user_env(tmp_path) -> dict[str, str]:
+    env = {
+        **os.environ,
+        "XDG_CONFIG_HOME": str(tmp_path / "config"),
+        "XDG_STATE_HOME": str(tmp_path / "state"),
+        "PYTHONPATH": str(PROJECT),
+    }
+    for name in ("CESRES_CTL_CONFIG", "CESRES_CLUSTER"):
+        env.pop(name, None)
+    return env
+
+
+def saved(env: dict[str, str]) -> dict:
+    path = Path(env["XDG_CONFIG_HOME"]) / "cesres-ctl" / "config.yml"
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+def dry_run_on_batch_with_a_gpu(cluster: str, env: dict[str, str]):
+    return run_cli(
+        "train", "configs/demo.yaml", "-C", cluster, "-p", "batch", "--gpus", "1", "--dry-run",
+        "--", "-d", "cpu", cwd=DEMO, env=env, timeout=300,
+    )  # fmt: skip
+
+
+def test_doctor_reads_the_partitions_from_slurm_and_train_follows_them_once_saved(sandbox, user_env):
+    done = run_cli("doctor", "-C", "sandbox", "--json", env=user_env, timeout=600)
+    report = json.loads(done.stdout)
+    assert done.returncode == 0, done.stderr[-2000:]
+    partitions = report["partitions"]
+    assert set(partitions) == set(SLURM)
+    for name, facts in partitions.items():
+        assert (facts["state"], facts["gpus"], facts["default"]) == ("up", 2, SLURM[name]["default"]), facts
+        assert facts["max_seconds"] == slurm_seconds(SLURM[name]["max_time"])
+        assert facts["default_mem"] == "1000M per CPU"  # slurm.conf's DefMemPerCPU
+    checks = {check["id"]: check for check in report["checks"]}
+    assert checks["partition:gpu"]["status"] == "pass"
+    assert checks["partition:batch"]["status"] == "warn"
+    assert "differs: 2 GPU(s) per node (cesres-ctl: 0)" in checks["partition:batch"]["detail"]
+
+    # The project's facts: no GPU on batch, which train refuses.
+    refused = dry_run_on_batch_with_a_gpu("sandbox", user_env)
+    assert refused.returncode == 1 and "partition batch of sandbox has no GPUs" in refused.stderr
+
+    done = run_cli("doctor", "-C", "sandbox", "--save-facts", env=user_env, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "saved the partitions of sandbox as yours" in done.stderr
+    assert saved(user_env)["clusters"]["sandbox"]["cesres_cluster_partitions"] == {
+        name: {"gpus": 2, **facts} for name, facts in SLURM.items()
+    }
+    again = run_cli("doctor", "-C", "sandbox", "--json", env=user_env, timeout=600)
+    statuses = {check["id"]: check["status"] for check in json.loads(again.stdout)["checks"]}
+    assert {statuses[f"partition:{name}"] for name in SLURM} == {"pass"}
+    followed = dry_run_on_batch_with_a_gpu("sandbox", user_env)
+    assert followed.returncode == 0, followed.stderr[-2000:]
+    assert "#SBATCH --partition=batch" in followed.stdout
+
+
+def test_a_cluster_of_the_users_own_is_checked_and_used_as_a_shipped_one(sandbox, user_env):
+    """The sandbox under another name, in the user's configuration only: its ssh alias and options, then the
+    partitions that doctor reads from it."""
+    common_args = f"-F {sandbox.ssh_config}"
+    for key, value in (("ansible_host", sandbox.alias), ("ansible_ssh_common_args", common_args)):
+        done = run_cli("config", "set", key, value, "-C", "mysandbox", env=user_env, timeout=120)
+        assert done.returncode == 0, done.stderr
+    done = run_cli("doctor", "-C", "mysandbox", "--save-facts", "--json", env=user_env, timeout=600)
+    report = json.loads(done.stdout)
+    checks = {check["id"]: check["status"] for check in report["checks"]}
+    assert checks["reach"] == "pass" and checks["module:releases/2022a"] == "pass", report
+    assert set(report["partitions"]) == set(SLURM)
+    assert set(saved(user_env)["clusters"]["mysandbox"]["cesres_cluster_partitions"]) == set(SLURM)
+    done = run_cli("config", "show", "-C", "mysandbox", "--json", env=user_env, timeout=120)
+    settings = json.loads(done.stdout)["clusters"]["mysandbox"]
+    assert settings["cesres_cluster_modules_release"]["source"] == "group_vars/ceci.yml"
+    followed = dry_run_on_batch_with_a_gpu("mysandbox", user_env)
+    assert followed.returncode == 0, followed.stderr[-2000:]
+    assert "# dry run: nothing is sent to mysandbox" in followed.stdout
