@@ -75,13 +75,14 @@ def init(
     path = userconfig.config_path()
     if os.path.lexists(path) and not force:
         raise CesresError(f"{path} exists: change it with `cesres-ctl config set`, or overwrite it with --force")
-    name = _known_cluster(cluster if cluster is not None else userconfig.BUILTIN_CLUSTER)
+    name = cluster if cluster is not None else userconfig.BUILTIN_CLUSTER
     given = {"cesres_repo_url": repo, "cesres_repo_version": version, "ansible_host": login_alias}
     names = {"cesres_repo_url": "--repo", "cesres_repo_version": "--version", "ansible_host": "--login-alias"}
     settings = {
         key: userconfig.parse_value(key, value, names[key]) for key, value in given.items() if value is not None
     }
     config = userconfig.UserConfig(path=path, default_cluster=name, clusters={name: settings} if settings else {})
+    _known_cluster(name, config)  # with --login-alias, a cluster of the user's own
     userconfig.save(config, exclusive=not force)
     echo(f"wrote {path} (default cluster: {name})")
     note("next: `cesres-ctl config show`, `cesres-ctl config set KEY VALUE`, `cesres-ctl setup`")

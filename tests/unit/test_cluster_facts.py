@@ -237,3 +237,17 @@ def test_config_set_refuses_what_train_would_refuse(monkeypatch, capsys, user_co
     code, _, err = run_main(monkeypatch, capsys, "config", "set", "cesres_job_partition", "debug", "-C", "dragon2")
     # debug has no GPU and dragon2's default is one: refused too, by the same rule as `train -p debug --gpus 1`.
     assert code == 1 and "partition debug of dragon2 has no GPUs" in err
+
+
+def test_config_init_with_a_login_alias_makes_a_cluster_of_ones_own_the_default(monkeypatch, capsys, user_config):
+    code, _, err = run_main(monkeypatch, capsys, "config", "init", "-C", "lemaitre4")
+    assert code == 1 and "unknown cluster 'lemaitre4'" in err and not user_config.exists()
+    code, _, err = run_main(monkeypatch, capsys, "config", "init", "-C", "lemaitre4", "--login-alias", "lm4")
+    assert code == 0, err
+    assert yaml.safe_load(user_config.read_text()) == {
+        "default_cluster": "lemaitre4",
+        "clusters": {"lemaitre4": {"ansible_host": "lm4"}},
+    }
+    code, out, err = run_main(monkeypatch, capsys, "config", "show", "--json")
+    assert code == 0, err
+    assert json.loads(out)["clusters"]["lemaitre4"]["ansible_host"]["source"] == "user config (config.yml)"
