@@ -4,11 +4,13 @@ enforces (group_vars/cluster_sandbox.yml: no GPU on batch, debug and long, while
 every partition), saves them as the user's with --save-facts, and train follows them. The sandbox again under
 another name, defined in the user's configuration only, is reached and checked the same way.
 
-Nothing is changed on the cluster: doctor runs read-only commands, train runs --dry-run.
+doctor runs read-only commands and train runs --dry-run. One test changes the partitions as an admin would, with
+scontrol on the controller at runtime (restored after it, and by any restart of slurmctld from its slurm.conf).
 """
 
 import json
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -50,7 +52,7 @@ def saved(env: dict[str, str]) -> dict:
 def dry_run_on_batch_with_a_gpu(cluster: str, env: dict[str, str]):
     return run_cli(
         "train", "configs/demo.yaml", "-C", cluster, "-p", "batch", "--gpus", "1", "--dry-run",
-        "--", "-d", "cpu", cwd=DEMO, env=env, timeout=300,
+        "--", "-d", "cuda", cwd=DEMO, env=env, timeout=300,
     )  # fmt: skip
 
 
@@ -92,7 +94,8 @@ def test_a_cluster_of_the_users_own_is_checked_and_used_as_a_shipped_one(sandbox
     partitions that doctor reads from it."""
     common_args = f"-F {sandbox.ssh_config}"
     for key, value in (("ansible_host", sandbox.alias), ("ansible_ssh_common_args", common_args)):
-        done = run_cli("config", "set", key, value, "-C", "mysandbox", env=user_env, timeout=120)
+        # After `--`: ssh's options start with a dash.
+        done = run_cli("config", "set", "-C", "mysandbox", "--", key, value, env=user_env, timeout=120)
         assert done.returncode == 0, done.stderr
     done = run_cli("doctor", "-C", "mysandbox", "--save-facts", "--json", env=user_env, timeout=600)
     report = json.loads(done.stdout)
@@ -106,3 +109,45 @@ def test_a_cluster_of_the_users_own_is_checked_and_used_as_a_shipped_one(sandbox
     followed = dry_run_on_batch_with_a_gpu("mysandbox", user_env)
     assert followed.returncode == 0, followed.stderr[-2000:]
     assert "# dry run: nothing is sent to mysandbox" in followed.stdout
+
+
+def scontrol(*args: str) -> None:
+    subprocess.run(["scontrol", *args], check=True, capture_output=True, text=True, timeout=60)
+
+
+def test_doctor_shows_a_changed_limit_and_a_new_partition_and_train_follows_them_once_saved(sandbox, user_env):
+    """The cluster changes under cesres-ctl: debug's limit goes from 30 min to 1 h, a partition appears."""
+    node = subprocess.run(
+        ["sinfo", "-h", "-p", "debug", "-o", "%N"], capture_output=True, text=True, check=True, timeout=60
+    ).stdout.strip()
+    scontrol("update", "PartitionName=debug", "MaxTime=01:00:00")
+    scontrol("create", "PartitionName=a100", f"Nodes={node}", "MaxTime=2-00:00:00", "State=UP")
+    try:
+        report = json.loads(run_cli("doctor", "-C", "sandbox", "--json", env=user_env, timeout=600).stdout)
+        checks = {check["id"]: check for check in report["checks"]}
+        assert checks["partition:debug"]["status"] == "warn"
+        assert "time limit 01:00:00 (cesres-ctl: 00:30:00)" in checks["partition:debug"]["detail"]
+        assert checks["partition:a100"]["status"] == "warn"
+        assert "not among cesres-ctl's partitions of sandbox" in checks["partition:a100"]["detail"]
+        # Each with the model's device that fits it: only the partition's facts can refuse them.
+        cases = {
+            ("-p", "debug", "--gpus", "0", "--time", "00:45:00", "--", "-d", "cpu"): (
+                "time 00:45:00 is over the limit of partition debug on sandbox (00:30:00)"
+            ),
+            ("-p", "a100", "--", "-d", "cuda"): "unknown partition 'a100' on sandbox",
+        }
+        for args, error in cases.items():
+            refused = run_cli(
+                "train", "configs/demo.yaml", "-C", "sandbox", "--dry-run", *args, cwd=DEMO, env=user_env, timeout=300
+            )
+            assert refused.returncode == 1 and error in refused.stderr, refused.stderr
+        done = run_cli("doctor", "-C", "sandbox", "--save-facts", env=user_env, timeout=600)
+        assert done.returncode == 0, done.stderr[-2000:]
+        for args in cases:
+            followed = run_cli(
+                "train", "configs/demo.yaml", "-C", "sandbox", "--dry-run", *args, cwd=DEMO, env=user_env, timeout=300
+            )
+            assert followed.returncode == 0, followed.stderr[-2000:]
+    finally:
+        subprocess.run(["scontrol", "delete", "PartitionName=a100"], check=False, timeout=60)
+        subprocess.run(["scontrol", "update", "PartitionName=debug", "MaxTime=00:30:00"], check=False, timeout=60)
