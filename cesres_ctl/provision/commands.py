@@ -142,16 +142,18 @@ def doctor(
     diagnosis = doctor_checks.diagnose(cluster, inventory=Inventory())
     checks = diagnosis.checks
     code = doctor_checks.exit_code(checks)
-    if save_facts and diagnosis.facts is not None:
-        _save_facts(cluster, facts.as_setting(diagnosis.facts, diagnosis.enforced))
+    found = diagnosis.facts
+    saved = save_facts and found is not None
+    if save_facts and found is not None:
+        _save_facts(cluster, facts.as_setting(found, diagnosis.enforced))
     if as_json:
-        found = diagnosis.facts or {}
         print_json(
             {
                 "cluster": cluster,
                 "ok": code == ExitCode.OK,
                 "checks": doctor_checks.checks_as_dicts(checks),
-                "partitions": {name: asdict(facts) for name, facts in found.items()},
+                "partitions": {name: asdict(part) for name, part in (found or {}).items()},
+                "facts_saved": saved,
             }
         )
     else:
@@ -164,8 +166,10 @@ def doctor(
             text = check.detail + (f"\n→ {check.hint}" if check.hint else "")
             table.add_row(check.id, f"[{styles.get(check.status, '')}]{check.status}[/]", text)
         out.print(table)
-    if save_facts and diagnosis.facts is None:
-        raise CesresError(f"no facts read from {cluster}: nothing saved", exit_code=max(code, ExitCode.FAILED))
+    if save_facts and not saved:
+        # After the report (it says why: ssh, sinfo), not an error object besides it under --json.
+        note(f"note: no facts read from {cluster}: nothing saved")
+        raise typer.Exit(max(code, ExitCode.FAILED))
     raise typer.Exit(code)
 
 

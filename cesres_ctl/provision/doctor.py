@@ -28,11 +28,12 @@ PROBE = ("roles", "cesres_python", "files", "probe.sh")
 
 # Runs in a login shell (bash -lc), where Lmod's "module" is defined. Prints one line per check:
 # CHECK <TAB> id <TAB> pass|fail|warn <TAB> detail, and the probe's JSON as PROBE <TAB> json, which
-# parse_checks turns into the python, lmod and module checks. Always exits 0: the lines carry the result.
+# parse_checks turns into the python, lmod and module checks; sinfo's and scontrol's lines as SINFO, PARTITION
+# and CONFIG <TAB> line, which cesres_ctl.provision.facts reads. Always exits 0: the lines carry the result.
 DOCTOR_SCRIPT = r"""
 ck() { printf 'CHECK\t%s\t%s\t%s\n' "$1" "$2" "$3"; }
-probe=$1 pymodule=$2 release=$3 min_gib=$4
-shift 4
+probe=$1 pymodule=$2 release=$3 min_gib=$4 sinfo_format=$5
+shift 5
 # The Python that Ansible will run with and the modules: roles/cesres_python's probe, by the same script
 # (mode check: it writes nothing).
 # shellcheck source=/dev/null  # the script is the argument $probe, fed on stdin
@@ -43,7 +44,7 @@ if type module >/dev/null 2>&1; then
 fi
 # The partitions as Slurm states them, compared in Python (cesres_ctl.provision.facts).
 if command -v sinfo >/dev/null 2>&1; then
-  sinfo -h -o '%P|%a|%l|%G|%D|%c|%m' 2>&1 | awk '{print "SINFO\t" $0}'
+  sinfo -h -o "$sinfo_format" 2>&1 | awk '{print "SINFO\t" $0}'
   scontrol -o show partition 2>/dev/null | awk '{print "PARTITION\t" $0}'
   scontrol show config 2>/dev/null | awk '/^DefMemPer(CPU|Node) / {print "CONFIG\t" $0}'
 else
@@ -114,6 +115,7 @@ def doctor_command(host_vars: Mapping[str, Any], min_free_gib: float = MIN_FREE_
         python_module,
         str(host_vars.get("cesres_cluster_modules_release", "")),
         str(min_free_gib),
+        facts.SINFO_FORMAT,
         *map(str, modules),
     ]
     return shlex.join(["bash", "-lc", DOCTOR_SCRIPT, "cesres-doctor", *args])

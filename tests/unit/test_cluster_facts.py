@@ -251,3 +251,38 @@ def test_config_init_with_a_login_alias_makes_a_cluster_of_ones_own_the_default(
     code, out, err = run_main(monkeypatch, capsys, "config", "show", "--json")
     assert code == 0, err
     assert json.loads(out)["clusters"]["lemaitre4"]["ansible_host"]["source"] == "user config (config.yml)"
+
+
+def test_doctor_save_facts_keeps_what_slurm_states_and_says_when_trains_defaults_no_longer_fit(
+    monkeypatch, capsys, user_config
+):
+    found = facts.read(doctor_output())
+    assert found is not None
+    enforced = parse_partitions({"gpu": {"gpus": 2, "max_jobs": 3}})
+    diagnosis = doctor.Diagnosis([doctor.Check("reach", "pass", "ssh x answers")], found, enforced)
+    monkeypatch.setattr(doctor, "diagnose", lambda *_args, **_kwargs: diagnosis)
+    code, out, err = run_main(monkeypatch, capsys, "doctor", "-C", "dragon2", "--save-facts", "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["facts_saved"] is True and report["partitions"]["gpu"]["gpus"] == 4
+    kept = yaml.safe_load(user_config.read_text())["clusters"]["dragon2"]["cesres_cluster_partitions"]
+    assert kept == facts.as_setting(found, enforced) and kept["gpu"]["max_jobs"] == 3
+    assert "saved the partitions of dragon2 as yours" in err
+    # dragon2's default is one GPU on gpu for 1 day: it fits (5 days, 4 GPUs), no note.
+    assert "do not fit" not in err
+    drained = {name: part for name, part in found.items() if name != "gpu"}
+    diagnosis = doctor.Diagnosis(diagnosis.checks, drained, enforced)
+    code, _, err = run_main(monkeypatch, capsys, "doctor", "-C", "dragon2", "--save-facts")
+    assert code == 0, err
+    assert "note: train's defaults on dragon2 do not fit them: unknown partition 'gpu' on dragon2" in err
+
+
+def test_doctor_save_facts_without_facts_saves_nothing_and_fails(monkeypatch, capsys, user_config):
+    unreachable = doctor.Diagnosis([doctor.Check("reach", "fail", "x: Connection refused", "check ssh")])
+    monkeypatch.setattr(doctor, "diagnose", lambda *_args, **_kwargs: unreachable)
+    code, out, err = run_main(monkeypatch, capsys, "doctor", "-C", "dragon2", "--save-facts", "--json")
+    assert code == 3
+    report = json.loads(out)  # one JSON document: the report, which says why
+    assert (report["ok"], report["facts_saved"], report["partitions"]) == (False, False, {})
+    assert "note: no facts read from dragon2: nothing saved" in err
+    assert not user_config.exists()
