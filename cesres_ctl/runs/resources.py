@@ -79,7 +79,10 @@ def resolve(
     given = {key: value for key, value in overrides.items() if value is not None}
     merged = {**defaults, **given}
     if not partitions:
-        raise CesresError(f"cluster {cluster} has no cesres_cluster_partitions in its group_vars")
+        raise CesresError(
+            f"cluster {cluster} has no partitions (cesres_cluster_partitions): "
+            f"`cesres-ctl doctor -C {cluster} --save-facts` reads them from its Slurm"
+        )
     partition = choose_partition(partitions, str(merged.get("partition") or ""))
     # --partition batch without --gpus: the cluster's default GPU count was meant for its gpu partition.
     part = partitions.get(partition)

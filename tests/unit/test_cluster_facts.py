@@ -286,3 +286,14 @@ def test_doctor_save_facts_without_facts_saves_nothing_and_fails(monkeypatch, ca
     assert (report["ok"], report["facts_saved"], report["partitions"]) == (False, False, {})
     assert "note: no facts read from dragon2: nothing saved" in err
     assert not user_config.exists()
+
+
+def test_a_cluster_of_ones_own_without_partitions_says_where_they_come_from(monkeypatch, capsys, user_config):
+    user_config.write_text("clusters:\n  lemaitre4:\n    ansible_host: lm4\n")
+    monkeypatch.chdir(PROJECT / "sandbox" / "cesres-mini")
+    code, _, err = run_main(monkeypatch, capsys, "train", "configs/demo.yaml", "-C", "lemaitre4", "--dry-run")
+    assert code == 1
+    assert err == (
+        "cesres-ctl: error: cluster lemaitre4 has no partitions (cesres_cluster_partitions): "
+        "`cesres-ctl doctor -C lemaitre4 --save-facts` reads them from its Slurm\n"
+    )
