@@ -29,9 +29,12 @@ TIER = ("tests/unit", "-q", "-p", "no:cacheprovider", "-m", "not sandbox")
 
 
 def interpreter(version: str) -> Path | None:
-    """python3.X on PATH, else the newest of pyenv's 3.X.* (~/.pyenv/versions, or $PYENV_ROOT's)."""
+    """python3.X on PATH if it runs, else the newest of pyenv's 3.X.* (~/.pyenv/versions, or $PYENV_ROOT's).
+
+    pyenv's shim of a version that is installed but not selected is on PATH and fails ("command not found").
+    """
     found = shutil.which(f"python{version}")
-    if found:
+    if found and subprocess.run([found, "-c", "pass"], capture_output=True, timeout=60, check=False).returncode == 0:
         return Path(found)
     versions = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
     candidates = [path for path in versions.glob(f"{version}.*") if re.fullmatch(rf"{version}\.\d+", path.name)]
