@@ -69,7 +69,8 @@ def unit_tier(venv: Path) -> subprocess.CompletedProcess[str]:
         text=True,
         cwd=PROJECT,
         env=env,
-        timeout=1800,
+        # Two tiers side by side on a 2-core machine that runs other things: 25 min each alone, 30 were too few.
+        timeout=3600,
         check=False,
     )
 
