@@ -52,7 +52,7 @@ grep -vE '^(checklist|allennlp|torch)==' "$file" > "$venv/first.txt"
 grep -vE '^torch==' "$file" > "$venv/all.txt"
 pip install --quiet --disable-pip-version-check -r "$venv/first.txt"
 pip install --quiet --disable-pip-version-check -r "$venv/all.txt"
-HF_ENDPOINT=$endpoint USE_TF=0 python -c "
+HF_HOME=~/.cache/huggingface-bench HF_ENDPOINT=$endpoint USE_TF=0 python -c "
 import sys
 from transformers import AutoConfig, AutoModel, AutoTokenizer
 for load in (AutoConfig, AutoTokenizer, AutoModel):
@@ -85,7 +85,9 @@ def timed(argv: list[str], **kwargs: object) -> float:
 
 
 def reset() -> None:
-    on_cluster(f"rm -rf ~/{ROOT} ~/{VENV} ~/.cache/huggingface-bench")
+    # The Jupyter files are what the seed's steps write into the home (checklist's setup script): a test checks
+    # that setup writes none.
+    on_cluster(f"rm -rf ~/{ROOT} ~/{VENV} ~/.cache/huggingface-bench ~/.jupyter ~/.local/share/jupyter")
 
 
 def setup_argv(extra: dict[str, str] | None = None) -> list[str]:

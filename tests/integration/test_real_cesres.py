@@ -41,7 +41,11 @@ RECAP = re.compile(r"^sandbox\s*:\s*(.*)$", re.MULTILINE)
 def real_setup(sandbox):
     # From nothing: no code, no venv, and no wheel that pip built from checklist's sdist on an earlier run (its
     # cache would skip the setup script that runs while pip reads the sdist's metadata; a first setup runs it).
-    done = sandbox.ssh(f"rm -rf {ROOT} {VENV}; rm -f {PIP_CACHE}/wheels/*/*/*/*/checklist-*.whl")
+    # Nor the Jupyter files that an install without setup's policy writes into the home (bench's by-hand steps):
+    # the test below proves that setup writes none.
+    done = sandbox.ssh(
+        f"rm -rf {ROOT} {VENV} ~/.jupyter ~/.local/share/jupyter; rm -f {PIP_CACHE}/wheels/*/*/*/*/checklist-*.whl"
+    )
     assert done.returncode == 0, done.stderr
     started = time.monotonic()
     done = run_cli("setup", "--cluster", "sandbox", "-e", json.dumps({"cesres_root": ROOT, "cesres_venv": VENV}))
