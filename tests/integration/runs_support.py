@@ -61,7 +61,7 @@ def demo_config_with(directory: Path, old: str, new: str) -> str:
 
 def one_error_line(done: subprocess.CompletedProcess[str], *, among_others: bool = False) -> str:
     """The one error line a failed command prints on stderr, and no traceback. among_others: other lines
-    (setup's summary of the play) may stand beside it."""
+    (a play's progress, setup's summary of the play) may stand beside it."""
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     if among_others:
         lines = [line for line in lines if line.startswith("cesres-ctl: error: ")]

@@ -82,7 +82,7 @@ def test_a_refused_submission_leaves_no_run_directory_and_no_record(own_cli, san
         "train", "configs/demo.yaml", *SETS, "--name", name, *QUICK, "--sbatch=--constraint=nofeature", *QUICK_MODEL
     )
     assert done.returncode == 1
-    line = one_error_line(done)
+    line = one_error_line(done, among_others=True)  # after the play's progress lines (stderr, docs/cli.md)
     assert "sbatch" in line and "feature" in line.lower(), line
     assert cluster_runs(sandbox, name) == []
     assert own_cli.json("runs") == []
