@@ -37,7 +37,8 @@ def test_status_says_when_the_controller_does_not_answer(cluster_code, tmp_path)
             status = cli.json("status", run_id, timeout=120)
             listed = cli("runs", timeout=120)
         assert done.returncode == 0, done.stderr
-        assert "the Slurm controller does not answer: as accounting last saw it" in done.stdout, done.stdout
+        said = done.stdout + done.stderr
+        assert "the Slurm controller does not answer: as accounting last saw it" in said, said
         assert (status["state"], status["controller"], status["final"]) == ("RUNNING", False, False)
         assert "the Slurm controller of sandbox does not answer" in listed.stderr
         # Answering again: the state is squeue's, without the hint.
@@ -68,7 +69,8 @@ def test_sandbox_status_reports_a_drained_node_and_up_resumes_it(sandbox):
         assert f"node {node['name']} drained, cesres-ctl test: it takes no job" in text, text
         up = run_cli("sandbox", "up", timeout=1800)
         assert up.returncode == 0, up.stderr
-        assert f"sandbox up: resumed the compute node {node['name']} (it was drained, cesres-ctl test)" in up.stdout
+        resumed = f"sandbox up: resumed the compute node {node['name']} (it was drained, cesres-ctl test)"
+        assert resumed in up.stdout + up.stderr, up.stdout + up.stderr
         code, after = _node_report()
         assert code == 0 and after["healthy"] and after["nodes"][0]["state"] in ("idle", "mixed", "allocated"), after
     finally:

@@ -69,7 +69,7 @@ def test_slurmctld_down_at_submit_records_nothing_and_leaves_nothing(cluster_cod
             "train", "configs/demo.yaml", *SETS, "--name", name, "--partition", "batch", "--", "-d", "cpu", timeout=300
         )
     assert done.returncode == 1
-    line = one_error_line(done)
+    line = one_error_line(done, among_others=True)  # after the play's progress lines (stderr, docs/cli.md)
     assert "sbatch" in line and "slurm" in line.lower(), line
     assert cli.json("runs") == []
     assert cluster_runs(cluster_code, name) == []
