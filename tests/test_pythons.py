@@ -94,6 +94,9 @@ def unit_tier(venv: Path) -> subprocess.CompletedProcess[str]:
 
 
 def test_the_unit_tier_passes_on_every_other_supported_python():
+    # Opt-in: ~20 min, which would bring the full suite past 75 min on a 2-core machine, too near CI's 90.
+    if os.environ.get("CESRES_TEST_PYTHONS") != "1":
+        pytest.skip("the other Pythons' unit tier runs with CESRES_TEST_PYTHONS=1 (about 20 min)")
     pythons = {version: interpreter(version) for version in OTHERS}
     missing = [version for version, python in pythons.items() if python is None]
     if missing:

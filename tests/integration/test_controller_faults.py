@@ -31,6 +31,12 @@ def _running(cli: Cli, name: str) -> str:
 def test_status_says_when_the_controller_does_not_answer(cluster_code, tmp_path):
     cli = Cli(tmp_path / "state")
     run_id = _running(cli, f"noctl-{uuid.uuid4().hex[:6]}")
+    # With the controller down, status answers from accounting, which records the start a moment after squeue.
+    job = cli.json("status", run_id)["job_id"]
+    deadline = time.monotonic() + 60
+    while "RUNNING" not in cluster_code.ssh(f"sacct -n -X -o State -j {job}").stdout:
+        assert time.monotonic() < deadline, "accounting did not record the start"
+        time.sleep(2)
     try:
         with stopped(cluster_code, "slurmctld"):
             done = cli("status", run_id, timeout=120)
@@ -71,7 +77,12 @@ def test_sandbox_status_reports_a_drained_node_and_up_resumes_it(sandbox):
         assert up.returncode == 0, up.stderr
         resumed = f"sandbox up: resumed the compute node {node['name']} (it was drained, cesres-ctl test)"
         assert resumed in up.stdout + up.stderr, up.stdout + up.stderr
+        # The resumed node answers the controller's next ping a moment later ("idle*" until then).
+        deadline = time.monotonic() + 90
         code, after = _node_report()
+        while after["nodes"][0]["state"] not in ("idle", "mixed", "allocated") and time.monotonic() < deadline:
+            time.sleep(3)
+            code, after = _node_report()
         assert code == 0 and after["healthy"] and after["nodes"][0]["state"] in ("idle", "mixed", "allocated"), after
     finally:
         subprocess.run(["scontrol", "update", f"NodeName={node['name']}", "State=RESUME"], check=False)
