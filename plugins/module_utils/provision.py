@@ -489,13 +489,88 @@ def _lock(path, wait_s, reports, venv):
             time.sleep(1)
 
 
+def _requirement_count(lines):
+    """How many of the plan's lines ask pip for a distribution (options do not)."""
+    return sum(1 for line in lines if not line.startswith("-"))
+
+
+def _install_plan(py, policy, requirements, plan_dir, protect, env, every):
+    """The module policy's plan of `requirements` (requirements_policy.py plan), written into plan_dir."""
+    import json
+
+    args = [py, policy, "plan", requirements, plan_dir] + (["--all"] if every else [])
+    for name in protect:
+        args += ["--protect", name]
+    rc, out, err = run(args, env=env)
+    if rc != 0:
+        raise SetupError("cannot apply the module policy to %s: %s" % (requirements, last_line(err)))
+    try:
+        return json.loads(out)
+    except ValueError:
+        raise SetupError("cannot read the module policy's plan") from None
+
+
+def _pip_install(pip, py, policy, planned, requirements, venv, env, log, fd):
+    """ONE pip run of the plan, its output appended to `log`; SetupError (pip, quota) when it fails."""
+    filtered, constraints, pins = planned["requirements"], planned["constraints_file"], planned["pins_file"]
+    with open(log, "a", encoding="utf-8") as handle:
+        handle.write(
+            "== PIP_CONSTRAINT=%s pip install -r %s -c %s (from %s)\n" % (pins, filtered, constraints, requirements)
+        )
+        handle.flush()
+        # Every pip of this installation, also one that a package's setup script starts, installs the
+        # file's own versions (requirements_policy.py, "pins"); what such a script writes for Jupyter
+        # (checklist's notebook extension) goes into the venv, not into the user's home.
+        full = dict(
+            env,
+            GIT_TERMINAL_PROMPT="0",
+            PIP_CONSTRAINT=pins,
+            JUPYTER_DATA_DIR=os.path.join(venv, "share", "jupyter"),
+            JUPYTER_CONFIG_DIR=os.path.join(venv, "etc", "jupyter"),
+        )
+        # The lock's descriptor goes to pip: if this process dies, pip keeps the lock until it ends.
+        done = subprocess.run(
+            pip + ["-r", filtered, "-c", constraints],
+            env=full,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            pass_fds=(fd,),
+            check=False,
+        )
+    if done.returncode == 0:
+        return
+    with open(log, encoding="utf-8", errors="replace") as handle:
+        output = handle.read()
+    if "Disk quota exceeded" in output:
+        raise SetupError("disk quota exceeded while installing into %s (see %s on the cluster)" % (venv, log), "quota")
+    _rc, why, _err = run([py, policy, "explain-conflict", log, "--requirements", requirements], env=env)
+    why = (why.strip().splitlines() or [""])[0]
+    raise SetupError(
+        "cannot install %s: %s (pip output: %s on the cluster)" % (requirements, why or "pip failed", log), "pip"
+    )
+
+
+def _pip_check(py, policy, venv, env, log):
+    """requirements_policy.py pip-check's answer ({"fatal", "reported"}), also appended to `log`."""
+    import json
+
+    _rc, out, err = run([py, policy, "pip-check"], env=env)
+    try:
+        check = json.loads(out)
+    except ValueError:
+        raise SetupError("cannot run pip check in %s: %s" % (venv, last_line(err, "no output"))) from None
+    with open(log, "a", encoding="utf-8") as handle:
+        handle.write("== pip check\n%s\n" % "\n".join(check["fatal"] + check["reported"]))
+    return check
+
+
 def venv_install(
     venv, requirements, digest, env, protect=(), extra=(), cache="", entry="", wait_s=1800, program_env=None
 ):
     """Install `requirements` into the existing `venv` under the module policy (requirements_policy.py) with
-    ONE pip run, then pip check and the import check of `entry` (every module it imports at its top, imported
-    as the job will); mark the venv ready (its stamp holds `digest`) only after all of that, holding the
-    venv's lock.
+    ONE pip run (of the lines not already met; again of every line when pip check then fails), then pip check
+    and the import check of `entry` (every module it imports at its top, imported as the job will); mark the
+    venv ready (its stamp holds `digest`) only after all of that, holding the venv's lock.
 
     {"installed": True} when this run installed; {"installed": False} when another installer, waited for,
     made it ready; "reports": lines to show (module versions kept, pip check outside the venv). Failures:
@@ -526,70 +601,37 @@ def venv_install(
             policy = write_program(policy_program, plan_dir)
         except OSError:
             raise SetupError("cannot write in %s" % plan_dir) from None
-        args = [py, policy, "plan", requirements, plan_dir]
-        for name in protect:
-            args += ["--protect", name]
-        rc, out, err = run(args, env=env)
-        if rc != 0:
-            raise SetupError("cannot apply the module policy to %s: %s" % (requirements, last_line(err)))
-        import json
-
-        try:
-            planned = json.loads(out)
-        except ValueError:
-            raise SetupError("cannot read the module policy's plan") from None
+        # Lines that what Python finds already meets are left to the last installation (a changed pin
+        # installs that line only); when pip fails on the others, or pip check then finds the venv broken
+        # (a dependency removed by hand since), pip gets every line, as a first installation does, and its
+        # answer is the one reported.
+        planned = _install_plan(py, policy, requirements, plan_dir, protect, env, every=False)
         reports += [item["message"] for item in planned.get("kept_module", [])] + list(planned.get("warnings", []))
+        met = "already installed, not given to pip: %d of %d requirement lines of %s" % (
+            len(planned.get("met", [])),
+            len(planned.get("met", [])) + _requirement_count(planned["install"]),
+            requirements,
+        )
+        if planned.get("met"):
+            reports.append(met)
         pip = [py, "-m", "pip", "--disable-pip-version-check", "--no-input", "install"]
         if cache:
             pip += ["--cache-dir", cache]
         pip += list(extra)
-        filtered = os.path.join(plan_dir, "requirements.txt")
-        constraints = os.path.join(plan_dir, "constraints.txt")
-        pins = os.path.join(plan_dir, "pins.txt")
         with open(log, "w", encoding="utf-8") as handle:
-            handle.write(
-                "== PIP_CONSTRAINT=%s pip install -r %s -c %s (from %s)\n" % (pins, filtered, constraints, requirements)
-            )
-            handle.flush()
-            # Every pip of this installation, also one that a package's setup script starts, installs the
-            # file's own versions (requirements_policy.py, "pins"); what such a script writes for Jupyter
-            # (checklist's notebook extension) goes into the venv, not into the user's home.
-            full = dict(
-                env,
-                GIT_TERMINAL_PROMPT="0",
-                PIP_CONSTRAINT=pins,
-                JUPYTER_DATA_DIR=os.path.join(venv, "share", "jupyter"),
-                JUPYTER_CONFIG_DIR=os.path.join(venv, "etc", "jupyter"),
-            )
-            # The lock's descriptor goes to pip: if this process dies, pip keeps the lock until it ends.
-            done = subprocess.run(
-                pip + ["-r", filtered, "-c", constraints],
-                env=full,
-                stdout=handle,
-                stderr=subprocess.STDOUT,
-                pass_fds=(fd,),
-                check=False,
-            )
-        if done.returncode != 0:
-            with open(log, encoding="utf-8", errors="replace") as handle:
-                output = handle.read()
-            if "Disk quota exceeded" in output:
-                raise SetupError(
-                    "disk quota exceeded while installing into %s (see %s on the cluster)" % (venv, log), "quota"
-                )
-            _rc, why, _err = run([py, policy, "explain-conflict", log, "--requirements", requirements], env=env)
-            why = (why.strip().splitlines() or [""])[0]
-            raise SetupError(
-                "cannot install %s: %s (pip output: %s on the cluster)" % (requirements, why or "pip failed", log),
-                "pip",
-            )
-        _rc, out, err = run([py, policy, "pip-check"], env=env)
+            handle.write("== %s\n" % met)
+        check = None
         try:
-            check = json.loads(out)
-        except ValueError:
-            raise SetupError("cannot run pip check in %s: %s" % (venv, last_line(err, "no output"))) from None
-        with open(log, "a", encoding="utf-8") as handle:
-            handle.write("== pip check\n%s\n" % "\n".join(check["fatal"] + check["reported"]))
+            if _requirement_count(planned["install"]):
+                _pip_install(pip, py, policy, planned, requirements, venv, env, log, fd)
+            check = _pip_check(py, policy, venv, env, log)
+        except SetupError as exc:
+            if exc.kind != "pip" or not planned.get("met"):
+                raise
+        if check is None or (check["fatal"] and planned.get("met")):
+            planned = _install_plan(py, policy, requirements, plan_dir, protect, env, every=True)
+            _pip_install(pip, py, policy, planned, requirements, venv, env, log, fd)
+            check = _pip_check(py, policy, venv, env, log)
         reports += check["reported"]
         if check["fatal"]:
             raise SetupError(

@@ -5,7 +5,7 @@ packaging (pip's vendored copy when packaging is not installed). A module_utils 
 cesres.ctl: the module cesres_venv (module_utils/provision.py) writes it beside the plan and runs it as a
 file with the venv's Python:
 
-  python3 requirements_policy.py plan REQ OUTDIR [--protect NAME]... [--provided JSON]
+  python3 requirements_policy.py plan REQ OUTDIR [--protect NAME]... [--provided JSON] [--all]
       Writes OUTDIR/requirements.txt (REQ filtered, same line numbers) and
       OUTDIR/constraints.txt, then prints ONE JSON object on stdout (one line):
         {"kept_module": [{"line", "requirement", "name", "module", "module_version", "message"}],
@@ -13,6 +13,9 @@ file with the venv's Python:
                          their lines stay, the venv installs its own copy],
          "constraints": [{"requirement": "torch==1.12.1", "name", "module", "reason"}],
          "install":     [requirement and option lines of OUTDIR/requirements.txt],
+         "met":         [plain lines that what Python finds first already meets: pip would answer
+                         "already satisfied", so they are commented out (unless --all) and keep
+                         their pins; a changed pin re-runs pip for that line only],
          "pins":        [the exact pins of those lines, as constraints],
          "warnings":    [strings], "requirements": PATH, "constraints_file": PATH, "pins_file": PATH}
       and OUTDIR/pins.txt (the constraints and the pins), then install with ONE resolver run:
@@ -125,6 +128,7 @@ class Requirement:
         self.specifier = str(parsed.specifier)
         self.marker = text.partition(";")[2].strip() if parsed.marker else ""  # as written, for messages
         self.url = parsed.url or ""
+        self.extras = sorted(parsed.extras)
         self._clauses = list(parsed.specifier)
 
     def asks(self) -> str:
@@ -209,12 +213,20 @@ def plan(
     *,
     frameworks: bool = True,
     base_dir: str | None = None,
+    installed: Mapping[str, str] | None = None,
+    required_by: Mapping[str, Sequence[tuple[str, str]]] | None = None,
 ) -> dict[str, Any]:
     """Apply the policy to requirement lines.
 
     provided: {distribution name: {"version": str, "module": str, "compiled": bool}} (what the
-    loaded modules give). Returns {"kept_module", "shadowed", "constraints", "install", "warnings",
-    "lines"}; "lines" is the filtered file (same line numbers as `lines`), without newlines.
+    loaded modules give). installed: {normalised name: version} of what Python finds first (None: do
+    not look); a plain line (no URL, extras or marker) that this version meets is "met": pip would
+    answer "already satisfied", so it is left out of the file (commented) but keeps its pin. Unless a
+    line that does go to pip pins a version that an installed distribution does not accept (required_by:
+    {normalised name: [(distribution, specifier)]}, from the venv's own distributions): then every line
+    goes to pip, so that its one resolver run names the conflict, changing nothing. Returns
+    {"kept_module", "shadowed", "constraints", "install", "met", "pins", "warnings", "lines"}; "lines"
+    is the filtered file (same line numbers as `lines`), without newlines.
     """
     by_key = {normalize(name): dict(info, name=info.get("name") or name) for name, info in provided.items()}
     protected = protected_names(provided, protect, frameworks)
@@ -222,7 +234,23 @@ def plan(
     shadowed: list[dict[str, Any]] = []
     warnings: list[str] = []
     install: list[str] = []
+    met: list[str] = []
     out_lines: list[str] = []
+    clash = _refused_by_installed(lines, installed or {}, required_by or {})
+    if clash:
+        warnings.append(f"pip gets every line: {clash}")
+        installed = None
+
+    def keep(req: Requirement, body: str, text: str, pad: list[str]) -> None:
+        """The line goes to pip, unless what Python finds already meets it."""
+        version = (installed or {}).get(req.key)
+        if version and not (req.url or req.marker or req.extras) and satisfies(version, req.specifier):
+            met.append(body)
+            out_lines.extend([f"# cesres: already installed ({req.name} {version}): {text}", *pad])
+        else:
+            install.append(body)
+            out_lines.extend([text, *pad])
+
     for number, count, text in logical_lines(lines):
         body = _COMMENT_RE.sub("", text).strip()
         pad = [""] * (count - 1)
@@ -247,8 +275,7 @@ def plan(
             continue
         info = by_key.get(req.key)
         if info is None:
-            out_lines += [text, *pad]
-            install.append(body)
+            keep(req, body, text, pad)
             continue
         module_version = str(info.get("version", ""))
         ok = False if req.url else satisfies(module_version, req.specifier)
@@ -264,16 +291,14 @@ def plan(
             where += f" (when {req.marker})"
         if req.key in protected:
             if ok:
-                out_lines += [text, *pad]
-                install.append(body)
+                keep(req, body, text, pad)
                 continue
             note = "" if ok is False else " (cannot compare the versions)"
             entry["message"] = f"{where}: kept the module's{note}"
             kept_module.append(entry)
             out_lines += [f"# cesres: kept module {entry['module']}'s {info['name']} {module_version}: {text}", *pad]
             continue
-        out_lines += [text, *pad]
-        install.append(body)
+        keep(req, body, text, pad)
         if ok is None:
             warnings.append(
                 f"line {number}: cannot compare {req.text} with module {entry['module']}'s {module_version}"
@@ -316,10 +341,31 @@ def plan(
         "shadowed": shadowed,
         "constraints": constraints,
         "install": install,
-        "pins": exact_pins(install),
+        "met": met,
+        "pins": exact_pins(install + met),
         "warnings": warnings,
         "lines": out_lines,
     }
+
+
+def _refused_by_installed(
+    lines: Sequence[str], installed: Mapping[str, str], required_by: Mapping[str, Sequence[tuple[str, str]]]
+) -> str:
+    """The first line that pip would get (what Python finds does not meet it) whose pinned version an installed
+    distribution does not accept, said in words; empty when none."""
+    for _number, _count, text in logical_lines(lines):
+        body = _COMMENT_RE.sub("", text).strip()
+        req = parse_requirement(_OPTION_SPLIT_RE.split(body, maxsplit=1)[0]) if body and body[0] != "-" else None
+        if req is None or req.url:
+            continue
+        version = installed.get(req.key)
+        if version and satisfies(version, req.specifier):
+            continue
+        pinned = req.asks()
+        for by, specifier in required_by.get(req.key, ()):
+            if valid_version(pinned) and satisfies(pinned, specifier) is False:
+                return f"{req.text} is not what the installed {by} requires ({req.name}{specifier})"
+    return ""
 
 
 def exact_pins(install: Iterable[str]) -> list[str]:
@@ -636,6 +682,43 @@ def discover_provided(
     return provided
 
 
+def installed_versions() -> dict[str, str]:
+    """{normalised name: version} of each distribution: the venv's own copy, else the one Python finds first.
+    A venv's copy that a module's on PYTHONPATH hides is what a pip run of its line would install again."""
+    root = _resolved(sys.prefix)
+    own: dict[str, str] = {}
+    first: dict[str, str] = {}
+    for dist in md.distributions():
+        name = normalize(dist.metadata["Name"] or "")
+        if not name:
+            continue
+        location = _resolved(str(dist.locate_file("")))
+        if root is not None and location is not None and _inside(location, root):
+            own.setdefault(name, dist.version)
+        first.setdefault(name, dist.version)
+    return {**first, **own}
+
+
+def venv_requirements() -> dict[str, list[tuple[str, str]]]:
+    """{normalised name: [(distribution, specifier)]}: what the venv's own distributions require of each name
+    (optional extras left out), as pip check reads it."""
+    root = _resolved(sys.prefix)
+    out: dict[str, list[tuple[str, str]]] = {}
+    for dist in md.distributions():
+        location = _resolved(str(dist.locate_file("")))
+        if root is None or location is None or not _inside(location, root):
+            continue
+        for text in dist.requires or []:
+            try:
+                parsed = PackagingRequirement(text)
+            except InvalidRequirement:
+                continue
+            if parsed.marker is not None and ("extra" in str(parsed.marker) or not parsed.marker.evaluate()):
+                continue
+            out.setdefault(normalize(parsed.name), []).append((dist.metadata["Name"] or "", str(parsed.specifier)))
+    return out
+
+
 def current_provided() -> dict[str, Any]:
     venv_prefix = sys.prefix if sys.prefix != sys.base_prefix else None
     return discover_provided(md.distributions(), os.environ, venv_prefix, sys.base_prefix)
@@ -659,6 +742,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_plan.add_argument("--protect", action="append", default=[], metavar="NAME", help="another framework name")
     p_plan.add_argument("--no-default-frameworks", action="store_true", help="protect only --protect and compiled")
     p_plan.add_argument("--provided", metavar="JSON", help="read the provided distributions from this file")
+    p_plan.add_argument("--all", action="store_true", help="give pip every line, also those already met")
     sub.add_parser("provided", help="print the module-provided distributions as JSON")
     sub.add_parser("pip-check", help="run pip check; print its fatal lines and the reported ones as JSON")
     p_explain = sub.add_parser("explain-conflict", help="one line from pip's output of a failed run")
@@ -702,6 +786,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.protect,
             frameworks=not args.no_default_frameworks,
             base_dir=str(req_path.parent.resolve()),
+            installed=None if args.all else installed_versions(),
+            required_by=None if args.all else venv_requirements(),
         )
         outdir = Path(args.outdir).expanduser()
         outdir.mkdir(parents=True, exist_ok=True)

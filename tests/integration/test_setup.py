@@ -222,6 +222,20 @@ def test_requirement_lifecycle(sandbox, checkout):
         venv_env(sandbox, "t3_env") + '"$py" -c "import tabulate; print(tabulate.__version__)"'
     )
     assert version.stdout.strip() == "0.9.0", version.stderr
+    # ... and pip got that line only: every other line was met, and is left to the last installation.
+    given = sandbox.ssh("grep -v '^#' t3_env/.cesres-plan/requirements.txt | grep .").stdout.split()
+    assert given == ["tabulate==0.9.0"], given
+    assert re.search(r"already installed, not given to pip: \d+ of \d+ requirement lines", done.stderr), done.stderr
+    # A dependency that the file does not list, removed by hand: pip check finds the venv broken after the
+    # one changed line installed, and pip then gets every line, which brings it back.
+    requirements(checkout).write_text(text.replace("smmap==5.0.1\n", ""))
+    removed = sandbox.login_shell(venv_env(sandbox, "t3_env") + '"$py" -m pip uninstall -y -q smmap')
+    assert removed.returncode == 0, removed.stderr
+    done = push_setup(checkout)
+    assert done.returncode == 0, done.stderr
+    healed = sandbox.login_shell(venv_env(sandbox, "t3_env") + '"$py" -c "import gitdb, smmap"')
+    assert healed.returncode == 0, healed.stdout + healed.stderr
+    assert sandbox.ssh("grep -c '^== PIP_CONSTRAINT=.* pip install' t3_env/cesres-pip.log").stdout.strip() == "2"
     # A requirement that cannot install: named, and the venv is not ready.
     requirements(checkout).write_text(requirements(checkout).read_text() + "cesres-no-such-package-t3==1.0\n")
     done = push_setup(checkout)

@@ -480,6 +480,7 @@ def test_cli_plan_writes_both_files_and_prints_one_json_object(tmp_path):
         "shadowed",
         "constraints",
         "install",
+        "met",
         "pins",
         "warnings",
         "requirements",
@@ -620,3 +621,83 @@ def test_a_check_line_of_a_distribution_outside_the_venv_is_reported():
 def test_an_unreadable_check_line_of_the_venv_is_fatal():
     result = rp.classify_check(["allennlp 2.10.1 is not supported on this platform"], CHECK_PROVIDED, ["allennlp"])
     assert result["fatal"] == ["allennlp 2.10.1 is not supported on this platform"]
+
+
+# --- a changed pin installs that line only ------------------------------------------------------------
+
+FILE = ["allennlp==2.10.1", "tqdm==4.66.0", "transformers==4.20.1", "torch==1.12.0", "rich[jupyter]==13.7.0"]
+INSTALLED = {"allennlp": "2.10.1", "tqdm": "4.66.1", "transformers": "4.20.1", "torch": "1.12.1", "rich": "13.7.0"}
+
+
+def test_lines_that_what_python_finds_meets_are_left_to_the_last_install_and_keep_their_pins():
+    result = plan(FILE, installed=INSTALLED)
+    # tqdm moved; the extras line always goes to pip (the extras' own requirements are not read here).
+    assert result["install"] == ["tqdm==4.66.0", "rich[jupyter]==13.7.0"]
+    assert result["met"] == ["allennlp==2.10.1", "transformers==4.20.1"]
+    assert result["lines"][0] == "# cesres: already installed (allennlp 2.10.1): allennlp==2.10.1"
+    assert result["lines"][1] == "tqdm==4.66.0"
+    # pip resolving tqdm may not move what is met: every pin of the file holds it.
+    assert {"allennlp==2.10.1", "transformers==4.20.1", "tqdm==4.66.0"} <= set(result["pins"])
+    # The module policy is unchanged: torch stays the module's.
+    assert [item["requirement"] for item in result["kept_module"]] == ["torch==1.12.0"]
+
+
+def test_without_what_is_installed_every_line_goes_to_pip():
+    assert plan(FILE)["met"] == []
+    assert plan(FILE)["install"] == [
+        "allennlp==2.10.1",
+        "tqdm==4.66.0",
+        "transformers==4.20.1",
+        "rich[jupyter]==13.7.0",
+    ]
+
+
+@pytest.mark.parametrize("line", ["tqdm==4.66.1 ; python_version >= '3'", "tqdm @ https://example.org/tqdm.whl"])
+def test_a_line_with_a_marker_or_a_url_always_goes_to_pip(line):
+    assert plan([line], installed={"tqdm": "4.66.1"})["install"] == [line]
+
+
+def test_a_pin_an_installed_distribution_refuses_gives_pip_every_line_so_that_it_names_the_conflict():
+    required_by = {"huggingface-hub": [("transformers", "<1.0,>=0.1.0"), ("datasets", ">=0.14.0")]}
+    installed = {"transformers": "4.30.2", "huggingface-hub": "0.16.4", "datasets": "2.14.0"}
+    lines = ["transformers==4.30.2", "huggingface-hub==0.10.1", "datasets==2.14.0"]
+    result = plan(lines, installed=installed, required_by=required_by)
+    assert result["met"] == []
+    assert result["install"] == lines
+    assert result["warnings"] == [
+        "pip gets every line: huggingface-hub==0.10.1 is not what the installed datasets requires"
+        " (huggingface-hub>=0.14.0)"
+    ]
+    # A pin the installed distributions accept changes one line only.
+    lines[1] = "huggingface-hub==0.15.1"
+    assert plan(lines, installed=installed, required_by=required_by)["install"] == ["huggingface-hub==0.15.1"]
+
+
+def test_the_plan_command_leaves_met_lines_out_unless_told_all(tmp_path):
+    req = tmp_path / "req.txt"
+    # pip is installed in every interpreter that runs this: its line is met at the version found.
+    pip_version = subprocess.run(
+        [sys.executable, "-m", "pip", "--version"], capture_output=True, text=True, check=True
+    ).stdout.split()[1]
+    req.write_text(f"pip=={pip_version}\ncesres-not-installed-anywhere==1.0\n")
+    provided = tmp_path / "provided.json"
+    provided.write_text("{}")
+    for extra, install in (([], ["cesres-not-installed-anywhere==1.0"]), (["--all"], None)):
+        done = subprocess.run(
+            [sys.executable, str(SCRIPT), "plan", str(req), str(tmp_path / "out"), "--provided", str(provided), *extra],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        answer = json.loads(done.stdout)
+        assert answer["install"] == (install or [f"pip=={pip_version}", "cesres-not-installed-anywhere==1.0"])
+        assert f"pip=={pip_version}" in (tmp_path / "out" / "pins.txt").read_text()
+
+
+def test_a_module_package_the_venv_holds_at_the_files_version_is_met_and_still_reported_as_shadowed():
+    # PYTHONPATH puts the module's protobuf 3.19.4 first; the venv's own 3.20.3 is what pip installed last time.
+    result = plan(["protobuf==3.20.3"], installed={"protobuf": "3.20.3"})
+    assert result["met"] == ["protobuf==3.20.3"] and result["install"] == []
+    assert [item["requirement"] for item in result["shadowed"]] == ["protobuf==3.20.3"]
+    assert plan(["protobuf==3.20.3"], installed={"protobuf": "3.19.4"})["install"] == ["protobuf==3.20.3"]
