@@ -99,7 +99,7 @@ class _Hold:
 
 @contextmanager
 def _log_file(path: Path) -> Iterator[TextIO]:
-    """The run's log, opened for writing; closed without complaint if the disk is full (_Recorder stops
+    """The run's log, opened for writing; closed without complaint if the disk is full (events.Recorder stops
     writing it then, and says so)."""
     log = path.open("w", encoding="utf-8")
     try:
