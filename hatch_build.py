@@ -15,7 +15,7 @@ from hatchling.builders.hooks.plugin.interface import BuildHookInterface
 
 BUNDLE = "cesres_ctl/_project"
 # What the CLI and the playbooks read at run time, relative to the checkout: ansible.cfg and the inventory
-# (runner.py, inventory.py), the playbooks, and the payloads of the sandbox that playbooks/sandbox.yml and the
+# (runner/, inventory.py), the playbooks, and the payloads of the sandbox that playbooks/sandbox.yml and the
 # sandbox_cluster role copy from `playbook_dir`/../sandbox.
 PROJECT = (
     "ansible.cfg",

@@ -23,7 +23,7 @@ def init_ansible() -> None:
     """Initialise Ansible's Python API once per process, with the project's ansible.cfg.
 
     Ansible reads its configuration at import time, so ANSIBLE_CONFIG is set before the first import. It is
-    the project's whatever the environment says, as for every playbook cesres-ctl runs (runner.py): the
+    the project's whatever the environment says, as for every playbook cesres-ctl runs (runner/environment.py): the
     checks made here are those of the playbook (and ANSIBLE_CONFIG=/dev/null would stop Ansible's import).
     """
     os.environ["ANSIBLE_CONFIG"] = str(paths.project_dir() / "ansible.cfg")

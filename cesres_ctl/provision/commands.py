@@ -23,21 +23,11 @@ from cesres_ctl.runs import cluster as clusters
 app = App()
 
 ClusterOption = cluster_option()
-# The short form was -c before every command took -C: still read, no longer shown.
-LegacyClusterOption = typer.Option(None, "-c", hidden=True, help="Deprecated: -C.")
-
-
-def _cluster(cluster: str | None, legacy: str | None) -> str:
-    if legacy is not None:
-        note("note: -c is deprecated, use -C (or --cluster)")
-        return legacy
-    return userconfig.cluster_or_default(cluster)
 
 
 @app.command()
 def setup(
     cluster: str | None = ClusterOption,
-    legacy_cluster: str | None = LegacyClusterOption,
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show Ansible's own output."),
     extra_vars: list[str] = typer.Option(  # noqa: B008 - typer's way of declaring a repeatable option
         [],
@@ -55,7 +45,7 @@ def setup(
     Runs playbooks/setup.yml. A re-run with nothing changed changes nothing (and does not run pip).
     With --check, lists the steps that would change something and changes nothing.
     """
-    cluster = _cluster(cluster, legacy_cluster)
+    cluster = userconfig.cluster_or_default(cluster)
     extravars = parse_extra_vars(extra_vars)
     sources = _validated_sources(cluster, extravars)
     title = f"setup --check {cluster}" if check else f"setup {cluster}"
@@ -127,7 +117,6 @@ def doctor(
     save_facts: bool = typer.Option(
         False, "--save-facts", help="Keep the partitions Slurm states as yours for this cluster (your configuration)."
     ),
-    legacy_cluster: str | None = LegacyClusterOption,
 ) -> None:
     """Check that a cluster is ready for setup (ssh, Python, Lmod, modules, partitions, space).
 
@@ -138,7 +127,7 @@ def doctor(
     The partitions as Slurm states them (time limits, GPUs per node, the default one, default memory) are
     compared with those train enforces: a difference is a warning, which --save-facts settles.
     """
-    cluster = _cluster(cluster, legacy_cluster)
+    cluster = userconfig.cluster_or_default(cluster)
     diagnosis = doctor_checks.diagnose(cluster, inventory=Inventory())
     checks = diagnosis.checks
     code = doctor_checks.exit_code(checks)

@@ -30,8 +30,7 @@ from cesres_ctl.runs import cluster as clusters
 from cesres_ctl.runs import config as configs
 from cesres_ctl.runs import spec
 from cesres_ctl.runs.registry import Run
-from cesres_ctl.runs.resources import RESOURCE_KEYS, defaults_from_vars, resolve
-from cesres_ctl.runs.submit import Prepared
+from cesres_ctl.runs.submit import Prepared, resolve_resources
 
 SNIPPETS_INPUT = "evaluation.txt"
 WEIGHTS_INPUT = "weights.th"
@@ -375,8 +374,7 @@ def prepare(
     settings: list[str],
 ) -> Prepared:
     """Every check and file of a prediction run that needs no more ssh, as train's prepare."""
-    defaults = defaults_from_vars(target.job_vars, RESOURCE_KEYS)
-    resources = resolve(target.partitions, defaults, overrides, cluster=target.name)
+    resources = resolve_resources(target, overrides)
     data, rewritten = prediction_config(source.config_text, gpus=resources.gpus, where=f"run {run.run_id}")
     model = model_of(data, f"run {run.run_id}")
     snippets = split_snippets(snippets_text, model.reader)

@@ -1,6 +1,9 @@
 """The options the run commands share, declared once so that they read the same everywhere: the run's
 name, resources and cluster paths (train, sweep, predict), and how the other commands name a run."""
 
+import functools
+import inspect
+from collections.abc import Callable
 from typing import Any
 
 import typer
@@ -61,26 +64,49 @@ Wait = typer.Option(False, "--wait", "-w", help="Follow the job until it ends, t
 NoFetch = typer.Option(False, "--no-fetch", help="Use the results fetched earlier as they are.")
 
 
-def resources(
-    partition: str | None,
-    gpus: int | None,
-    time_limit: str | None,
-    cpus: int | None,
-    mem: str | None,
-    account: str | None,
-    qos: str | None,
-    mail: str | None,
-    sbatch: list[str],
-) -> dict[str, Any]:
-    """The resource overrides of the command line (None: the cluster's default)."""
-    return {
-        "partition": partition,
-        "gpus": gpus,
-        "time": time_limit,
-        "cpus_per_task": cpus,
-        "mem": mem,
-        "account": account,
-        "qos": qos,
-        "mail_user": mail,
-        "extra_sbatch": list(sbatch) or None,
-    }
+# The parameter of a command that resource_options replaces with the resource options.
+RESOURCES: Any = None
+# The resource options, declared once: parameter name -> (its type, the option, its key in the overrides).
+RESOURCE_OPTIONS: dict[str, tuple[Any, Any, str]] = {
+    "partition": (str | None, Partition, "partition"),
+    "gpus": (int | None, Gpus, "gpus"),
+    "time_limit": (str | None, Time, "time"),
+    "cpus": (int | None, Cpus, "cpus_per_task"),
+    "mem": (str | None, Mem, "mem"),
+    "account": (str | None, Account, "account"),
+    "qos": (str | None, Qos, "qos"),
+    "mail": (str | None, Mail, "mail_user"),
+    "sbatch": (list[str], Sbatch, "extra_sbatch"),
+}
+
+
+def resource_options(*names: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Give a command the resource options `names` (all of RESOURCE_OPTIONS without names), in place of its
+    `overrides` parameter, which gets them as the resolver takes them: {key: value or None (the cluster's default)}.
+    """
+    chosen = names or tuple(RESOURCE_OPTIONS)
+
+    def declare(command: Callable[..., None]) -> Callable[..., None]:
+        signature = inspect.signature(command)
+        options = [
+            inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=RESOURCE_OPTIONS[name][1], annotation=kind)
+            for name in chosen
+            for kind in [RESOURCE_OPTIONS[name][0]]
+        ]
+        parameters: list[inspect.Parameter] = []
+        for parameter in signature.parameters.values():
+            parameters += (
+                options if parameter.name == "overrides" else [parameter.replace(kind=inspect.Parameter.KEYWORD_ONLY)]
+            )
+
+        @functools.wraps(command)
+        def with_overrides(**kwargs: Any) -> None:
+            overrides = {RESOURCE_OPTIONS[name][2]: kwargs.pop(name) for name in chosen}
+            if "extra_sbatch" in overrides:
+                overrides["extra_sbatch"] = list(overrides["extra_sbatch"]) or None
+            command(**kwargs, overrides=overrides)
+
+        with_overrides.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
+        return with_overrides
+
+    return declare

@@ -1,7 +1,8 @@
-"""`cesres-ctl train`: validate everything locally, then stage and submit through playbooks/train.yml."""
+"""Submitting runs: validate everything locally, then stage and submit through playbooks/train.yml, and record
+what the cluster reports. One flow (submit_runs) for a run (train, predict) and a sweep's points (runs/sweep.py)."""
 
 import shutil
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +17,7 @@ from cesres_ctl.runs import cluster as clusters
 from cesres_ctl.runs import config as configs
 from cesres_ctl.runs import jobscript, spec
 from cesres_ctl.runs.registry import Registry, Run, run_from_report
-from cesres_ctl.runs.resources import RESOURCE_KEYS, defaults_from_vars, resolve
+from cesres_ctl.runs.resources import RESOURCE_KEYS, Resources, defaults_from_vars, resolve
 
 PLAYBOOK = "playbooks/train.yml"
 # The modules whose task a stop signal never cuts short: cesres_run stages and submits (roles/cesres_job).
@@ -31,9 +32,18 @@ class Prepared:
 
 @dataclass(frozen=True)
 class Outcome:
-    run: Run
-    submitted: bool
-    previous_job_id: str
+    """What a submission recorded: its run (train, predict), or every point of a sweep in order."""
+
+    runs: tuple[Run, ...]
+    submitted: bool  # sbatch ran; else every run existed already
+    job_id: str  # the job the cluster reported (a sweep's job array)
+    previous_job_id: str = ""  # the run's earlier job, which did not complete (it was submitted again)
+    sweep_id: str = ""
+    new_runs: tuple[str, ...] = ()  # the ids of the runs this submission sent to sbatch
+
+    @property
+    def run(self) -> Run:
+        return self.runs[0]
 
 
 def prepare(
@@ -49,20 +59,40 @@ def prepare(
     """Every check that needs no ssh: model options, resources, config, data files, name."""
     options = configs.options_from_args(list(model_args))
     target = clusters.load(cluster)
-    defaults = defaults_from_vars(target.job_vars, RESOURCE_KEYS)
-    resources = resolve(target.partitions, defaults, overrides, cluster=cluster)
+    resources = resolve_resources(target, overrides)
     run_config = configs.load(config_path, options=options, gpus=resources.gpus)
+    nonce = spec.new_nonce() if new else ""
+    run_spec = new_spec(run_config, cluster=cluster, name=name, resources=resources, nonce=nonce, settings=settings)
+    return Prepared(cluster=target, spec=run_spec)
+
+
+def resolve_resources(target: clusters.Cluster, overrides: Mapping[str, Any]) -> Resources:
+    """A run's resources: the command line's overrides over the cluster's defaults, checked against its partitions."""
+    defaults = defaults_from_vars(target.job_vars, RESOURCE_KEYS)
+    return resolve(target.partitions, defaults, overrides, cluster=target.name)
+
+
+def new_spec(
+    run_config: configs.RunConfig,
+    *,
+    cluster: str,
+    name: str | None,
+    resources: Resources,
+    nonce: str,
+    settings: Sequence[str] | None,
+) -> spec.RunSpec:
+    """The run of `run_config` (named after it unless `name`), every string checked before anything is sent."""
     run_name = rules.check_run_name(name) if name is not None else spec.default_name(run_config)
     run_spec = spec.RunSpec(
         cluster=cluster,
         name=run_name,
         config=run_config,
         resources=resources,
-        nonce=spec.new_nonce() if new else "",
+        nonce=nonce,
         settings=spec.parse_settings(list(settings or [])),
     )
-    run_spec.extravars()  # checks every string before anything is sent
-    return Prepared(cluster=target, spec=run_spec)
+    run_spec.extravars()
+    return run_spec
 
 
 def dry_run_text(
@@ -119,35 +149,84 @@ def submit(
     registry: Registry | None = None,
     command: str = "train",
 ) -> Outcome:
-    """Run playbooks/train.yml for the prepared run and record the outcome in the registry (command:
-    the cesres-ctl command, train or predict, for the messages)."""
+    """Submit the prepared run (command: the cesres-ctl command, train or predict, for the messages)."""
     run_spec = prepared.spec
+    return submit_runs(
+        prepared.cluster,
+        [run_spec],
+        lambda staged: run_spec.extravars(staged=staged),
+        title=f"{command} {run_spec.name} on {prepared.cluster.name}",
+        command=command,
+        verbose=verbose,
+        quiet=quiet,
+        registry=registry,
+    )
+
+
+def submit_runs(
+    cluster: clusters.Cluster,
+    specs: Sequence[spec.RunSpec],
+    extravars: Callable[[Path], dict[str, Any]],
+    *,
+    title: str,
+    command: str,
+    point_values: Sequence[dict[str, Any]] = (),
+    verbose: bool = False,
+    quiet: bool = False,
+    registry: Registry | None = None,
+) -> Outcome:
+    """Run playbooks/train.yml once (one sbatch) for `specs` and record every run it reports, all or none
+    (submission_window: held signals, records kept first).
+
+    extravars: the role's inputs, given the directory of the staged local inputs (the first spec's data, which
+    a sweep's points share). point_values: a sweep's, each point's values (the role reports one run per point).
+    """
     registry = registry or Registry()
-    with submission_window(registry, command) as window:
+    with submission_window(registry, command, points=len(specs)) as window:
         # With the run's other private data (owner-only, removed by the next run if this one is killed).
-        with private_data_dir("train-inputs") as tmp:
+        with private_data_dir(f"{command}-inputs") as tmp:
             result = run_playbook(
                 PLAYBOOK,
-                limit=prepared.cluster.name,
-                extravars=run_spec.extravars(staged=spec.link_local_inputs(run_spec.config, tmp / "inputs")),
+                limit=cluster.name,
+                extravars=extravars(spec.link_local_inputs(specs[0].config, tmp / "inputs")),
                 verbose=verbose,
-                title=f"{command} {run_spec.name} on {prepared.cluster.name}",
+                title=title,
                 quiet=quiet,
-                inventory=list(prepared.cluster.inventory_sources) or None,
+                inventory=list(cluster.inventory_sources) or None,
                 held=window.interrupts,
                 hold_actions=SUBMIT_ACTIONS,
             )
-        report = outcome_of(result, prepared.cluster.name, command)
-        run = run_from_report(
-            prepared.cluster.name,
-            run_spec.name,
-            report,
-            config=str(run_spec.config.path),
-            resources=run_spec.resources.to_dict(),
-        )
-        [run] = window.record([run], submitted=bool(report.get("submitted")))
+        report = outcome_of(result, cluster.name, command)
+        reports = [report]
+        if point_values:
+            points = report.get("points")
+            if not isinstance(points, list) or len(points) != len(specs):
+                raise CesresError(
+                    f"{command} ran but reported no jobs ({format_summary(result)})", log_path=str(result.log_path)
+                )
+            reports = [{**report, **point} for point in points]
+        runs = []
+        for index, (run_spec, run_report) in enumerate(zip(specs, reports, strict=True)):
+            run = run_from_report(
+                cluster.name,
+                run_spec.name,
+                run_report,
+                config=str(run_spec.config.path),
+                resources=run_spec.resources.to_dict(),
+            )
+            if point_values:
+                run.sweep_id, run.point, run.point_index = str(report["sweep_id"]), point_values[index], index
+            runs.append(run)
+        recorded = window.record(runs, submitted=bool(report.get("submitted")))
     return Outcome(
-        run=run, submitted=bool(report.get("submitted")), previous_job_id=str(report.get("previous_job_id") or "")
+        runs=tuple(recorded),
+        submitted=bool(report.get("submitted")),
+        job_id=str(report.get("job_id") or ""),
+        previous_job_id=str(report.get("previous_job_id") or ""),
+        sweep_id=str(report.get("sweep_id") or ""),
+        new_runs=tuple(
+            run.run_id for run, reported in zip(recorded, reports, strict=True) if reported.get("submitted")
+        ),
     )
 
 

@@ -13,15 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cesres_ctl import inputs, rules
+from cesres_ctl import inputs
 from cesres_ctl.errors import CesresError
-from cesres_ctl.runner import format_summary, private_data_dir, run_playbook
 from cesres_ctl.runs import cluster as clusters
 from cesres_ctl.runs import config as configs
 from cesres_ctl.runs import spec
-from cesres_ctl.runs.registry import Registry, run_from_report
-from cesres_ctl.runs.resources import RESOURCE_KEYS, defaults_from_vars, resolve
-from cesres_ctl.runs.submit import PLAYBOOK, SUBMIT_ACTIONS, Prepared, dry_run_text, outcome_of, submission_window
+from cesres_ctl.runs.registry import Registry
+from cesres_ctl.runs.submit import Outcome, Prepared, dry_run_text, new_spec, resolve_resources, submit_runs
 
 DEFAULT_MAX_POINTS = 64
 # What a point may not change: where the data and the results are (the same for every point).
@@ -133,8 +131,7 @@ def prepare(
     if max_points < 1:
         raise CesresError("--max-points must be 1 or more")
     target = clusters.load(cluster)
-    defaults = defaults_from_vars(target.job_vars, RESOURCE_KEYS)
-    resources = resolve(target.partitions, defaults, overrides, cluster=cluster)
+    resources = resolve_resources(target, overrides)
     options = configs.options_from_args(list(model_args))
     points_values = grid(axes, max_points=max_points)
     parallel = len(points_values) if max_parallel is None else max_parallel
@@ -147,18 +144,13 @@ def prepare(
             f"running jobs per user on {cluster}"
         )
     nonce = spec.new_nonce() if new else ""
-    parsed_settings = spec.parse_settings(list(settings))
     points = []
     for index, values in enumerate(points_values):
         try:
             config = configs.load(config_path, options=options, gpus=resources.gpus, values=values)
         except CesresError as exc:
             raise CesresError(f"point {index} ({_label(values)}): {exc}") from None
-        run_name = rules.check_run_name(name) if name is not None else spec.default_name(config)
-        run_spec = spec.RunSpec(
-            cluster=cluster, name=run_name, config=config, resources=resources, nonce=nonce, settings=parsed_settings
-        )
-        run_spec.extravars()  # checks every string before anything is sent
+        run_spec = new_spec(config, cluster=cluster, name=name, resources=resources, nonce=nonce, settings=settings)
         points.append(Point(index, values, run_spec))
     _refuse_duplicates(points)
     return PreparedSweep(target, points[0].spec.name, tuple(points), min(parallel, len(points)), retry_failed)
@@ -208,44 +200,26 @@ def preview(prepared: PreparedSweep) -> str:
     return dry_run_text(first, extravars=extravars(prepared), points=points, summary=summary)
 
 
-def submit(prepared: PreparedSweep, *, quiet: bool = False, registry: Registry | None = None) -> dict[str, Any]:
-    """One playbook run, one sbatch (a job array); every point recorded as a run with its sweep and values,
-    all of them or none (submit.submission_window: held signals, records kept first)."""
-    registry = registry or Registry()
-    first = prepared.points[0].spec
-    with submission_window(registry, "sweep", points=len(prepared.points)) as window:
-        with private_data_dir("sweep-inputs") as tmp:
-            result = run_playbook(
-                PLAYBOOK,
-                limit=prepared.cluster.name,
-                extravars=extravars(prepared, spec.link_local_inputs(first.config, tmp / "inputs")),
-                title=f"sweep {prepared.name} ({len(prepared.points)} points) on {prepared.cluster.name}",
-                quiet=quiet,
-                inventory=list(prepared.cluster.inventory_sources) or None,
-                held=window.interrupts,
-                hold_actions=SUBMIT_ACTIONS,
-            )
-        report = outcome_of(result, prepared.cluster.name, "sweep")
-        if not isinstance(report.get("points"), list) or len(report["points"]) != len(prepared.points):
-            raise CesresError(
-                f"sweep ran but reported no jobs ({format_summary(result)})", log_path=str(result.log_path)
-            )
-        runs = []
-        for point, outcome in zip(prepared.points, report["points"], strict=True):
-            run = run_from_report(
-                prepared.cluster.name,
-                point.spec.name,
-                {**report, **outcome},
-                config=str(point.spec.config.path),
-                resources=point.spec.resources.to_dict(),
-            )
-            run.sweep_id, run.point, run.point_index = str(report["sweep_id"]), point.values, point.index
-            runs.append(run)
-        runs = window.record(runs, submitted=bool(report.get("submitted")))
+def submit(prepared: PreparedSweep, *, quiet: bool = False, registry: Registry | None = None) -> Outcome:
+    """One playbook run, one sbatch (a job array); every point recorded as a run with its sweep and values."""
+    return submit_runs(
+        prepared.cluster,
+        [point.spec for point in prepared.points],
+        lambda staged: extravars(prepared, staged),
+        title=f"sweep {prepared.name} ({len(prepared.points)} points) on {prepared.cluster.name}",
+        command="sweep",
+        point_values=[point.values for point in prepared.points],
+        quiet=quiet,
+        registry=registry,
+    )
+
+
+def to_json(outcome: Outcome) -> dict[str, Any]:
+    """sweep --json: the sweep, its job array, the points it submitted and every point's run with its values."""
     return {
-        "sweep_id": report["sweep_id"],
-        "cluster": prepared.cluster.name,
-        "array_job_id": report.get("job_id", ""),
-        "submitted": [run.run_id for run, outcome in zip(runs, report["points"], strict=True) if outcome["submitted"]],
-        "points": [{**run.to_dict(), "values": run.point} for run in runs],
+        "sweep_id": outcome.sweep_id,
+        "cluster": outcome.run.cluster,
+        "array_job_id": outcome.job_id,
+        "submitted": list(outcome.new_runs),
+        "points": [{**run.to_dict(), "values": run.point} for run in outcome.runs],
     }

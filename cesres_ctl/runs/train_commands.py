@@ -36,19 +36,12 @@ app = App()
 
 
 @app.command(cls=TrailingCommand)
+@run_options.resource_options()
 def train(
     ctx: typer.Context,
     config: Path = ConfigArgument,
     cluster: str | None = ClusterOption,
-    partition: str | None = run_options.Partition,
-    gpus: int | None = run_options.Gpus,
-    time_limit: str | None = run_options.Time,
-    cpus: int | None = run_options.Cpus,
-    mem: str | None = run_options.Mem,
-    account: str | None = run_options.Account,
-    qos: str | None = run_options.Qos,
-    mail: str | None = run_options.Mail,
-    sbatch: list[str] = run_options.Sbatch,
+    overrides: dict[str, Any] = run_options.RESOURCES,
     settings: list[str] = run_options.Set,
     name: str | None = run_options.Name,
     dry_run: bool = run_options.DryRun,
@@ -69,7 +62,6 @@ def train(
     """
     if wait and dest is not None:
         check_dest(dest)  # before the job is submitted, not when it ends
-    overrides = run_options.resources(partition, gpus, time_limit, cpus, mem, account, qos, mail, sbatch)
     prepared = prepare(
         config,
         cluster=userconfig.cluster_or_default(cluster),
@@ -132,21 +124,14 @@ VaryFileOption = typer.Option(
 
 
 @app.command(cls=TrailingCommand)
+@run_options.resource_options()
 def sweep(
     ctx: typer.Context,
     config: Path = ConfigArgument,
     vary: list[str] = VaryOption,
     vary_file: Path | None = VaryFileOption,
     cluster: str | None = ClusterOption,
-    partition: str | None = run_options.Partition,
-    gpus: int | None = run_options.Gpus,
-    time_limit: str | None = run_options.Time,
-    cpus: int | None = run_options.Cpus,
-    mem: str | None = run_options.Mem,
-    account: str | None = run_options.Account,
-    qos: str | None = run_options.Qos,
-    mail: str | None = run_options.Mail,
-    sbatch: list[str] = run_options.Sbatch,
+    overrides: dict[str, Any] = run_options.RESOURCES,
     settings: list[str] = run_options.Set,
     name: str | None = run_options.Name,
     max_parallel: int | None = typer.Option(None, "--max-parallel", metavar="K", help="At most K points at once (%K)."),
@@ -177,7 +162,7 @@ def sweep(
         axes,
         cluster=userconfig.cluster_or_default(cluster),
         name=name,
-        overrides=run_options.resources(partition, gpus, time_limit, cpus, mem, account, qos, mail, sbatch),
+        overrides=overrides,
         model_args=list(ctx.args),
         new=new,
         settings=list(settings),
@@ -189,38 +174,37 @@ def sweep(
     if dry_run:
         _dry_run(prepared.cluster.name, sweeping.preview(prepared), as_json=as_json)
         return
-    report = sweeping.submit(prepared, quiet=as_json)
+    outcome = sweeping.submit(prepared, quiet=as_json)
     if not as_json:
-        submitted = set(report["submitted"])
         verb = (
-            f"submitted {len(submitted)} point(s) as job {report['array_job_id']}" if submitted else "already submitted"
+            f"submitted {len(outcome.new_runs)} point(s) as job {outcome.job_id}"
+            if outcome.new_runs
+            else "already submitted"
         )
-        note(f"sweep {report['sweep_id']} on {report['cluster']}: {verb}")
-        for point in report["points"]:
-            note(
-                f"  {point['run_id']} [{jobs.describe_point(point['values'])}] job {point['job_id']}: {point['state']}"
-            )
-        _result(report["sweep_id"])
+        note(f"sweep {outcome.sweep_id} on {outcome.run.cluster}: {verb}")
+        for run in outcome.runs:
+            note(f"  {run.run_id} [{jobs.describe_point(run.point)}] job {run.job_id}: {run.state}")
+        _result(outcome.sweep_id)
     if not wait:
         if as_json:
-            print_json(report)
+            print_json(sweeping.to_json(outcome))
         return
     registry = Registry()
-    points = registry.sweep(report["sweep_id"], report["cluster"])
+    points = registry.sweep(outcome.sweep_id, outcome.run.cluster)
     try:
         points = _wait_points(points, registry, quiet=as_json)
     except KeyboardInterrupt:
         raise CesresError(
-            f"interrupted: the points of {report['sweep_id']} run on. Follow them with `cesres-ctl status "
-            f"{report['sweep_id']}`, get their results with `cesres-ctl fetch {report['sweep_id']}`, "
-            f"or stop them with `cesres-ctl cancel {report['sweep_id']}`",
+            f"interrupted: the points of {outcome.sweep_id} run on. Follow them with `cesres-ctl status "
+            f"{outcome.sweep_id}`, get their results with `cesres-ctl fetch {outcome.sweep_id}`, "
+            f"or stop them with `cesres-ctl cancel {outcome.sweep_id}`",
             exit_code=ExitCode.INTERRUPTED,
         ) from None
     fetched = {run.run_id: str(fetch_run(run, dest / run.run_id if dest else None, quiet=as_json)) for run in points}
     if as_json:
         points = [registry.get(run.cluster, run.run_id) or run for run in points]
         records = [{**run.to_dict(), "values": run.point, "fetched_to": fetched[run.run_id]} for run in points]
-        print_json({**report, "points": records})
+        print_json({**sweeping.to_json(outcome), "points": records})
     if any(run.state != "COMPLETED" for run in points):
         raise typer.Exit(ExitCode.FAILED)
 
@@ -346,6 +330,7 @@ SnippetsArgument = typer.Argument(
 
 
 @app.command()
+@run_options.resource_options("partition", "gpus", "time_limit")
 def predict(
     run_ref: str = RunArgument,
     snippets: Path = SnippetsArgument,
@@ -356,9 +341,7 @@ def predict(
         metavar="CLUSTER",
         help="Cluster to predict on (default: the run's; another one gets the fetched best.th).",
     ),
-    partition: str | None = run_options.Partition,
-    gpus: int | None = run_options.Gpus,
-    time_limit: str | None = run_options.Time,
+    overrides: dict[str, Any] = run_options.RESOURCES,
     settings: list[str] = run_options.Set,
     name: str | None = typer.Option(
         None, "--name", "-n", metavar="NAME", help="Name of the prediction run (default: predict-<RUN's name>)."
@@ -391,7 +374,6 @@ def predict(
         target.name,
         lambda script: remote.run_remote_script(jobs.settings_of(model_run), script).stdout,
     )
-    overrides = {"partition": partition, "gpus": gpus, "time": time_limit}
     prepared = predicting.prepare(
         model_run, snippets, text, source, target=target, overrides=overrides, name=name, new=new, settings=settings
     )

@@ -20,20 +20,17 @@ from rich.console import Console
 
 from cesres_ctl.errors import CesresError
 from cesres_ctl.progress import ProgressDisplay, ProgressState, report_lines
-from cesres_ctl.runner import (
+from cesres_ctl.runner import HostStats, PlaybookResult, format_summary, run_playbook
+from cesres_ctl.runner.events import (
     MAX_FAILURE_CHARS,
-    HostStats,
-    PlaybookResult,
-    _process_start,
     changed_task,
     describe_failure,
     event_output,
     failure_from_output,
-    first_failure,
-    format_summary,
+    is_failure_event,
     parse_stats,
-    run_playbook,
 )
+from cesres_ctl.runner.private_dir import _process_start
 from cesres_ctl.runs import config as configs
 from cesres_ctl.runs import spec
 from cesres_ctl.runs.resources import Resources
@@ -138,8 +135,7 @@ def test_ignored_failure_is_not_the_failure():
         event("runner_on_ok", task="fine", res={"changed": False}),
         event("runner_on_failed", task="real", res={"msg": "the real one"}),
     ]
-    assert first_failure(events) == "sandbox: real: the real one"
-    assert first_failure(events[:2]) is None
+    assert [describe_failure(ev) for ev in events if is_failure_event(ev)] == ["sandbox: real: the real one"]
 
 
 def test_no_log_result_is_not_shown():
@@ -353,7 +349,7 @@ def project(tmp_path, monkeypatch):
         (root / "playbooks" / name).write_text(text)
     monkeypatch.setenv("CESRES_CTL_PROJECT", str(root))
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
-    # Runs sweep the temporary directory for what earlier versions left: this test's own, not the machine's.
+    # Ansible's temporary files: this test's own directory, not the machine's.
     (tmp_path / "tmp").mkdir()
     monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
@@ -545,7 +541,7 @@ def test_a_run_on_a_terminal_starts_one_ansible_playbook_and_counts_its_tasks(pr
         started.append(argv)
         return real_popen(argv, *args, **kwargs)
 
-    monkeypatch.setattr("cesres_ctl.runner.ProgressDisplay", TerminalDisplay)
+    monkeypatch.setattr("cesres_ctl.runner.run.ProgressDisplay", TerminalDisplay)
     monkeypatch.setattr(subprocess, "Popen", popen)
     result = run_playbook("playbooks/size.yml", extravars={"big": "x", "out": str(tmp_path / "o")})
     assert result.ok, result.failure
@@ -697,21 +693,13 @@ def test_the_next_run_removes_only_what_dead_runs_left(project, tmp_path):
         leave(runner_dir / "dead", {**me, "pid": dead_pid}),
         leave(runner_dir / "reused-pid", {**me, "start": "1"}),
         leave(runner_dir / "unclaimed"),
-        # Earlier versions: private data dirs in the temporary directory.
-        leave(tmp_path / "tmp" / "cesres-old"),
     ]
     kept = [
         leave(runner_dir / "alive", me),
         leave(runner_dir / "other-machine", {**me, "pid": dead_pid, "host": f"not-{host}"}),
         leave(runner_dir / "just-made", age=time.time()),
-        leave(tmp_path / "tmp" / "cesres-in-use"),
-        leave(tmp_path / "tmp" / "cesres-just-made", age=time.time()),
     ]
-    (tmp_path / "tmp" / "cesres-cm-0").mkdir()  # ssh's control sockets: no artifacts/, not runner's
-    os.utime(tmp_path / "tmp" / "cesres-cm-0", (an_hour_ago, an_hour_ago))
-    kept.append(tmp_path / "tmp" / "cesres-cm-0")
-    with (tmp_path / "tmp" / "cesres-in-use" / "artifacts" / "x" / "command").open():
-        assert run_playbook("playbooks/ok.yml", quiet=True).ok
+    assert run_playbook("playbooks/ok.yml", quiet=True).ok
     assert [path for path in removed if path.exists()] == []
     assert [path for path in kept if not path.exists()] == []
 

@@ -416,6 +416,3 @@ def test_setup_uses_the_configured_default_cluster(config_file, monkeypatch, cap
     assert (code, err.strip()) == (1, "cesres-ctl: error: stop here")
     assert (seen["playbook"], seen["limit"]) == ("playbooks/setup.yml", "sandbox")
     assert seen["inventory"] == [str(PROJECT / "inventory"), str(userconfig.overlay_path())]
-    # The deprecated -c still works, with a note.
-    code, _, err = run_main(monkeypatch, capsys, "setup", "-c", "dragon2")
-    assert seen["limit"] == "dragon2" and "-c is deprecated" in err
