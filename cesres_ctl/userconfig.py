@@ -49,7 +49,8 @@ CLUSTER_GROUP = "ceci"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 _TEMPLATE = ("{{", "}}", "{%", "%}", "{#", "#}")
 _SLURM_WORD = re.compile(r"^[A-Za-z0-9_.@,:+=/-]+$")
-# An HTTP(S) URL with a host: what HF_ENDPOINT names (a site's mirror of the Hugging Face hub).
+# An HTTP(S) URL with a host: what HF_ENDPOINT names (a site's mirror of the Hugging Face hub). No user:password@:
+# the URL is written in the play's logs and each job's script.
 _HTTP_URL = re.compile(r"^https?://[^\s/?#@]+(/\S*)?$")
 _MODEL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*(/[A-Za-z0-9][A-Za-z0-9_.-]*)?$")
 HEADER = (
@@ -60,7 +61,8 @@ HEADER = (
 
 @dataclass(frozen=True)
 class Setting:
-    kind: str  # text | path | host | word | words | args | time | int | models | partitions | repo_url | git_ref | url
+    # text | path | host | word | words | arg | args | time | int | models | partitions | repo_url | git_ref | url
+    kind: str
     help: str
     minimum: int = 0
     maximum: int | None = None

@@ -157,8 +157,8 @@ def own_paths(sandbox):
 def test_a_cluster_defined_in_the_users_configuration_only_is_set_up_and_trained_on(user_env, own_paths, tmp_path):
     """Issue 20: the sandbox as `mylab`, a cluster the project does not ship, written in the user's file by hand:
     how ssh reaches it, the code to deploy, its paths and its site's mirrors (the model hub's imitation and the
-    pip cache that the sandbox's own group_vars give it). doctor saves its partitions, setup provisions it, and a
-    run on it completes and is fetched."""
+    pip cache that the sandbox's own group_vars give it, and a package index). doctor saves its partitions,
+    setup provisions it, and a run on it completes and is fetched."""
     sandbox = own_paths
     config = {
         "default_cluster": "mylab",
@@ -172,6 +172,8 @@ def test_a_cluster_defined_in_the_users_configuration_only_is_set_up_and_trained
                 "cesres_venv": f"~/{OWN_VENV}",
                 "cesres_hf_cache_endpoint": "http://127.0.0.1:6820",
                 "cesres_venv_pip_cache_dir": "/var/cache/cesres-sandbox/pip",
+                # The site's package index: PyPI's, named as pip does not name its default (a trailing /).
+                "cesres_venv_pip_extra_args": ["--index-url", "https://pypi.org/simple/"],
             }
         },
     }
@@ -189,6 +191,8 @@ def test_a_cluster_defined_in_the_users_configuration_only_is_set_up_and_trained
     assert "saved the partitions of mylab as yours" in ok("doctor", "--save-facts").stderr
     assert "setup of mylab done" in ok("setup", "--cluster", "mylab", timeout=1500).stdout
     assert sandbox.ssh(f"test -e ~/{OWN_VENV}/.cesres-ready && test -f ~/{OWN_ROOT}/.git/HEAD").returncode == 0
+    pip_log = sandbox.ssh(f"cat ~/{OWN_VENV}/cesres-pip.log")
+    assert "Looking in indexes: https://pypi.org/simple/" in pip_log.stdout, pip_log.stdout[-3000:]
 
     fetched = tmp_path / "fetched"
     done = ok(
