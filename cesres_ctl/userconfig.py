@@ -11,8 +11,9 @@ The file is small YAML that ``cesres-ctl config init | set | unset`` writes (han
         cesres_venv: $GLOBALSCRATCH/cesres_env
 
 Only the settings of ``SETTINGS`` are accepted (what a user names: their fork and its version, the login
-alias and account, the paths and models on the cluster, train's default resources, and the cluster's facts:
-its modules and partitions, which `cesres-ctl doctor --save-facts` reads from Slurm). A cluster the project
+alias and account, the paths and models on the cluster, the site's mirrors (a model hub, a pip cache and
+package index), train's default resources, and the cluster's facts: its modules and partitions, which
+`cesres-ctl doctor --save-facts` reads from Slurm). A cluster the project
 does not ship is the user's own once it has an ``ansible_host`` (OWN_CLUSTER_KEY): it joins the ``ceci`` group,
 so group_vars/ceci.yml gives it the CÉCI defaults as to the shipped ones. cesres-ctl turns the file into an
 Ansible inventory overlay, ``$XDG_STATE_HOME/cesres-ctl/inventory/user.yml``, in which each cluster's settings
@@ -48,6 +49,9 @@ CLUSTER_GROUP = "ceci"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 _TEMPLATE = ("{{", "}}", "{%", "%}", "{#", "#}")
 _SLURM_WORD = re.compile(r"^[A-Za-z0-9_.@,:+=/-]+$")
+# An HTTP(S) URL with a host: what HF_ENDPOINT names (a site's mirror of the Hugging Face hub). No user:password@:
+# the URL is written in the play's logs and each job's script.
+_HTTP_URL = re.compile(r"^https?://[^\s/?#@]+(/\S*)?$")
 _MODEL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*(/[A-Za-z0-9][A-Za-z0-9_.-]*)?$")
 HEADER = (
     "# cesres-ctl user configuration: `cesres-ctl config show` lists the settings, their effective values\n"
@@ -57,7 +61,8 @@ HEADER = (
 
 @dataclass(frozen=True)
 class Setting:
-    kind: str  # text | path | host | word | words | time | int | models | partitions | repo_url | git_ref
+    # text | path | host | word | words | arg | args | time | int | models | partitions | repo_url | git_ref | url
+    kind: str
     help: str
     minimum: int = 0
     maximum: int | None = None
@@ -70,6 +75,13 @@ SETTINGS: dict[str, Setting] = {
     "cesres_venv": Setting("path", "the virtualenv, on the cluster"),
     "cesres_hf_home": Setting("path", "the Hugging Face cache that jobs read offline, on the cluster"),
     "cesres_hf_models": Setting("models", "models cached by setup: ids, ID@REVISION, comma-separated"),
+    "cesres_hf_cache_endpoint": Setting(
+        "url", "the site's mirror of the Hugging Face hub that setup caches the models from (default: huggingface.co)"
+    ),
+    "cesres_venv_pip_cache_dir": Setting("path", "pip's cache directory, on the cluster (default: pip's own)"),
+    "cesres_venv_pip_extra_args": Setting(
+        "args", "options of every pip install, comma-separated: a site's package index is --index-url,URL"
+    ),
     "ansible_host": Setting("host", "ssh host or alias of the login node (e.g. from the CÉCI ssh config)"),
     "ansible_user": Setting("host", "your login on the cluster (default: ssh's)"),
     "ansible_port": Setting("int", "ssh port (default: ssh's)", minimum=1, maximum=65535),
@@ -205,7 +217,7 @@ def parse_value(key: str, text: str, where: str = "config set") -> Any:
     if setting.kind == "partitions":
         # A mapping on the command line: YAML's flow style, {gpu: {max_time: "2-00:00:00", gpus: 4}}.
         return _partitions(inputs.load_yaml(text, what), what)
-    if setting.kind == "words":
+    if setting.kind in ("words", "args"):
         return _checked(setting, [item.strip() for item in text.split(",")], what)
     return _text(text.strip(), setting, what)
 
@@ -223,6 +235,10 @@ def _checked(setting: Setting, value: object, what: str) -> Any:
         if not isinstance(value, list) or not value:
             raise CesresError(f"{what} must be a non-empty list of names (A,B,C on the command line)")
         return [_checked(Setting("word", ""), item, f"{what}[{index}]") for index, item in enumerate(value)]
+    if setting.kind == "args":
+        if not isinstance(value, list) or not value:
+            raise CesresError(f"{what} must be a non-empty list of options and values (A,B,C on the command line)")
+        return [_checked(Setting("arg", ""), item, f"{what}[{index}]") for index, item in enumerate(value)]
     if not isinstance(value, str):
         raise CesresError(f"{what} must be a string, got {value!r} (quote it)")
     return _text(value, setting, what)
@@ -277,6 +293,11 @@ def _text(value: str, setting: Setting, what: str) -> str:
         raise CesresError(f"{what} {value!r} is not a host or user name (no spaces, no leading '-')")
     if setting.kind == "word" and not _SLURM_WORD.match(value):
         raise CesresError(f"{what} {value!r} contains characters Slurm does not accept here")
+    if setting.kind == "arg" and any(ch.isspace() for ch in value):
+        # Each item is one word of pip's command line (no shell splits it): "--index-url URL" is two.
+        raise CesresError(f"{what} {value!r} contains a space: give an option and its value as two items")
+    if setting.kind == "url" and not _HTTP_URL.match(value):
+        raise CesresError(f"{what} {value!r} is not an http(s) URL of a host (https://mirror.example/hf)")
     if setting.kind == "time":
         try:
             rules.slurm_seconds(value)

@@ -101,6 +101,11 @@ def test_a_valid_file_is_read_as_written(config_file):
         ({"clusters": {"sandbox": {"cesres_hf_models": "a/b"}}}, ["cesres_hf_models", "list"]),
         ({"clusters": {"sandbox": {"cesres_hf_models": [{"id": "a/b", "rev": "x"}]}}}, ["neither a model id"]),
         ({"clusters": {"sandbox": {"cesres_hf_models": ["not an id"]}}}, ["not a Hugging Face model id"]),
+        ({"clusters": {"sandbox": {"cesres_hf_cache_endpoint": "mirror.example"}}}, ["not an http(s) URL"]),
+        ({"clusters": {"sandbox": {"cesres_hf_cache_endpoint": "https://me:secret@hf.example"}}}, ["not an http"]),
+        ({"clusters": {"sandbox": {"cesres_venv_pip_extra_args": "--index-url"}}}, ["pip_extra_args", "list"]),
+        ({"clusters": {"sandbox": {"cesres_venv_pip_extra_args": ["--index-url https://x"]}}}, ["two items"]),
+        ({"clusters": {"sandbox": {"cesres_venv_pip_cache_dir": "{{ x }}"}}}, ["template delimiters"]),
         ({"clusters": {"../etc": {}}}, ["'../etc' is not a cluster name"]),
         ({"default_cluster": "a;b"}, ["default_cluster", "not a cluster name"]),
         ({"clusters": ["sandbox"]}, ["clusters must be a mapping"]),
@@ -133,6 +138,13 @@ def test_a_file_that_cannot_be_read_is_one_line(config_file):
         ("ansible_port", " 2222 ", 2222),
         ("cesres_hf_models", "a/b, c/d@v1", ["a/b", {"id": "c/d", "revision": "v1"}]),
         ("cesres_job_time", "1-00:00:00", "1-00:00:00"),
+        ("cesres_hf_cache_endpoint", "https://hf.mirror.example/", "https://hf.mirror.example/"),
+        (
+            "cesres_venv_pip_extra_args",
+            "--index-url, https://pypi.example/simple",
+            ["--index-url", "https://pypi.example/simple"],
+        ),
+        ("cesres_venv_pip_cache_dir", "$GLOBALSCRATCH/.cache/pip", "$GLOBALSCRATCH/.cache/pip"),
     ],
 )
 def test_command_line_values(key, text, value):
