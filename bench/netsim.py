@@ -1,8 +1,11 @@
 """The sandbox reached through bench/delay_proxy.py (0 ms: loopback), for the benchmarks: an ssh config of
 the sandbox's without its ControlMaster lines (by hand, a fresh login each time; cesres-ctl and Ansible
 bring their own master connections), and the environment that points cesres-ctl and Ansible at it.
+network(0, direct=True): the same without the proxy, straight to the sandbox's gateway as its ssh config
+goes (the proxy's own relay costs a fresh ssh about half a second, which would flatter every ratio to it).
 """
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -27,7 +30,7 @@ BIN = Path(sys.executable).parent
 class Net:
     """The sandbox reached through the delay proxy: its ssh config, and the environment that points at it."""
 
-    proxy: DelayProxy
+    proxy: DelayProxy | None  # None: direct
     root: Path  # a CESRES_SANDBOX_ROOT whose ssh/ssh_config goes through the proxy
     state: Path
     env: dict[str, str] = field(default_factory=dict)
@@ -68,8 +71,11 @@ class Net:
 
 
 @contextmanager
-def network(rtt_ms: float) -> Iterator[Net]:
-    with DelayProxy(("127.0.0.1", GATEWAY_PORT), one_way_ms=rtt_ms / 2) as proxy:
+def network(rtt_ms: float, *, direct: bool = False) -> Iterator[Net]:
+    if direct and rtt_ms:
+        raise ValueError("a direct network has no delay")
+    relay = contextlib.nullcontext() if direct else DelayProxy(("127.0.0.1", GATEWAY_PORT), one_way_ms=rtt_ms / 2)
+    with relay as proxy:
         # Short: cesres-ctl keeps its master sockets under the state directory only when the path is short.
         base = Path(tempfile.mkdtemp(prefix="cb-", dir="/tmp"))
         (base / "sandbox" / "ssh").mkdir(parents=True)
@@ -82,7 +88,7 @@ def network(rtt_ms: float) -> Iterator[Net]:
         for line in text.splitlines():
             if line.strip().startswith(("ControlMaster", "ControlPath", "ControlPersist")):
                 continue  # fresh logins by hand; cesres-ctl and Ansible bring their own masters
-            lines.append(line.replace(f"Port {GATEWAY_PORT}", f"Port {proxy.port}"))
+            lines.append(line.replace(f"Port {GATEWAY_PORT}", f"Port {proxy.port}") if proxy else line)
         (base / "sandbox" / "ssh" / "ssh_config").write_text("\n".join(lines) + "\n")
         state = base
         env = {

@@ -1,11 +1,15 @@
-"""No-op re-run of setup against the sandbox: now against issue 9's goals, next to one fresh ssh command.
+"""No-op re-run of setup against the sandbox: against issue 9's and issue 19's goals, next to two floors.
 
 The floor is one new ssh command that checks the same state by hand: a login shell with the modules
-loaded, the venv's ready stamp, the deployed commit against the remote's, the model cache. The commands
-run alternately, after one warm-up setup (so all find a ready environment), each from a cold start: a fresh
-login for the floor, no master connection left for the setups. All ssh traffic goes through
-bench/delay_proxy.py (bench/netsim.py): at loopback, and at each --rtt round trip (default 0,25 ms).
-Prints, per command, the median, issue 9's goal, now/goal and the ratio to the floor.
+loaded, the venv's ready stamp, the deployed commit against the remote's, the model cache. Ansible's floor is
+a play of one raw task against the sandbox (ansible-playbook's own start, inventory and connection). The
+commands run alternately, after one warm-up setup (so all find a ready environment), each from a cold start:
+a fresh login for the floor, no master connection left for the others. At 0 ms every ssh goes straight to the
+sandbox's gateway, as its ssh config does; at each other --rtt round trip (default 0,25 ms), through
+bench/delay_proxy.py (bench/netsim.py).
+Prints, per command, the median, issue 9's goal, now/goal, the ratio to the floor and to Ansible's floor, then
+issue 19's goals at 0 ms: `ansible-playbook setup.yml` within 1.3x of Ansible's floor, `cesres-ctl setup`
+within 3x of the fresh ssh.
 
 With --baseline REF, the same two setups of the project at git REF (exported to a temporary directory, run
 with its own cesres_ctl) run in the same rounds, so that a shared, busy machine slows both alike.
@@ -41,6 +45,17 @@ GOALS = {
 }
 FLOOR_GOALS = {0.0: 7.0, 25.0: 5.0}
 FLOOR = "one fresh ssh command"
+ANSIBLE_FLOOR = "Ansible's floor (one-task play)"
+# Issue 19, at 0 ms (direct): (row, floor, at most this times the floor).
+FLOOR_RATIOS = [("ansible-playbook setup.yml", ANSIBLE_FLOOR, 1.3), ("cesres-ctl setup", FLOOR, 3.0)]
+ANSIBLE_FLOOR_PLAY = """- name: Ansible's floor
+  hosts: sandbox
+  gather_facts: false
+  tasks:
+    - name: Run one command
+      ansible.builtin.raw: "true"
+      changed_when: false
+"""
 
 FLOOR_SCRIPT = """
 set -e
@@ -72,21 +87,24 @@ def main() -> None:
     parser.add_argument("--rtt", default="0,25", help="round-trip delays to measure at, in ms (0: loopback)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="setup-noop-") as tmp:
-        baseline = export(args.baseline, Path(tmp)) if args.baseline else None
+        baseline = export(args.baseline, Path(tmp) / "baseline") if args.baseline else None
+        floor_play = Path(tmp) / "floor.yml"
+        floor_play.write_text(ANSIBLE_FLOOR_PLAY)
         for rtt in (float(value) for value in args.rtt.split(",")):
-            with network(rtt) as net:
-                run_bench(net, rtt, args.repeat, baseline, args.baseline)
+            with network(rtt, direct=rtt == 0) as net:
+                run_bench(net, rtt, args.repeat, baseline, args.baseline, floor_play)
 
 
 def export(ref: str, where: Path) -> Path:
     """The project at git `ref`, as files in `where` (no worktree, nothing changed in the repository)."""
     archive = subprocess.run(["git", "archive", ref], cwd=PROJECT, capture_output=True, check=True).stdout
+    where.mkdir()
     subprocess.run(["tar", "-x", "-C", str(where)], input=archive, check=True)
     # The checkout's symlink (inventory/group_vars) comes with the archive.
     return where
 
 
-def run_bench(net: Net, rtt: float, repeat: int, baseline: Path | None, ref: str | None) -> None:
+def run_bench(net: Net, rtt: float, repeat: int, baseline: Path | None, ref: str | None, floor_play: Path) -> None:
     names = [
         "cesres_cluster_modules",
         "cesres_cluster_git_module",
@@ -113,6 +131,7 @@ def run_bench(net: Net, rtt: float, repeat: int, baseline: Path | None, ref: str
         ]
     )
     floor = ["ssh", "-F", str(net.ssh_config), HOST, remote]
+    ansible_floor = [str(bin_dir / "ansible-playbook"), str(floor_play), "-l", "sandbox", *via_proxy]
 
     # The baseline's own cesres_ctl and project (paths.project_dir: the checkout next to the package).
     # (Its ansible.cfg too: reading the inventory above set ANSIBLE_CONFIG to this project's.)
@@ -138,6 +157,7 @@ def run_bench(net: Net, rtt: float, repeat: int, baseline: Path | None, ref: str
         "ansible-playbook setup.yml, warm": [],
         "cesres-ctl setup, warm": [],
         FLOOR: [],
+        ANSIBLE_FLOOR: [],
     }
     before: dict[str, list[float]] = {"ansible-playbook setup.yml": [], "cesres-ctl setup": []}
     for _ in range(repeat):
@@ -146,15 +166,18 @@ def run_bench(net: Net, rtt: float, repeat: int, baseline: Path | None, ref: str
         results["ansible-playbook setup.yml"].append(cold(playbook))
         results["ansible-playbook setup.yml, warm"].append(timed(playbook, env=env))
         results[FLOOR].append(cold(floor))
+        results[ANSIBLE_FLOOR].append(cold(ansible_floor))
         if baseline:
             before["cesres-ctl setup"].append(cold(old_setup, baseline, old_env))
             before["ansible-playbook setup.yml"].append(cold(playbook, baseline, old_env))
     base = statistics.median(results[FLOOR])
+    ansible_base = statistics.median(results[ANSIBLE_FLOOR])
     where = f"; before: the project at {ref}, in the same rounds" if baseline else ""
-    distance = "loopback" if rtt == 0 else f"{rtt:g} ms round trip (delay proxy)"
+    distance = "loopback, direct (no proxy)" if rtt == 0 else f"{rtt:g} ms round trip (delay proxy)"
     floor_goal = FLOOR_GOALS.get(rtt)
     print(f"\nno-op setup, median of {repeat} (sandbox, {distance}{where}; x floor goal: {floor_goal or '-'}):")
-    print(f"  {'':34} {'before':>7}  {'now':>7}  {'goal':>7}  {'now/goal':>8}  {'x floor':>7}   min-max")
+    columns = f"{'before':>7}  {'now':>7}  {'goal':>7}  {'now/goal':>8}  {'x floor':>7}  {'x ansible':>9}"
+    print(f"  {'':34} {columns}   min-max")
     for name, times in results.items():
         median = statistics.median(times)
         goal = GOALS.get(name) if rtt == 0 else None
@@ -163,12 +186,18 @@ def run_bench(net: Net, rtt: float, repeat: int, baseline: Path | None, ref: str
         goal_text = f"{goal:6.2f}s" if goal else f"{'-':>7}"
         ratio_text = f"{median / goal:8.2f}" if goal else f"{'-':>8}"
         verdict = "" if goal is None else ("  ok" if median <= goal else "  over")
-        if name != FLOOR and floor_goal is not None:
+        if name not in (FLOOR, ANSIBLE_FLOOR) and floor_goal is not None:
             verdict += "  x ok" if median / base <= floor_goal else "  x over"
         print(
             f"  {name:34} {before_text}  {median:6.2f}s  {goal_text}  {ratio_text}  x{median / base:6.1f}"
-            f"   {min(times):.2f}-{max(times):.2f}{verdict}"
+            f"  x{median / ansible_base:8.2f}   {min(times):.2f}-{max(times):.2f}{verdict}"
         )
+    if rtt == 0:
+        print("issue 19's goals (0 ms, direct):")
+        for name, floor_name, most in FLOOR_RATIOS:
+            ratio = statistics.median(results[name]) / statistics.median(results[floor_name])
+            verdict = "ok" if ratio <= most else "over"
+            print(f"  {name} / {floor_name}: x{ratio:.2f} (goal: at most x{most:g}) {verdict}")
 
 
 if __name__ == "__main__":

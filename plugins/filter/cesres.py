@@ -120,18 +120,28 @@ def cesres_expand_path(path: object, env: Mapping[str, str], what: str = "path",
         raise AnsibleFilterError(str(exc)) from None
 
 
-def cesres_env_from_b64(text: str) -> dict[str, str]:
+def cesres_probe_report(text: object) -> dict[str, Any]:
+    """What the play's one login shell (roles/cesres_python, files/probe.sh) read: the JSON object that the
+    last line of `text` holding one is ({} when none is), its environments decoded.
+
+    That login shell may print its own messages before the object; with a terminal, lines end in CR LF. Bash
+    prints each environment as base64 of `env -0` (any byte is safe so), decoded here into names and values.
+    """
+    report = _last_json(text)
+    if isinstance(report.get("login_env"), str):
+        report["login_env"] = _env_from_b64(report["login_env"])
+    if isinstance(report.get("module_envs"), dict):
+        report["module_envs"] = {key: _env_from_b64(str(value)) for key, value in report["module_envs"].items()}
+    return report
+
+
+def _env_from_b64(text: str) -> dict[str, str]:
     """The environment that `env -0 | base64 -w0` printed, as a mapping."""
     entries = base64.b64decode(text.strip()).decode("utf-8", errors="replace").split("\0")
     return dict(entry.split("=", 1) for entry in entries if "=" in entry)
 
 
-def cesres_last_json(text: object) -> dict[str, Any]:
-    """The JSON object that the last line of `text` holding one is ({} when none is).
-
-    For the `raw` step of roles/cesres_python, whose login shell may print its own messages before the
-    object; with a terminal, lines end in CR LF.
-    """
+def _last_json(text: object) -> dict[str, Any]:
     for line in reversed(str(text or "").splitlines()):
         line = line.strip()
         if line.startswith("{"):
@@ -261,8 +271,7 @@ class FilterModule:
             "cesres_run_dir": cesres_run_dir,
             "cesres_resubmit_states": cesres_resubmit_states,
             "cesres_expand_path": cesres_expand_path,
-            "cesres_env_from_b64": cesres_env_from_b64,
-            "cesres_last_json": cesres_last_json,
+            "cesres_probe_report": cesres_probe_report,
             "cesres_module_env": cesres_module_env,
             "cesres_probe_envs": cesres_probe_envs,
             "cesres_sha256_manifest": cesres_sha256_manifest,

@@ -139,6 +139,21 @@ def test_rerun_changes_nothing_and_skips_pip(sandbox, first_setup):
     assert sandbox.ssh("stat -c %Y cesres_env/cesres-pip.log").stdout == before
 
 
+def test_without_the_plays_probe_each_role_reads_its_own_state_and_changes_nothing(sandbox, first_setup):
+    """Roles stand alone: with no probe from the play, each reads its own state (one cesres_probe call) and, the
+    environment being ready, does nothing more, by the same path as with the play's probe."""
+    assert first_setup[0].returncode == 0
+    before = sandbox.ssh("stat -c %Y cesres_env/cesres-pip.log").stdout
+    done = ansible_playbook("-e", json.dumps({"cesres_python_probe_request": {}}))
+    assert done.returncode == 0, done.stdout[-3000:]
+    stats = recap(done.stdout)
+    assert stats["changed"] == 0 and stats["failed"] == 0
+    for task in ("Read the state of the code on the cluster", "Read the state of the virtualenv"):
+        assert re.search(rf"{task}, unless the play's probe read it.*\*+\nok: \[sandbox\]", done.stdout), task
+    assert re.search(r"Install the requirements.*\*+\nskipping: \[sandbox\]", done.stdout)
+    assert sandbox.ssh("stat -c %Y cesres_env/cesres-pip.log").stdout == before
+
+
 def test_ansible_playbook_and_cesres_ctl_agree(first_setup):
     assert first_setup[0].returncode == 0
     via_cli = run_cli("setup", "--cluster", "sandbox", "-e", json.dumps(mini_repo()))

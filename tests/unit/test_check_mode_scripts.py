@@ -6,6 +6,7 @@ roles/cesres_python's login shell (files/probe.sh) by a local bash; the modules'
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +18,7 @@ from tests.conftest import collection_module
 PROJECT = Path(__file__).resolve().parent.parent.parent
 ROLES = PROJECT / "roles"
 setup = collection_module("plugins.module_utils.provision")
+probe_report = collection_module("plugins.filter.cesres").FilterModule().filters()["cesres_probe_report"]
 # Lmod stand-in: every purge and load works.
 MODULE_FN = "module() { return 0; }\nexport -f module\n"
 
@@ -48,15 +50,20 @@ def python_home(tmp_path):
     return home
 
 
-def choose(home: Path, mode: str, tmp: Path, *extra: str) -> dict:
-    """files/probe.sh's JSON: no module check, no probe, then `extra` (module groups)."""
+def choose(home: Path, mode: str, tmp: Path, *extra: str, env: dict | None = None) -> dict:
+    """files/probe.sh's JSON as the play reads it (filter cesres_probe_report): no module check, no probe, then
+    `extra` (module groups)."""
+    done = run_probe(home, mode, tmp, *extra, env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return probe_report(done.stdout)
+
+
+def run_probe(home: Path, mode: str, tmp: Path, *extra: str, env: dict | None = None) -> subprocess.CompletedProcess:
     script = (ROLES / "cesres_python" / "files" / "probe.sh").read_text()
-    env = {"PATH": f"{home / 'bin'}:/usr/bin:/bin", "TMPDIR": str(tmp)}
-    done = run_script(
+    env = {"PATH": f"{home / 'bin'}:/usr/bin:/bin", "TMPDIR": str(tmp), **(env or {})}
+    return run_script(
         script, mode, "releases/2022a", "Python/3.10.4", ".cesres/python", "", "0", *extra, home=home, env=env
     )
-    assert done.returncode == 0, done.stdout + done.stderr
-    return json.loads(done.stdout.splitlines()[-1])
 
 
 def test_python_plan_writes_nothing_in_the_home_and_a_temporary_wrapper_that_is_the_real_one(python_home, tmp_path):
@@ -86,7 +93,43 @@ def test_the_login_shell_reports_its_environment_and_the_module_groups_as_json(p
     assert report["state"] == "checked" and report["module"] == "Python/3.10.4"
     assert report["login_env"]["HOME"] == str(python_home) and report["login_env"]["TMPDIR"] == str(tmp)
     assert list(report["module_envs"]) == ["releases/2022a git/2.23"] and report["module_errors"] == {}
+    assert report["module_envs"]["releases/2022a git/2.23"]["HOME"] == str(python_home)
     assert not (python_home / ".cesres").exists()
+
+
+def test_the_login_shell_prints_any_environment_as_valid_json(python_home, tmp_path):
+    """Bash writes the report: values with quotes, backslashes, newlines, control characters and bytes that are
+    not UTF-8 reach the play unchanged (or, for invalid bytes, replaced), never break the JSON."""
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    tricky = 'a "quoted" \\ back\nslash\n\tline\x01\x1b[0m end'
+    done = run_probe(python_home, "check", tmp, env={"TRICKY": tricky})
+    last = done.stdout.splitlines()[-1]
+    assert json.loads(last)["state"] == "checked"  # valid JSON as printed
+    assert probe_report(done.stdout)["login_env"]["TRICKY"] == tricky
+
+
+def test_the_login_shell_refuses_a_python_older_than_the_modules_need(python_home, tmp_path):
+    """The version is read from `python3 -V` (no code is passed to it): 3.9 fails in one line, 3.10 passes."""
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    fake = python_home / "bin" / "python3"
+    fake.unlink()
+    fake.write_text('#!/bin/sh\necho "Python 3.9.18"\n')
+    fake.chmod(0o755)
+    done = run_probe(python_home, "check", tmp)
+    assert done.returncode == 2
+    failure = json.loads(done.stdout.splitlines()[-1])
+    assert failure["failed"] and failure["msg"].endswith("is 3.9.18: cesres-ctl's modules need Python >= 3.10")
+    fake.write_text('#!/bin/sh\necho "Python 3.11.2"\n')
+    assert choose(python_home, "check", tmp)["version"] == "3.11.2"
+
+
+def test_the_login_shell_passes_no_code_to_python():
+    """No code travels as a string on the probe path: the chosen Python is only asked its version."""
+    script = (ROLES / "cesres_python" / "files" / "probe.sh").read_text()
+    assert not re.search(r"\s-c\s", script.replace("bash -lc", "")), "probe.sh runs code given as a string"
+    assert re.findall(r'"\$py" (\S+)', script) == ["-V"]
 
 
 # --- cesres_repo (git mode) ---------------------------------------------------------------------

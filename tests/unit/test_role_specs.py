@@ -109,9 +109,38 @@ def facts_set(role: str) -> set[str]:
     return names
 
 
+def offered(role: str) -> set[str]:
+    """The public variables of a role's vars/main.yml: what the play reads from it (not its `__` internals)."""
+    path = ROLES_DIR / role / "vars" / "main.yml"
+    names = set(yaml.safe_load(path.read_text(encoding="utf-8")) or {}) if path.is_file() else set()
+    return {name for name in names if not name.startswith("_")}
+
+
 @pytest.mark.parametrize("role", ROLES)
 def test_readme_names_only_variables_and_facts_that_exist(role):
     text = (ROLES_DIR / role / "README.md").read_text(encoding="utf-8")
     named = set(re.findall(rf"\b{role}_[a-z0-9_]*[a-z0-9]", text))
-    known = set(entry_points(role)["main"]) | facts_set(role)
+    known = set(entry_points(role)["main"]) | facts_set(role) | offered(role)
     assert sorted(named - known) == []
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_the_variables_a_role_offers_are_documented_and_prefixed(role):
+    names = offered(role)
+    text = (ROLES_DIR / role / "README.md").read_text(encoding="utf-8")
+    assert sorted(name for name in names if not name.startswith(f"{role}_")) == []
+    assert sorted(name for name in names if f"`{name}`" not in text) == []
+
+
+def test_no_play_or_role_reads_another_roles_private_variables():
+    """Roles stand alone: what one role learned reaches another through public variables or facts only."""
+    project = ROLES_DIR.parent
+    files = [*ROLES_DIR.rglob("*.yml"), *(project / "playbooks").rglob("*.yml"), *(project / "molecule").rglob("*.yml")]
+    crossings = []
+    for path in files:
+        owner = path.relative_to(ROLES_DIR).parts[0] if path.is_relative_to(ROLES_DIR) else None
+        for name in set(re.findall(r"\b__([a-z0-9]+(?:_[a-z0-9]+)*)", path.read_text(encoding="utf-8"))):
+            role = next((r for r in ROLES if name.startswith(f"{r}_")), None)
+            if role is not None and role != owner:
+                crossings.append(f"{path.relative_to(project)}: __{name}")
+    assert sorted(crossings) == []

@@ -169,12 +169,9 @@ def test_the_roles_expand_cluster_paths_with_the_shared_filter():
 def test_the_login_environment_is_read_as_env_prints_it():
     import base64
 
-    raw = b"HOME=/home/u\0MULTI=a\nb=c\0EMPTY=\0"
-    assert filters()["cesres_env_from_b64"](base64.b64encode(raw).decode()) == {
-        "HOME": "/home/u",
-        "MULTI": "a\nb=c",
-        "EMPTY": "",
-    }
+    raw = base64.b64encode(b"HOME=/home/u\0MULTI=a\nb=c\0EMPTY=\0").decode()
+    report = filters()["cesres_probe_report"](f'{{"login_env": "{raw}", "module_envs": {{"r g/1": "{raw}"}}}}')
+    assert report["login_env"] == report["module_envs"]["r g/1"] == {"HOME": "/home/u", "MULTI": "a\nb=c", "EMPTY": ""}
 
 
 def test_no_role_or_scenario_expands_a_path_by_itself():
@@ -247,7 +244,7 @@ def test_the_probe_filters():
 
     from ansible.errors import AnsibleFilterError
 
-    last_json = filters()["cesres_last_json"]
+    last_json = filters()["cesres_probe_report"]
     assert last_json('Welcome to dragon2\r\n{"state": "ok"}\r\nShared connection closed.\r\n') == {"state": "ok"}
     assert last_json("no json here\n{broken") == {}
     module_env = filters()["cesres_module_env"]

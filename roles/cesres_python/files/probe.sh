@@ -2,11 +2,12 @@
 # The play's one login shell (roles/cesres_python's raw step; cesres-ctl doctor runs it too, mode "check"):
 #   bash -lc "$(cat probe.sh)" cesres-probe MODE RELEASE MODULE WRAPPER CHECK_RELEASE NCHECK NAME... [NSET MOD...]...
 # A login shell is needed for Lmod's "module" and nothing else: everything that needs one is read here,
-# once, and printed as ONE JSON object (the last line of stdout; the login shell's own messages may come
-# before it):
+# once, and printed by bash as ONE JSON object (the last line of stdout; the login shell's own messages may
+# come before it), each environment as ENV, base64 of `env -0`, which the filter cesres.ctl.cesres_probe_report
+# decodes on the controller (no Python runs here but the chosen one's -V):
 #   {"state": "ok|changed|checked", "interpreter": PATH, "version": "3.10.4", "system": "3.6.8", "module": MODULE,
-#    "login_env": {NAME: VALUE}, "checked_release": CHECK_RELEASE, "checked": [NAME...], "missing": [NAME...],
-#    "module_envs": {"MOD MOD...": {NAME: VALUE}}, "module_errors": {"MOD MOD...": MESSAGE}}
+#    "login_env": ENV, "checked_release": CHECK_RELEASE, "checked": [NAME...], "missing": [NAME...],
+#    "module_envs": {"MOD MOD...": ENV}, "module_errors": {"MOD MOD...": MESSAGE}}
 # or, when no Python can be chosen, {"failed": true, "msg": ONE LINE, "checked_release", "checked", "missing"}.
 # - the Python: RELEASE and MODULE loaded, their python3 must be >= $min_python, the cluster-side code's minimum
 #   (cesres_ctl.rules.CLUSTER_PYTHON; ansible-core 2.19 itself needs 3.8).
@@ -39,20 +40,24 @@ json_string() {  # TEXT: as a JSON string
   s=${s//\"/\\\"}
   s=${s//$'\t'/\\t}
   s=${s//$'\r'/}
-  printf '"%s"' "${s//$'\n'/\\n}"
+  s=${s//$'\n'/\\n}
+  printf '"%s"' "${s//[[:cntrl:]]/}"  # any other control character: not valid in a JSON string
 }
 json_list() {  # WORD...: a JSON list of strings
   local out="" word
   for word in "$@"; do out+="${out:+, }$(json_string "$word")"; done
   printf '[%s]' "$out"
 }
-fail() {  # MESSAGE: the one JSON line of a failure, with what the module check found (cesres-ctl doctor)
+missing_json() {  # the JSON list of the modules that the module check found missing (the "missing" lines)
   local missing=() line
   for line in "${lines[@]+"${lines[@]}"}"; do
     [ "${line%%	*}" != missing ] || missing+=("${line#*	}")
   done
+  json_list "${missing[@]+"${missing[@]}"}"
+}
+fail() {  # MESSAGE: the one JSON line of a failure, with what the module check found (cesres-ctl doctor)
   printf '{"failed": true, "msg": %s, "checked_release": %s, "checked": %s, "missing": %s}\n' "$(json_string "$1")" \
-    "$(json_string "$check_release")" "$(json_list "${checks[@]+"${checks[@]}"}")" "$(json_list "${missing[@]+"${missing[@]}"}")"
+    "$(json_string "$check_release")" "$(json_list "${checks[@]+"${checks[@]}"}")" "$(missing_json)"
   exit 2
 }
 
@@ -133,8 +138,13 @@ if [ -n "$module" ]; then
   load_group "$release" "$module" || fail "cannot load module $module"
 fi
 py=$(command -v python3) || fail "no python3 with ${module:-the release} loaded"
-version=$("$py" -c "import sys; print('%d.%d.%d' % sys.version_info[:3]); sys.exit(sys.version_info < (${min_python/./, }))" 2>/dev/null) \
-  || fail "$py (module ${module:-none}) is ${version:-not runnable}: cesres-ctl's modules need Python >= $min_python"
+# Its version as it states it ("Python 3.10.4"), compared here: nothing runs on it but this.
+version=$("$py" -V 2>&1) && version=${version#Python } || version=
+IFS=. read -r major minor _ <<<"$version"
+if ! [[ $major =~ ^[0-9]+$ && $minor =~ ^[0-9]+$ ]] \
+  || [ "$major" -lt "${min_python%.*}" ] || { [ "$major" -eq "${min_python%.*}" ] && [ "$minor" -lt "${min_python#*.}" ]; }; then
+  fail "$py (module ${module:-none}) is ${version:-not runnable}: cesres-ctl's modules need Python >= $min_python"
+fi
 # The Python's own environment, for the wrapper and the report below (other modules get loaded meanwhile).
 py_path=$PATH py_ld=${LD_LIBRARY_PATH-} py_pythonpath=${PYTHONPATH-}
 
@@ -180,29 +190,18 @@ for fd in "${group_fds[@]+"${group_fds[@]}"}"; do
   lines+=("$line")
 done
 
-# The report, by the chosen Python (bash has no JSON): the login environment, then the lines above, on
-# stdin (not in its arguments, which any user of the login node may read).
-report='import base64, json, sys
-state, interpreter, version, system, module, release = sys.argv[1:7]
-login, _, rest = sys.stdin.read().partition("\n")
-def env(b64):
-    text = base64.b64decode(b64).decode("utf-8", "replace")
-    return dict(entry.split("=", 1) for entry in text.split("\0") if "=" in entry)
-out = {"state": state, "interpreter": interpreter, "version": version, "system": system or "none",
-       "module": module, "login_env": env(login), "checked_release": release, "checked": sys.argv[7:], "missing": [],
-       "module_envs": {}, "module_errors": {}}
-for line in rest.split("\n"):
-    kind, _, value = line.partition("\t")
-    if kind == "missing":
-        out["missing"].append(value)
-    elif kind == "env":
-        key, _, b64 = value.partition("\t")
-        out["module_envs"][key] = env(b64)
-    elif kind == "error":
-        key, _, message = value.partition("\t")
-        out["module_errors"][key] = message
-print(json.dumps(out))'
-printf '%s\n' "$login" "${lines[@]+"${lines[@]}"}" \
-  | PATH=$py_path LD_LIBRARY_PATH=$py_ld PYTHONPATH=$py_pythonpath "$py" -c "$report" "$state" "$interpreter" "$version" "$system" "$module" "$check_release" \
-    "${checks[@]+"${checks[@]}"}" \
-  || fail "$py cannot print the report"
+# The report, one JSON line in bash: the environments as base64 of `env -0` (JSON-safe whatever their
+# bytes), which the controller decodes (filter cesres.ctl.cesres_probe_report); no code on the cluster but this.
+envs="" errors=""
+for line in "${lines[@]+"${lines[@]}"}"; do
+  kind=${line%%	*} value=${line#*	}
+  case $kind in
+    env) envs+="${envs:+, }$(json_string "${value%%	*}"): $(json_string "${value#*	}")" ;;
+    error) errors+="${errors:+, }$(json_string "${value%%	*}"): $(json_string "${value#*	}")" ;;
+  esac
+done
+printf '{"state": %s, "interpreter": %s, "version": %s, "system": %s, "module": %s, "login_env": %s, ' \
+  "$(json_string "$state")" "$(json_string "$interpreter")" "$(json_string "$version")" \
+  "$(json_string "${system:-none}")" "$(json_string "$module")" "$(json_string "$login")"
+printf '"checked_release": %s, "checked": %s, "missing": %s, "module_envs": %s, "module_errors": %s}\n' \
+  "$(json_string "$check_release")" "$(json_list "${checks[@]+"${checks[@]}"}")" "$(missing_json)" "{$envs}" "{$errors}"
