@@ -5,9 +5,9 @@ by hand (`ansible-playbook playbooks/train.yml`). Both read the rules here, the 
 cesres.ctl.plugins.module_utils.rules: the CLI imports it as cesres_ctl.rules (a link to this file), the
 roles through the collection's filters (plugins/filter/cesres.py) on this machine and, on the cluster,
 through the modules that import it (Ansible sends it with them). Nothing here imports Ansible or does I/O
-(but file_sha256, which reads the file it is given),
-and it runs on the cluster's Python (3.10 on dragon2; it must import on 3.8, the oldest a cluster's modules
-may get: annotations are not evaluated at import, hence the __future__ import).
+but file_sha256, which reads the file it is given; it runs on the cluster's Python (3.10 on dragon2; it must
+import on 3.8, the oldest a cluster's modules may get: annotations are not evaluated at import, hence the
+__future__ import). Each rule is here once: tests/unit/test_one_home.py finds a copied regex or constant.
 """
 
 from __future__ import annotations
