@@ -99,8 +99,8 @@ def cesres_job_input_errors(job: Mapping[str, Any], partition: str, cluster: str
     if not (rules.is_spec_hash(str(job.get("spec_hash", ""))) and str(job.get("config_b64", ""))):
         errors.append("cesres_job_spec_hash (hex digest) and cesres_job_config_b64 (base64 config) are required")
     errors += cesres_run_name_errors(job.get("name"))
-    fit = (job.get("partitions"), partition, job.get("gpus"), job.get("time"), cluster)
-    errors += cesres_fit_errors(*fit)
+    partitions, gpus, time = job.get("partitions") or {}, job.get("gpus"), job.get("time")
+    errors += cesres_fit_errors(partitions, partition, gpus, time, cluster)
     mem, words = str(job.get("mem")), [str(job.get(key)) for key in ("account", "qos", "mail_user", "mail_type")]
     if not (
         (mem == "" or rules.is_mem(mem))
@@ -111,7 +111,7 @@ def cesres_job_input_errors(job: Mapping[str, Any], partition: str, cluster: str
         and _int(job.get("signal_grace")) >= 1
     ):
         errors.append(WORDS_ERROR)
-    errors += cesres_sbatch_errors(job.get("extra_sbatch"), *fit)
+    errors += cesres_sbatch_errors(job.get("extra_sbatch"), partitions, partition, gpus, time, cluster)
     models = list(job.get("models") or [])
     if not all(rules.is_model_id(str(model)) for model in models):
         errors.append(f"cesres_job_models must be Hugging Face model ids (ORG/NAME): {json.dumps(models)}")

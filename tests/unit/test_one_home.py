@@ -40,10 +40,7 @@ def _files(*suffixes: str) -> list[Path]:
         path
         for top in HOMES
         for path in (PROJECT / top).rglob("*")
-        if path.suffix in suffixes
-        and path.is_file()
-        and not path.is_symlink()
-        and path.name != "argument_specs.yml"
+        if path.suffix in suffixes and path.is_file() and not path.is_symlink() and path.name != "argument_specs.yml"
     )
 
 
