@@ -48,11 +48,9 @@ CLUSTER_GROUP = "ceci"
 # Inventory host names (and so cluster names): what the YAML inventory accepts without quoting tricks.
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 _TEMPLATE = ("{{", "}}", "{%", "%}", "{#", "#}")
-_SLURM_WORD = re.compile(r"^[A-Za-z0-9_.@,:+=/-]+$")
 # An HTTP(S) URL with a host: what HF_ENDPOINT names (a site's mirror of the Hugging Face hub). No user:password@:
 # the URL is written in the play's logs and each job's script.
 _HTTP_URL = re.compile(r"^https?://[^\s/?#@]+(/\S*)?$")
-_MODEL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*(/[A-Za-z0-9][A-Za-z0-9_.-]*)?$")
 HEADER = (
     "# cesres-ctl user configuration: `cesres-ctl config show` lists the settings, their effective values\n"
     "# and where each comes from; `cesres-ctl config set KEY VALUE [-C CLUSTER]` changes one.\n"
@@ -252,7 +250,7 @@ def _partitions(value: object, what: str) -> dict[str, Any]:
     if not isinstance(value, dict) or not value:
         raise CesresError(f"{what} must be a mapping of partition names to {{max_time, gpus, default, max_jobs}}")
     for name, facts in value.items():
-        if not isinstance(name, str) or not _SLURM_WORD.match(name):
+        if not isinstance(name, str) or not rules.is_slurm_word(name):
             raise CesresError(f"{what}: {name!r} is not a partition name")
         if not isinstance(facts, dict) or set(facts) - set(_PARTITION_KEYS):
             raise CesresError(f"{what}.{name} must be a mapping with some of the keys {', '.join(_PARTITION_KEYS)}")
@@ -291,8 +289,8 @@ def _text(value: str, setting: Setting, what: str) -> str:
         raise CesresError(f"{what} must not contain template delimiters ({{{{, {{%, {{#): {value!r}")
     if setting.kind == "host" and (value.startswith("-") or any(ch.isspace() for ch in value)):
         raise CesresError(f"{what} {value!r} is not a host or user name (no spaces, no leading '-')")
-    if setting.kind == "word" and not _SLURM_WORD.match(value):
-        raise CesresError(f"{what} {value!r} contains characters Slurm does not accept here")
+    if setting.kind == "word":
+        rules.check_slurm_word(value, what)
     if setting.kind == "arg" and any(ch.isspace() for ch in value):
         # Each item is one word of pip's command line (no shell splits it): "--index-url URL" is two.
         raise CesresError(f"{what} {value!r} contains a space: give an option and its value as two items")
@@ -319,9 +317,9 @@ def _models(value: object, what: str) -> list[Any]:
         if not isinstance(entry, dict) or set(entry) - {"id", "revision"} or "id" not in entry:
             raise CesresError(f"{what}: {item!r} is neither a model id nor a mapping with id (and revision)")
         model_id, revision = entry["id"], entry.get("revision")
-        if not isinstance(model_id, str) or not _MODEL_ID.match(model_id):
+        if not isinstance(model_id, str) or not rules.is_model_id(model_id):
             raise CesresError(f"{what}: {model_id!r} is not a Hugging Face model id (owner/name)")
-        if revision is not None and (not isinstance(revision, str) or not _SLURM_WORD.match(revision)):
+        if revision is not None and (not isinstance(revision, str) or not rules.is_slurm_word(revision)):
             raise CesresError(f"{what}: revision {revision!r} of {model_id} is not a branch, tag or commit")
         models.append(item)
     return models

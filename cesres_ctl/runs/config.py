@@ -7,7 +7,6 @@ current directory, then to the config file's directory), or files already on the
 """
 
 import difflib
-import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -23,10 +22,6 @@ from cesres_ctl.runs import real_program as real
 SECTIONS = ("VOCABULARY", "READER", "MODEL", "TRAINER", "INTERPRETER", "CONFIG")
 DATA_KEYS = ("training", "validation", "evaluation")
 CLUSTER_PREFIX = "cluster:"
-# Inside the job's scratch copy of the code: the run's own files live under this directory.
-RUN_SUBDIR = "cesres_run"
-RESULTS = f"{RUN_SUBDIR}/results"
-_SAFE_SUFFIX = re.compile(r"^\.[A-Za-z0-9]{1,10}$")
 # A real CESReS config is a few KB. The playbook gets it twice, base64-encoded, as extra vars in a file
 # (no command-line limit since issue 11), but ansible-playbook's memory grows with it: about 250 MB for
 # a 10 MB config (measured locally), linearly beyond. A bigger "config" is another file given by mistake.
@@ -68,7 +63,6 @@ LABEL_PADDING = 2
 _HEAD_OUTPUT = {real.LINEAR: "out_features", real.SEQUENTIAL_HEAD: "num_labels"}
 # The model the real program loads where the config names none (its -m default and its classes' defaults).
 DEFAULT_MODEL = "Enoch/graphcodebert-py"
-_MODEL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$")
 _NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
 
 
@@ -83,7 +77,7 @@ class DataInput:
 
     @property
     def staged_path(self) -> str:
-        return f"{RUN_SUBDIR}/inputs/{self.staged_name}"
+        return f"{rules.RUN_SUBDIR}/{rules.RUN_INPUTS_DIR}/{self.staged_name}"
 
 
 @dataclass(frozen=True)
@@ -170,7 +164,7 @@ def load(
     new_conf.update(options)
     if device is not None:
         new_conf["device"] = device
-    new_conf["serialization_dir"] = RESULTS
+    new_conf["serialization_dir"] = rules.SCRATCH_RESULTS
     # A batch job has no terminal: interactive prediction and the GUI server are off.
     new_conf["predict"] = False
     new_conf["gui"] = False
@@ -248,7 +242,7 @@ def model_ids(data: dict[str, Any], path: Path) -> tuple[str, ...]:
     for where, value in found.items():
         if value is None:
             continue
-        if not isinstance(value, str) or not _MODEL_ID.match(value):
+        if not isinstance(value, str) or not rules.is_model_id(value):
             raise CesresError(f"config file {path}: {where} must be a Hugging Face model id (ORG/NAME), got {value!r}")
         if value not in ids:
             ids.append(value)
@@ -426,7 +420,7 @@ def _data_input(key: str, value: str, config_path: Path, cwd: Path) -> DataInput
         if remote.startswith("/") and inputs.pseudo_file(remote):
             raise CesresError(_pseudo(key, value))
         suffix = Path(remote).suffix
-        return DataInput(key, value, None, remote, _staged_name(key, suffix), None)
+        return DataInput(key, value, None, remote, rules.staged_name(key, suffix), None)
     check_text(value, f"CONFIG.{key}")  # before it is used as a path (a NUL, a newline in the messages)
     candidate = rules.expand_user(value, f"data file CONFIG.{key}")
     tried = [candidate] if candidate.is_absolute() else [cwd / candidate, config_path.parent / candidate]
@@ -446,10 +440,10 @@ def _data_input(key: str, value: str, config_path: Path, cwd: Path) -> DataInput
     if inputs.pseudo_file(str(found)):
         raise CesresError(_pseudo(key, value))
     try:
-        digest = file_sha256(found)
+        digest = rules.file_sha256(found)
     except OSError as exc:
         raise CesresError(f"cannot read data file CONFIG.{key} = {value!r} ({found}): {exc.strerror or exc}") from None
-    return DataInput(key, value, found, None, _staged_name(key, found.suffix), digest)
+    return DataInput(key, value, found, None, rules.staged_name(key, found.suffix), digest)
 
 
 def _pseudo(key: str, value: str) -> str:
@@ -457,19 +451,6 @@ def _pseudo(key: str, value: str) -> str:
         f"data file CONFIG.{key} = {value!r} is in {' or '.join(inputs.PSEUDO_DIRS)}: a view of processes and "
         "devices, not data"
     )
-
-
-def _staged_name(key: str, suffix: str) -> str:
-    return key + (suffix if _SAFE_SUFFIX.match(suffix) else "")
-
-
-def file_sha256(path: Path) -> str:
-    """The SHA-256 of a local file, read in 1 MiB blocks (data sets and weights may be large)."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def options_from_args(args: list[str]) -> dict[str, Any]:

@@ -34,8 +34,8 @@ from cesres_ctl.runs.submit import Prepared, resolve_resources
 
 SNIPPETS_INPUT = "evaluation.txt"
 WEIGHTS_INPUT = "weights.th"
-SNIPPETS_PATH = f"{configs.RUN_SUBDIR}/inputs/{SNIPPETS_INPUT}"
-WEIGHTS_PATH = f"{configs.RUN_SUBDIR}/inputs/{WEIGHTS_INPUT}"
+SNIPPETS_PATH = f"{rules.RUN_SUBDIR}/{rules.RUN_INPUTS_DIR}/{SNIPPETS_INPUT}"
+WEIGHTS_PATH = f"{rules.RUN_SUBDIR}/{rules.RUN_INPUTS_DIR}/{WEIGHTS_INPUT}"
 WEIGHTS_FILE = "best.th"
 PREDICTIONS_FILE = "predictions.txt"
 # A multi-label model predicts every label whose probability is over this (as the real program's
@@ -128,7 +128,7 @@ def prediction_config(run_config: str, *, gpus: int, where: str) -> tuple[dict[s
             "evaluation": SNIPPETS_PATH,
             # With no_loop the real program loads CONFIG.load_model when the file sets it.
             "load_model": WEIGHTS_PATH,
-            "serialization_dir": configs.RESULTS,
+            "serialization_dir": rules.SCRATCH_RESULTS,
             # The only devices the real program handles, as the job's resources give them.
             "device": "cuda" if gpus > 0 else "cpu",
         }
@@ -324,7 +324,7 @@ def locate(run: Run, target: str, ask_cluster: Callable[[str], str]) -> Source:
     assert local_weights is not None
     try:
         config_text = local_config.read_text(encoding="utf-8")
-        digest = configs.file_sha256(local_weights)
+        digest = rules.file_sha256(local_weights)
     except (OSError, UnicodeDecodeError) as exc:
         raise CesresError(f"cannot read the fetched results of {run.run_id} in {local}: {exc}") from None
     path = local_weights.resolve()

@@ -431,7 +431,7 @@ def _record(conn: sqlite3.Connection, run: Run, path: Path) -> Run:
         if existing.job_id == run.job_id:
             # Same job: keep what status already learnt about it.
             run.submitted_at = existing.submitted_at
-            if existing.final or run.state in ("PENDING", "UNKNOWN"):
+            if existing.final or run.state in ("PENDING", rules.UNKNOWN_STATE):
                 run.state, run.exit_code = existing.state, existing.exit_code
                 run.reason, run.elapsed = existing.reason, existing.elapsed
             run.local_dir = existing.local_dir

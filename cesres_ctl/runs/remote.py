@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from cesres_ctl import paths, sshdiag
+from cesres_ctl import paths, rules, sshdiag
 from cesres_ctl.errors import CesresError, ExitCode
 from cesres_ctl.rules import EXIT_CODE_FILE, TERMINAL_STATES, SshTarget, job_state
 from cesres_ctl.runs.registry import Run
@@ -322,14 +322,14 @@ def fetch(settings: SshTarget, run: Run, dest: Path, *, inputs: Sequence[str] = 
         "--protect-args",
         "-e",
         rsync_ssh(settings),
-        "--include=/results/***",
-        "--include=/slurm-*.out",
-        "--include=/config.yaml",
-        "--include=/config.submitted.yaml",
-        "--include=/job.sbatch",
-        f"--include=/{EXIT_CODE_FILE}",
-        *(["--include=/inputs/"] if inputs else []),
-        *(f"--include=/inputs/{name}" for name in inputs),
+        f"--include=/{rules.RUN_RESULTS_DIR}/***",
+        f"--include=/{rules.LOG_GLOB}",
+        f"--include=/{rules.RUN_CONFIG_FILE}",
+        f"--include=/{rules.RUN_SUBMITTED_FILE}",
+        f"--include=/{rules.JOB_SCRIPT_FILE}",
+        f"--include=/{rules.EXIT_CODE_FILE}",
+        *([f"--include=/{rules.RUN_INPUTS_DIR}/"] if inputs else []),
+        *(f"--include=/{rules.RUN_INPUTS_DIR}/{name}" for name in inputs),
         "--exclude=*",
         "--",
         target,

@@ -2,7 +2,6 @@
 and the checks made before anything is sent to the cluster (EnforcePartLimits would refuse the job,
 or worse, a site without it would leave it pending forever)."""
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -12,15 +11,14 @@ from cesres_ctl.rules import (
     Partition,
     check_extra_sbatch,
     check_fit,
+    check_mem,
+    check_slurm_word,
     choose_partition,
     format_seconds,
     slurm_seconds,
 )
+from cesres_ctl.rules import signal_grace as copy_back_grace
 
-# Values that end up on an `#SBATCH` line: sbatch parses these lines itself, so a newline, a quote or
-# a space would end the directive or start shell code. Nothing else is allowed through.
-_SBATCH_WORD = re.compile(r"^[A-Za-z0-9_.@,:+=/-]+$")
-_MEM = re.compile(r"^\d+[KMGT]?$")
 SIGNAL_GRACE_DEFAULT = 300
 
 
@@ -60,11 +58,8 @@ def _int(value: object, what: str, minimum: int = 0) -> int:
     return number
 
 
-def _word(value: object, what: str) -> str:
-    text = "" if value is None else str(value).strip()
-    if text and not _SBATCH_WORD.match(text):
-        raise CesresError(f"{what} {text!r} contains characters Slurm does not accept here")
-    return text
+def _text(value: object) -> str:
+    return "" if value is None else str(value).strip()
 
 
 def resolve(
@@ -90,9 +85,7 @@ def resolve(
     gpus = _int(merged.get("gpus", 0), "gpus") if keep_default_gpus else 0
     seconds = slurm_seconds(str(merged.get("time") or "01:00:00"))
     check_fit(partitions, partition, gpus, seconds, cluster=cluster)
-    mem = str(merged.get("mem") or "").strip().upper()
-    if mem and not _MEM.match(mem):
-        raise CesresError(f"memory {mem!r} must be a number with an optional unit K, M, G or T (e.g. 16G)")
+    mem = check_mem(merged.get("mem"))
     extra = merged.get("extra_sbatch") or ()
     if isinstance(extra, str):
         extra = (extra,)
@@ -110,13 +103,12 @@ def resolve(
         nodes=_one(merged.get("nodes", 1), "nodes"),
         ntasks=_one(merged.get("ntasks", 1), "ntasks"),
         mem=mem,
-        account=_word(merged.get("account"), "account"),
-        qos=_word(merged.get("qos"), "qos"),
-        mail_user=_word(merged.get("mail_user"), "mail address"),
-        mail_type=_word(merged.get("mail_type"), "mail type") if merged.get("mail_user") else "",
+        account=check_slurm_word(_text(merged.get("account")), "account"),
+        qos=check_slurm_word(_text(merged.get("qos")), "qos"),
+        mail_user=check_slurm_word(_text(merged.get("mail_user")), "mail address"),
+        mail_type=check_slurm_word(_text(merged.get("mail_type")), "mail type") if merged.get("mail_user") else "",
         extra_sbatch=extra_lines,
-        # Copy-back warning: never more than half the run, so short jobs get it too.
-        signal_grace=max(1, min(grace, seconds // 2)),
+        signal_grace=copy_back_grace(grace, seconds),
     )
 
 

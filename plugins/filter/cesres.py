@@ -61,6 +61,71 @@ def cesres_sbatch_errors(
     return errors
 
 
+def cesres_signal_grace(grace: object, time: object) -> int:
+    """Seconds before the time limit at which the job copies its results back (rules.signal_grace); a grace
+    that is not a number is 0, as Jinja's int makes it, and so at least 1."""
+    try:
+        seconds = rules.slurm_seconds(time)
+    except rules.RuleError as exc:
+        raise AnsibleFilterError(str(exc)) from None
+    return rules.signal_grace(_int(grace), seconds)
+
+
+def _int(value: object) -> int:
+    """Jinja's int: 0 for what is not a whole number."""
+    try:
+        return int(str(value).strip())
+    except ValueError:
+        return 0
+
+
+WORDS_ERROR = (
+    "mem, account, qos and mail must be single words without quotes, spaces or newlines; nodes and ntasks must be 1 "
+    "(CESReS is one process)"
+)
+INPUTS_ERROR = (
+    "each of cesres_job_inputs needs a name (training/validation/evaluation/weights[.ext]) and one of src or "
+    "cluster_path:"
+)
+
+
+def cesres_job_input_errors(job: Mapping[str, Any], partition: str, cluster: str) -> list[str]:
+    """Every reason to refuse roles/cesres_job's inputs, each one line ([] when there is none): the rules that
+    cesres-ctl applied already, for a playbook run by hand.
+
+    job: the role's cesres_job_* inputs without the prefix; partition: the chosen one (cesres_choose_partition).
+    """
+    errors = []
+    if not (rules.is_spec_hash(str(job.get("spec_hash", ""))) and str(job.get("config_b64", ""))):
+        errors.append("cesres_job_spec_hash (hex digest) and cesres_job_config_b64 (base64 config) are required")
+    errors += cesres_run_name_errors(job.get("name"))
+    partitions, gpus, time = job.get("partitions") or {}, job.get("gpus"), job.get("time")
+    errors += cesres_fit_errors(partitions, partition, gpus, time, cluster)
+    mem, words = str(job.get("mem")), [str(job.get(key)) for key in ("account", "qos", "mail_user", "mail_type")]
+    if not (
+        (mem == "" or rules.is_mem(mem))
+        and all(word == "" or rules.is_slurm_word(word) for word in words)
+        and _int(job.get("nodes")) == 1
+        and _int(job.get("ntasks")) == 1
+        and _int(job.get("cpus_per_task")) >= 1
+        and _int(job.get("signal_grace")) >= 1
+    ):
+        errors.append(WORDS_ERROR)
+    errors += cesres_sbatch_errors(job.get("extra_sbatch"), partitions, partition, gpus, time, cluster)
+    models = list(job.get("models") or [])
+    if not all(rules.is_model_id(str(model)) for model in models):
+        errors.append(f"cesres_job_models must be Hugging Face model ids (ORG/NAME): {json.dumps(models)}")
+    inputs = list(job.get("inputs") or [])
+    if not all(
+        isinstance(item, Mapping)
+        and rules.is_staged_name(item.get("name", ""))
+        and (("src" in item) != ("cluster_path" in item))
+        for item in inputs
+    ):
+        errors.append(f"{INPUTS_ERROR} {json.dumps(inputs)}")
+    return errors
+
+
 def cesres_choose_partition(partitions: Mapping[str, Any], asked: str) -> str:
     """The partition asked for, else the cluster's default one (rules.choose_partition)."""
     try:
@@ -229,7 +294,18 @@ def cesres_ssh_host(values: Mapping[str, Any], host: str) -> str:
     return rules.ssh_target(values, host).host
 
 
-_CONSTANTS = ("RUNS_DIR", "STORE_DIR", "JOBID_FILE", "EXIT_CODE_FILE", "RUN_ENV_FILE")
+_CONSTANTS = (
+    "RUNS_DIR",
+    "STORE_DIR",
+    "JOBID_FILE",
+    "EXIT_CODE_FILE",
+    "RUN_ENV_FILE",
+    "RUN_CONFIG_FILE",
+    "RUN_INPUTS_DIR",
+    "RUN_RESULTS_DIR",
+    "RUN_SUBDIR",
+    "SCRATCH_RESULTS",
+)
 
 
 def cesres_rule(name: str) -> str:
@@ -264,6 +340,8 @@ class FilterModule:
             "cesres_choose_partition": cesres_choose_partition,
             "cesres_fit_errors": cesres_fit_errors,
             "cesres_sbatch_errors": cesres_sbatch_errors,
+            "cesres_job_input_errors": cesres_job_input_errors,
+            "cesres_signal_grace": cesres_signal_grace,
             "cesres_run_name_errors": cesres_run_name_errors,
             "cesres_program_env": cesres_program_env,
             "cesres_repo_source_errors": cesres_repo_source_errors,

@@ -32,14 +32,6 @@ def login_environment(paths: list[str]) -> dict[str, str]:
     return {key: value for key, _, value in pairs}
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def first_line(path: Path) -> str:
     try:
         with path.open(encoding="utf-8") as handle:

@@ -21,9 +21,8 @@ from typing import Any
 
 from ansible_collections.cesres.ctl.plugins.module_utils import cache_models as cache_program
 from ansible_collections.cesres.ctl.plugins.module_utils import requirements_policy as policy_program
-from ansible_collections.cesres.ctl.plugins.module_utils.rules import RuleError, expand_path
+from ansible_collections.cesres.ctl.plugins.module_utils.rules import VENV_STAMP, RuleError, expand_path
 
-VENV_STAMP = ".cesres-ready"
 # Present from the start of an installation into a venv to its success: a venv that holds it when no
 # installer is running was left half done (pip failed, or was killed) and is built again from scratch.
 VENV_INCOMPLETE = ".cesres-incomplete"

@@ -4,9 +4,10 @@ cesres-ctl checks a run before anything is sent; roles/cesres_job checks it agai
 by hand (`ansible-playbook playbooks/train.yml`). Both read the rules here, the collection's module_utils
 cesres.ctl.plugins.module_utils.rules: the CLI imports it as cesres_ctl.rules (a link to this file), the
 roles through the collection's filters (plugins/filter/cesres.py) on this machine and, on the cluster,
-through the modules that import it (Ansible sends it with them). Nothing here imports Ansible or does I/O,
-and it runs on the cluster's Python (3.10 on dragon2; it must import on 3.8, the oldest a cluster's modules
-may get: annotations are not evaluated at import, hence the __future__ import).
+through the modules that import it (Ansible sends it with them). Nothing here imports Ansible or does I/O
+but file_sha256, which reads the file it is given; it runs on the cluster's Python (3.10 on dragon2; it must
+import on 3.8, the oldest a cluster's modules may get: annotations are not evaluated at import, hence the
+__future__ import). Each rule is here once: tests/unit/test_one_home.py finds a copied regex or constant.
 """
 
 from __future__ import annotations
@@ -74,6 +75,45 @@ def format_seconds(seconds: int) -> str:
     minutes, secs = divmod(rest, 60)
     clock = f"{hours:02d}:{minutes:02d}:{secs:02d}"
     return f"{days}-{clock}" if days else clock
+
+
+# --- values on an #SBATCH line (--mem, --account, --qos, --mail-*) and the copy-back warning ----------------
+
+# sbatch parses its #SBATCH lines itself, so a newline, a quote or a space would end the directive or start
+# shell code: nothing else is allowed through.
+_SLURM_WORD = re.compile(r"^[A-Za-z0-9_.@,:+=/-]+$")
+_MEM = re.compile(r"^\d+[KMGT]?$")
+
+
+def is_slurm_word(text: object) -> bool:
+    """Whether `text` may stand as one value on an #SBATCH line (an account, a partition, a branch)."""
+    return isinstance(text, str) and bool(_SLURM_WORD.match(text))
+
+
+def check_slurm_word(text: str, what: str) -> str:
+    """`text` if it is empty or a Slurm word; else RuleError."""
+    if text and not is_slurm_word(text):
+        raise RuleError(f"{what} {text!r} contains characters Slurm does not accept here")
+    return text
+
+
+def is_mem(text: object) -> bool:
+    """Whether `text` is a --mem value as the job script writes it: a number with an optional unit K, M, G, T."""
+    return isinstance(text, str) and bool(_MEM.match(text))
+
+
+def check_mem(value: object) -> str:
+    """--mem as given (any case, "" for none) in the job script's form (16G); else RuleError."""
+    mem = str(value or "").strip().upper()
+    if mem and not is_mem(mem):
+        raise RuleError(f"memory {mem!r} must be a number with an optional unit K, M, G or T (e.g. 16G)")
+    return mem
+
+
+def signal_grace(grace: int, seconds: int) -> int:
+    """Seconds before the time limit at which the job script copies the results back (#SBATCH --signal): the
+    asked grace, but never more than half the run, so that short jobs get their warning too; at least 1."""
+    return max(1, min(int(grace), int(seconds) // 2))
 
 
 # --- partitions and what a job may ask of them ------------------------------------------------------------
@@ -274,6 +314,59 @@ def store_dir(root: str) -> str:
     return f"{root.rstrip('/')}/{STORE_DIR}"
 
 
+# A run directory: the config the model reads, its data files (hard links into the store), and the results
+# the job script copies back. The job runs in a scratch copy of the code, the run's files under RUN_SUBDIR.
+RUN_CONFIG_FILE = "config.yaml"
+RUN_SUBMITTED_FILE = "config.submitted.yaml"  # the config as the user wrote it, kept beside the one the model reads
+JOB_SCRIPT_FILE = "job.sbatch"
+RUN_INPUTS_DIR = "inputs"
+RUN_RESULTS_DIR = "results"
+RUN_SUBDIR = "cesres_run"
+SCRATCH_RESULTS = f"{RUN_SUBDIR}/{RUN_RESULTS_DIR}"  # where the model writes (its serialization_dir)
+# The data files a run may stage (a prediction stages its snippets as evaluation and the weights as weights),
+# each named in inputs/ by its key and the suffix of its local file, if a plain one.
+INPUT_NAMES = ("training", "validation", "evaluation", "weights")
+_INPUT_SUFFIX = re.compile(r"^\.[A-Za-z0-9]{1,10}$")
+
+
+def staged_name(key: str, suffix: str) -> str:
+    """The name in the run's inputs/ of its data file `key` whose local file ends in `suffix`."""
+    return key + (suffix if _INPUT_SUFFIX.match(suffix) else "")
+
+
+def is_staged_name(name: object) -> bool:
+    """Whether `name` is one that staged_name() makes."""
+    key, dot, suffix = str(name).partition(".")
+    return key in INPUT_NAMES and (not dot or bool(_INPUT_SUFFIX.match(dot + suffix)))
+
+
+# A run's spec hash: what cesres-ctl sends to name the run (hex digits of a sha256).
+_SPEC_HASH = re.compile(r"^[0-9a-f]{16,64}$")
+
+
+def is_spec_hash(text: object) -> bool:
+    return isinstance(text, str) and bool(_SPEC_HASH.match(text))
+
+
+# A Hugging Face model id, as the cluster's cache stores it: NAME or ORG/NAME.
+_MODEL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$")
+
+
+def is_model_id(text: object) -> bool:
+    return isinstance(text, str) and bool(_MODEL_ID.match(text))
+
+
+def file_sha256(path: Path) -> str:
+    """The SHA-256 of a file, read in 1 MiB blocks (data sets and weights may be large): the name of a data
+    file in the store, computed on this machine for a local file and on the cluster for one already there.
+    The one function here that reads a file."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 RUN_ENV_FILE = "run.env"  # the run's id and cluster paths, sourced by the job script
 RUN_ENV_KEYS = ("run_id", "code_dir", "venv", "hf_home")
 
@@ -281,6 +374,11 @@ RUN_ENV_KEYS = ("run_id", "code_dir", "venv", "hf_home")
 def run_env_text(values: Mapping[str, str]) -> str:
     """run.env: one shell-quoted assignment per key of RUN_ENV_KEYS, the job script's only cluster values."""
     return "".join(f"{key}={shlex.quote(str(values[key]))}\n" for key in RUN_ENV_KEYS)
+
+
+LOG_GLOB = "slurm-*.out"  # every job's log in a run directory (log_name)
+# The setup's mark that a virtualenv is complete: written last, after pip, pip check and the import check.
+VENV_STAMP = ".cesres-ready"
 
 
 def log_name(job_id: str) -> str:

@@ -22,7 +22,6 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.cesres.ctl.plugins.module_utils.cache_models import LIST as MODELS_LIST
 from ansible_collections.cesres.ctl.plugins.module_utils.cluster import (
     RunError,
-    file_sha256,
     first_line,
     login_environment,
     module_environment,
@@ -30,11 +29,18 @@ from ansible_collections.cesres.ctl.plugins.module_utils.cluster import (
 )
 from ansible_collections.cesres.ctl.plugins.module_utils.rules import (
     EXIT_CODE_FILE,
+    JOB_SCRIPT_FILE,
     JOBID_FILE,
+    RUN_CONFIG_FILE,
     RUN_ENV_FILE,
+    RUN_INPUTS_DIR,
+    RUN_RESULTS_DIR,
+    RUN_SUBMITTED_FILE,
     RUNS_DIR,
+    VENV_STAMP,
     RuleError,
     expand_path,
+    file_sha256,
     may_resubmit,
     run_dir,
     run_env_text,
@@ -371,7 +377,7 @@ class Run:
             self.version = code_version(self.root, p["modules_release"], p["git_module"])
         if not (self.venv / "bin" / "activate").is_file():
             errors.append(f"no virtualenv at {self.venv} (run cesres-ctl setup first)")
-        elif not first_line(self.venv / ".cesres-ready"):
+        elif not first_line(self.venv / VENV_STAMP):
             # setup writes the stamp only after pip, pip check and the import check passed.
             errors.append(
                 f"the virtualenv {self.venv} is not ready (its installation failed or is still running): "
@@ -381,7 +387,7 @@ class Run:
             listed = (self.hf_home / MODELS_LIST).read_text(encoding="utf-8").splitlines()
         except OSError:
             listed = []
-        stamp = first_line(self.venv / ".cesres-ready") or ""
+        stamp = first_line(self.venv / VENV_STAMP) or ""
         errors += model_errors(listed, p["models"], str(self.hf_home), p["cluster"], stamp)
         for item in self.cluster_inputs:
             if item["path"].is_file() and os.access(item["path"], os.R_OK):
@@ -398,10 +404,10 @@ class Run:
         if job:
             # It ended without completing: keep what it left, submit again.
             previous = job
-            if (directory / "results").exists():
-                (directory / "results").replace(directory / f"results.{job}")
+            if (directory / RUN_RESULTS_DIR).exists():
+                (directory / RUN_RESULTS_DIR).replace(directory / f"{RUN_RESULTS_DIR}.{job}")
             (directory / EXIT_CODE_FILE).unlink(missing_ok=True)
-        inputs = directory / "inputs"
+        inputs = directory / RUN_INPUTS_DIR
         inputs.mkdir(mode=0o750, exist_ok=True)
         for name, sha256 in input_checksums(p["inputs"], self.cluster_inputs):
             # A hard link: no second copy on the disk, and a plain file for the job's copy and for fetch.
@@ -415,17 +421,17 @@ class Run:
             "hf_home": str(self.hf_home),
         }
         write_atomically(directory / RUN_ENV_FILE, run_env_text(values), 0o640)
-        write_atomically(directory / "config.yaml", point["config"], 0o640)
+        write_atomically(directory / RUN_CONFIG_FILE, point["config"], 0o640)
         if p["submitted_config"]:
-            write_atomically(directory / "config.submitted.yaml", p["submitted_config"], 0o640)
+            write_atomically(directory / RUN_SUBMITTED_FILE, p["submitted_config"], 0o640)
         if not self.sweep:
-            write_atomically(directory / "job.sbatch", p["job_script"], 0o750)
+            write_atomically(directory / JOB_SCRIPT_FILE, p["job_script"], 0o750)
         return previous
 
     @staticmethod
     def sbatch(cwd: Path, *options: str) -> str:
         done = subprocess.run(
-            ["sbatch", "--parsable", *options, "job.sbatch"], cwd=cwd, capture_output=True, text=True, timeout=300
+            ["sbatch", "--parsable", *options, JOB_SCRIPT_FILE], cwd=cwd, capture_output=True, text=True, timeout=300
         )
         if done.returncode != 0:
             raise RunError(f"sbatch refused the job: {' '.join((done.stderr or done.stdout).split())}")
@@ -509,7 +515,7 @@ class Run:
                     # One array task per point: the task's index is the point's line in `points`.
                     listing = "".join(f"{point['dir']}\n" for point in points)
                     write_atomically(lock_dir / "points", listing, 0o640)
-                    write_atomically(lock_dir / "job.sbatch", p["job_script"], 0o750)
+                    write_atomically(lock_dir / JOB_SCRIPT_FILE, p["job_script"], 0o750)
                     limit = f"%{p['max_parallel']}" if p["max_parallel"] > 0 else ""
                     array = self.sbatch(lock_dir, f"--array={','.join(map(str, todo))}{limit}")
                     jobs = {index: f"{array}_{index}" for index in todo}

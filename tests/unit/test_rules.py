@@ -1,5 +1,6 @@
 """cesres_ctl.rules, and the role's filter plugin that applies the same rules (one implementation)."""
 
+import json
 import re
 import shlex
 
@@ -212,31 +213,6 @@ def test_ssh_to_a_cluster_is_one_rule_for_the_cli_and_the_roles_and_keeps_the_ke
     assert f"ControlPath={control}/%C" in shared
 
 
-@pytest.mark.parametrize(
-    ("marker", "home"),
-    [
-        ("OUT_OF_MEMORY", "plugins/module_utils/rules.py"),  # the job states
-        ("{0,39}", "plugins/module_utils/rules.py"),  # the run-name rule
-        (r"(?:(\d{1,9})-)", "plugins/module_utils/rules.py"),  # the Slurm time syntax
-        ("module is-avail", "roles/cesres_python/files/probe.sh"),  # the module check
-        ("ansible_ssh_extra_args", "plugins/module_utils/rules.py"),  # how plain ssh reaches a cluster
-    ],
-)
-def test_each_rule_has_one_home(marker, home):
-    """Issue 8: a grep for a second copy of a rule comes back empty (cesres_ctl/rules.py is a link to the
-    collection's rules, the same file)."""
-    found = sorted(
-        str(path.relative_to(PROJECT))
-        for top in ("cesres_ctl", "roles", "plugins", "molecule", "playbooks", "sandbox")
-        for path in (PROJECT / top).rglob("*")
-        if path.is_file()
-        and not path.is_symlink()
-        and path.suffix in {".py", ".sh", ".yml", ".j2"}
-        and marker in path.read_text(errors="replace")
-    )
-    assert found == [home]
-
-
 def test_the_probe_filters():
     """cesres_python's raw step: its JSON line among a login shell's messages; a module group's environment."""
     import base64
@@ -263,3 +239,104 @@ def test_the_probe_filters():
         "modules": probe["module_envs"],
         "errors": probe["module_errors"],
     }
+
+
+JOB = {
+    "spec_hash": "0123456789abcdef",
+    "config_b64": "Q09ORklHOiB7fQ==",
+    "name": "demo",
+    "partitions": {"batch": {"max_time": "5-00:00:00", "default": True, "gpus": 0}},
+    "gpus": 0,
+    "time": "01:00:00",
+    "mem": "",
+    "account": "",
+    "qos": "",
+    "mail_user": "",
+    "mail_type": "END",
+    "nodes": 1,
+    "ntasks": 1,
+    "cpus_per_task": 4,
+    "signal_grace": 300,
+    "extra_sbatch": [],
+    "models": ["Enoch/graphcodebert-py"],
+    "inputs": [{"name": "training.txt", "src": "/d/train.txt"}, {"name": "evaluation", "cluster_path": "~/e"}],
+}
+WORDS = (
+    "mem, account, qos and mail must be single words without quotes, spaces or newlines; nodes and ntasks must be 1 "
+    "(CESReS is one process)"
+)
+
+
+def test_the_job_roles_inputs_pass_when_they_follow_the_rules():
+    assert filters()["cesres_job_input_errors"](JOB, "batch", "c") == []
+    assert filters()["cesres_job_input_errors"]({**JOB, "mem": "16G", "account": "a.b@c"}, "batch", "c") == []
+
+
+@pytest.mark.parametrize(
+    ("change", "error"),
+    [
+        (
+            {"spec_hash": "XYZ"},
+            "cesres_job_spec_hash (hex digest) and cesres_job_config_b64 (base64 config) are required",
+        ),
+        (
+            {"config_b64": ""},
+            "cesres_job_spec_hash (hex digest) and cesres_job_config_b64 (base64 config) are required",
+        ),
+        (
+            {"name": "-bad"},
+            "run name '-bad' must be 1-40 letters, digits, '.', '_' or '-' and start with a letter or digit",
+        ),
+        ({"gpus": 1}, "partition batch of c has no GPUs: use --gpus 0 or a GPU partition"),
+        ({"mem": "16g"}, WORDS),
+        ({"mem": "lots"}, WORDS),
+        ({"account": "a b"}, WORDS),
+        ({"mail_user": "x'y"}, WORDS),
+        ({"nodes": 2}, WORDS),
+        ({"ntasks": "2"}, WORDS),
+        ({"cpus_per_task": 0}, WORDS),
+        ({"signal_grace": "soon"}, WORDS),
+        ({"extra_sbatch": ["--time=1"]}, "extra sbatch option --time (--time) is set by cesres-ctl: use --time"),
+        (
+            {"models": ["ok/model", "a/b/c"]},
+            'cesres_job_models must be Hugging Face model ids (ORG/NAME): ["ok/model", "a/b/c"]',
+        ),
+        ({"inputs": [{"name": "train", "src": "/x"}]}, "each of cesres_job_inputs needs a name"),
+        ({"inputs": [{"name": "training.tar.gz", "src": "/x"}]}, "each of cesres_job_inputs needs a name"),
+        (
+            {"inputs": [{"name": "training", "src": "/x", "cluster_path": "/y"}]},
+            "each of cesres_job_inputs needs a name",
+        ),
+        ({"inputs": [{"name": "training"}]}, "each of cesres_job_inputs needs a name"),
+    ],
+)
+def test_the_job_roles_inputs_are_refused_in_one_line_each(change, error):
+    """roles/cesres_job's one check (tasks/assert.yml): each broken rule is one line of the list."""
+    errors = filters()["cesres_job_input_errors"]({**JOB, **change}, "batch", "c")
+    assert len(errors) == 1
+    assert errors[0].startswith(error)
+    if "inputs" in change:
+        assert errors[0] == (
+            "each of cesres_job_inputs needs a name (training/validation/evaluation/weights[.ext]) and one of src or "
+            f"cluster_path: {json.dumps(change['inputs'])}"
+        )
+
+
+def test_the_copy_back_warning_is_one_rule_for_the_cli_and_the_role():
+    """At most half the run, at least a second: the CLI's Resources and the role's filter agree."""
+    grace = filters()["cesres_signal_grace"]
+    assert grace(300, "01:00:00") == rules.signal_grace(300, 3600) == 300
+    assert grace("300", "5") == rules.signal_grace(300, 300) == 150
+    assert grace(0, "1") == rules.signal_grace(0, 60) == 1
+    assert grace("soon", "10") == 1  # as Jinja's int: 0, then at least 1
+
+
+def test_the_run_layout_reaches_the_role_through_cesres_rule():
+    rule = filters()["cesres_rule"]
+    assert rule("SCRATCH_RESULTS") == f"{rule('RUN_SUBDIR')}/{rule('RUN_RESULTS_DIR')}" == "cesres_run/results"
+    assert [rules.staged_name("training", s) for s in (".txt", ".tar.gz", "")] == [
+        "training.txt",
+        "training",
+        "training",
+    ]
+    assert all(rules.is_staged_name(rules.staged_name(k, ".csv")) for k in rules.INPUT_NAMES)

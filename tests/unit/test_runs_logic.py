@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from cesres_ctl import rules
 from cesres_ctl.errors import CesresError
 from cesres_ctl.rules import parse_partitions
 from cesres_ctl.runner import HostStats, PlaybookResult
@@ -150,7 +151,7 @@ def test_an_unreadable_data_file_is_one_line(monkeypatch):
     def denied(path):
         raise PermissionError(13, "Permission denied", str(path))
 
-    monkeypatch.setattr(configs, "file_sha256", denied)
+    monkeypatch.setattr(rules, "file_sha256", denied)
     with pytest.raises(CesresError, match=r"cannot read data file CONFIG.training = 'data/train.txt' .*Permission"):
         configs.load(DEMO / "configs" / "demo.yaml", cwd=DEMO)
 
