@@ -563,6 +563,31 @@ def _pip_check(py, policy, venv, env, log):
     return check
 
 
+def _checks(py, policy, venv, env, log, entry, program_env):
+    """pip check ({"fatal", "reported"}) and the import check of `entry` ((returncode, first failing import or
+    ""), None when there is no entry or it is not there), side by side: both only read the venv, and the import
+    check (the program's imports: torch, transformers...) takes as long as pip check. Both go to `log`."""
+    importing = None
+    if entry and os.path.isfile(entry):
+        importing = subprocess.Popen(
+            [py, policy, "imports", entry],
+            env=dict(env, GIT_PYTHON_REFRESH="quiet", **(program_env or {})),
+            cwd=os.path.dirname(entry),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            universal_newlines=True,
+        )
+    try:
+        check = _pip_check(py, policy, venv, env, log)
+    finally:
+        out, err = importing.communicate() if importing else ("", "")
+    if importing is None:
+        return check, None
+    with open(log, "a", encoding="utf-8") as handle:
+        handle.write("== import check of %s\n%s" % (entry, err))
+    return check, (importing.returncode, (out.strip().splitlines() or [""])[0])
+
+
 def venv_install(
     venv, requirements, digest, env, protect=(), extra=(), cache="", entry="", wait_s=1800, program_env=None
 ):
@@ -619,18 +644,19 @@ def venv_install(
         pip += list(extra)
         with open(log, "w", encoding="utf-8") as handle:
             handle.write("== %s\n" % met)
-        check = None
+        checks = dict(py=py, policy=policy, venv=venv, env=env, log=log, entry=entry, program_env=program_env)
+        check = imports = None
         try:
             if _requirement_count(planned["install"]):
                 _pip_install(pip, py, policy, planned, requirements, venv, env, log, fd)
-            check = _pip_check(py, policy, venv, env, log)
+            check, imports = _checks(**checks)
         except SetupError as exc:
             if exc.kind != "pip" or not planned.get("met"):
                 raise
         if check is None or (check["fatal"] and planned.get("met")):
             planned = _install_plan(py, policy, requirements, plan_dir, protect, env, every=True)
             _pip_install(pip, py, policy, planned, requirements, venv, env, log, fd)
-            check = _pip_check(py, policy, venv, env, log)
+            check, imports = _checks(**checks)
         reports += check["reported"]
         if check["fatal"]:
             raise SetupError(
@@ -642,27 +668,16 @@ def venv_install(
                 "notebook extensions in the venv (%s), not in your home: %s"
                 % (extensions, ", ".join(sorted(os.listdir(extensions))))
             )
-        if entry:
-            if not os.path.isfile(entry):
-                raise SetupError("import check: the entry point %s is not on the cluster" % entry, "imports")
-            with open(log, "a", encoding="utf-8") as handle:
-                handle.write("== import check of %s\n" % entry)
-                handle.flush()
-                imports = subprocess.run(
-                    [py, policy, "imports", entry],
-                    env=dict(env, GIT_PYTHON_REFRESH="quiet", **(program_env or {})),
-                    cwd=os.path.dirname(entry),
-                    stdout=subprocess.PIPE,
-                    stderr=handle,
-                    universal_newlines=True,
-                    check=False,
-                )
-            if imports.returncode != 0:
+        if entry and imports is None:
+            raise SetupError("import check: the entry point %s is not on the cluster" % entry, "imports")
+        if imports is not None:
+            rc, first = imports
+            if rc != 0:
                 raise SetupError("import check of %s failed to run (see %s on the cluster)" % (entry, log), "imports")
-            if imports.stdout.strip():
+            if first:
                 raise SetupError(
                     "import check: %s cannot import %s with the modules loaded (see %s on the cluster)"
-                    % (entry, imports.stdout.strip().splitlines()[0], log),
+                    % (entry, first, log),
                     "imports",
                 )
         with open(stamp, "w", encoding="utf-8") as handle:

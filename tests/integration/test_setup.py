@@ -280,7 +280,19 @@ def test_requirement_lifecycle(sandbox, checkout):
     assert refused.returncode == 1
     lines = [line for line in refused.stderr.splitlines() if line.startswith("cesres-ctl: error:")]
     assert lines and "is not ready" in lines[0] and "cesres-ctl setup" in lines[0], refused.stderr
+    # A program that imports what the venv lacks: the import check (run beside pip check) names it, and the
+    # venv is not ready.
+    entry = checkout / "cesres_graphcodebert_model.py"
+    program = entry.read_text()
+    entry.write_text(program.replace("import argparse\n", "import argparse\nimport cesres_no_such_module_t3\n", 1))
+    requirements(checkout).write_text(text.replace("tabulate==0.10.0", "tabulate==0.9.0"))
+    done = push_setup(checkout)
+    assert done.returncode == 1, done.stderr
+    error = done.stderr.split("error:")[-1]
+    assert "import check" in error and "cesres_no_such_module_t3" in error, done.stderr
+    assert sandbox.ssh("test -e t3_env/.cesres-ready").returncode != 0
     # The next good run repairs it.
+    entry.write_text(program)
     requirements(checkout).write_text(text)
     done = push_setup(checkout)
     assert done.returncode == 0, done.stderr
