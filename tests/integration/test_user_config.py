@@ -140,26 +140,13 @@ def test_config_init_then_setup_and_train_use_the_users_settings(user_env, clean
     assert porcelain() == before
 
 
-# The sandbox under a name of the user's own: its code and venv are this test's (removed at the end).
-OWN_ROOT = "cesres-mylab"
-OWN_VENV = "cesres-mylab-env"
-
-
-@pytest.fixture
-def own_paths(sandbox):
-    remove = f'rm -rf "$HOME/{OWN_ROOT}" "$HOME/{OWN_VENV}"'
-    assert sandbox.ssh(remove).returncode == 0
-    yield sandbox
-    done = sandbox.ssh(remove)
-    assert done.returncode == 0, done.stderr
-
-
-def test_a_cluster_defined_in_the_users_configuration_only_is_set_up_and_trained_on(user_env, own_paths, tmp_path):
+# The sandbox under a name of the user's own, with this module's throwaway code and venv (clean_cluster).
+def test_a_cluster_defined_in_the_users_configuration_only_is_set_up_and_trained_on(user_env, clean_cluster, tmp_path):
     """Issue 20: the sandbox as `mylab`, a cluster the project does not ship, written in the user's file by hand:
     how ssh reaches it, the code to deploy, its paths and its site's mirrors (the model hub's imitation and the
     pip cache that the sandbox's own group_vars give it, and a package index). doctor saves its partitions,
     setup provisions it, and a run on it completes and is fetched."""
-    sandbox = own_paths
+    sandbox = clean_cluster
     config = {
         "default_cluster": "mylab",
         "clusters": {
@@ -168,8 +155,8 @@ def test_a_cluster_defined_in_the_users_configuration_only_is_set_up_and_trained
                 "ansible_ssh_common_args": f"-F {sandbox.ssh_config}",
                 "cesres_repo_url": mini_repo()["cesres_repo_url"],
                 "cesres_repo_version": "master",
-                "cesres_root": f"~/{OWN_ROOT}",
-                "cesres_venv": f"~/{OWN_VENV}",
+                "cesres_root": f"~/{ROOT}",
+                "cesres_venv": f"~/{VENV}",
                 "cesres_hf_cache_endpoint": "http://127.0.0.1:6820",
                 "cesres_venv_pip_cache_dir": "/var/cache/cesres-sandbox/pip",
                 # The site's package index: PyPI's, named as pip does not name its default (a trailing /).
@@ -190,8 +177,8 @@ def test_a_cluster_defined_in_the_users_configuration_only_is_set_up_and_trained
     assert shown["cesres_hf_cache_endpoint"] == {"value": "http://127.0.0.1:6820", "source": "user config (config.yml)"}
     assert "saved the partitions of mylab as yours" in ok("doctor", "--save-facts").stderr
     assert "setup of mylab done" in ok("setup", "--cluster", "mylab", timeout=1500).stdout
-    assert sandbox.ssh(f"test -e ~/{OWN_VENV}/.cesres-ready && test -f ~/{OWN_ROOT}/.git/HEAD").returncode == 0
-    pip_log = sandbox.ssh(f"cat ~/{OWN_VENV}/cesres-pip.log")
+    assert sandbox.ssh(f"test -e ~/{VENV}/.cesres-ready && test -f ~/{ROOT}/.git/HEAD").returncode == 0
+    pip_log = sandbox.ssh(f"cat ~/{VENV}/cesres-pip.log")
     assert "Looking in indexes: https://pypi.org/simple/" in pip_log.stdout, pip_log.stdout[-3000:]
 
     fetched = tmp_path / "fetched"
@@ -202,5 +189,5 @@ def test_a_cluster_defined_in_the_users_configuration_only_is_set_up_and_trained
     )  # fmt: skip
     run = json.loads(done.stdout)
     assert (run["cluster"], run["state"]) == ("mylab", "COMPLETED"), run
-    assert run["remote_dir"].startswith(f"{sandbox.home}/{OWN_ROOT}/runs/mylab-"), run["remote_dir"]
+    assert run["remote_dir"].startswith(f"{sandbox.home}/{ROOT}/runs/mylab-"), run["remote_dir"]
     assert (fetched / "results").is_dir()
