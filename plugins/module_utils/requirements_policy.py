@@ -435,15 +435,17 @@ def classify_check(
     return {"fatal": fatal, "reported": reported}
 
 
-def venv_distributions() -> list[str]:
-    """The distributions installed in this interpreter's own prefix (the venv), normalised."""
+def _own(dists: Iterable[md.Distribution]) -> list[md.Distribution]:
+    """Those of `dists` installed in this interpreter's own prefix (the venv)."""
     root = _resolved(sys.prefix)
-    names = []
-    for dist in md.distributions():
-        location = _resolved(str(dist.locate_file("")))
-        if root is not None and location is not None and _inside(location, root):
-            names.append(normalize(dist.metadata["Name"] or ""))
-    return names
+    if root is None:
+        return []
+    return [dist for dist in dists if (where := _resolved(str(dist.locate_file("")))) and _inside(where, root)]
+
+
+def venv_distributions(dists: Iterable[md.Distribution]) -> list[str]:
+    """The distributions installed in this interpreter's own prefix (the venv), normalised."""
+    return [normalize(dist.metadata["Name"] or "") for dist in _own(dists)]
 
 
 # --- pip's output of a failed resolution ---------------------------------------------------------
@@ -682,32 +684,21 @@ def discover_provided(
     return provided
 
 
-def installed_versions() -> dict[str, str]:
+def installed_versions(dists: Sequence[md.Distribution]) -> dict[str, str]:
     """{normalised name: version} of each distribution: the venv's own copy, else the one Python finds first.
     A venv's copy that a module's on PYTHONPATH hides is what a pip run of its line would install again."""
-    root = _resolved(sys.prefix)
-    own: dict[str, str] = {}
     first: dict[str, str] = {}
-    for dist in md.distributions():
-        name = normalize(dist.metadata["Name"] or "")
-        if not name:
-            continue
-        location = _resolved(str(dist.locate_file("")))
-        if root is not None and location is not None and _inside(location, root):
-            own.setdefault(name, dist.version)
-        first.setdefault(name, dist.version)
-    return {**first, **own}
+    for dist in dists:
+        first.setdefault(normalize(dist.metadata["Name"] or ""), dist.version)
+    own = {normalize(dist.metadata["Name"] or ""): dist.version for dist in reversed(_own(dists))}
+    return {name: version for name, version in {**first, **own}.items() if name}
 
 
-def venv_requirements() -> dict[str, list[tuple[str, str]]]:
+def venv_requirements(dists: Sequence[md.Distribution]) -> dict[str, list[tuple[str, str]]]:
     """{normalised name: [(distribution, specifier)]}: what the venv's own distributions require of each name
     (optional extras left out), as pip check reads it."""
-    root = _resolved(sys.prefix)
     out: dict[str, list[tuple[str, str]]] = {}
-    for dist in md.distributions():
-        location = _resolved(str(dist.locate_file("")))
-        if root is None or location is None or not _inside(location, root):
-            continue
+    for dist in _own(dists):
         for text in dist.requires or []:
             try:
                 parsed = PackagingRequirement(text)
@@ -719,9 +710,9 @@ def venv_requirements() -> dict[str, list[tuple[str, str]]]:
     return out
 
 
-def current_provided() -> dict[str, Any]:
+def current_provided(dists: Iterable[md.Distribution] | None = None) -> dict[str, Any]:
     venv_prefix = sys.prefix if sys.prefix != sys.base_prefix else None
-    return discover_provided(md.distributions(), os.environ, venv_prefix, sys.base_prefix)
+    return discover_provided(md.distributions() if dists is None else dists, os.environ, venv_prefix, sys.base_prefix)
 
 
 # --- command line -------------------------------------------------------------------------------
@@ -765,7 +756,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 check=False,
             )
             lines = done.stdout.splitlines() if done.returncode != 0 else []
-            print(json.dumps(classify_check(lines, current_provided(), venv_distributions())))
+            dists = list(md.distributions())
+            print(json.dumps(classify_check(lines, current_provided(dists), venv_distributions(dists))))
             return 0
         if args.command == "imports":
             entry = Path(args.entry).resolve()
@@ -777,7 +769,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             given = _read(args.requirements).splitlines() if args.requirements else None
             print(explain_conflict(_read(args.pip_output), given))
             return 0
-        provided = json.loads(_read(args.provided)) if args.provided else current_provided()
+        # One reading of the installed distributions serves the three questions.
+        dists = list(md.distributions())
+        provided = json.loads(_read(args.provided)) if args.provided else current_provided(dists)
         req_path = Path(args.requirements).expanduser()
         lines = req_path.read_text(encoding="utf-8").splitlines()
         result = plan(
@@ -786,8 +780,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.protect,
             frameworks=not args.no_default_frameworks,
             base_dir=str(req_path.parent.resolve()),
-            installed=None if args.all else installed_versions(),
-            required_by=None if args.all else venv_requirements(),
+            installed=None if args.all else installed_versions(dists),
+            required_by=None if args.all else venv_requirements(dists),
         )
         outdir = Path(args.outdir).expanduser()
         outdir.mkdir(parents=True, exist_ok=True)
