@@ -129,6 +129,30 @@ def test_setup_again_changes_nothing(real_setup):
     assert re.search(r"sandbox: ok=\d+ changed=0 failed=0", again.stderr), again.stderr
 
 
+def test_a_changed_pin_of_the_real_file_installs_that_line_only(sandbox, real_setup):
+    """The bench's "one pin" row as a test: pip gets the moved line alone, every other line of the real file is
+    met and keeps its pin; setting the file back is the same path, and leaves the venv as the runs below need."""
+    file, moved = f"{ROOT}/installation/CECI_requirements.txt", f"{ROOT}/installation/CECI_requirements-pin.txt"
+    done = sandbox.ssh(f"sed 's/^tqdm==4.66.1$/tqdm==4.66.0/' {file} > {moved} && ! cmp -s {file} {moved}")
+    assert done.returncode == 0, done.stderr
+    variables = {"cesres_root": ROOT, "cesres_venv": VENV}
+    try:
+        done = run_cli(
+            "setup", "--cluster", "sandbox", "-e", json.dumps({**variables, "cesres_venv_requirements_file": moved})
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        met = re.search(r"already installed, not given to pip: (\d+) of (\d+) requirement lines", done.stderr)
+        assert met and int(met[2]) == int(met[1]) + 1, done.stderr[-3000:]
+        given = sandbox.ssh(f"grep -v '^#' {VENV}/.cesres-plan/requirements.txt | grep .").stdout.split()
+        assert given == ["tqdm==4.66.0"], given
+    finally:
+        back = run_cli("setup", "--cluster", "sandbox", "-e", json.dumps(variables))
+        sandbox.ssh(f"rm -f {moved}")
+    assert back.returncode == 0, back.stderr[-3000:]
+    tqdm = sandbox.ssh(f"ls -d {VENV}/lib/python3.10/site-packages/tqdm-*.dist-info").stdout
+    assert "tqdm-4.66.1.dist-info" in tqdm, tqdm
+
+
 def test_the_real_program_trains_with_the_real_template_on_the_cpu(trained):
     run, results = trained
     assert run["state"] == "COMPLETED", run
