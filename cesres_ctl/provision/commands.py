@@ -3,6 +3,7 @@
 import hashlib
 import json
 from dataclasses import asdict
+from datetime import UTC, datetime
 from typing import Any
 
 import typer
@@ -39,15 +40,22 @@ def setup(
     check: bool = typer.Option(
         False, "--check", help="Report what would change and change nothing (ansible-playbook --check)."
     ),
+    full: bool = typer.Option(
+        False, "--full", help="Run every step, even when nothing changed since the last setup that succeeded."
+    ),
 ) -> None:
     """Provision CESReS on a cluster: modules, code, virtualenv, components, offline models.
 
-    Runs playbooks/setup.yml. A re-run with nothing changed changes nothing (and does not run pip).
-    With --check, lists the steps that would change something and changes nothing.
+    Runs playbooks/setup.yml. A re-run with nothing changed changes nothing (and does not run pip): when
+    nothing changed since the last setup that succeeded (the settings, cesres-ctl, what it provisioned on the
+    cluster, the repository's branch), one command on the cluster says so and the play ends there; --full
+    runs every step all the same. With --check, lists the steps that would change something and changes nothing.
     """
     cluster = userconfig.cluster_or_default(cluster)
     extravars = parse_extra_vars(extra_vars)
     sources = _validated_sources(cluster, extravars)
+    if full:
+        extravars = {**extravars, "cesres_unchanged_shortcut": False}
     title = f"setup --check {cluster}" if check else f"setup {cluster}"
     result = run_playbook(
         SETUP_PLAYBOOK,
@@ -61,6 +69,10 @@ def setup(
     _summarise(result)
     if not result.ok:
         raise CesresError(result.failure or "setup failed", log_path=str(result.log_path), exit_code=result.exit_code)
+    unchanged = _unchanged_since(result, cluster)
+    if unchanged and not check:
+        echo(f"setup of {cluster}: nothing changed since its last setup ({unchanged}): no step ran")
+        return
     if not check:
         echo(f"setup of {cluster} done (log: {result.log_path})")
         return
@@ -90,6 +102,19 @@ def _validated_sources(cluster: str, extravars: dict[str, Any]) -> list[str]:
     except OSError:
         pass  # a stamp: the next setup checks again
     return list(inventory.sources)
+
+
+def _unchanged_since(result: PlaybookResult, cluster: str) -> str:
+    """When the play ended at once, nothing having changed since the last setup (roles/cesres_unchanged): when
+    that setup was recorded, as local time; else ""."""
+    found = result.facts.get(cluster, {}).get("cesres_unchanged_found")
+    if not isinstance(found, dict):
+        return ""
+    try:
+        since = datetime.fromtimestamp(int(found.get("since", 0)), tz=UTC).astimezone()
+    except (TypeError, ValueError, OverflowError, OSError):
+        return "recorded at an unknown time"
+    return f"recorded {since:%Y-%m-%d %H:%M %Z}"
 
 
 def check_report(cluster: str, result: PlaybookResult) -> list[str]:

@@ -276,6 +276,66 @@ def cesres_probe_envs(probe: Mapping[str, Any]) -> str:
     )
 
 
+def cesres_code_digest(root: object) -> str:
+    """The digest of the collection's code under `root` (rules.code_digest): a role passes its role_path/../.."""
+    try:
+        return rules.code_digest(Path(str(root)).resolve())
+    except OSError as exc:
+        raise AnsibleFilterError(f"cannot read the collection's code under {root}: {exc}") from None
+
+
+# The login shell's files, which the paths that setup configures are expanded with (~/ is $HOME's).
+_LOGIN_FILES = (
+    "~/.bash_profile",
+    "~/.bash_login",
+    "~/.profile",
+    "~/.bashrc",
+    "/etc/profile",
+    "/etc/profile.d",
+    "/etc/bashrc",
+    "/etc/bash.bashrc",
+)
+
+
+def cesres_unchanged_watch(probe: Mapping[str, Any], repo_set: Iterable[object] | None) -> dict[str, Any]:
+    """What roles/cesres_unchanged records of a setup that succeeded, from the play's probe (cesres_python_probe):
+    {"paths": the paths whose status changes with what setup provisions, "git": {"path", "ld", "url", "version"}
+    or {} (the remote to ask again: a version that is no commit, with the environment of `repo_set`, the modules
+    cesres_repo runs git with)}; {} when a part of the probe cannot be watched (a push, the components: rsync
+    alone can tell) or was not read, and every setup then runs whole.
+
+    The paths: the Python wrapper, the module files that Lmod loaded (_LMFILES_ of each group), the login
+    shell's files, and each part's own ("watch", provision.py).
+    """
+    parts = dict((probe or {}).get("probe") or {})
+    if not parts or any(not isinstance(part, dict) or "watch" not in part for part in parts.values()):
+        return {}
+    home = str(((probe or {}).get("login_env") or {}).get("HOME", ""))
+    if not home.startswith("/"):
+        return {}
+    paths = [str(probe.get("interpreter", ""))]
+    for env in ((probe or {}).get("module_envs") or {}).values():
+        paths += [name for name in str(env.get("_LMFILES_", "")).split(":") if name]
+    paths += [home + name[1:] if name.startswith("~") else name for name in _LOGIN_FILES]
+    for part in parts.values():
+        paths += [str(path) for path in part["watch"]]
+    git: dict[str, str] = {}
+    remote = (parts.get("repo") or {}).get("remote")
+    if remote:
+        key = " ".join(str(name) for name in (repo_set or []))
+        # No modules for git: the login shell's own (as cesres_module_env gives it).
+        env = ((probe or {}).get("module_envs") or {}).get(key) if key else (probe or {}).get("login_env")
+        if env is None:
+            return {}
+        git = {
+            "path": env.get("PATH", ""),
+            "ld": env.get("LD_LIBRARY_PATH", ""),
+            "url": str(remote["url"]),
+            "version": str(remote["version"]),
+        }
+    return {"paths": list(dict.fromkeys(path for path in paths if path)), "git": git}
+
+
 def _encode(value: Mapping[str, Any]) -> str:
     return base64.b64encode(json.dumps(dict(value), sort_keys=True).encode("utf-8")).decode("ascii")
 
@@ -357,4 +417,6 @@ class FilterModule:
             "cesres_ssh_host": cesres_ssh_host,
             "cesres_with_checksums": cesres_with_checksums,
             "cesres_rule": cesres_rule,
+            "cesres_code_digest": cesres_code_digest,
+            "cesres_unchanged_watch": cesres_unchanged_watch,
         }

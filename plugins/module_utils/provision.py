@@ -788,24 +788,44 @@ def probe(request, expand, env_of):
 
 
 def _probe_part(name, part, expand, env_of):
+    """One part's state, with "watch": the paths whose status (inode, size, times) changes with that state, for
+    roles/cesres_unchanged to recognise a later setup that nothing changed since; a part that has no such
+    paths (a push, the components: only rsync can tell) has none, and setups with it always run whole."""
     if name == "repo":
         path = expand(part["path"], part.get("what", "cesres_repo_dest"))
         env = env_of(part)
         if part.get("mode") == "push":
             return push_state(path, env)
+        version = part.get("version", "master")
         try:
-            return git_plan(path, part.get("url", ""), part.get("version", "master"), bool(part.get("force")), env)
+            state = git_plan(path, part.get("url", ""), version, bool(part.get("force")), env)
         except SetupError as exc:
             return {"path": path, "refused": True, "kind": exc.kind, "msg": str(exc)}
+        # git writes HEAD, the index and packed-refs by renaming a lock file into .git, a branch's ref into
+        # refs/heads: each changes its directory. A version that is no commit may move on the remote: asked again.
+        state["watch"] = [os.path.join(path, ".git"), os.path.join(path, ".git", "refs", "heads")]
+        if not _COMMIT.match(version):
+            state["remote"] = {"url": part.get("url", ""), "version": version}
+        return state
     if name == "venv":
         path = expand(part["path"], part.get("what", "cesres_venv_path"))
         requirements = expand(part["requirements"], part.get("requirements_what", "cesres_venv_requirements_file"))
-        return venv_state(path, requirements, part["config"], env_of(part), check=True)
+        state = venv_state(path, requirements, part["config"], env_of(part), check=True)
+        lib = "python%s" % ".".join(str(state["python"]).split(".")[:2])
+        state["watch"] = [
+            path,  # its stamps (VENV_STAMP, VENV_INCOMPLETE), pyvenv.cfg
+            os.path.join(path, "bin"),
+            os.path.join(path, "lib", lib, "site-packages"),  # pip adds and removes distributions here
+            os.path.join(path, VENV_STAMP),
+            requirements,
+        ]
+        return state
     if name == "hf_cache":
         home = expand(part["home"], part.get("what", "cesres_hf_cache_home"))
         python = expand(part["python"], part.get("python_what", "cesres_hf_cache_python"))
         models = [[str(m[0]), str(m[1])] for m in part.get("models") or []]
-        return {"home": home, "missing": models_missing(home, models, venv_stamp(python))}
+        watch = [home, os.path.join(home, cache_program.LIST), os.path.join(home, "transformers")]
+        return {"home": home, "missing": models_missing(home, models, venv_stamp(python)), "watch": watch}
     if name == "data":
         dest = expand(part["dest"], part.get("what", "cesres_data_dest"))
         return {"dest": dest, "missing": dirs_missing(dest, part.get("dirs") or [])}

@@ -128,11 +128,103 @@ def test_pip_check_passes_for_the_venv(sandbox, first_setup):
     assert problems == [], check
 
 
-def test_rerun_changes_nothing_and_skips_pip(sandbox, first_setup):
+NOTHING_CHANGED = "nothing changed since the last setup that succeeded"
+PLAY_PROBE = "Read the state of what the play provisions"
+RECORD = ".cesres/setup.record"
+GIT = "git/2.23.0-GCCcore-8.3.0-nodocs"
+
+
+def test_rerun_ends_after_one_command_nothing_having_changed(sandbox, first_setup):
+    """roles/cesres_unchanged: the record of the first setup holds, so the play ends after one command (no login
+    shell, no probe), and says so; cesres-ctl says it on stdout."""
     assert first_setup[0].returncode == 0
+    assert sandbox.ssh(f"test -s {RECORD}").returncode == 0
     before = sandbox.ssh("stat -c %Y cesres_env/cesres-pip.log").stdout
     done = ansible_playbook()
     assert done.returncode == 0, done.stdout[-3000:]
+    assert NOTHING_CHANGED in done.stdout and PLAY_PROBE not in done.stdout, done.stdout[-3000:]
+    assert "-e cesres_unchanged_shortcut=false runs every step" in done.stdout
+    assert recap(done.stdout)["changed"] == 0
+    via_cli = run_cli("setup", "--cluster", "sandbox", "-e", json.dumps(mini_repo()))
+    assert via_cli.returncode == 0, via_cli.stderr
+    full = run_cli("setup", "--cluster", "sandbox", "--full", "-e", json.dumps(mini_repo()))
+    assert full.returncode == 0 and full.stdout.startswith("setup of sandbox done"), full.stdout + full.stderr
+    assert "changed=0" in full.stderr
+    assert re.fullmatch(
+        r"setup of sandbox: nothing changed since its last setup \(recorded [^)]+\): no step ran\n", via_cli.stdout
+    ), via_cli.stdout
+    assert NOTHING_CHANGED in ansible_playbook().stdout  # --full recorded its setup too
+    assert sandbox.ssh("stat -c %Y cesres_env/cesres-pip.log").stdout == before
+
+
+def test_a_change_on_the_cluster_since_the_last_setup_runs_it_whole(sandbox, first_setup):
+    """What the record watches, changed by hand on the cluster: the play runs whole, and records again. A commit
+    made by hand is refused as before (the record does not hide it), and that failed setup leaves no record."""
+    assert first_setup[0].returncode == 0
+    assert NOTHING_CHANGED in ansible_playbook().stdout
+    # pip run by hand: a directory added to (and removed from) site-packages.
+    byhand = "cesres_env/lib/python3.10/site-packages/cesres-byhand"
+    assert sandbox.ssh(f"sleep 1; mkdir {byhand} && rmdir {byhand}").returncode == 0
+    done = ansible_playbook()
+    assert done.returncode == 0 and PLAY_PROBE in done.stdout and NOTHING_CHANGED not in done.stdout, done.stdout[
+        -3000:
+    ]
+    assert recap(done.stdout)["changed"] == 0
+    assert NOTHING_CHANGED in ansible_playbook().stdout
+    # A commit made on the cluster by hand.
+    git = f"module load {MODULES} {GIT} && git -C cesres"
+    commit = sandbox.ssh(f"bash -lc '{git} -c user.name=t -c user.email=t@t commit -q --allow-empty -m byhand'")
+    assert commit.returncode == 0, commit.stderr
+    try:
+        done = ansible_playbook()
+        assert done.returncode != 0 and "are not on the remote" in done.stdout, done.stdout[-3000:]
+        assert sandbox.ssh(f"test -e {RECORD}").returncode == 1
+    finally:
+        assert sandbox.ssh(f"bash -lc '{git} reset -q --hard HEAD~1'").returncode == 0
+    done = ansible_playbook()
+    assert done.returncode == 0 and PLAY_PROBE in done.stdout, done.stdout[-3000:]
+    assert NOTHING_CHANGED in ansible_playbook().stdout
+
+
+def test_a_branch_that_moved_on_the_remote_is_deployed(sandbox, first_setup):
+    """The record asks the remote again for a version that is a branch: a new commit there runs the setup whole,
+    which deploys it. (A remote of the test's own, a copy of cesres-mini's, on the cluster.)"""
+    assert first_setup[0].returncode == 0
+    remote, work = "cesres-moved.git", "cesres-moved-work"
+    load = f"module load {MODULES} {GIT} && "
+    done = sandbox.ssh(
+        f"bash -lc '{load} rm -rf {remote} {work} && git clone -q --bare "
+        f"{mini_repo()['cesres_repo_url']} {remote} && git clone -q {remote} {work}'"
+    )
+    assert done.returncode == 0, done.stderr
+    moved = {"cesres_repo_url": str(sandbox.home / remote)}
+    try:
+        assert ansible_playbook("-e", json.dumps(moved)).returncode == 0  # another URL: another record
+        assert NOTHING_CHANGED in ansible_playbook("-e", json.dumps(moved)).stdout
+        push = sandbox.ssh(
+            f"bash -lc '{load} cd {work} && git -c user.name=t -c user.email=t@t commit -q --allow-empty -m moved "
+            "&& git push -q origin HEAD:master && git rev-parse HEAD'"
+        )
+        assert push.returncode == 0, push.stderr
+        done = ansible_playbook("-e", json.dumps(moved))
+        assert done.returncode == 0 and NOTHING_CHANGED not in done.stdout, done.stdout[-3000:]
+        assert recap(done.stdout)["changed"] >= 1
+        head = sandbox.ssh(f"bash -lc '{load} git -C cesres rev-parse HEAD'").stdout
+        assert head.split() == push.stdout.split()[-1:]
+        assert NOTHING_CHANGED in ansible_playbook("-e", json.dumps(moved)).stdout
+    finally:
+        # Back to cesres-mini's own remote: the commit made here is on no other remote (forced).
+        back = ansible_playbook("-e", json.dumps({"cesres_repo_force": True}))
+        sandbox.ssh(f"rm -rf {remote} {work}")
+    assert back.returncode == 0, back.stdout[-3000:]
+
+
+def test_rerun_in_full_changes_nothing_and_skips_pip(sandbox, first_setup):
+    assert first_setup[0].returncode == 0
+    before = sandbox.ssh("stat -c %Y cesres_env/cesres-pip.log").stdout
+    done = ansible_playbook("-e", json.dumps({"cesres_unchanged_shortcut": False}))
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert PLAY_PROBE in done.stdout
     stats = recap(done.stdout)
     assert stats["changed"] == 0 and stats["failed"] == 0
     assert re.search(r"Install the requirements.*\*+\nskipping: \[sandbox\]", done.stdout)
@@ -144,7 +236,7 @@ def test_without_the_plays_probe_each_role_reads_its_own_state_and_changes_nothi
     environment being ready, does nothing more, by the same path as with the play's probe."""
     assert first_setup[0].returncode == 0
     before = sandbox.ssh("stat -c %Y cesres_env/cesres-pip.log").stdout
-    done = ansible_playbook("-e", json.dumps({"cesres_python_probe_request": {}}))
+    done = ansible_playbook("-e", json.dumps({"cesres_python_probe_request": {}, "cesres_unchanged_shortcut": False}))
     assert done.returncode == 0, done.stdout[-3000:]
     stats = recap(done.stdout)
     assert stats["changed"] == 0 and stats["failed"] == 0
@@ -156,6 +248,8 @@ def test_without_the_plays_probe_each_role_reads_its_own_state_and_changes_nothi
 
 def test_ansible_playbook_and_cesres_ctl_agree(first_setup):
     assert first_setup[0].returncode == 0
+    # The same state for both: the setup that an earlier test may have left to do, done and recorded.
+    assert ansible_playbook().returncode == 0
     via_cli = run_cli("setup", "--cluster", "sandbox", "-e", json.dumps(mini_repo()))
     assert via_cli.returncode == 0, via_cli.stderr
     via_playbook = recap(ansible_playbook().stdout)
