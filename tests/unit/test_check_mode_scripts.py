@@ -255,7 +255,12 @@ def test_the_probe_reads_each_part_and_names_an_unexpandable_path(tmp_path, orig
     }
     state = setup.probe_with(request, envs)
     assert state["repo"]["changed"] and state["repo"]["path"] == str(home / "code")
-    assert state["hf_cache"] == {"home": str(home / "hf"), "missing": ["c/d"]}
+    # What roles/cesres_unchanged watches of each part: the model cache's list and directories, the code's .git.
+    hf = home / "hf"
+    watch = [str(hf), str(hf / "cesres-models.list"), str(hf / "transformers")]
+    assert state["hf_cache"] == {"home": str(hf), "missing": ["c/d"], "watch": watch}
+    assert state["repo"]["watch"] == [str(home / "code" / ".git"), str(home / "code" / ".git" / "refs" / "heads")]
+    assert state["repo"]["remote"] == {"url": str(origin), "version": "master"}
     assert state["data"]["expand_error"] and "cesres_data_dest" in state["data"]["error"]
     assert "UNSET" in state["data"]["error"]
     assert state["venv"] == {"error": "no x", "expand_error": False}
