@@ -12,7 +12,12 @@ issue 19's goals at 0 ms: `ansible-playbook setup.yml` within 1.3x of Ansible's 
 within 3x of the fresh ssh.
 
 With --baseline REF, the same two setups of the project at git REF (exported to a temporary directory, run
-with its own cesres_ctl) run in the same rounds, so that a shared, busy machine slows both alike.
+with its own cesres_ctl) run in the same rounds, so that a shared, busy machine slows both alike. They set up
+their own environment in the sandbox's home (BASELINE_PATHS: code, venv, model cache), warmed up once like
+this project's: the venv's ready stamp holds the hash of the requirements policy's source (and the model
+cache records its models per venv stamp), so two projects that differ there, sharing one venv, would each find
+it not ready and reinstall it at every turn, and the "before" column would time installs, not no-ops. They
+stay in the home after the bench, for the next one to find warm.
 
     .venv/bin/python bench/setup_noop.py [--repeat 5] [--rtt 0,25] [--baseline main]
 """
@@ -56,6 +61,13 @@ ANSIBLE_FLOOR_PLAY = """- name: Ansible's floor
       ansible.builtin.raw: "true"
       changed_when: false
 """
+
+# The baseline's own paths on the cluster (group_vars/ceci.yml's settings, which every ref since issue 3 reads).
+BASELINE_PATHS = {
+    "cesres_root": "~/cesres-bench-baseline",
+    "cesres_venv": "~/cesres_env-bench-baseline",
+    "cesres_hf_home": "~/.cache/huggingface-bench-baseline",
+}
 
 FLOOR_SCRIPT = """
 set -e
@@ -144,7 +156,9 @@ def run_bench(net: Net, rtt: float, repeat: int, baseline: Path | None, ref: str
         net.stop_masters()
         return timed(argv, cwd, run_env or env)
 
-    old_setup = [sys.executable, "-m", "cesres_ctl", "setup", "--cluster", "sandbox", *via_proxy]
+    own_paths = ["-e", json.dumps(BASELINE_PATHS)]
+    old_setup = [sys.executable, "-m", "cesres_ctl", "setup", "--cluster", "sandbox", *via_proxy, *own_paths]
+    old_playbook = [*playbook, *own_paths]
 
     print("warm-up: one setup run (makes the environment ready)...", flush=True)
     # Forced: the test suite leaves its own commits of cesres-mini in ~/cesres, which setup refuses to overwrite.
@@ -171,7 +185,7 @@ def run_bench(net: Net, rtt: float, repeat: int, baseline: Path | None, ref: str
         results[ANSIBLE_FLOOR].append(cold(ansible_floor))
         if baseline:
             before["cesres-ctl setup"].append(cold(old_setup, baseline, old_env))
-            before["ansible-playbook setup.yml"].append(cold(playbook, baseline, old_env))
+            before["ansible-playbook setup.yml"].append(cold(old_playbook, baseline, old_env))
     base = statistics.median(results[FLOOR])
     ansible_base = statistics.median(results[ANSIBLE_FLOOR])
     where = f"; before: the project at {ref}, in the same rounds" if baseline else ""

@@ -6,6 +6,9 @@ import typer
 
 from cesres_ctl import userconfig
 
+# --verbose/-v, for the commands that show Ansible's own output on demand: declared once, it reads the same in each.
+VerboseOption = typer.Option(False, "--verbose", "-v", help="Show Ansible's own output.")
+
 CLUSTER_HELP = (
     "Cluster: a host of the inventory (dragon2, sandbox, …). "
     f"Default: ${userconfig.CLUSTER_ENV}, else the configured default_cluster (cesres-ctl config show), "

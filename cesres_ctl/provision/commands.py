@@ -14,7 +14,7 @@ from cesres_ctl.app import App
 from cesres_ctl.console import echo, note, out, print_json
 from cesres_ctl.errors import CesresError, ExitCode
 from cesres_ctl.inventory import Inventory
-from cesres_ctl.options import cluster_option
+from cesres_ctl.options import VerboseOption, cluster_option
 from cesres_ctl.provision import doctor as doctor_checks
 from cesres_ctl.provision import facts
 from cesres_ctl.provision.settings import SETUP_PLAYBOOK, parse_extra_vars, validate_setup_vars
@@ -29,7 +29,7 @@ ClusterOption = cluster_option()
 @app.command()
 def setup(
     cluster: str | None = ClusterOption,
-    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show Ansible's own output."),
+    verbose: bool = VerboseOption,
     extra_vars: list[str] = typer.Option(  # noqa: B008 - typer's way of declaring a repeatable option
         [],
         "--extra-vars",

@@ -1,72 +1,28 @@
-"""``cesres-ctl doctor``: is this cluster ready for ``setup``? One raw command, a table of checks.
+"""``cesres-ctl doctor``: is this cluster ready for ``setup``? One playbook (playbooks/doctor.yml), a table of checks.
 
-Only Ansible's ``raw`` module is used: it needs no Python on the cluster, so the doctor also works where
-the login node's Python is too old for ansible-core 2.19 (and says so).
+Its tasks reach the cluster by Ansible's ``raw`` module only: it needs no Python on the cluster, so the doctor also
+works where the login node's Python is too old for ansible-core 2.19 (and says so).
 """
 
-import json
-import os
 import shlex
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from cesres_ctl import paths, rules, sshdiag, userconfig
+from cesres_ctl import rules
 from cesres_ctl.console import note
 from cesres_ctl.errors import CesresError, ExitCode
 from cesres_ctl.inventory import Inventory
 from cesres_ctl.provision import facts
 from cesres_ctl.provision.facts import PartitionFacts
-from cesres_ctl.runs.remote import diagnose_cluster
+
+if TYPE_CHECKING:
+    from cesres_ctl.runner import PlaybookResult
 
 MIN_FREE_GIB = 2.0
-# roles/cesres_python's script, the play's one login shell: which Python runs Ansible's modules on the cluster,
-# and whether the release and the modules exist (one check, for setup and doctor).
-PROBE = ("roles", "cesres_python", "files", "probe.sh")
-
-# Runs in a login shell (bash -lc), where Lmod's "module" is defined. Prints one line per check:
-# CHECK <TAB> id <TAB> pass|fail|warn <TAB> detail, and the probe's JSON as PROBE <TAB> json, which
-# parse_checks turns into the python, lmod and module checks; sinfo's and scontrol's lines as SINFO, PARTITION
-# and CONFIG <TAB> line, which cesres_ctl.provision.facts reads. Always exits 0: the lines carry the result.
-DOCTOR_SCRIPT = r"""
-ck() { printf 'CHECK\t%s\t%s\t%s\n' "$1" "$2" "$3"; }
-probe=$1 pymodule=$2 release=$3 min_gib=$4 sinfo_format=$5
-shift 5
-# The Python that Ansible will run with and the modules: roles/cesres_python's probe, by the same script
-# (mode check: it writes nothing).
-# shellcheck source=/dev/null  # the script is the argument $probe, fed on stdin
-out=$(set -- check "$release" "$pymodule" .cesres/python "$release" "$#" "$@"; . /dev/stdin <<<"$probe" 2>&1)
-printf 'PROBE\t%s\n' "$(tail -1 <<<"$out")"
-if type module >/dev/null 2>&1; then
-  ck lmod pass "$(module --version 2>&1 | grep -o 'Version [^ ]*' | head -1)"
-fi
-# The partitions as Slurm states them, compared in Python (cesres_ctl.provision.facts).
-if command -v sinfo >/dev/null 2>&1; then
-  sinfo -h -o "$sinfo_format" 2>&1 | awk '{print "SINFO\t" $0}'
-  scontrol -o show partition 2>/dev/null | awk '{print "PARTITION\t" $0}'
-  scontrol show config 2>/dev/null | awk '/^DefMemPer(CPU|Node) / {print "CONFIG\t" $0}'
-else
-  ck partitions fail "sinfo not found"
-fi
-for var in HOME GLOBALSCRATCH; do
-  dir=${!var-}
-  if [ -z "$dir" ]; then ck "space:\$$var" fail "\$$var is not set in a login shell"; continue; fi
-  avail=$(df -Pk "$dir" 2>/dev/null | awk 'NR == 2 {print $4}')
-  if [ -z "$avail" ]; then ck "space:\$$var" fail "df $dir failed"; continue; fi
-  gib=$(awk -v k="$avail" 'BEGIN {printf "%.1f", k / 1048576}')
-  if awk -v g="$gib" -v m="$min_gib" 'BEGIN {exit !(g >= m)}'; then ck "space:\$$var" pass "$gib GiB free in $dir"
-  else ck "space:\$$var" fail "$gib GiB free in $dir (less than $min_gib)"; fi
-done
-if command -v quota >/dev/null 2>&1; then
-  q=$(quota -s 2>&1)
-  if grep -q '\*' <<<"$q"; then ck quota fail "$(grep '\*' <<<"$q" | head -1 | tr -s ' ')"
-  else ck quota pass "$(tail -1 <<<"$q" | tr -s ' ')"; fi
-else
-  ck quota warn "no quota command on the login node: check the usage with the cluster's own tool"
-fi
-"""
+# Its checks, by the raw module only: playbooks/files/doctor.sh's lines (the fact cesres_doctor_output) and
+# roles/cesres_python's probe, the script of setup's first step, in its mode check (the fact cesres_python_check).
+PLAYBOOK = "playbooks/doctor.yml"
 
 HINTS = {
     "reach": "check `SSH` by hand: the CÉCI ssh config (gateway, ProxyJump, IdentityFile) in ~/.ssh/config",
@@ -101,33 +57,11 @@ def exit_code(checks: Sequence[Check]) -> ExitCode:
     return ExitCode.FAILED if any(check.failed for check in checks) else ExitCode.OK
 
 
-def doctor_command(host_vars: Mapping[str, Any], min_free_gib: float = MIN_FREE_GIB) -> str:
-    """The raw command: the script and its arguments, for the cluster's own shell."""
-    modules = [*host_vars.get("cesres_cluster_modules", [])]
-    git_module = host_vars.get("cesres_cluster_git_module") or ""
-    if git_module:
-        modules.append(git_module)
-    python_module = next(
-        (str(m) for m in host_vars.get("cesres_cluster_modules", []) if str(m).startswith("Python/")), ""
-    )
-    args = [
-        paths.collection_dir().joinpath(*PROBE).read_text(encoding="utf-8"),
-        python_module,
-        str(host_vars.get("cesres_cluster_modules_release", "")),
-        str(min_free_gib),
-        facts.SINFO_FORMAT,
-        *map(str, modules),
-    ]
-    return shlex.join(["bash", "-lc", DOCTOR_SCRIPT, "cesres-doctor", *args])
-
-
-def parse_checks(stdout: str, cluster: str) -> list[Check]:
-    checks = []
+def parse_checks(stdout: str, probe: Mapping[str, Any], cluster: str) -> list[Check]:
+    """The checks of playbooks/files/doctor.sh's lines and of the probe's answer (the fact cesres_python_check)."""
+    checks = probe_checks(probe, cluster)
     for line in stdout.splitlines():
         parts = line.rstrip("\r").split("\t", 3)
-        if len(parts) == 2 and parts[0] == "PROBE":
-            checks.extend(probe_checks(parts[1], cluster))
-            continue
         if len(parts) != 4 or parts[0] != "CHECK":
             continue
         _, check_id, status, detail = parts
@@ -141,14 +75,8 @@ def _check(check_id: str, status: str, detail: str, cluster: str) -> Check:
     return Check(check_id, status, detail, hint.replace("CLUSTER", cluster))
 
 
-def probe_checks(text: str, cluster: str) -> list[Check]:
-    """The python, lmod and module checks from roles/cesres_python's probe (files/probe.sh, mode check)."""
-    try:
-        probe = json.loads(text)
-    except ValueError:
-        probe = None
-    if not isinstance(probe, dict):
-        return [_check("python", "fail", f"the probe printed no result: {text.strip()[:200]}", cluster)]
+def probe_checks(probe: Mapping[str, Any], cluster: str) -> list[Check]:
+    """The python, lmod and module checks from roles/cesres_python's probe (entry point check: files/probe.sh)."""
     checks = []
     if probe.get("failed"):
         message = str(probe.get("msg", ""))
@@ -181,49 +109,15 @@ def probe_checks(text: str, cluster: str) -> list[Check]:
     return checks
 
 
-def run_raw(
-    cluster: str, command: str, *, timeout: int = 120, sources: Sequence[str] | None = None
-) -> tuple[str, dict[str, Any]]:
-    """Run one raw command on ``cluster`` through ansible-runner; (event name, result) of its outcome.
+def run_checks(cluster: str, *, sources: Sequence[str]) -> "PlaybookResult":
+    """playbooks/doctor.yml on `cluster`; its facts carry the checks' answers, its failure why there are none."""
+    from cesres_ctl.runner import run_playbook  # ansible-runner: only when doctor runs
 
-    sources: the inventory sources (default: the project's, then the user's overlay).
-    """
-    from cesres_ctl.runner import private_data_dir, python_warnings, run_ansible
-
-    project = paths.project_dir()
-    envvars = {
-        "ANSIBLE_CONFIG": str(project / "ansible.cfg"),
-        "ANSIBLE_HOST_KEY_CHECKING": "True",
-        "ANSIBLE_NOCOLOR": "1",
-        "PYTHONWARNINGS": python_warnings(),
-        "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", os.defpath)]),
-    }
-    outcome: dict[str, Any] = {}
-
-    def on_event(event: Mapping[str, Any]) -> bool:
-        if event.get("event") in ("runner_on_ok", "runner_on_failed", "runner_on_unreachable"):
-            outcome["event"] = event["event"]
-            outcome["res"] = (event.get("event_data") or {}).get("res") or {}
-        return False
-
-    with private_data_dir("doctor") as private_dir:
-        runner = run_ansible(
-            private_dir,
-            envvars=envvars,
-            project_dir=str(project),
-            inventory=list(sources) if sources is not None else userconfig.inventory_sources(project),
-            host_pattern=cluster,
-            module="raw",
-            module_args=command,
-            quiet=True,
-            event_handler=on_event,
-            timeout=timeout,
-        )
-    if runner.status == "canceled":  # Ctrl-C: runner's pexpect stopped Ansible
+    extravars = {"cesres_doctor_min_free_gib": str(MIN_FREE_GIB), "cesres_doctor_sinfo_format": facts.SINFO_FORMAT}
+    result = run_playbook(PLAYBOOK, limit=cluster, extravars=extravars, inventory=list(sources), quiet=True)
+    if result.exit_code == ExitCode.INTERRUPTED:
         raise CesresError(f"doctor interrupted while waiting for {cluster}", exit_code=ExitCode.INTERRUPTED)
-    if "event" not in outcome:
-        raise CesresError(f"doctor: ansible did not run on {cluster} (status {runner.status}, rc {runner.rc})")
-    return outcome["event"], outcome["res"]
+    return result
 
 
 @dataclass(frozen=True)
@@ -236,7 +130,6 @@ class Diagnosis:
 
 def diagnose(cluster: str, *, inventory: Inventory | None = None) -> Diagnosis:
     inventory = inventory or Inventory()
-    host_vars = inventory.host_vars(cluster)
     resolved, _ = inventory.resolve(cluster, {}, [*rules.SSH_VARIABLES, "cesres_cluster_partitions"])
     # The ssh settings as Ansible uses them (templated: the sandbox's config file comes from the environment).
     target = rules.ssh_target(resolved, cluster)
@@ -244,21 +137,23 @@ def diagnose(cluster: str, *, inventory: Inventory | None = None) -> Diagnosis:
     ssh = shlex.join([*target.argv(), where])
     # A hung gateway keeps ssh waiting until its connection timeout: say what the wait is for.
     note(f"doctor {cluster}: waiting for `{ssh}` and the checks in its login shell (Lmod, sinfo, df, quota)…")
-    event, res = run_raw(cluster, doctor_command(host_vars), sources=inventory.sources)
-    if event == "runner_on_unreachable":
-        message = str(res.get("msg", ""))
-        note(f"doctor {cluster}: ssh failed; asking ssh why, with a direct connection…")
-        explained = sshdiag.explain(message, where) or diagnose_cluster(cluster)
-        detail = explained or f"{where}: {' '.join(message.split())[:200]}"
+    result = run_checks(cluster, sources=inventory.sources)
+    if result.exit_code == ExitCode.UNREACHABLE:
+        # The runner explained ssh's failure already (asking ssh directly when Ansible's message does not say).
+        detail = result.failure or f"{where}: unreachable"
         return Diagnosis([Check("reach", "fail", detail, HINTS["reach"].replace("SSH", ssh))])
     reach = Check("reach", "pass", f"ssh {where} answers")
-    if event == "runner_on_failed":
-        detail = " ".join(str(res.get("stderr") or res.get("msg") or "").split())[:200]
+    found_facts = result.facts.get(cluster, {})
+    if "cesres_doctor_output" not in found_facts:
+        detail = result.failure or f"no output (log: {result.log_path})"
         failed = Check("script", "fail", f"the checks did not run: {detail}", "is bash the login shell?")
         return Diagnosis([reach, failed])
-    stdout = str(res.get("stdout", ""))
+    stdout = str(found_facts["cesres_doctor_output"])
+    probe = found_facts.get("cesres_python_check")
+    if not isinstance(probe, Mapping):
+        probe = {"failed": True, "msg": f"the probe did not run: {result.failure or 'no answer'}"}
     enforced = rules.parse_partitions(resolved.get("cesres_cluster_partitions"))
-    checks = [reach, *parse_checks(stdout, cluster)]
+    checks = [reach, *parse_checks(stdout, probe, cluster)]
     try:
         found = facts.read(stdout)
     except rules.RuleError as exc:  # sinfo printed an error, or another format

@@ -8,17 +8,14 @@
 The names below are the package's interface; the commands import them from here.
 """
 
-from cesres_ctl.runner.environment import python_warnings
 from cesres_ctl.runner.events import HostStats
 from cesres_ctl.runner.private_dir import private_data_dir
-from cesres_ctl.runner.run import PlaybookResult, format_summary, run_ansible, run_playbook
+from cesres_ctl.runner.run import PlaybookResult, format_summary, run_playbook
 
 __all__ = [
     "HostStats",
     "PlaybookResult",
     "format_summary",
     "private_data_dir",
-    "python_warnings",
-    "run_ansible",
     "run_playbook",
 ]

@@ -16,7 +16,7 @@ from cesres_ctl import completion, userconfig
 from cesres_ctl.app import App, TrailingCommand
 from cesres_ctl.console import echo, err, note, out, print_json
 from cesres_ctl.errors import CesresError, ExitCode
-from cesres_ctl.options import cluster_option
+from cesres_ctl.options import VerboseOption, cluster_option
 from cesres_ctl.runs import cluster as clusters
 from cesres_ctl.runs import jobs, remote, run_options
 from cesres_ctl.runs import predict as predicting
@@ -52,7 +52,7 @@ def train(
     ),
     dest: Path | None = WaitDest,
     as_json: bool = Json,
-    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show Ansible's own output."),
+    verbose: bool = VerboseOption,
 ) -> None:
     """Submit a CESReS training run; model options go after `--` (e.g. `-- -l 3 -r 7`).
 
@@ -351,7 +351,7 @@ def predict(
     new: bool = typer.Option(False, "--new", help="Predict again even if the same prediction exists."),
     dest: Path | None = WaitDest,
     as_json: bool = Json,
-    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show Ansible's own output."),
+    verbose: bool = VerboseOption,
 ) -> None:
     """Classify SNIPPETS with a trained run's best.th and exact config, in a job (a run of its own).
 

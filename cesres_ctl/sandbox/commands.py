@@ -9,6 +9,7 @@ import typer
 from cesres_ctl import completion, paths
 from cesres_ctl.app import App
 from cesres_ctl.console import echo
+from cesres_ctl.options import VerboseOption
 from cesres_ctl.provision.settings import parse_extra_vars
 from cesres_ctl.sandbox import lifecycle
 
@@ -34,7 +35,7 @@ def _root(root: Path | None) -> Path:
 @app.command()
 def up(
     root: Path | None = RootOption,
-    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show Ansible's own output."),
+    verbose: bool = VerboseOption,
     extra_vars: list[str] = typer.Option(  # noqa: B008 - typer's way of declaring a repeatable option
         [],
         "--extra-vars",
@@ -61,7 +62,7 @@ def up(
 def down(
     root: Path | None = RootOption,
     purge: bool = typer.Option(False, "--purge", help="Also remove the sandbox's state, user and configuration."),
-    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show Ansible's own output."),
+    verbose: bool = VerboseOption,
 ) -> None:
     """Stop every daemon the sandbox started (by pid file)."""
     stopped = lifecycle.down(_root(root), purge=purge, verbose=verbose)

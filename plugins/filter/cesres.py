@@ -17,17 +17,16 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.cesres.ctl.plugins.module_utils import rules
 
 
-def cesres_slurm_seconds(value: object) -> int:
-    """Seconds of a Slurm --time string (rules.slurm_seconds)."""
+def _run_name_errors(name: object) -> list[str]:
+    """[] for a valid run name; else [the one-line reason]."""
     try:
-        return rules.slurm_seconds(value)
+        rules.check_run_name(str(name))
     except rules.RuleError as exc:
-        raise AnsibleFilterError(str(exc)) from None
+        return [str(exc)]
+    return []
 
 
-def cesres_fit_errors(
-    partitions: Mapping[str, Any], partition: str, gpus: object, time: object, cluster: str
-) -> list[str]:
+def _fit_errors(partitions: Mapping[str, Any], partition: str, gpus: object, time: object, cluster: str) -> list[str]:
     """[] when the partition exists and allows the GPUs and the time; else [the one-line reason]."""
     try:
         parsed = rules.parse_partitions(partitions)
@@ -37,7 +36,7 @@ def cesres_fit_errors(
     return []
 
 
-def cesres_sbatch_errors(
+def _sbatch_errors(
     lines: Iterable[object] | None,
     partitions: Mapping[str, Any],
     partition: str,
@@ -51,7 +50,7 @@ def cesres_sbatch_errors(
         part = rules.parse_partitions(partitions)[str(partition)]
         count, seconds = int(str(gpus)), rules.slurm_seconds(time)
     except (rules.RuleError, ValueError, KeyError):
-        return []  # the partition, the GPUs or the time are wrong: cesres_fit_errors says which
+        return []  # the partition, the GPUs or the time are wrong: _fit_errors says which
     errors = []
     for line in lines or []:
         try:
@@ -98,9 +97,9 @@ def cesres_job_input_errors(job: Mapping[str, Any], partition: str, cluster: str
     errors = []
     if not (rules.is_spec_hash(str(job.get("spec_hash", ""))) and str(job.get("config_b64", ""))):
         errors.append("cesres_job_spec_hash (hex digest) and cesres_job_config_b64 (base64 config) are required")
-    errors += cesres_run_name_errors(job.get("name"))
+    errors += _run_name_errors(job.get("name"))
     partitions, gpus, time = job.get("partitions") or {}, job.get("gpus"), job.get("time")
-    errors += cesres_fit_errors(partitions, partition, gpus, time, cluster)
+    errors += _fit_errors(partitions, partition, gpus, time, cluster)
     mem, words = str(job.get("mem")), [str(job.get(key)) for key in ("account", "qos", "mail_user", "mail_type")]
     if not (
         (mem == "" or rules.is_mem(mem))
@@ -111,7 +110,7 @@ def cesres_job_input_errors(job: Mapping[str, Any], partition: str, cluster: str
         and _int(job.get("signal_grace")) >= 1
     ):
         errors.append(WORDS_ERROR)
-    errors += cesres_sbatch_errors(job.get("extra_sbatch"), partitions, partition, gpus, time, cluster)
+    errors += _sbatch_errors(job.get("extra_sbatch"), partitions, partition, gpus, time, cluster)
     models = list(job.get("models") or [])
     if not all(rules.is_model_id(str(model)) for model in models):
         errors.append(f"cesres_job_models must be Hugging Face model ids (ORG/NAME): {json.dumps(models)}")
@@ -134,15 +133,6 @@ def cesres_choose_partition(partitions: Mapping[str, Any], asked: str) -> str:
         raise AnsibleFilterError(str(exc)) from None
 
 
-def cesres_run_name_errors(name: object) -> list[str]:
-    """[] for a valid run name; else [the one-line reason]."""
-    try:
-        rules.check_run_name(str(name))
-    except rules.RuleError as exc:
-        return [str(exc)]
-    return []
-
-
 def cesres_program_env(_: object = None) -> dict[str, str]:
     """The environment the CESReS program runs with (rules.PROGRAM_ENV), as the job script exports it."""
     return dict(rules.PROGRAM_ENV)
@@ -161,15 +151,6 @@ def cesres_sandbox_root_errors(root: object) -> list[str]:
     """[] when `root` can be the sandbox's root directory; else [the one-line reason] (rules.sandbox_root_error)."""
     error = rules.sandbox_root_error(str(root))
     return [f"sandbox_cluster_root {root!r} {error}"] if error else []
-
-
-def cesres_run_dir(root: str, run_id: str) -> str:
-    return rules.run_dir(root, run_id)
-
-
-def cesres_resubmit_states(_: object = None) -> list[str]:
-    """States whose run `train` submits again (sorted, for a stable job script and argument list)."""
-    return sorted(rules.RESUBMIT_STATES)
 
 
 def cesres_expand_path(path: object, env: Mapping[str, str], what: str = "path", relative_to: str = "") -> str:
@@ -396,18 +377,12 @@ def cesres_with_checksums(inputs: list[dict[str, Any]], stat_results: list[Any])
 class FilterModule:
     def filters(self) -> dict[str, object]:
         return {
-            "cesres_slurm_seconds": cesres_slurm_seconds,
             "cesres_choose_partition": cesres_choose_partition,
-            "cesres_fit_errors": cesres_fit_errors,
-            "cesres_sbatch_errors": cesres_sbatch_errors,
             "cesres_job_input_errors": cesres_job_input_errors,
             "cesres_signal_grace": cesres_signal_grace,
-            "cesres_run_name_errors": cesres_run_name_errors,
             "cesres_program_env": cesres_program_env,
             "cesres_repo_source_errors": cesres_repo_source_errors,
             "cesres_sandbox_root_errors": cesres_sandbox_root_errors,
-            "cesres_run_dir": cesres_run_dir,
-            "cesres_resubmit_states": cesres_resubmit_states,
             "cesres_expand_path": cesres_expand_path,
             "cesres_probe_report": cesres_probe_report,
             "cesres_module_env": cesres_module_env,

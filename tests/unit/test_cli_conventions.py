@@ -67,6 +67,25 @@ def test_help_names_arguments_and_values_as_usage_lines_do(monkeypatch, capsys, 
     assert not re.search(r"<[a-z]+>|\{[a-z_]+\}|\b[a-z]+_[a-z_]+  ", out), out
 
 
+def test_verbose_is_one_option_wherever_it_is_offered():
+    """--verbose/-v is declared once (cesres_ctl/options.py): each command that runs a playbook offers it with the
+    same flags and the same help."""
+    group = cli.typer.main.get_group(cli.app)
+    offered = {}
+    for words in _all_commands():
+        command = group
+        for word in words:
+            command = command.get_command(None, word)
+        for param in command.params:
+            if "--verbose" in param.opts:
+                offered[" ".join(words)] = (tuple(param.opts), param.help)
+    assert {"setup", "train", "predict", "sandbox up", "sandbox down"} <= set(offered)
+    assert set(offered.values()) == {(("--verbose", "-v"), "Show Ansible's own output.")}
+    package = PROJECT / "cesres_ctl"
+    sources = {str(path.relative_to(package)): path.read_text().count('"--verbose"') for path in package.rglob("*.py")}
+    assert {name: count for name, count in sources.items() if count} == {"options.py": 1}
+
+
 def test_the_root_help_shows_the_exit_codes(monkeypatch, capsys):
     code, out, _ = run_main(monkeypatch, capsys, "--help")
     assert code == 0

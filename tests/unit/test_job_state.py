@@ -127,10 +127,3 @@ def test_the_cli_says_when_the_controller_does_not_answer(tmp_path):
 )
 def test_a_run_is_submitted_again_only_when_its_job_ended_without_completing(job, state, resubmitted):
     assert rules.may_resubmit(job, state) is resubmitted
-    assert filters_resubmit_states() == sorted(rules.RESUBMIT_STATES)
-
-
-def filters_resubmit_states():
-    from tests.unit.test_rules import filters
-
-    return filters()["cesres_resubmit_states"]()

@@ -1,8 +1,6 @@
 """cesres_ctl.provision: -e parsing, argument_specs validation before any SSH, doctor parsing."""
 
 import re
-import shlex
-import subprocess
 import sys
 from pathlib import Path
 
@@ -138,10 +136,11 @@ def test_check_report_lists_what_would_change():
 
 
 def test_parse_checks_adds_hints_to_failures():
-    out = "noise\nCHECK\tpython\tpass\t/usr/bin/python3 is 3.11.2\nCHECK\tmodule:Nope/1\tfail\tnot available\r\n"
-    checks = doctor.parse_checks(out, "dragon2")
-    assert [c.id for c in checks] == ["python", "module:Nope/1"]
-    assert checks[0].hint == "" and "module spider" in checks[1].hint and checks[1].failed
+    out = "noise\nCHECK\tlmod\tpass\tVersion 8\nCHECK\tmodule:Nope/1\tfail\tnot available\r\n"
+    probe = {"failed": True, "msg": "no python3", "checked_release": "r", "checked": [], "missing": []}
+    checks = doctor.parse_checks(out, probe, "dragon2")
+    assert [c.id for c in checks] == ["python", "lmod", "module:r", "module:Nope/1"]
+    assert checks[1].hint == "" and "module spider" in checks[3].hint and checks[3].failed
 
 
 def test_ssh_failures_are_explained_in_one_line():
@@ -154,84 +153,99 @@ def test_ssh_failures_are_explained_in_one_line():
     assert sshdiag.reason("a\nkex_exchange_identification: closed\n", "x") == "kex_exchange_identification: closed"
 
 
-def test_doctor_script_runs_locally_with_stub_tools(tmp_path):
-    """The raw command, run by a local bash with stub module/sinfo: one line per check, quoted safely."""
-    stub = tmp_path / "bin"
-    stub.mkdir()
+def _stub_login_node(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """This machine as a login node for a local bash -lc: a stub Lmod (the release and Python/3.10.4 load,
+    Python/3.10.4 is available) and sinfo in the home's .bash_profile, python3 this one; returns the home."""
+    home, stub = tmp_path / "home", tmp_path / "bin"
+    stub.mkdir(parents=True)
+    home.mkdir()
     lines = "batch*|up|5-00:00:00|(null)|2|8|16000\\ngpu|down|1:00:00|gpu:2|1|8|16000\\n"
     (stub / "sinfo").write_text(f"#!/bin/sh\nprintf '{lines}'\n")
     (stub / "sinfo").chmod(0o755)
-    host_vars = {
-        "cesres_cluster_modules_release": "releases/2022a",
-        "cesres_cluster_modules": ["Python/3.10.4", "Weird name'with quote"],
-        "cesres_cluster_partitions": {"batch": {"default": True}, "gpu": {}, "debug": {}},
-    }
-    command = doctor.doctor_command(host_vars)
-    argv = shlex.split(command)
-    assert argv[:2] == ["bash", "-lc"] and argv[-1] == "Weird name'with quote"
     (stub / "python3").symlink_to(sys.executable)
-    # Lmod stand-in: the release and Python load, Python/3.10.4 is available; python3 is this one.
-    module_fn = (
-        'module() { case "$*" in "is-avail Python/3.10.4"|"load releases/2022a"|"load Python/3.10.4"|purge)'
-        " return 0;; esac; return 1; }"
+    (home / ".bash_profile").write_text(
+        f"export PATH={stub}:$PATH GLOBALSCRATCH={tmp_path}\n"
+        'module() { case "$*" in "is-avail Python/3.10.4"|"load releases/2022a"|"load Python/3.10.4"|purge|--version)'
+        " return 0;; esac; return 1; }\n"
     )
-    script = f"{module_fn}\nexport -f module\nexport GLOBALSCRATCH={tmp_path}\n" + argv[2]
-    done = subprocess.run(
-        ["bash", "-c", script, *argv[3:]],
-        capture_output=True,
-        text=True,
-        env={"PATH": f"{stub}:/usr/bin:/bin", "HOME": str(tmp_path)},
-        check=True,
-    )
-    parsed = doctor.parse_checks(done.stdout, "x")
+    monkeypatch.setenv("HOME", str(home))
+    return home
+
+
+HERE_VARS = {
+    "cesres_cluster_modules_release": "releases/2022a",
+    "cesres_cluster_modules": ["Python/3.10.4", "Weird name'with quote"],
+    "cesres_cluster_partitions": {"batch": {"default": True}, "gpu": {}, "debug": {}},
+}
+
+
+def test_doctor_runs_its_playbook_and_reads_its_checks(tmp_path, monkeypatch):
+    """playbooks/doctor.yml on this machine (a local connection, no Python module: only raw reaches it) with a
+    stub Lmod and sinfo: the probe's answer (roles/cesres_python, entry point check) and the lines of
+    files/doctor.sh come back as facts, read into one check each, quoted safely."""
+    import json
+
+    _stub_login_node(tmp_path, monkeypatch)
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    inventory = tmp_path / "hosts.yml"
+    host = {"ansible_connection": "local", "ansible_python_interpreter": "/nonexistent/python", **HERE_VARS}
+    inventory.write_text(json.dumps({"all": {"hosts": {"here": host}}}))
+    result = doctor.run_checks("here", sources=[str(inventory)])
+    assert result.ok, result.failure
+    found = result.facts["here"]
+    assert "login_env" not in found["cesres_python_check"]  # the user's environment stays out of the log
+    parsed = doctor.parse_checks(found["cesres_doctor_output"], found["cesres_python_check"], "x")
     checks = {c.id: c.status for c in parsed}
-    details = {c.id: c.detail for c in parsed}
-    assert checks["python"] == "pass"
-    assert re.search(r"Ansible runs with python3 3\.\d+\.\d+ of module Python/3\.10\.4", details["python"])
+    assert re.search(r"Ansible runs with python3 3\.\d+\.\d+ of module Python/3\.10\.4", parsed[0].detail)
+    assert checks["python"] == checks["lmod"] == checks["module:releases/2022a"] == "pass"
     assert checks["module:Python/3.10.4"] == "pass" and checks["module:Weird name'with quote"] == "fail"
-    enforced = rules.parse_partitions(host_vars["cesres_cluster_partitions"])
-    found = facts.read(done.stdout)
-    assert found is not None
-    partitions = {c.id: c.status for c in doctor.partition_checks(found, enforced, "x")}
-    assert partitions == {"partition:batch": "warn", "partition:gpu": "fail", "partition:debug": "fail"}
-    assert "space:$HOME" in checks and "space:$GLOBALSCRATCH" in checks
+    enforced = rules.parse_partitions(HERE_VARS["cesres_cluster_partitions"])
+    partitions = facts.read(found["cesres_doctor_output"])
+    assert partitions is not None
+    partition_checks = {c.id: c.status for c in doctor.partition_checks(partitions, enforced, "x")}
+    assert partition_checks == {"partition:batch": "warn", "partition:gpu": "fail", "partition:debug": "fail"}
+    assert checks["space:$HOME"] == checks["space:$GLOBALSCRATCH"] == "pass"
+    assert result.log_path.is_file() and "login_env" not in result.log_path.read_text()
 
 
-def test_doctor_checks_the_modules_with_the_roles_own_script():
-    """One module check: doctor runs roles/cesres_python's probe.sh (the play's login shell), not a copy of it."""
-    script = doctor.DOCTOR_SCRIPT
-    assert "module is-avail" not in script and "probe" in script
-    command = shlex.split(doctor.doctor_command({"cesres_cluster_modules_release": "r", "cesres_cluster_modules": []}))
-    role_script = paths.project_dir().joinpath(*doctor.PROBE).read_text()
-    assert role_script.startswith("# shellcheck shell=bash\n# The play's one login shell")
-    assert command[4] == role_script
+def test_doctor_reaches_the_probe_only_through_the_roles_entry_point():
+    """One way in to roles/cesres_python's probe.sh: the role's tasks (main, and check for doctor); the doctor's
+    playbook uses the entry point, and no Python code sends the script itself."""
+    import yaml
+
+    project = paths.project_dir()
+    [play] = yaml.safe_load((project / doctor.PLAYBOOK).read_text())
+    uses = [task["ansible.builtin.import_role"] for task in play["tasks"] if "ansible.builtin.import_role" in task]
+    assert uses == [{"name": "cesres.ctl.cesres_python", "tasks_from": "check"}]
+    code = [path for top in ("cesres_ctl", "plugins", "roles", "playbooks") for path in (project / top).rglob("*")]
+    # What reads the script: a Python string naming it, or a lookup of it.
+    readers = sorted(
+        str(path.relative_to(project))
+        for path in code
+        if path.suffix in (".py", ".yml") and re.search(r"[\"']probe\.sh[\"']", path.read_text())
+    )
+    assert readers == ["roles/cesres_python/tasks/check.yml", "roles/cesres_python/tasks/main.yml"]
+    assert "cesres-probe check" in (project / "roles" / "cesres_python" / "tasks" / "check.yml").read_text()
 
 
 def test_doctor_reads_a_failed_probe():
     """No Python: the module check still says what it found; no Lmod: one lmod failure."""
-    failed = (
-        '{"failed": true, "msg": "cannot load module P/1", "checked_release": "r", "checked": ["A/1"], '
-        '"missing": ["A/1"]}'
-    )
-    checks = {c.id: (c.status, c.detail) for c in doctor.parse_checks(f"PROBE\t{failed}\r\n", "x")}
+    failed = {
+        "failed": True,
+        "msg": "cannot load module P/1",
+        "checked_release": "r",
+        "checked": ["A/1"],
+        "missing": ["A/1"],
+    }
+    checks = {c.id: (c.status, c.detail) for c in doctor.parse_checks("", failed, "x")}
     assert checks == {
         "python": ("fail", "cannot load module P/1"),
         "module:r": ("pass", "loads"),
         "module:A/1": ("fail", "not available in r"),
     }
-    nolmod = '{"failed": true, "msg": "Lmod\'s module command is not defined in a login shell", "checked_release": "r"}'
-    ids = [c.id for c in doctor.parse_checks(f"PROBE\t{nolmod}\n", "x")]
+    nolmod = {"failed": True, "msg": "Lmod's module command is not defined in a login shell", "checked_release": "r"}
+    ids = [c.id for c in doctor.parse_checks("", nolmod, "x")]
     assert ids[:2] == ["python", "lmod"]
-
-
-def test_doctor_command_survives_ansibles_argument_splitting():
-    """doctor sends its script as an ad-hoc raw command: Ansible splits it, and reads {{, {% and {# as Jinja."""
-    from ansible.parsing.splitter import split_args
-
-    command = doctor.doctor_command({"cesres_cluster_modules_release": "r", "cesres_cluster_modules": ["Python/3"]})
-    assert split_args(command)
-    for marker in ("{{", "{%", "{#"):
-        assert marker not in command, marker
 
 
 def test_setup_checks_settings_once_for_the_same_sources_and_extra_vars(tmp_path, monkeypatch):
@@ -267,17 +281,18 @@ def test_doctor_says_what_it_waits_for_and_how_to_try_ssh_by_hand(monkeypatch, c
     inventory = Inventory()
     waited_for = []
 
-    def hung(cluster, command, **_kwargs):
+    def hung(cluster, **_kwargs):
         waited_for.append(capsys.readouterr().err)
-        return "runner_on_unreachable", {"msg": "Failed to connect to the host via ssh: Connection timed out"}
+        stats = HostStats(ok=0, changed=0, failed=0, unreachable=1, skipped=0, rescued=0, ignored=0)
+        failure = "sandbox: Read the checks: ssh: connect to host 127.0.0.1 port 2221: Connection timed out"
+        return PlaybookResult("failed", 4, {cluster: stats}, Path("/x.log"), failure)
 
-    monkeypatch.setattr(doctor, "run_raw", hung)
-    monkeypatch.setattr(doctor, "diagnose_cluster", lambda _cluster: None)
+    monkeypatch.setattr(doctor, "run_checks", hung)
     [reach] = doctor.diagnose("sandbox", inventory=inventory).checks
     ssh = f"ssh -F {paths.sandbox_root()}/ssh/ssh_config cesres-sandbox"
     assert waited_for == [
         f"doctor sandbox: waiting for `{ssh}` and the checks in its login shell (Lmod, sinfo, df, quota)…\n"
     ]
-    assert (reach.id, reach.status) == ("reach", "fail")
+    assert (reach.id, reach.status, reach.detail) == ("reach", "fail", hung("sandbox").failure)
     assert reach.hint.startswith(f"check `{ssh}` by hand") and "CLUSTER" not in reach.hint
     assert doctor.exit_code([reach]) == ExitCode.UNREACHABLE

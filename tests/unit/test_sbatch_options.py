@@ -8,7 +8,7 @@ from cesres_ctl import rules
 from cesres_ctl.errors import CesresError
 from cesres_ctl.runs.cluster import load as load_cluster
 from cesres_ctl.runs.resources import resolve
-from tests.unit.test_rules import filters
+from tests.unit.test_rules import JOB, filters
 
 PARTITIONS = rules.parse_partitions(
     {"batch": {"max_time": "5-00:00:00", "default": True}, "gpu": {"gpus": 2}, "debug": {"max_time": "00:30:00"}}
@@ -78,15 +78,19 @@ def test_the_rest_is_written_under_its_full_name():
 
 
 def test_the_role_applies_the_same_parser():
-    errors = filters()["cesres_sbatch_errors"]
     partitions = {"batch": {"max_time": "5-00:00:00", "default": True}, "gpu": {"gpus": 2}}
-    assert errors(["--constraint=v100", "--exclusi"], partitions, "batch", 0, "01:00:00", "c") == []
-    assert errors(["--parti=debug", "--gpu-bind=closest"], partitions, "batch", 0, "01:00:00", "c") == [
+
+    def errors(lines: list[str], partition: str) -> list[str]:
+        job = {**JOB, "partitions": partitions, "extra_sbatch": lines}
+        return filters()["cesres_job_input_errors"](job, partition, "c")
+
+    assert errors(["--constraint=v100", "--exclusi"], "batch") == []
+    assert errors(["--parti=debug", "--gpu-bind=closest"], "batch") == [
         "extra sbatch option --parti (--partition) is set by cesres-ctl: use --partition",
         "extra sbatch option --gpu-bind is for GPUs, and partition batch of c has no GPUs",
     ]
-    # A wrong partition is cesres_fit_errors's to say, once.
-    assert errors(["--parti=debug"], partitions, "nope", 0, "01:00:00", "c") == []
+    # A wrong partition is said once, by the fit of the job, not again for each option.
+    assert errors(["--parti=debug"], "nope") == ["unknown partition 'nope' on c (partitions: batch, gpu)"]
 
 
 def test_the_sandbox_cluster_refuses_an_abbreviated_partition_before_anything_is_sent():

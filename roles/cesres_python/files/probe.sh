@@ -1,5 +1,6 @@
 # shellcheck shell=bash
-# The play's one login shell (roles/cesres_python's raw step; cesres-ctl doctor runs it too, mode "check"):
+# The play's one login shell (roles/cesres_python's raw step; its entry point check, for cesres-ctl doctor, runs it
+# in mode "check"):
 #   bash -lc "$(cat probe.sh)" cesres-probe MODE RELEASE MODULE WRAPPER CHECK_RELEASE NCHECK NAME... [NSET MOD...]...
 # A login shell is needed for Lmod's "module" and nothing else: everything that needs one is read here,
 # once, and printed by bash as ONE JSON object (the last line of stdout; the login shell's own messages may
@@ -71,8 +72,6 @@ type module >/dev/null 2>&1 || { checks=(); fail "Lmod's module command is not d
 loaded=()
 load_group() {
   local group=("$@") i=0 name prefix=true
-  # No array lengths in this script: cesres-ctl doctor sends it as an ad-hoc raw command, whose arguments Ansible
-  # splits reading a brace then a hash as the start of a Jinja comment.
   for name in "${loaded[@]+"${loaded[@]}"}"; do
     if [ "$i" -lt "$#" ] && [ "$name" = "${group[i]}" ]; then
       i=$((i + 1))
