@@ -17,6 +17,7 @@ import hashlib
 import os
 import re
 import secrets
+import shlex
 import shutil
 import signal
 import subprocess
@@ -31,8 +32,6 @@ from types import FrameType
 import pytest
 
 from tests.conftest import PROJECT
-
-pytestmark = [pytest.mark.pythons, pytest.mark.index]
 
 SUPPORTED = ("3.11", "3.12", "3.13")
 OTHERS = tuple(version for version in SUPPORTED if version != f"{sys.version_info[0]}.{sys.version_info[1]}")
@@ -104,7 +103,7 @@ class Background:
                 return -signal.SIGKILL
             with log.open("ab") as out:
                 process = subprocess.Popen(
-                    argv,
+                    self.lowered(argv),
                     stdin=subprocess.DEVNULL,
                     stdout=out,
                     stderr=subprocess.STDOUT,
@@ -113,39 +112,54 @@ class Background:
                     start_new_session=True,
                 )
             self.processes.append(process)
-            # Before the program (nice, then Python) has started anything: what it starts stays in the group.
-            self.lower(process.pid)
+            if self.group is None:
+                with contextlib.suppress(OSError):
+                    Path(f"/proc/{process.pid}/autogroup").write_text("19")  # the weight of its whole session
         return process.wait()
 
-    def lower(self, pid: int) -> None:
-        if self.group is not None:
-            (self.group / "cgroup.procs").write_text(str(pid))
-            return
-        os.setpriority(os.PRIO_PROCESS, pid, 19)
-        with contextlib.suppress(OSError):
-            Path(f"/proc/{pid}/autogroup").write_text("19")  # the weight of its whole session
+    def lowered(self, argv: list[str]) -> list[str]:
+        if self.group is None:
+            return ["nice", "-n", "19", *argv]
+        # The program joins the group before it starts: all it starts stays there.
+        return ["sh", "-c", 'echo "$$" > "$0" && exec "$@"', str(self.group / "cgroup.procs"), *argv]
 
     def stop(self) -> None:
         with self.lock:
             self.stopped = True
-            for process in self.processes:
-                if process.poll() is None:
-                    with contextlib.suppress(ProcessLookupError):
-                        os.killpg(process.pid, signal.SIGKILL)
-            if self.group is None:
+            if self.group is None:  # their descendants by parent: those orphaned already are out of reach
+                kill(descendants({process.pid for process in self.processes if process.poll() is None}))
                 return
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline:
-                left = (self.group / "cgroup.procs").read_text().split()
-                for pid in left:
-                    with contextlib.suppress(ProcessLookupError):
-                        os.kill(int(pid), signal.SIGKILL)
+                kill({int(pid) for pid in (self.group / "cgroup.procs").read_text().split()})
                 try:
                     self.group.rmdir()
                     self.group = None
                     return
                 except OSError:  # busy until the killed processes are reaped
                     time.sleep(0.1)
+
+
+def descendants(roots: set[int]) -> set[int]:
+    """The processes roots and all their descendants (by their parents in /proc)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            # The name, between parentheses, may hold spaces: the parent is the second field after it.
+            children.setdefault(int(stat.read_text().rsplit(")", 1)[1].split()[1]), []).append(int(stat.parent.name))
+    found, pending = set(roots), list(roots)
+    while pending:
+        for child in children.get(pending.pop(), []):
+            if child not in found:
+                found.add(child)
+                pending.append(child)
+    return found
+
+
+def kill(pids: set[int]) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
 
 
 class Tiers:
@@ -229,6 +243,8 @@ def start(config: pytest.Config) -> None:
         signal.signal(signal.SIGTERM, on_sigterm)
 
 
+@pytest.mark.pythons
+@pytest.mark.index
 def test_the_unit_tier_passes_on_every_other_supported_python(pytestconfig: pytest.Config):
     pythons = found_pythons()
     missing = [version for version, python in pythons.items() if python is None]
@@ -250,3 +266,34 @@ def test_the_unit_tier_passes_on_every_other_supported_python(pytestconfig: pyte
         output = log.read_text(errors="replace").strip()
         summary = output.splitlines()[-1] if output else f"exit status {status}, no output"
         assert status == 0, f"Python {version}, ansible-core {ansible or '?'}: {summary} ({log})\n{output[-6000:]}"
+
+
+def sleeping(seconds: str) -> set[int]:
+    """The processes `sleep seconds`."""
+    found = set()
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        with contextlib.suppress(OSError):
+            if cmdline.read_bytes().split(b"\0")[:2] == [b"sleep", seconds.encode()]:
+                found.add(int(cmdline.parent.name))
+    return found
+
+
+@pytest.mark.parametrize("cpu_groups", [CPU_GROUPS, Path("/nonexistent")], ids=["cpu group", "no cpu group"])
+def test_stopping_the_tiers_ends_what_they_started_in_sessions_of_their_own(tmp_path, monkeypatch, cpu_groups):
+    monkeypatch.setattr(sys.modules[__name__], "CPU_GROUPS", cpu_groups)
+    background = Background()
+    group = background.group
+    seconds = f"{600 + secrets.randbelow(10**6) / 10**7:.7f}"  # a sleep of its own, to find
+    argv = ["bash", "-c", f"setsid sleep {shlex.quote(seconds)} & exec sleep {shlex.quote(seconds)}"]
+    statuses: list[int] = []
+    thread = threading.Thread(target=lambda: statuses.append(background.run(argv, tmp_path / "log", dict(os.environ))))
+    thread.start()
+    deadline = time.monotonic() + 30
+    while len(sleeping(seconds)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(sleeping(seconds)) == 2, (tmp_path / "log").read_text()
+    background.stop()
+    thread.join(timeout=60)
+    assert statuses == [-signal.SIGKILL]
+    assert not sleeping(seconds)
+    assert group is None or not group.exists()
