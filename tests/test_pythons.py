@@ -2,10 +2,10 @@
 virtualenv with the dev extra, and so with the newest ansible-core that Python takes: 2.19 on 3.11, 2.21 on 3.12
 and 3.13 (README.md, Install).
 
-The tiers run beside the rest of the session: when this file's test is selected, the session starts them as it
-begins (tests/conftest.py, pytest_collection_finish), in a CPU group of low weight, so that they take the cores
-the other tests leave idle (the integration tier mostly waits on ssh and Slurm) rather than the other tests'
-time; the test itself runs last and collects their results. Interrupting the session ends them.
+The tiers run beside the rest of the session: when their test (marked pythons) is selected, the session starts
+them as it begins (tests/conftest.py, pytest_collection_finish), in a CPU group of low weight, so that they take
+the cores the other tests leave idle (the integration tier mostly waits on ssh and Slurm) rather than the other
+tests' time; the test itself runs last and collects their results. Interrupting the session ends them.
 
 The virtualenvs live in .cache/pythons/, made again only when pyproject.toml changes; pip takes what it
 downloaded before from its own cache. Each tier's output goes to .cache/pythons/<version>.log as it runs. The
@@ -57,9 +57,10 @@ TIER = (
 )
 # The tiers' CPU group (cgroup v1's cpu controller, as on the machine image), one per session. Its weight against
 # a process group of the session's own (1024; autogroups make each session one): about a tenth of a core that
-# another busy process wants, all of an idle one. Not nice(1): a nice process in a session of its own, as ansible-
-# runner's and several tests' children are, competes as a whole session. Not cpu.idle: a tier starved outright
-# for the minutes of a busy stretch fails its own tests' deadlines (tens of seconds).
+# another busy process wants, all of an idle one. Not nice(1) alone, the fallback where there is no such group: a
+# nice process in a session of its own, as ansible-runner's and several tests' children are, competes as a whole
+# session. Not cpu.idle: a tier starved outright through a busy stretch would miss its own tests' deadlines (1 to
+# 30 s in tests/unit).
 CPU_GROUPS = Path("/sys/fs/cgroup/cpu")
 CPU_SHARES = 128
 # How long the test waits for the tiers once every other test has run: the two side by side took 20 min on a
