@@ -51,12 +51,14 @@ FILTERS = (
     "select",
     "selectattr",
     "sort",
+    "strftime",
     "string",
     "to_json",
     "trim",
     "unique",
     "zip",
     "cesres.ctl.cesres_choose_partition",
+    "cesres.ctl.cesres_code_digest",
     "cesres.ctl.cesres_expand_path",
     "cesres.ctl.cesres_job_input_errors",
     "cesres.ctl.cesres_module_env",
@@ -68,6 +70,7 @@ FILTERS = (
     "cesres.ctl.cesres_sha256_manifest",
     "cesres.ctl.cesres_signal_grace",
     "cesres.ctl.cesres_ssh_host",
+    "cesres.ctl.cesres_unchanged_watch",
     "cesres.ctl.cesres_with_checksums",
 )
 TESTS = ("changed", "defined", "directory", "exists", "match", "search", "skipped", "subset")
