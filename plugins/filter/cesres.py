@@ -288,14 +288,17 @@ def cesres_unchanged_watch(probe: Mapping[str, Any], repo_set: Iterable[object] 
     The paths: the Python wrapper, the module files that Lmod loaded (_LMFILES_ of each group), the login
     shell's files, and each part's own ("watch", provision.py).
     """
-    parts = dict((probe or {}).get("probe") or {})
+    probe = probe or {}
+    parts = dict(probe.get("probe") or {})
     if not parts or any(not isinstance(part, dict) or "watch" not in part for part in parts.values()):
         return {}
-    home = str(((probe or {}).get("login_env") or {}).get("HOME", ""))
+    login_env = probe.get("login_env") or {}
+    module_envs = probe.get("module_envs") or {}
+    home = str(login_env.get("HOME", ""))
     if not home.startswith("/"):
         return {}
     paths = [str(probe.get("interpreter", ""))]
-    for env in ((probe or {}).get("module_envs") or {}).values():
+    for env in module_envs.values():
         paths += [name for name in str(env.get("_LMFILES_", "")).split(":") if name]
     paths += [home + name[1:] if name.startswith("~") else name for name in _LOGIN_FILES]
     for part in parts.values():
@@ -305,7 +308,7 @@ def cesres_unchanged_watch(probe: Mapping[str, Any], repo_set: Iterable[object] 
     if remote:
         key = " ".join(str(name) for name in (repo_set or []))
         # No modules for git: the login shell's own (as cesres_module_env gives it).
-        env = ((probe or {}).get("module_envs") or {}).get(key) if key else (probe or {}).get("login_env")
+        env = module_envs.get(key) if key else login_env
         if env is None:
             return {}
         git = {
