@@ -19,6 +19,16 @@ import pytest
 
 PROJECT = Path(__file__).resolve().parent.parent
 CESRES_CTL = [sys.executable, "-m", "cesres_ctl"]
+# The stand-in CESReS checkout: the demo's code, configs and data.
+MINI = PROJECT / "sandbox" / "cesres-mini"
+
+
+def copy_mini(dst: Path) -> Path:
+    """A copy of cesres-mini as git has it: without what its .gitignore names (outputs, and the results that
+    commands run from it fetch into cesres-runs/, thousands of files after the suite's long runs)."""
+    ignored = [line.strip().rstrip("/") for line in (MINI / ".gitignore").read_text().splitlines() if line.strip()]
+    shutil.copytree(MINI, dst, ignore=shutil.ignore_patterns(*ignored))
+    return dst
 
 
 def collection_module(name: str) -> ModuleType:
@@ -39,13 +49,15 @@ _SCAN_MAX_BYTES = 5 * 1024 * 1024
 _reported_leaks: set[Path] = set()
 
 
-def files_containing(root: Path, needle: bytes, since: float) -> list[Path]:
-    """Regular files under `root` modified at `since` or later that contain `needle` (symlinks not followed).
+def files_containing(root: Path, needle: bytes, since: float, skip: Path | None = None) -> list[Path]:
+    """Regular files under `root` modified at `since` or later that contain `needle` (symlinks not followed),
+    outside the directory `skip`.
 
     Files over 5 MB, unreadable files, sockets and pipes are skipped.
     """
     found = []
     pending = [str(root)]
+    skipped = str(skip) if skip is not None else None
     while pending:
         try:
             with os.scandir(pending.pop()) as entries:
@@ -55,7 +67,8 @@ def files_containing(root: Path, needle: bytes, since: float) -> list[Path]:
         for entry in listed:
             try:
                 if entry.is_dir(follow_symlinks=False):
-                    pending.append(entry.path)
+                    if entry.path != skipped:
+                        pending.append(entry.path)
                     continue
                 if not entry.is_file(follow_symlinks=False):
                     continue
@@ -69,16 +82,43 @@ def files_containing(root: Path, needle: bytes, since: float) -> list[Path]:
     return sorted(found)
 
 
-@pytest.fixture(autouse=True)
-def no_environment_in_tmp() -> Iterator[None]:
-    """After each test, no file it wrote under /tmp holds the environment (the canary variable's value)."""
-    started = time.time() - 1  # file times may lag the clock by a tick
-    yield
-    # Each file once: the margin above would otherwise blame the next test too.
-    leaks = [path for path in files_containing(SYSTEM_TMP, ENV_CANARY.encode(), started) if path not in _reported_leaks]
+def _report_leaks(paths: list[Path]) -> None:
+    leaks = [path for path in paths if path not in _reported_leaks]
     _reported_leaks.update(leaks)
     if leaks:
         pytest.fail("the environment of a process reached files under /tmp: " + ", ".join(map(str, leaks)))
+
+
+@pytest.fixture(scope="session")
+def _pytest_temp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """pytest's own temporary directories (every session's), and at the session's end their leaks.
+
+    The test after each test scans them apart (below): they grow to some 200,000 files over the suite, which
+    each test walking them all would spend most of the suite's time on.
+    """
+    started = time.time() - 1
+    base = tmp_path_factory.getbasetemp()
+    yield base.parent
+    # Every file this session wrote there since: what the session's fixtures keep (made by mktemp, which no
+    # test's own scan covers) and what was written after its test's scan.
+    _report_leaks(files_containing(base, ENV_CANARY.encode(), started))
+
+
+@pytest.fixture(autouse=True)
+def no_environment_in_tmp(request: pytest.FixtureRequest, _pytest_temp: Path) -> Iterator[None]:
+    """After each test, no file it wrote under /tmp holds the environment (the canary variable's value).
+
+    Of pytest's own directories, the test's tmp_path only; the rest at the session's end (_pytest_temp).
+    """
+    # Asked for here, before the test, so that it is torn down after this check.
+    own = request.getfixturevalue("tmp_path") if "tmp_path" in request.fixturenames else None
+    started = time.time() - 1  # file times may lag the clock by a tick
+    yield
+    # Each file once: the margin above would otherwise blame the next test too.
+    leaks = files_containing(SYSTEM_TMP, ENV_CANARY.encode(), started, skip=_pytest_temp)
+    if own is not None:
+        leaks += files_containing(own, ENV_CANARY.encode(), started)
+    _report_leaks(leaks)
 
 
 @dataclass(frozen=True)

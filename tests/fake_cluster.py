@@ -16,9 +16,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from tests import fake_slurm
-from tests.conftest import CESRES_CTL, PROJECT
+from tests.conftest import CESRES_CTL, MINI, PROJECT
 
-DEMO = PROJECT / "sandbox" / "cesres-mini"
 MODEL = "Enoch/graphcodebert-py"  # the model the demo config names
 
 _SBATCH = r"""#!/bin/bash
@@ -131,7 +130,7 @@ class FakeCluster:
         """cesres-ctl ARGS --cluster fake, from the demo's directory; its pid is in pid_file for the hooks."""
         process = subprocess.Popen(
             [*CESRES_CTL, *args],
-            cwd=DEMO,
+            cwd=MINI,
             env=self.env(),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,

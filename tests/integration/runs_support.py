@@ -9,9 +9,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from tests.conftest import PROJECT, run_cli
+from tests.conftest import MINI, run_cli
 
-DEMO = PROJECT / "sandbox" / "cesres-mini"
 ROOT = "~/cesres-it"
 VENV = "~/cesres-it-env"
 SETS = ("--set", f"root={ROOT}", "--set", f"venv={VENV}")
@@ -26,7 +25,7 @@ class Cli:
         if path_prefix is not None:
             self.env["PATH"] = f"{path_prefix}:{self.env['PATH']}"
 
-    def __call__(self, *args: str, timeout: float = 600, cwd: Path = DEMO) -> subprocess.CompletedProcess[str]:
+    def __call__(self, *args: str, timeout: float = 600, cwd: Path = MINI) -> subprocess.CompletedProcess[str]:
         return run_cli(*args, timeout=timeout, cwd=cwd, env=self.env)
 
     def json(self, *args: str, timeout: float = 600) -> dict:
@@ -51,9 +50,9 @@ class Cli:
 
 def demo_config_with(directory: Path, old: str, new: str) -> str:
     """The demo config with one edit and absolute data paths, written into `directory`."""
-    text = (DEMO / "configs" / "demo.yaml").read_text()
+    text = (MINI / "configs" / "demo.yaml").read_text()
     assert old in text
-    text = text.replace(old, new).replace('"data/', f'"{DEMO}/data/')
+    text = text.replace(old, new).replace('"data/', f'"{MINI}/data/')
     path = directory / "edited.yaml"
     path.write_text(text)
     return str(path)

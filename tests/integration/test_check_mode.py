@@ -18,13 +18,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import PROJECT, mini_repo, run_cli
+from tests.conftest import MINI, PROJECT, copy_mini, mini_repo, run_cli
 from tests.integration.runs_support import ROOT, VENV
 
 pytestmark = pytest.mark.sandbox
 
 BIN = Path(sys.executable).parent
-MINI = PROJECT / "sandbox" / "cesres-mini"
 DATASET = PROJECT / "tests" / "data" / "dataset"
 # The variables of tests/integration/conftest.py's cluster_code, which provisions the run tests' account.
 PROVISIONED = {"cesres_root": ROOT, "cesres_venv": VENV, "cesres_repo_force": True, **mini_repo()}
@@ -167,7 +166,7 @@ def own_account(sandbox, tmp_path):
     """An account provisioned by a real setup: its own root pushed from a copy of cesres-mini, a component."""
     tag = uuid.uuid4().hex[:8]
     checkout = tmp_path / "cesres-mini"
-    shutil.copytree(MINI, checkout, ignore=shutil.ignore_patterns("__pycache__", "output"))
+    copy_mini(checkout)
     dataset = tmp_path / "dataset"
     shutil.copytree(DATASET, dataset)
     variables = {

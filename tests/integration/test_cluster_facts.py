@@ -18,11 +18,10 @@ import pytest
 import yaml
 
 from cesres_ctl.rules import slurm_seconds
-from tests.conftest import PROJECT, run_cli
+from tests.conftest import MINI, PROJECT, run_cli
 
 pytestmark = pytest.mark.sandbox
 
-DEMO = PROJECT / "sandbox" / "cesres-mini"
 # The sandbox's slurm.conf (roles/sandbox_cluster/defaults: sandbox_cluster_partitions), as sinfo states it.
 SLURM = {
     "batch": {"max_time": "5-00:00:00", "default": True},
@@ -53,7 +52,7 @@ def saved(env: dict[str, str]) -> dict:
 def dry_run_on_batch_with_a_gpu(cluster: str, env: dict[str, str]):
     return run_cli(
         "train", "configs/demo.yaml", "-C", cluster, "-p", "batch", "--gpus", "1", "--dry-run",
-        "--", "-d", "cuda", cwd=DEMO, env=env, timeout=300,
+        "--", "-d", "cuda", cwd=MINI, env=env, timeout=300,
     )  # fmt: skip
 
 
@@ -139,14 +138,14 @@ def test_doctor_shows_a_changed_limit_and_a_new_partition_and_train_follows_them
         }
         for args, error in cases.items():
             refused = run_cli(
-                "train", "configs/demo.yaml", "-C", "sandbox", "--dry-run", *args, cwd=DEMO, env=user_env, timeout=300
+                "train", "configs/demo.yaml", "-C", "sandbox", "--dry-run", *args, cwd=MINI, env=user_env, timeout=300
             )
             assert refused.returncode == 1 and error in refused.stderr, refused.stderr
         done = run_cli("doctor", "-C", "sandbox", "--save-facts", env=user_env, timeout=600)
         assert done.returncode == 0, done.stderr[-2000:]
         for args in cases:
             followed = run_cli(
-                "train", "configs/demo.yaml", "-C", "sandbox", "--dry-run", *args, cwd=DEMO, env=user_env, timeout=300
+                "train", "configs/demo.yaml", "-C", "sandbox", "--dry-run", *args, cwd=MINI, env=user_env, timeout=300
             )
             assert followed.returncode == 0, followed.stderr[-2000:]
     finally:
@@ -240,7 +239,7 @@ def test_doctor_shows_a_renamed_partition_and_a_changed_limit_of_slurm_conf_and_
     def train(*args: str) -> subprocess.CompletedProcess[str]:
         return run_cli(
             "train", "configs/demo.yaml", "-C", "sandbox", "--dry-run", "--gpus", "0", *args, "--", "-d", "cpu",
-            cwd=DEMO, env=user_env, timeout=300,
+            cwd=MINI, env=user_env, timeout=300,
         )  # fmt: skip
 
     def refused(done: subprocess.CompletedProcess[str], error: str) -> None:

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from tests.conftest import mini_repo, run_cli
-from tests.integration.runs_support import DEMO, Cli, one_error_line
+from tests.integration.runs_support import MINI, Cli, one_error_line
 
 pytestmark = pytest.mark.sandbox
 
@@ -53,7 +53,7 @@ def test_train_with_an_unset_variable_in_a_path_names_it_and_submits_nothing(clu
         "--",
         "-d",
         "cpu",
-        cwd=DEMO,
+        cwd=MINI,
     )
     assert done.returncode == 1
     line = one_error_line(done, among_others=True)

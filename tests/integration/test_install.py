@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import PROJECT, mini_repo
+from tests.conftest import MINI, PROJECT, mini_repo
 from tests.integration.runs_support import ROOT, SETS, VENV
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.index]
@@ -34,9 +34,6 @@ def bundled(name: str = "PROJECT") -> tuple[str, ...]:
         if isinstance(n, ast.Assign) and isinstance(n.targets[0], ast.Name) and n.targets[0].id == name
     )
     return tuple(ast.literal_eval(value))
-
-
-DEMO = PROJECT / "sandbox" / "cesres-mini"
 
 
 class Installed:
@@ -150,8 +147,8 @@ def test_installed_cli_drives_the_sandbox_from_outside_the_checkout(installed):
     assert "sandbox: ok=" in done.stdout + done.stderr
 
     # A config and its data copied next to each other, away from the checkout.
-    shutil.copytree(DEMO / "configs", installed.cwd / "configs")
-    shutil.copytree(DEMO / "data", installed.cwd / "data")
+    shutil.copytree(MINI / "configs", installed.cwd / "configs")
+    shutil.copytree(MINI / "data", installed.cwd / "data")
     done = installed.cli("train", "configs/demo.yaml", "--cluster", "sandbox", *SETS, "--dry-run", "--json")
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
     dry = json.loads(done.stdout)

@@ -15,13 +15,13 @@ import uuid
 import pytest
 import yaml
 
-from tests.integration.runs_support import DEMO, VENV, cluster_runs, demo_config_with, one_error_line
+from tests.integration.runs_support import MINI, VENV, cluster_runs, demo_config_with, one_error_line
 
 pytestmark = pytest.mark.sandbox
 
 ROOT = "~/cesres-it-predict"
 SETS = ("--set", f"root={ROOT}", "--set", f"venv={VENV}")
-HELDOUT = DEMO / "data" / "test.txt"
+HELDOUT = MINI / "data" / "test.txt"
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +39,7 @@ def pushed(cluster_code):
             "--exclude=__pycache__/",
             "-e",
             ssh,
-            f"{DEMO}/",
+            f"{MINI}/",
             f"{sandbox.alias}:cesres-it-predict/",
         ],
         capture_output=True,
@@ -67,7 +67,7 @@ def runs(cli, pushed, tmp_path_factory):
 
 
 def labels_of_demo() -> list[str]:
-    return yaml.safe_load((DEMO / "configs" / "demo.yaml").read_text())["MODEL"]["labels"]
+    return yaml.safe_load((MINI / "configs" / "demo.yaml").read_text())["MODEL"]["labels"]
 
 
 def heldout_snippets() -> list[str]:

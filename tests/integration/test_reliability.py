@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.runs_support import DEMO, SETS, Cli, cluster_runs, demo_config_with, one_error_line
+from tests.integration.runs_support import MINI, SETS, Cli, cluster_runs, demo_config_with, one_error_line
 
 pytestmark = pytest.mark.sandbox
 
@@ -55,9 +55,9 @@ def test_a_dollar_in_a_local_data_path_stages_that_very_file(own_cli, sandbox, t
     data = tmp_path / "data"
     data.mkdir()
     literal = data / "$USER.txt"
-    literal.write_text((DEMO / "data" / "train.txt").read_text())
+    literal.write_text((MINI / "data" / "train.txt").read_text())
     # What Ansible's expansion of $USER would pick instead: another valid data file.
-    (data / "alt.txt").write_text((DEMO / "data" / "validation.txt").read_text())
+    (data / "alt.txt").write_text((MINI / "data" / "validation.txt").read_text())
     config = demo_config_with(tmp_path, '"data/train.txt"', json.dumps(str(literal)))
     if variable:
         own_cli.env["USER"] = variable
@@ -110,7 +110,7 @@ def test_a_submission_that_cannot_be_recorded_names_its_job_and_is_recovered(clu
     from cesres_ctl.runs.submit import prepare, submit
 
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
-    monkeypatch.chdir(DEMO)
+    monkeypatch.chdir(MINI)
     name = tag("unrecorded")
     prepared = prepare(
         Path("configs/demo.yaml"),
@@ -158,7 +158,7 @@ def start_wait(cli: Cli, name: str, *extra: str) -> subprocess.Popen[str]:
             *extra,
             *LONG_MODEL,
         ],
-        cwd=DEMO,
+        cwd=MINI,
         env=cli.env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -8,7 +8,6 @@ their own throwaway root and venv (pushed from a local copy of cesres-mini), so 
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -16,13 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import PROJECT, mini_repo, run_cli
+from tests.conftest import MINI, PROJECT, copy_mini, mini_repo, run_cli
 
 pytestmark = pytest.mark.sandbox
 
 BIN = Path(sys.executable).parent
 MODULES = "releases/2022a"
-MINI = PROJECT / "sandbox" / "cesres-mini"
 RECAP = re.compile(r"^sandbox\s*:\s*(.*)$", re.MULTILINE)
 
 
@@ -303,7 +301,7 @@ def test_invalid_variable_is_refused_before_ssh():
 @pytest.fixture(scope="module")
 def checkout(sandbox, tmp_path_factory):
     local = tmp_path_factory.mktemp("checkout") / "cesres-mini"
-    shutil.copytree(MINI, local, ignore=shutil.ignore_patterns("__pycache__", "output"))
+    copy_mini(local)
     reset(sandbox, "t3_root", "t3_env")
     yield local
     reset(sandbox, "t3_root", "t3_env")

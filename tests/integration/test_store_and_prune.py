@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import PROJECT
-from tests.integration.runs_support import DEMO, ROOT, SETS, Cli
+from tests.integration.runs_support import MINI, ROOT, SETS, Cli
 
 pytestmark = pytest.mark.sandbox
 DATA = ("train.txt", "validation.txt", "test.txt")
@@ -34,9 +34,9 @@ def dataset(tmp_path_factory):
     (here / "data").mkdir()
     tag = uuid.uuid4().hex
     for name in DATA:
-        text = (DEMO / "data" / name).read_text()
+        text = (MINI / "data" / name).read_text()
         (here / "data" / name).write_text(text + f"\n# {tag}\n")
-    shutil.copy(DEMO / "configs" / "demo.yaml", here / "demo.yaml")
+    shutil.copy(MINI / "configs" / "demo.yaml", here / "demo.yaml")
     return here
 
 

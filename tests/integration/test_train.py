@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import CESRES_CTL, PROJECT
-from tests.integration.runs_support import DEMO, ROOT, SETS, VENV, Cli, demo_config_with
+from tests.integration.runs_support import MINI, ROOT, SETS, VENV, Cli, demo_config_with
 
 pytestmark = pytest.mark.sandbox
 
@@ -237,7 +237,7 @@ def test_bad_inputs_fail_before_any_ssh(tmp_path, no_ssh, args, message):
     bad = tmp_path / "bad.yaml"
     bad.write_text("VOCABULARY: {}\nREADER: [unclosed\n")
     nodata = tmp_path / "nodata.yaml"
-    nodata.write_text((DEMO / "configs" / "demo.yaml").read_text().replace("data/train.txt", "data/absent.txt"))
+    nodata.write_text((MINI / "configs" / "demo.yaml").read_text().replace("data/train.txt", "data/absent.txt"))
     badhead = demo_config_with(tmp_path, "arg: [ 1, 64, 9 ]", "arg: [ 1, 64, 7 ]")
     named = {"{bad}": str(bad), "{nodata}": str(nodata), "{badhead}": badhead}
     args = tuple(named.get(a, a) for a in args)
@@ -298,7 +298,7 @@ def test_train_playbook_is_idempotent(cluster_code, tmp_path, monkeypatch):
     from cesres_ctl.runs.submit import PLAYBOOK, prepare
 
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
-    monkeypatch.chdir(DEMO)
+    monkeypatch.chdir(MINI)
     prepared = prepare(
         Path("configs/demo.yaml"),
         cluster="sandbox",
@@ -324,7 +324,7 @@ def test_piped_train_prints_only_the_run_id_and_it_names_the_run(cli, cluster_co
     words = [*CESRES_CTL, "train", "configs/demo.yaml", *SETS, "--name", name, "--partition", "batch", "--wait"]
     script = f'RUN=$({shlex.join([*words, "--", "-l", "1", "-d", "cpu"])} | cat) && echo "RUN=$RUN"'
     done = subprocess.run(
-        ["bash", "-c", script], capture_output=True, text=True, cwd=DEMO, env=cli.env, timeout=600, check=False
+        ["bash", "-c", script], capture_output=True, text=True, cwd=MINI, env=cli.env, timeout=600, check=False
     )
     assert done.returncode == 0, done.stderr
     [run] = [run for run in cli.json("runs") if run["name"] == name]

@@ -14,11 +14,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import PROJECT, mini_repo, run_cli
+from tests.conftest import MINI, PROJECT, mini_repo, run_cli
 
 pytestmark = pytest.mark.sandbox
 
-DEMO = PROJECT / "sandbox" / "cesres-mini"
 ROOT = "cesres-uc"
 VENV = "cesres-uc-env"
 
@@ -122,7 +121,7 @@ def test_config_init_then_setup_and_train_use_the_users_settings(user_env, clean
         "cpu",
         "-l",
         "1",
-        cwd=DEMO,
+        cwd=MINI,
         timeout=900,
     )
     run = json.loads(done.stdout)
@@ -185,7 +184,7 @@ def test_a_cluster_defined_in_the_users_configuration_only_is_set_up_and_trained
     done = ok(
         "train", "configs/demo.yaml", "--cluster", "mylab", "--partition", "batch", "--name", "mylab", "--new",
         "--wait", "--dest", str(fetched), "--json", "--", "-d", "cpu", "-l", "1",
-        cwd=DEMO, timeout=900,
+        cwd=MINI, timeout=900,
     )  # fmt: skip
     run = json.loads(done.stdout)
     assert (run["cluster"], run["state"]) == ("mylab", "COMPLETED"), run

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -13,9 +12,9 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.conftest import copy_mini
 from tests.hub import cache_models, child_env, make_models, running_hub
 
-MINI = Path(__file__).resolve().parents[2] / "sandbox" / "cesres-mini"
 SCRIPT = "cesres_graphcodebert_model.py"
 CONFIG = "configs/demo.yaml"
 
@@ -40,7 +39,7 @@ def hf_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def repo(tmp_path: Path, hf_home: Path) -> Path:
     dst = tmp_path / "cesres-mini"
-    shutil.copytree(MINI, dst, ignore=shutil.ignore_patterns("output", "__pycache__"))
+    copy_mini(dst)
     (tmp_path / "hf-home").symlink_to(hf_home)  # where run() points HF_HOME
     return dst
 

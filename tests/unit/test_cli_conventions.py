@@ -8,11 +8,10 @@ import pytest
 
 from cesres_ctl import cli
 from cesres_ctl.errors import ExitCode
-from tests.conftest import PROJECT, run_main
+from tests.conftest import MINI, PROJECT, run_main
 from tests.fake_cluster import FakeCluster
 from tests.unit.test_cli import one_error_line
 
-DEMO = PROJECT / "sandbox" / "cesres-mini"
 ON_CPU = ("--", "-d", "cpu", "-l", "1")
 
 
@@ -110,7 +109,7 @@ def test_an_unknown_option_before_the_model_options_is_a_usage_error(monkeypatch
 
 
 def test_model_options_go_after_the_double_dash(monkeypatch, capsys):
-    monkeypatch.chdir(DEMO)
+    monkeypatch.chdir(MINI)
     batch = ("-C", "sandbox", "-p", "batch")
     code, out, err = run_main(monkeypatch, capsys, "train", "configs/demo.yaml", *batch, "--dry-run", *ON_CPU)
     assert code == 0, err
@@ -150,7 +149,7 @@ def test_json_after_the_double_dash_is_the_models(monkeypatch, capsys, tmp_path)
 
 def test_sweep_dry_run_prints_the_job_array_and_every_points_config(monkeypatch, capsys, tmp_path):
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
-    monkeypatch.chdir(DEMO)
+    monkeypatch.chdir(MINI)
 
     def no_ssh(*_args, **_kwargs):
         raise AssertionError("a dry run reached the cluster")

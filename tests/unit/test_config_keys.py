@@ -13,11 +13,10 @@ import yaml
 
 from cesres_ctl.errors import CesresError
 from cesres_ctl.runs import config as configs
-from tests.conftest import PROJECT
+from tests.conftest import MINI, PROJECT
 
 TEMPLATE = PROJECT / "tests" / "data" / "template_config.yaml"
-DEMO = PROJECT / "sandbox" / "cesres-mini"
-MINI = DEMO / "cesres_graphcodebert_model.py"
+MINI_SCRIPT = MINI / "cesres_graphcodebert_model.py"
 # The real program (the user's fork, as a git bundle), vendored in the checkout.
 BUNDLE = PROJECT / "sandbox" / "cesres-fork" / "INGInious-CESReS.bundle"
 MODEL_FILE = "cesres_graphcodebert_model.py"
@@ -55,7 +54,7 @@ def test_the_real_template_passes_unchanged_without_notes(tmp_path):
 
 
 def test_the_demo_config_takes_only_keys_the_real_program_takes():
-    assert configs.load(DEMO / "configs" / "demo.yaml", cwd=DEMO, gpus=1).notes == ()
+    assert configs.load(MINI / "configs" / "demo.yaml", cwd=MINI, gpus=1).notes == ()
 
 
 def _set(dotted: str, value: object) -> Callable[[dict[str, Any]], None]:
@@ -359,7 +358,7 @@ def test_cesres_mini_takes_the_same_keys_as_cesres_ctl_checks():
     """cesres-mini keeps its own copy (it runs on the cluster, without cesres_ctl): the same calls."""
     from cesres_ctl.runs import real_program as real
 
-    tree = ast.parse(MINI.read_text())
+    tree = ast.parse(MINI_SCRIPT.read_text())
     table = next(
         node.value
         for node in tree.body

@@ -18,10 +18,9 @@ import pytest
 
 from cesres_ctl.errors import MEANINGS, ExitCode
 from cesres_ctl.runs.registry import Registry, Run
-from tests.conftest import CESRES_CTL, PROJECT, run_main
+from tests.conftest import CESRES_CTL, MINI, PROJECT, run_main
 from tests.unit.test_runner import _stop_orphans
 
-DEMO = PROJECT / "sandbox" / "cesres-mini"
 CLUSTERS = ("down", "hung", "here")
 # Every command and group of the CLI (tests/unit/test_cli.py checks that cli.COMMANDS lists them all).
 COMMANDS = (
@@ -173,7 +172,7 @@ class Clusters:
         # A session of its own, as a shell's job: Ctrl-C reaches the whole process group, ssh included.
         return subprocess.Popen(
             [*CESRES_CTL, *args],
-            cwd=DEMO,
+            cwd=MINI,
             env=self.env(),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,

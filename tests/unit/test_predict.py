@@ -11,9 +11,8 @@ import yaml
 from cesres_ctl.errors import CesresError
 from cesres_ctl.runs import predict
 from cesres_ctl.runs.registry import Run, now
-from tests.conftest import PROJECT, run_main
+from tests.conftest import MINI, run_main
 
-DEMO = PROJECT / "sandbox" / "cesres-mini"
 LABELS = (
     "print_instead_of_return",
     "off_by_one_range",
@@ -27,7 +26,7 @@ LABELS = (
 
 def run_config(**conf: object) -> str:
     """A run's config.yaml as cesres-ctl rewrote it for training (the demo config's model)."""
-    data = yaml.safe_load((DEMO / "configs" / "demo.yaml").read_text())
+    data = yaml.safe_load((MINI / "configs" / "demo.yaml").read_text())
     data["CONFIG"].update(
         {
             "training": "cesres_run/inputs/training.txt",

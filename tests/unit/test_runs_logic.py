@@ -18,9 +18,9 @@ from cesres_ctl.runs import remote, spec, submit
 from cesres_ctl.runs.cluster import load as load_cluster
 from cesres_ctl.runs.registry import Registry, Run
 from cesres_ctl.runs.resources import Resources, resolve
+from tests.conftest import MINI
 
 PROJECT = Path(__file__).resolve().parents[2]
-DEMO = PROJECT / "sandbox" / "cesres-mini"
 PARTITIONS = parse_partitions(
     {
         "batch": {"max_time": "5-00:00:00", "default": True, "gpus": 0},
@@ -69,7 +69,7 @@ def test_signal_grace_is_at_most_half_the_run():
 
 
 def test_demo_config_is_rewritten_for_the_run():
-    run_config = configs.load(DEMO / "configs" / "demo.yaml", cwd=DEMO)
+    run_config = configs.load(MINI / "configs" / "demo.yaml", cwd=MINI)
     data = yaml.safe_load(run_config.rewritten_text)
     assert data["CONFIG"]["training"] == "cesres_run/inputs/training.txt"
     assert data["CONFIG"]["evaluation"] == "cesres_run/inputs/evaluation.txt"
@@ -77,15 +77,15 @@ def test_demo_config_is_rewritten_for_the_run():
     assert data["READER"]["snippet_splitter"] == "\n$$$\n"
     assert data["TRAINER"]["learning_rate"] == pytest.approx(0.002)
     assert [i.local_path for i in run_config.inputs] == [
-        DEMO / "data" / "train.txt",
-        DEMO / "data" / "validation.txt",
-        DEMO / "data" / "test.txt",
+        MINI / "data" / "train.txt",
+        MINI / "data" / "validation.txt",
+        MINI / "data" / "test.txt",
     ]
 
 
 def test_data_paths_resolve_against_the_config_dir_and_the_cluster(tmp_path):
     (tmp_path / "train.txt").write_text("x\n $x$ correct\n$$$\n")
-    text = (DEMO / "configs" / "demo.yaml").read_text()
+    text = (MINI / "configs" / "demo.yaml").read_text()
     text = text.replace("data/train.txt", "train.txt").replace("data/validation.txt", "cluster:data/validation.txt")
     text = text.replace('evaluation: "data/test.txt"', 'evaluation: "cluster:/shared/test set.txt"')
     cfg = tmp_path / "c.yaml"
@@ -120,30 +120,30 @@ def test_data_paths_resolve_against_the_config_dir_and_the_cluster(tmp_path):
 )
 def test_bad_configs_are_one_line_errors(tmp_path, edit, message):
     cfg = tmp_path / "c.yaml"
-    cfg.write_text(edit((DEMO / "configs" / "demo.yaml").read_text()))
+    cfg.write_text(edit((MINI / "configs" / "demo.yaml").read_text()))
     with pytest.raises(CesresError, match=message) as info:
-        configs.load(cfg, cwd=DEMO)
+        configs.load(cfg, cwd=MINI)
     assert "\n" not in str(info.value)
 
 
 def test_a_config_that_is_not_a_readable_file_is_one_line(tmp_path, monkeypatch):
     with pytest.raises(CesresError, match="is a directory"):
-        configs.load(tmp_path, cwd=DEMO)
+        configs.load(tmp_path, cwd=MINI)
     fifo = tmp_path / "fifo.yaml"
     os.mkfifo(fifo)
     with pytest.raises(CesresError, match="not a regular file"):
-        configs.load(fifo, cwd=DEMO)
+        configs.load(fifo, cwd=MINI)
     with pytest.raises(CesresError, match="newline or NUL"):
-        configs.load(tmp_path / "a\nb.yaml", cwd=DEMO)
+        configs.load(tmp_path / "a\nb.yaml", cwd=MINI)
     cfg = tmp_path / "c.yaml"
-    cfg.write_text((DEMO / "configs" / "demo.yaml").read_text())
+    cfg.write_text((MINI / "configs" / "demo.yaml").read_text())
 
     def denied(*_args, **_kwargs):
         raise PermissionError(13, "Permission denied", str(cfg))
 
     monkeypatch.setattr(os, "open", denied)  # as root, permission bits deny nothing
     with pytest.raises(CesresError, match=r"cannot read config file .*Permission denied") as info:
-        configs.load(cfg, cwd=DEMO)
+        configs.load(cfg, cwd=MINI)
     assert "\n" not in str(info.value)
 
 
@@ -153,18 +153,18 @@ def test_an_unreadable_data_file_is_one_line(monkeypatch):
 
     monkeypatch.setattr(rules, "file_sha256", denied)
     with pytest.raises(CesresError, match=r"cannot read data file CONFIG.training = 'data/train.txt' .*Permission"):
-        configs.load(DEMO / "configs" / "demo.yaml", cwd=DEMO)
+        configs.load(MINI / "configs" / "demo.yaml", cwd=MINI)
 
 
 def test_a_config_over_10_mb_is_refused_in_one_line(tmp_path):
-    demo = (DEMO / "configs" / "demo.yaml").read_text()
+    demo = (MINI / "configs" / "demo.yaml").read_text()
     cfg = tmp_path / "big.yaml"
     cfg.write_text(demo + "# " + "x" * (configs.MAX_CONFIG_BYTES - len(demo.encode())) + "\n")
     with pytest.raises(CesresError) as info:
-        configs.load(cfg, cwd=DEMO)
+        configs.load(cfg, cwd=MINI)
     assert str(info.value) == f"config file {cfg} is 10.1 MB; the limit is 10 MB"
     cfg.write_text(demo + "# " + "x" * (configs.MAX_CONFIG_BYTES - len(demo.encode()) - 3) + "\n")
-    assert configs.load(cfg, cwd=DEMO).original_text.startswith(demo)
+    assert configs.load(cfg, cwd=MINI).original_text.startswith(demo)
 
 
 @pytest.mark.parametrize(
@@ -209,19 +209,19 @@ def test_refused_model_arguments(args):
 
 
 def _rewritten(path, **kwargs):
-    return yaml.safe_load(configs.load(path, cwd=DEMO, **kwargs).rewritten_text)
+    return yaml.safe_load(configs.load(path, cwd=MINI, **kwargs).rewritten_text)
 
 
 def test_options_are_written_into_config_over_the_files_values():
     # The real program lets the file win over its command line: options must land in the config.
-    data = _rewritten(DEMO / "configs" / "demo.yaml", options={"loops": 2, "batch_size": 4, "random_seed": 3}, gpus=1)
+    data = _rewritten(MINI / "configs" / "demo.yaml", options={"loops": 2, "batch_size": 4, "random_seed": 3}, gpus=1)
     assert (data["CONFIG"]["loops"], data["CONFIG"]["batch_size"], data["CONFIG"]["random_seed"]) == (2, 4, 3)
-    plain = _rewritten(DEMO / "configs" / "demo.yaml", gpus=1)
+    plain = _rewritten(MINI / "configs" / "demo.yaml", gpus=1)
     assert (plain["CONFIG"]["loops"], plain["CONFIG"]["batch_size"]) == (10, 8)
 
 
 def _demo_with(tmp_path, old, new):
-    text = (DEMO / "configs" / "demo.yaml").read_text()
+    text = (MINI / "configs" / "demo.yaml").read_text()
     assert old in text
     cfg = tmp_path / "c.yaml"
     cfg.write_text(text.replace(old, new))
@@ -234,24 +234,24 @@ def test_device_follows_the_resources(tmp_path):
     assert _rewritten(no_device, gpus=0)["CONFIG"]["device"] == "cpu"
     assert _rewritten(no_device, options={"device": "cpu"}, gpus=0)["CONFIG"]["device"] == "cpu"
     with pytest.raises(CesresError, match="no GPU"):
-        configs.load(DEMO / "configs" / "demo.yaml", cwd=DEMO, gpus=0)
+        configs.load(MINI / "configs" / "demo.yaml", cwd=MINI, gpus=0)
     with pytest.raises(CesresError, match="asks 1 GPU"):
-        configs.load(no_device, cwd=DEMO, options={"device": "cpu"}, gpus=1)
+        configs.load(no_device, cwd=MINI, options={"device": "cpu"}, gpus=1)
     with pytest.raises(CesresError, match="'cuda:0'"):
-        configs.load(_demo_with(tmp_path, 'device: "cuda"', 'device: "cuda:0"'), cwd=DEMO, gpus=1)
+        configs.load(_demo_with(tmp_path, 'device: "cuda"', 'device: "cuda:0"'), cwd=MINI, gpus=1)
 
 
 def test_head_size_must_be_labels_plus_two(tmp_path):
     cfg = _demo_with(tmp_path, "arg: [ 1, 64, 9 ]", "arg: [ 1, 64, 7 ]")
     with pytest.raises(CesresError, match=r"arg\[2\] is 7 but must be 9: 7 labels \+ 2") as info:
-        configs.load(cfg, cwd=DEMO, gpus=1)
+        configs.load(cfg, cwd=MINI, gpus=1)
     assert "\n" not in str(info.value)
-    data = yaml.safe_load((DEMO / "configs" / "demo.yaml").read_text())
+    data = yaml.safe_load((MINI / "configs" / "demo.yaml").read_text())
     data["MODEL"]["classification_head"] = {"name": "simple", "arg": [64, 8]}  # torch.nn.Linear(*arg)
     simple = tmp_path / "simple.yaml"
     simple.write_text(yaml.safe_dump(data))
     with pytest.raises(CesresError, match=r"arg\[1\] is 8 but must be 9"):
-        configs.load(simple, cwd=DEMO, gpus=1)
+        configs.load(simple, cwd=MINI, gpus=1)
 
 
 def test_real_template_config_passes_the_checks(tmp_path):
@@ -269,7 +269,7 @@ def test_real_template_config_passes_the_checks(tmp_path):
 
 
 def _spec(tmp_path=None, **changes):
-    run_config = configs.load(DEMO / "configs" / "demo.yaml", cwd=DEMO)
+    run_config = configs.load(MINI / "configs" / "demo.yaml", cwd=MINI)
     res = Resources(partition="gpu", gpus=1, cpus_per_task=1, time="00:30:00")
     fields = {"cluster": "sandbox", "name": "demo", "config": run_config, "resources": res}
     fields.update(changes)
@@ -281,7 +281,7 @@ def test_spec_hash_is_stable_and_follows_every_input():
     assert base == _spec().spec_hash()
     res = Resources(partition="gpu", gpus=2, cpus_per_task=1, time="00:30:00")
     assert _spec(resources=res).spec_hash() != base
-    other = configs.load(DEMO / "configs" / "demo.yaml", cwd=DEMO, options={"loops": 4})
+    other = configs.load(MINI / "configs" / "demo.yaml", cwd=MINI, options={"loops": 4})
     assert _spec(config=other).spec_hash() != base
     assert _spec(nonce="abc").spec_hash() != base
     assert _spec(settings=(("root", "~/other"),)).spec_hash() != base
@@ -291,7 +291,7 @@ def test_extravars_carry_the_config_as_base64_and_refuse_template_text():
     variables = _spec().extravars()
     text = base64.b64decode(variables["cesres_job_config_b64"]).decode()
     assert "serialization_dir: cesres_run/results" in text
-    train = DEMO / "data" / "train.txt"
+    train = MINI / "data" / "train.txt"
     assert variables["cesres_job_inputs"][0] == {
         "name": "training.txt",
         "src": str(train),
@@ -411,19 +411,19 @@ def test_ssh_commands_quote_every_remote_word():
 
 
 def test_every_model_the_config_names_is_collected(tmp_path):
-    assert configs.load(DEMO / "configs" / "demo.yaml", cwd=DEMO, gpus=1).models == ("Enoch/graphcodebert-py",)
-    text = (DEMO / "configs" / "demo.yaml").read_text()
+    assert configs.load(MINI / "configs" / "demo.yaml", cwd=MINI, gpus=1).models == ("Enoch/graphcodebert-py",)
+    text = (MINI / "configs" / "demo.yaml").read_text()
     assert 'arg: [ "Enoch/graphcodebert-py" ]' in text and '"Enoch/graphcodebert-py"       # loaded' in text
     other = text.replace('arg: [ "Enoch/graphcodebert-py" ]', 'arg: [ "org/pooler-model" ]')
     other = other.replace('"Enoch/graphcodebert-py"       # loaded', '"org/vocab-model"  # loaded', 1)
     other = other.replace("CONFIG:\n", 'CONFIG:\n    model: "org/config-model"\n', 1)
     cfg = tmp_path / "c.yaml"
-    cfg.write_text(other.replace('"data/', f'"{DEMO}/data/'))
-    models = configs.load(cfg, cwd=DEMO, gpus=1).models
+    cfg.write_text(other.replace('"data/', f'"{MINI}/data/'))
+    models = configs.load(cfg, cwd=MINI, gpus=1).models
     assert set(models) == {"Enoch/graphcodebert-py", "org/pooler-model", "org/vocab-model", "org/config-model"}
-    cfg.write_text(other.replace("org/pooler-model", "bad id; rm -rf ~").replace('"data/', f'"{DEMO}/data/'))
+    cfg.write_text(other.replace("org/pooler-model", "bad id; rm -rf ~").replace('"data/', f'"{MINI}/data/'))
     with pytest.raises(CesresError, match=r"MODEL.encoder.arg\[0\] must be a Hugging Face model id"):
-        configs.load(cfg, cwd=DEMO, gpus=1)
+        configs.load(cfg, cwd=MINI, gpus=1)
 
 
 def test_statuses_of_several_runs_come_from_one_squeue_and_one_sacct():

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from cesres_ctl.runs.registry import Registry
-from tests.fake_cluster import DEMO, FakeCluster
+from tests.fake_cluster import MINI, FakeCluster
 
 TRAIN = ("train", "configs/demo.yaml", "--cluster", "fake", "--new")
 MODEL = ("--", "-d", "cpu", "-l", "1")
@@ -196,7 +196,7 @@ def test_sbatch_options_that_cesres_ctl_sets_are_refused_before_anything_is_sent
 
 def _config_with_a_null_key(tmp_path: Path) -> Path:
     config = tmp_path / "notes.yaml"
-    text = (DEMO / "configs" / "demo.yaml").read_text()
+    text = (MINI / "configs" / "demo.yaml").read_text()
     config.write_text(text.replace("TRAINER:\n", "TRAINER:\n    note: null\n", 1))
     return config
 

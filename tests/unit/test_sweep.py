@@ -12,9 +12,9 @@ from cesres_ctl.errors import CesresError
 from cesres_ctl.runs import compare, sweep
 from cesres_ctl.runs import config as configs
 from cesres_ctl.runs.registry import Registry, Run, now
+from tests.conftest import MINI
 
-DEMO = Path(__file__).resolve().parents[2] / "sandbox" / "cesres-mini"
-CONFIG = DEMO / "configs" / "demo.yaml"
+CONFIG = MINI / "configs" / "demo.yaml"
 
 
 @pytest.mark.parametrize(
@@ -85,16 +85,16 @@ def test_a_point_sets_only_existing_keys_with_values_of_their_kind(key, value, m
 
 
 def test_a_point_rewrites_its_own_config_and_an_int_may_replace_a_float():
-    config = configs.load(CONFIG, cwd=DEMO, values={"TRAINER.learning_rate": 1, "CONFIG.batch_size": 16})
+    config = configs.load(CONFIG, cwd=MINI, values={"TRAINER.learning_rate": 1, "CONFIG.batch_size": 16})
     rewritten = yaml.safe_load(config.rewritten_text)
     assert rewritten["TRAINER"]["learning_rate"] == 1 and rewritten["CONFIG"]["batch_size"] == 16
     # The config's own checks still apply to the point's values.
     with pytest.raises(CesresError, match="batch_size"):
-        configs.load(CONFIG, cwd=DEMO, values={"CONFIG.batch_size": 0})
+        configs.load(CONFIG, cwd=MINI, values={"CONFIG.batch_size": 0})
 
 
 def _prepare(monkeypatch, vary, **kwargs):
-    monkeypatch.chdir(DEMO)
+    monkeypatch.chdir(MINI)
     defaults = {"cluster": "sandbox", "name": None, "overrides": {"partition": "batch"}, "model_args": ["-d", "cpu"]}
     defaults.update(new=False, settings=[], max_parallel=None)
     defaults.update(kwargs)
