@@ -199,8 +199,24 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    # Tests that stop the sandbox run last, so that the others share one running cluster.
-    items.sort(key=lambda item: item.get_closest_marker("disruptive") is not None)
+    # Tests that stop the sandbox run after the others, so that those share one running cluster; the other
+    # Pythons' unit tiers are collected last, having run beside everything else (tests/test_pythons.py).
+    items.sort(
+        key=lambda item: (
+            item.get_closest_marker("pythons") is not None,
+            item.get_closest_marker("disruptive") is not None,
+        )
+    )
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    # The other Pythons' unit tiers start with the session, only when their test is selected.
+    if session.config.option.collectonly:
+        return
+    for item in session.items:
+        if isinstance(item, pytest.Function) and item.get_closest_marker("pythons") is not None:
+            item.module.start(session.config)
+            return
 
 
 @pytest.fixture(scope="session")
