@@ -63,8 +63,9 @@ TIER = (
 # 30 s in tests/unit).
 CPU_GROUPS = Path("/sys/fs/cgroup/cpu")
 CPU_SHARES = 128
-# How long the test waits for the tiers once every other test has run: the two side by side took 20 min on a
-# 2-core machine with nothing else to do, and up to an hour on a loaded one.
+# How long the test waits for the tiers once every other test has run: the two side by side took 13 min beside
+# the full suite on a 2-core machine (9 min beside the unit tier alone); a loaded machine may take several times
+# that.
 COLLECT_TIMEOUT = 3600
 
 
